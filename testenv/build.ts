@@ -1,0 +1,174 @@
+/**
+ * Builds the real `kube-apiserver` and `etcd` from the Go modules pinned in `testenv/apiserver`
+ * and `testenv/etcd`, into a cache directory outside the repository. Rebuilt only when a pin
+ * (go.mod or go.sum) changes. Test infrastructure only: the library itself is pure TypeScript.
+ *
+ * Run: `deno run --allow-all testenv/build.ts`. Without Go it prints why the real-cluster tests
+ * will be skipped and exits 0 — unless `CI=true` or `KUBE_E2E=require`, then it fails.
+ *
+ * @module
+ */
+
+const here = new URL(".", import.meta.url);
+
+/** Paths of the built binaries. */
+export interface ControlPlaneBinaries {
+  /** The kube-apiserver executable. */
+  kubeApiServer: string;
+  /** The etcd executable. */
+  etcd: string;
+  /** Kubernetes version, e.g. `v1.36.3`. */
+  kubernetesVersion: string;
+  /** etcd version, e.g. `v3.6.8`. */
+  etcdVersion: string;
+  /** The cache directory holding both. */
+  dir: string;
+}
+
+/** True when the real-cluster tests must run (a missing prerequisite is a failure). */
+export function e2eRequired(): boolean {
+  return Deno.env.get("CI") === "true" || Deno.env.get("KUBE_E2E") === "require";
+}
+
+async function readPin(module: string, path: string): Promise<string> {
+  const goMod = await Deno.readTextFile(new URL(`${module}/go.mod`, here));
+  const match = goMod.match(new RegExp(`^\\s*(?:require\\s+)?${path.replace(/\./g, "\\.")}\\s+(v\\S+)`, "m"));
+  if (!match) throw new Error(`testenv/${module}/go.mod does not require ${path}`);
+  return match[1];
+}
+
+async function pinsDigest(): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for (const file of ["apiserver/go.mod", "apiserver/go.sum", "etcd/go.mod", "etcd/go.sum"]) {
+    parts.push(await Deno.readFile(new URL(file, here)));
+  }
+  parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch));
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(hash.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function cacheRoot(): string {
+  const xdg = Deno.env.get("XDG_CACHE_HOME");
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
+  const base = xdg || (home ? `${home}/.cache` : undefined);
+  if (!base) throw new Error("Neither XDG_CACHE_HOME nor HOME is set: cannot place the testenv cache");
+  return `${base}/denokube/testenv`;
+}
+
+/**
+ * Where the binaries for the current pins live (whether or not they are built yet).
+ *
+ * @returns The expected paths and versions.
+ */
+export async function expectedBinaries(): Promise<ControlPlaneBinaries> {
+  const kubernetesVersion = await readPin("apiserver", "k8s.io/kubernetes");
+  const etcdVersion = await readPin("etcd", "go.etcd.io/etcd/server/v3");
+  const dir = `${cacheRoot()}/k8s-${kubernetesVersion}_etcd-${etcdVersion}_${await pinsDigest()}`;
+  return {
+    kubeApiServer: `${dir}/kube-apiserver`,
+    etcd: `${dir}/etcd`,
+    kubernetesVersion,
+    etcdVersion,
+    dir,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns the built binaries, or `undefined` when they have not been built.
+ *
+ * @returns The binaries, if present.
+ */
+export async function findBinaries(): Promise<ControlPlaneBinaries | undefined> {
+  const bins = await expectedBinaries();
+  return (await exists(bins.kubeApiServer)) && (await exists(bins.etcd)) ? bins : undefined;
+}
+
+/** Tells whether a Go toolchain is on the PATH. */
+export async function haveGo(): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("go", { args: ["version"], stdout: "null", stderr: "null" })
+      .output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+async function goBuild(module: string, pkg: string, output: string): Promise<void> {
+  const started = Date.now();
+  const label = output.split("/").pop();
+  console.error(`testenv: building ${label} from ${pkg} (a cold build takes several minutes)…`);
+  const child = new Deno.Command("go", {
+    args: ["build", "-ldflags=-s -w", "-o", output, pkg],
+    cwd: new URL(module, here),
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  const timer = setInterval(() => {
+    console.error(`testenv: still building ${label}… ${Math.round((Date.now() - started) / 1000)} s`);
+  }, 30_000);
+  try {
+    const status = await child.status;
+    if (!status.success) throw new Error(`go build of ${pkg} failed (exit ${status.code})`);
+  } finally {
+    clearInterval(timer);
+  }
+  console.error(`testenv: built ${label} in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/**
+ * Builds the binaries unless they are already cached for the current pins.
+ *
+ * @returns The binaries.
+ */
+export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
+  const found = await findBinaries();
+  if (found) return found;
+  const bins = await expectedBinaries();
+  if (!(await haveGo())) {
+    throw new Error(
+      "Go is not installed: it is needed to build kube-apiserver and etcd for the real-cluster tests",
+    );
+  }
+  await Deno.mkdir(bins.dir, { recursive: true });
+  const suffix = `.tmp-${Deno.pid}`;
+  await goBuild("etcd", "go.etcd.io/etcd/server/v3", bins.etcd + suffix);
+  await goBuild("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer + suffix);
+  await Deno.rename(bins.etcd + suffix, bins.etcd);
+  await Deno.rename(bins.kubeApiServer + suffix, bins.kubeApiServer);
+  return bins;
+}
+
+if (import.meta.main) {
+  const started = Date.now();
+  try {
+    const cached = await findBinaries();
+    const bins = cached ?? await ensureBinaries();
+    console.error(
+      `testenv: kube-apiserver ${bins.kubernetesVersion} and etcd ${bins.etcdVersion} ${
+        cached ? "cached" : `built in ${Math.round((Date.now() - started) / 1000)} s`
+      } in ${bins.dir}`,
+    );
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    if (e2eRequired()) {
+      console.error(`testenv: FAILED: ${reason}`);
+      Deno.exit(1);
+    }
+    console.error(`testenv: real-cluster tests will be skipped: ${reason}`);
+  }
+}

@@ -1,0 +1,79 @@
+// Gating and setup for the tests that need the real control plane.
+//
+// Without the binaries (no Go on the machine) the tests are skipped with a one-line reason,
+// except when CI=true or KUBE_E2E=require: then a missing prerequisite fails the run.
+
+import { e2eRequired, findBinaries, haveGo } from "../../testenv/build.ts";
+import { type ControlPlane, startControlPlane } from "../../testenv/control_plane.ts";
+import { Client } from "../../client.ts";
+import { Config } from "../../config.ts";
+
+const available = (await findBinaries()) !== undefined || (await haveGo());
+let reported = false;
+
+/** Why the real-cluster tests cannot run here, or undefined when they can. */
+export const skipReason: string | undefined = available
+  ? undefined
+  : "Go is not installed, so kube-apiserver and etcd cannot be built";
+
+/** The context handed to a real-cluster test. */
+export interface E2eContext {
+  /** The running control plane. */
+  cp: ControlPlane;
+  /** A client authenticated with the admin client certificate. */
+  client: Client;
+  /** The test step API. */
+  t: Deno.TestContext;
+}
+
+/**
+ * Registers one Deno test that starts a control plane, runs `fn` with it, and stops it, also when
+ * `fn` fails. Steps inside share the control plane.
+ */
+export function e2eTest(
+  name: string,
+  fn: (ctx: E2eContext) => Promise<void>,
+  options: { watchCache?: boolean } = {},
+): void {
+  const ignore = skipReason !== undefined && !e2eRequired();
+  if (ignore && !reported) {
+    reported = true;
+    console.error(`e2e: skipping real-cluster tests: ${skipReason} (set KUBE_E2E=require to fail instead)`);
+  }
+  Deno.test({
+    name: `e2e: ${name}`,
+    ignore,
+    async fn(t) {
+      if (skipReason !== undefined) throw new Error(`real-cluster tests required but: ${skipReason}`);
+      await using cp = await startControlPlane({ watchCache: options.watchCache });
+      const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
+      try {
+        await fn({ cp, client, t });
+      } catch (e) {
+        console.error(await cp.logs(20));
+        throw e;
+      } finally {
+        client.close();
+      }
+    },
+  });
+}
+
+/** Runs kubectl against the control plane and returns its stdout. Throws with stderr on failure. */
+export async function kubectl(kubeconfigPath: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("kubectl", {
+    args: ["--kubeconfig", kubeconfigPath, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`kubectl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return stdout;
+}
+
+/** A unique namespace name for a test. */
+export function uniqueNamespace(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
