@@ -7,8 +7,19 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Backoff, parseRetryAfter, sleep } from "./_backoff.ts";
+import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
+import { LineDecoder } from "./_lines.ts";
+import {
+  type ListAllOptions,
+  type ListChunk,
+  listAll,
+  listPage,
+  type ListPageOptions,
+} from "./_list.ts";
+import { Api, assertName, assertNamespace, type KubeList, type KubeObject } from "./api.ts";
 import { Config, type Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
+import { watch, type WatchEvent, type WatchOptions } from "./watch.ts";
 
 const log = getLogger(["kube", "client"]);
 
@@ -84,6 +95,7 @@ export class Client implements AsyncDisposable {
   #retryMaxMs: number;
   #httpClients = new Map<string, Deno.HttpClient>();
   #closed = false;
+  #discovery = new DiscoveryCache((path) => this.requestJson({ path }));
 
   /**
    * Creates a client for a configuration.
@@ -141,6 +153,8 @@ export class Client implements AsyncDisposable {
       const started = performance.now();
       const response = await this.#send(method, url, options);
       const ms = Math.round(performance.now() - started);
+      const warning = response.headers.get("Warning");
+      if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
       if (response.ok) {
         log.debug("{method} {url} → {status} in {ms} ms", {
           method,
@@ -225,6 +239,469 @@ export class Client implements AsyncDisposable {
       }
     }
     return url;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Verbs. Item verbs take the namespace from, in order: `options.namespace`, the Api's
+  // `.within()`, the object's `metadata.namespace` (writes), then the config's namespace.
+
+  /**
+   * Reads one object.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param options Namespace override and abort signal.
+   * @returns The object.
+   */
+  get<T extends KubeObject>(api: Api<T>, name: string, options: ItemOptions = {}): Promise<T> {
+    return this.requestJson<T>({
+      path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Reads one page of a collection. Without `.within()`, a namespaced kind is listed across all
+   * namespaces. Items get `apiVersion` and `kind` filled in.
+   *
+   * @param api The resource type (and namespace).
+   * @param options `limit`, `continue`, selectors, `resourceVersion`, `resourceVersionMatch`.
+   * @returns The list.
+   */
+  list<T extends KubeObject>(api: Api<T>, options: ListPageOptions = {}): Promise<KubeList<T>> {
+    return listPage(this, api, options);
+  }
+
+  /**
+   * Iterates over a whole collection page by page (500 per page by default).
+   *
+   * When a continue token expires (410) the list starts again from the beginning and the first
+   * page of the new pass has `restart: true`: drop what you collected before. Snapshots are never
+   * silently mixed.
+   *
+   * @param api The resource type (and namespace).
+   * @param options Page size, selectors.
+   * @returns The pages.
+   */
+  listAll<T extends KubeObject>(
+    api: Api<T>,
+    options: ListAllOptions = {},
+  ): AsyncGenerator<ListChunk<T>> {
+    return listAll(this, api, options);
+  }
+
+  /**
+   * Watches a collection: see {@linkcode watch}.
+   *
+   * @param api The resource type (and namespace).
+   * @param options Resource version, selectors, timeouts, signal.
+   * @returns The events; breaking out of the loop cancels the stream.
+   */
+  watch<T extends KubeObject>(
+    api: Api<T>,
+    options: WatchOptions = {},
+  ): AsyncIterableIterator<WatchEvent<T>> {
+    return watch(this, api, options);
+  }
+
+  /**
+   * Creates an object.
+   *
+   * @param api The resource type (and namespace).
+   * @param object The object; `apiVersion` and `kind` are filled in from the Api when missing.
+   * @param options Namespace, `dryRun`, `fieldManager`, `fieldValidation`, signal.
+   * @returns The created object as stored.
+   */
+  create<T extends KubeObject>(api: Api<T>, object: T, options: WriteOptions = {}): Promise<T> {
+    const namespace = this.#namespaceFor(api, options.namespace, object);
+    const path = (namespace === undefined ? api : api.within(namespace)).collectionPath();
+    return this.requestJson<T>({
+      method: "POST",
+      path,
+      query: writeQuery(options),
+      body: withTypeMeta(api, object),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Replaces an object (PUT). With `metadata.resourceVersion` set, a concurrent change gives a
+   * 409 Conflict ({@linkcode isConflict}).
+   *
+   * @param api The resource type (and namespace).
+   * @param object The full object, with `metadata.name`.
+   * @param options Namespace, `dryRun`, `fieldManager`, `fieldValidation`, signal.
+   * @returns The stored object.
+   */
+  replace<T extends KubeObject>(api: Api<T>, object: T, options: WriteOptions = {}): Promise<T> {
+    return this.requestJson<T>({
+      method: "PUT",
+      path: api.itemPath(nameOf(api, object), this.#namespaceFor(api, options.namespace, object)),
+      query: writeQuery(options),
+      body: withTypeMeta(api, object),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Patches an object: JSON merge patch (`merge`, the default), JSON patch (`json`, an array of
+   * operations), strategic merge patch (`strategic`, built-in kinds only) or server-side apply
+   * (`apply`, needs `fieldManager`; prefer {@linkcode Client.prototype.apply}).
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param patch The patch document.
+   * @param options Patch type, namespace, `fieldManager`, `force`, `dryRun`, signal.
+   * @returns The patched object.
+   */
+  patch<T extends KubeObject>(
+    api: Api<T>,
+    name: string,
+    patch: unknown,
+    options: PatchOptions = {},
+  ): Promise<T> {
+    return this.requestJson<T>(this.#patchRequest(
+      api.itemPath(name, this.#namespaceFor(api, options.namespace)),
+      patch,
+      options,
+    ));
+  }
+
+  /**
+   * Server-side apply: sends the fields you manage; the server merges them and tracks ownership
+   * per `fieldManager`. A field owned by another manager gives a 409 {@linkcode ApiError} whose
+   * `details.causes` list each conflicting field and its manager; `force: true` takes them over.
+   *
+   * @param api The resource type (and namespace).
+   * @param object The fields to apply, with `metadata.name`.
+   * @param options `fieldManager` (required), `force`, namespace, `dryRun`, signal.
+   * @returns The object after the apply.
+   */
+  apply<T extends KubeObject>(
+    api: Api<T>,
+    object: DeepPartial<T>,
+    options: ApplyOptions,
+  ): Promise<T> {
+    const typed = withTypeMeta(api, object as T);
+    return this.patch(api, nameOf(api, typed), typed, {
+      ...options,
+      type: "apply",
+      namespace: this.#namespaceFor(api, options.namespace, typed),
+    });
+  }
+
+  /**
+   * Deletes an object. Returns the object when the server keeps it for a while (finalizers,
+   * graceful deletion), or the `Status` when it is gone at once.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param options `propagationPolicy`, `gracePeriodSeconds`, `preconditions`, `dryRun`, signal.
+   * @returns The object or a `Status`.
+   */
+  delete<T extends KubeObject>(
+    api: Api<T>,
+    name: string,
+    options: DeleteOptions = {},
+  ): Promise<T | Status> {
+    return this.requestJson<T | Status>({
+      method: "DELETE",
+      path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
+      query: { dryRun: options.dryRun ? "All" : undefined },
+      body: deleteBody(options),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Deletes every object of a collection that matches the selectors.
+   *
+   * @param api The resource type (and namespace; required for namespaced kinds).
+   * @param options Selectors, `propagationPolicy`, `gracePeriodSeconds`, `dryRun`, signal.
+   * @returns The deleted objects as a list, or a `Status`.
+   */
+  deleteCollection<T extends KubeObject>(
+    api: Api<T>,
+    options: DeleteOptions & { labelSelector?: string; fieldSelector?: string } = {},
+  ): Promise<KubeList<T> | Status> {
+    if (api.namespaced && api.namespace === undefined) {
+      throw new TypeError(
+        `deleteCollection on ${api.kind} needs a namespace: call .within(namespace) first`,
+      );
+    }
+    return this.requestJson<KubeList<T> | Status>({
+      method: "DELETE",
+      path: api.collectionPath(),
+      query: {
+        labelSelector: options.labelSelector,
+        fieldSelector: options.fieldSelector,
+        dryRun: options.dryRun ? "All" : undefined,
+      },
+      body: deleteBody(options),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Reads an object through its `status` subresource.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param options Namespace and signal.
+   * @returns The object.
+   */
+  getStatus<T extends KubeObject>(api: Api<T>, name: string, options: ItemOptions = {}): Promise<T> {
+    return this.requestJson<T>({
+      path: api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Replaces an object's status (PUT on the `status` subresource; only `.status` changes).
+   *
+   * @param api The resource type (and namespace).
+   * @param object The object with its new status and `metadata.name`.
+   * @param options Namespace, `dryRun`, `fieldManager`, signal.
+   * @returns The stored object.
+   */
+  replaceStatus<T extends KubeObject>(
+    api: Api<T>,
+    object: T,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    return this.requestJson<T>({
+      method: "PUT",
+      path: api.subresourcePath(
+        nameOf(api, object),
+        "status",
+        this.#namespaceFor(api, options.namespace, object),
+      ),
+      query: writeQuery(options),
+      body: withTypeMeta(api, object),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Patches an object's status subresource.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param patch The patch document (for `apply`, include `apiVersion`, `kind` and `metadata.name`).
+   * @param options Patch type, namespace, `fieldManager`, `force`, signal.
+   * @returns The object after the patch.
+   */
+  patchStatus<T extends KubeObject>(
+    api: Api<T>,
+    name: string,
+    patch: unknown,
+    options: PatchOptions = {},
+  ): Promise<T> {
+    return this.requestJson<T>(this.#patchRequest(
+      api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
+      patch,
+      options,
+    ));
+  }
+
+  /**
+   * Reads the `scale` subresource (Deployments, ReplicaSets, StatefulSets, and custom resources
+   * that declare it).
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param options Namespace and signal.
+   * @returns The `autoscaling/v1` Scale.
+   */
+  getScale(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<Scale> {
+    return this.requestJson<Scale>({
+      path: api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Patches the `scale` subresource, e.g. `{ spec: { replicas: 3 } }`.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param patch The patch (merge patch by default).
+   * @param options Patch type, namespace, signal.
+   * @returns The Scale after the patch.
+   */
+  patchScale(
+    api: Api<KubeObject>,
+    name: string,
+    patch: unknown,
+    options: PatchOptions = {},
+  ): Promise<Scale> {
+    return this.requestJson<Scale>(this.#patchRequest(
+      api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
+      patch,
+      options,
+    ));
+  }
+
+  /**
+   * Reads a pod's log at once.
+   *
+   * @param name The pod's name.
+   * @param options Namespace, container, `tailLines`, `sinceSeconds`, `timestamps`, `previous`,
+   *   `limitBytes`, signal.
+   * @returns The log text.
+   */
+  async logs(name: string, options: LogOptions = {}): Promise<string> {
+    const response = await this.request(this.#logRequest(name, { ...options, follow: false }));
+    return await response.text();
+  }
+
+  /**
+   * Follows a pod's log line by line (`follow=true`), until the container ends, the signal aborts,
+   * or the loop is left — which cancels the stream.
+   *
+   * @param name The pod's name.
+   * @param options Namespace, container, `tailLines`, `sinceSeconds`, `timestamps`, signal.
+   * @returns The lines, without their trailing newline.
+   */
+  async *followLogs(name: string, options: LogOptions = {}): AsyncGenerator<string> {
+    const response = await this.request(this.#logRequest(name, { ...options, follow: true }));
+    const reader = response.body!.getReader();
+    const lines = new LineDecoder();
+    const out: string[] = [];
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) lines.end(out);
+        else lines.push(value, out);
+        for (const line of out) yield line.endsWith("\r") ? line.slice(0, -1) : line;
+        out.length = 0;
+        if (done) return;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+
+  /**
+   * Reads only the metadata of an object (`PartialObjectMetadata`): cheaper for large objects.
+   *
+   * @param api The resource type (and namespace).
+   * @param name The object's name.
+   * @param options Namespace and signal.
+   * @returns The object's `apiVersion`, `kind` and `metadata`.
+   */
+  getMetadata(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<KubeObject> {
+    return this.requestJson<KubeObject>({
+      path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
+      accept: PARTIAL_METADATA,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Lists only the metadata of a collection's objects (`PartialObjectMetadataList`).
+   *
+   * @param api The resource type (and namespace).
+   * @param options `limit`, `continue`, selectors, signal.
+   * @returns The list of `PartialObjectMetadata`.
+   */
+  listMetadata(api: Api<KubeObject>, options: ListPageOptions = {}): Promise<KubeList<KubeObject>> {
+    return this.requestJson<KubeList<KubeObject>>({
+      path: api.collectionPath(),
+      accept: PARTIAL_METADATA_LIST,
+      query: {
+        limit: options.limit || undefined,
+        continue: options.continue || undefined,
+        labelSelector: options.labelSelector || undefined,
+        fieldSelector: options.fieldSelector || undefined,
+        resourceVersion: options.resourceVersion,
+        resourceVersionMatch: options.resourceVersionMatch,
+      },
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Resolves `apiVersion` + `kind` into a resource type from the server's discovery documents
+   * (cached per group-version; a miss refreshes once, so a just-created CRD is found).
+   *
+   * @param apiVersion `group/version`, or `v1` for the core group.
+   * @param kind The kind, e.g. `Deployment`.
+   * @returns The resource's {@linkcode Api} and what discovery says about it.
+   * @throws {ApiError} With status 404 when the server does not serve that kind.
+   */
+  async discover<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+  ): Promise<{ api: Api<T>; resource: DiscoveredResource }> {
+    let resource: DiscoveredResource | undefined;
+    try {
+      resource = await this.#discovery.resolve(apiVersion, kind);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 404)) throw e;
+    }
+    if (!resource) {
+      throw new ApiError({
+        status: 404,
+        reason: "NotFound",
+        message: `The server does not serve kind ${kind} in ${apiVersion}: check the apiVersion, or install the CRD`,
+      });
+    }
+    return { api: Api.dynamic<T>(resource), resource };
+  }
+
+  #namespaceFor(api: Api<KubeObject>, explicit?: string, object?: KubeObject): string | undefined {
+    if (!api.namespaced) return undefined;
+    return explicit ?? api.namespace ?? object?.metadata?.namespace ?? this.config.namespace;
+  }
+
+  #patchRequest(path: string, patch: unknown, options: PatchOptions): RequestOptions {
+    const type = options.type ?? "merge";
+    const contentType = PATCH_TYPES[type];
+    if (!contentType) {
+      throw new TypeError(
+        `Unknown patch type ${JSON.stringify(type)}: use "merge", "json", "strategic" or "apply"`,
+      );
+    }
+    if (type === "apply" && !options.fieldManager) {
+      throw new TypeError("Server-side apply needs a fieldManager, e.g. { fieldManager: \"my-controller\" }");
+    }
+    if (type === "json" && !Array.isArray(patch)) {
+      throw new TypeError("A JSON patch is an array of operations, e.g. [{ op: \"replace\", path: \"/spec/replicas\", value: 3 }]");
+    }
+    return {
+      method: "PATCH",
+      path,
+      query: {
+        ...writeQuery(options),
+        force: type === "apply" && options.force ? true : undefined,
+      },
+      body: patch,
+      contentType,
+      signal: options.signal,
+    };
+  }
+
+  #logRequest(name: string, options: LogOptions & { follow: boolean }): RequestOptions {
+    const namespace = options.namespace ?? this.config.namespace;
+    assertNamespace(namespace);
+    assertName(name, "Pod");
+    const path = `/api/v1/namespaces/${namespace}/pods/${name}/log`;
+    return {
+      path,
+      accept: "*/*",
+      query: {
+        container: options.container,
+        follow: options.follow || undefined,
+        tailLines: options.tailLines,
+        sinceSeconds: options.sinceSeconds,
+        timestamps: options.timestamps || undefined,
+        previous: options.previous || undefined,
+        limitBytes: options.limitBytes,
+      },
+      signal: options.signal,
+    };
   }
 
   /** Closes the HTTP connections. Requests made afterwards fail. */
@@ -337,6 +814,140 @@ export class Client implements AsyncDisposable {
       cause,
     });
   }
+}
+
+const PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+const PARTIAL_METADATA_LIST =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+
+const PATCH_TYPES: Record<string, string> = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+  apply: "application/apply-patch+yaml",
+};
+
+/** A recursive `Partial`, for server-side apply documents. */
+export type DeepPartial<T> = T extends readonly (infer U)[] ? DeepPartial<U>[]
+  : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : T;
+
+/** Options of verbs on one object. */
+export interface ItemOptions {
+  /** The namespace, overriding the Api's and the config's. */
+  namespace?: string;
+  /** Aborts the request. */
+  signal?: AbortSignal;
+}
+
+/** Options of create, replace and status writes. */
+export interface WriteOptions extends ItemOptions {
+  /** Validate and report, but persist nothing (`dryRun=All`). */
+  dryRun?: boolean;
+  /** Name of the actor making the change, recorded in `managedFields`. */
+  fieldManager?: string;
+  /** How the server treats unknown or duplicate fields: `Strict`, `Warn` (default) or `Ignore`. */
+  fieldValidation?: "Strict" | "Warn" | "Ignore";
+}
+
+/** Options of patches. */
+export interface PatchOptions extends WriteOptions {
+  /** The patch type. Default `merge`. */
+  type?: "merge" | "json" | "strategic" | "apply";
+  /** With `apply`: take over fields owned by other managers. */
+  force?: boolean;
+}
+
+/** Options of server-side apply. */
+export interface ApplyOptions extends Omit<WriteOptions, "fieldManager"> {
+  /** Who owns the applied fields (required), e.g. `my-controller`. */
+  fieldManager: string;
+  /** Take over fields owned by other managers instead of failing with a conflict. */
+  force?: boolean;
+}
+
+/** Options of deletes. */
+export interface DeleteOptions extends ItemOptions {
+  /** `Orphan`, `Background` or `Foreground` deletion of dependents. */
+  propagationPolicy?: "Orphan" | "Background" | "Foreground";
+  /** Seconds before the object is deleted; 0 deletes immediately. */
+  gracePeriodSeconds?: number;
+  /** Delete only if the object still has this UID and/or resource version. */
+  preconditions?: { uid?: string; resourceVersion?: string };
+  /** Validate and report, but delete nothing. */
+  dryRun?: boolean;
+}
+
+/** Options of {@linkcode Client.prototype.logs} and {@linkcode Client.prototype.followLogs}. */
+export interface LogOptions extends ItemOptions {
+  /** The container; required when the pod has more than one. */
+  container?: string;
+  /** Only the last N lines. */
+  tailLines?: number;
+  /** Only lines newer than this many seconds. */
+  sinceSeconds?: number;
+  /** Prefix each line with an RFC 3339 timestamp. */
+  timestamps?: boolean;
+  /** The previous, terminated container's log. */
+  previous?: boolean;
+  /** Stop after this many bytes. */
+  limitBytes?: number;
+}
+
+/** An `autoscaling/v1` Scale, as read and written through the `scale` subresource. */
+export interface Scale extends KubeObject {
+  /** The desired replicas. */
+  spec?: { replicas?: number };
+  /** The observed replicas and the label selector of the pods. */
+  status?: { replicas: number; selector?: string };
+}
+
+function writeQuery(options: WriteOptions): QueryParams {
+  return {
+    dryRun: options.dryRun ? "All" : undefined,
+    fieldManager: options.fieldManager,
+    fieldValidation: options.fieldValidation,
+  };
+}
+
+function deleteBody(options: DeleteOptions): unknown {
+  if (
+    options.propagationPolicy === undefined && options.gracePeriodSeconds === undefined &&
+    options.preconditions === undefined
+  ) {
+    return undefined;
+  }
+  return {
+    apiVersion: "v1",
+    kind: "DeleteOptions",
+    propagationPolicy: options.propagationPolicy,
+    gracePeriodSeconds: options.gracePeriodSeconds,
+    preconditions: options.preconditions,
+  };
+}
+
+function withTypeMeta<T extends KubeObject>(api: Api<T>, object: T): T {
+  if (object === null || typeof object !== "object" || Array.isArray(object)) {
+    throw new TypeError(`Expected a ${api.kind} object, got ${object === null ? "null" : typeof object}`);
+  }
+  if (object.apiVersion !== undefined && object.apiVersion !== api.apiVersion) {
+    throw new TypeError(
+      `The object's apiVersion ${JSON.stringify(object.apiVersion)} does not match the Api (${api.apiVersion} ${api.kind})`,
+    );
+  }
+  if (object.kind !== undefined && object.kind !== api.kind) {
+    throw new TypeError(
+      `The object's kind ${JSON.stringify(object.kind)} does not match the Api (${api.kind})`,
+    );
+  }
+  if (object.apiVersion !== undefined && object.kind !== undefined) return object;
+  return { ...object, apiVersion: api.apiVersion, kind: api.kind };
+}
+
+function nameOf(api: Api<KubeObject>, object: KubeObject): string {
+  const name = object?.metadata?.name;
+  if (!name) throw new TypeError(`The ${api.kind} object has no metadata.name`);
+  return name;
 }
 
 function retryable(status: number, method: string): boolean {

@@ -42,7 +42,7 @@ async function pinsDigest(): Promise<string> {
   for (const file of ["apiserver/go.mod", "apiserver/go.sum", "etcd/go.mod", "etcd/go.sum"]) {
     parts.push(await Deno.readFile(new URL(file, here)));
   }
-  parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch));
+  parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch + BUILD_RECIPE));
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {
@@ -108,12 +108,20 @@ export async function haveGo(): Promise<boolean> {
   }
 }
 
-async function goBuild(module: string, pkg: string, output: string): Promise<void> {
+// Bump when the build flags change, so cached binaries are rebuilt.
+const BUILD_RECIPE = "2";
+
+async function goBuild(
+  module: string,
+  pkg: string,
+  output: string,
+  ldflags: string[] = [],
+): Promise<void> {
   const started = Date.now();
   const label = output.split("/").pop();
   console.error(`testenv: building ${label} from ${pkg} (a cold build takes several minutes)…`);
   const child = new Deno.Command("go", {
-    args: ["build", "-ldflags=-s -w", "-o", output, pkg],
+    args: ["build", `-ldflags=-s -w ${ldflags.join(" ")}`, "-o", output, pkg],
     cwd: new URL(module, here),
     stdout: "inherit",
     stderr: "inherit",
@@ -147,7 +155,15 @@ export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
   await Deno.mkdir(bins.dir, { recursive: true });
   const suffix = `.tmp-${Deno.pid}`;
   await goBuild("etcd", "go.etcd.io/etcd/server/v3", bins.etcd + suffix);
-  await goBuild("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer + suffix);
+  // Stamp the version that /version reports (a module build has no git metadata).
+  const [major, minor] = bins.kubernetesVersion.slice(1).split(".");
+  const stamp = (name: string, value: string) => `-X k8s.io/component-base/version.${name}=${value}`;
+  await goBuild("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer + suffix, [
+    stamp("gitVersion", bins.kubernetesVersion),
+    stamp("gitMajor", major),
+    stamp("gitMinor", minor),
+    stamp("gitTreeState", "clean"),
+  ]);
   await Deno.rename(bins.etcd + suffix, bins.etcd);
   await Deno.rename(bins.kubeApiServer + suffix, bins.kubeApiServer);
   return bins;
