@@ -10,9 +10,9 @@ import { Backoff, parseRetryAfter, sleep } from "./_backoff.ts";
 import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
 import { LineDecoder } from "./_lines.ts";
 import {
+  listAll,
   type ListAllOptions,
   type ListChunk,
-  listAll,
   listPage,
   type ListPageOptions,
 } from "./_list.ts";
@@ -179,7 +179,9 @@ export class Client implements AsyncDisposable {
         });
         continue;
       }
-      if (options.retry !== false && attempt < this.#maxRetries && retryable(response.status, method)) {
+      if (
+        options.retry !== false && attempt < this.#maxRetries && retryable(response.status, method)
+      ) {
         const delay = error.retryAfterSeconds !== undefined
           ? Math.min(error.retryAfterSeconds * 1000, 60_000)
           : backoff.next();
@@ -253,8 +255,12 @@ export class Client implements AsyncDisposable {
    * @param options Namespace override and abort signal.
    * @returns The object.
    */
-  get<T extends KubeObject>(api: Api<T>, name: string, options: ItemOptions = {}): Promise<T> {
-    return this.requestJson<T>({
+  async get<T extends KubeObject>(
+    api: Api<T>,
+    name: string,
+    options: ItemOptions = {},
+  ): Promise<T> {
+    return await this.requestJson<T>({
       path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
       signal: options.signal,
     });
@@ -268,8 +274,11 @@ export class Client implements AsyncDisposable {
    * @param options `limit`, `continue`, selectors, `resourceVersion`, `resourceVersionMatch`.
    * @returns The list.
    */
-  list<T extends KubeObject>(api: Api<T>, options: ListPageOptions = {}): Promise<KubeList<T>> {
-    return listPage(this, api, options);
+  async list<T extends KubeObject>(
+    api: Api<T>,
+    options: ListPageOptions = {},
+  ): Promise<KubeList<T>> {
+    return await listPage(this, api, options);
   }
 
   /**
@@ -312,10 +321,14 @@ export class Client implements AsyncDisposable {
    * @param options Namespace, `dryRun`, `fieldManager`, `fieldValidation`, signal.
    * @returns The created object as stored.
    */
-  create<T extends KubeObject>(api: Api<T>, object: T, options: WriteOptions = {}): Promise<T> {
+  async create<T extends KubeObject>(
+    api: Api<T>,
+    object: T,
+    options: WriteOptions = {},
+  ): Promise<T> {
     const namespace = this.#namespaceFor(api, options.namespace, object);
     const path = (namespace === undefined ? api : api.within(namespace)).collectionPath();
-    return this.requestJson<T>({
+    return await this.requestJson<T>({
       method: "POST",
       path,
       query: writeQuery(options),
@@ -333,8 +346,12 @@ export class Client implements AsyncDisposable {
    * @param options Namespace, `dryRun`, `fieldManager`, `fieldValidation`, signal.
    * @returns The stored object.
    */
-  replace<T extends KubeObject>(api: Api<T>, object: T, options: WriteOptions = {}): Promise<T> {
-    return this.requestJson<T>({
+  async replace<T extends KubeObject>(
+    api: Api<T>,
+    object: T,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    return await this.requestJson<T>({
       method: "PUT",
       path: api.itemPath(nameOf(api, object), this.#namespaceFor(api, options.namespace, object)),
       query: writeQuery(options),
@@ -354,13 +371,13 @@ export class Client implements AsyncDisposable {
    * @param options Patch type, namespace, `fieldManager`, `force`, `dryRun`, signal.
    * @returns The patched object.
    */
-  patch<T extends KubeObject>(
+  async patch<T extends KubeObject>(
     api: Api<T>,
     name: string,
     patch: unknown,
     options: PatchOptions = {},
   ): Promise<T> {
-    return this.requestJson<T>(this.#patchRequest(
+    return await this.requestJson<T>(this.#patchRequest(
       api.itemPath(name, this.#namespaceFor(api, options.namespace)),
       patch,
       options,
@@ -377,13 +394,13 @@ export class Client implements AsyncDisposable {
    * @param options `fieldManager` (required), `force`, namespace, `dryRun`, signal.
    * @returns The object after the apply.
    */
-  apply<T extends KubeObject>(
+  async apply<T extends KubeObject>(
     api: Api<T>,
     object: DeepPartial<T>,
     options: ApplyOptions,
   ): Promise<T> {
     const typed = withTypeMeta(api, object as T);
-    return this.patch(api, nameOf(api, typed), typed, {
+    return await this.patch(api, nameOf(api, typed), typed, {
       ...options,
       type: "apply",
       namespace: this.#namespaceFor(api, options.namespace, typed),
@@ -399,12 +416,12 @@ export class Client implements AsyncDisposable {
    * @param options `propagationPolicy`, `gracePeriodSeconds`, `preconditions`, `dryRun`, signal.
    * @returns The object or a `Status`.
    */
-  delete<T extends KubeObject>(
+  async delete<T extends KubeObject>(
     api: Api<T>,
     name: string,
     options: DeleteOptions = {},
   ): Promise<T | Status> {
-    return this.requestJson<T | Status>({
+    return await this.requestJson<T | Status>({
       method: "DELETE",
       path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
       query: { dryRun: options.dryRun ? "All" : undefined },
@@ -420,7 +437,7 @@ export class Client implements AsyncDisposable {
    * @param options Selectors, `propagationPolicy`, `gracePeriodSeconds`, `dryRun`, signal.
    * @returns The deleted objects as a list, or a `Status`.
    */
-  deleteCollection<T extends KubeObject>(
+  async deleteCollection<T extends KubeObject>(
     api: Api<T>,
     options: DeleteOptions & { labelSelector?: string; fieldSelector?: string } = {},
   ): Promise<KubeList<T> | Status> {
@@ -429,7 +446,7 @@ export class Client implements AsyncDisposable {
         `deleteCollection on ${api.kind} needs a namespace: call .within(namespace) first`,
       );
     }
-    return this.requestJson<KubeList<T> | Status>({
+    return await this.requestJson<KubeList<T> | Status>({
       method: "DELETE",
       path: api.collectionPath(),
       query: {
@@ -450,8 +467,12 @@ export class Client implements AsyncDisposable {
    * @param options Namespace and signal.
    * @returns The object.
    */
-  getStatus<T extends KubeObject>(api: Api<T>, name: string, options: ItemOptions = {}): Promise<T> {
-    return this.requestJson<T>({
+  async getStatus<T extends KubeObject>(
+    api: Api<T>,
+    name: string,
+    options: ItemOptions = {},
+  ): Promise<T> {
+    return await this.requestJson<T>({
       path: api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
       signal: options.signal,
     });
@@ -465,12 +486,12 @@ export class Client implements AsyncDisposable {
    * @param options Namespace, `dryRun`, `fieldManager`, signal.
    * @returns The stored object.
    */
-  replaceStatus<T extends KubeObject>(
+  async replaceStatus<T extends KubeObject>(
     api: Api<T>,
     object: T,
     options: WriteOptions = {},
   ): Promise<T> {
-    return this.requestJson<T>({
+    return await this.requestJson<T>({
       method: "PUT",
       path: api.subresourcePath(
         nameOf(api, object),
@@ -492,13 +513,13 @@ export class Client implements AsyncDisposable {
    * @param options Patch type, namespace, `fieldManager`, `force`, signal.
    * @returns The object after the patch.
    */
-  patchStatus<T extends KubeObject>(
+  async patchStatus<T extends KubeObject>(
     api: Api<T>,
     name: string,
     patch: unknown,
     options: PatchOptions = {},
   ): Promise<T> {
-    return this.requestJson<T>(this.#patchRequest(
+    return await this.requestJson<T>(this.#patchRequest(
       api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
       patch,
       options,
@@ -514,8 +535,8 @@ export class Client implements AsyncDisposable {
    * @param options Namespace and signal.
    * @returns The `autoscaling/v1` Scale.
    */
-  getScale(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<Scale> {
-    return this.requestJson<Scale>({
+  async getScale(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<Scale> {
+    return await this.requestJson<Scale>({
       path: api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
       signal: options.signal,
     });
@@ -530,13 +551,13 @@ export class Client implements AsyncDisposable {
    * @param options Patch type, namespace, signal.
    * @returns The Scale after the patch.
    */
-  patchScale(
+  async patchScale(
     api: Api<KubeObject>,
     name: string,
     patch: unknown,
     options: PatchOptions = {},
   ): Promise<Scale> {
-    return this.requestJson<Scale>(this.#patchRequest(
+    return await this.requestJson<Scale>(this.#patchRequest(
       api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
       patch,
       options,
@@ -591,8 +612,12 @@ export class Client implements AsyncDisposable {
    * @param options Namespace and signal.
    * @returns The object's `apiVersion`, `kind` and `metadata`.
    */
-  getMetadata(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<KubeObject> {
-    return this.requestJson<KubeObject>({
+  async getMetadata(
+    api: Api<KubeObject>,
+    name: string,
+    options: ItemOptions = {},
+  ): Promise<KubeObject> {
+    return await this.requestJson<KubeObject>({
       path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
       accept: PARTIAL_METADATA,
       signal: options.signal,
@@ -606,8 +631,11 @@ export class Client implements AsyncDisposable {
    * @param options `limit`, `continue`, selectors, signal.
    * @returns The list of `PartialObjectMetadata`.
    */
-  listMetadata(api: Api<KubeObject>, options: ListPageOptions = {}): Promise<KubeList<KubeObject>> {
-    return this.requestJson<KubeList<KubeObject>>({
+  async listMetadata(
+    api: Api<KubeObject>,
+    options: ListPageOptions = {},
+  ): Promise<KubeList<KubeObject>> {
+    return await this.requestJson<KubeList<KubeObject>>({
       path: api.collectionPath(),
       accept: PARTIAL_METADATA_LIST,
       query: {
@@ -645,7 +673,8 @@ export class Client implements AsyncDisposable {
       throw new ApiError({
         status: 404,
         reason: "NotFound",
-        message: `The server does not serve kind ${kind} in ${apiVersion}: check the apiVersion, or install the CRD`,
+        message:
+          `The server does not serve kind ${kind} in ${apiVersion}: check the apiVersion, or install the CRD`,
       });
     }
     return { api: Api.dynamic<T>(resource), resource };
@@ -665,10 +694,14 @@ export class Client implements AsyncDisposable {
       );
     }
     if (type === "apply" && !options.fieldManager) {
-      throw new TypeError("Server-side apply needs a fieldManager, e.g. { fieldManager: \"my-controller\" }");
+      throw new TypeError(
+        'Server-side apply needs a fieldManager, e.g. { fieldManager: "my-controller" }',
+      );
     }
     if (type === "json" && !Array.isArray(patch)) {
-      throw new TypeError("A JSON patch is an array of operations, e.g. [{ op: \"replace\", path: \"/spec/replicas\", value: 3 }]");
+      throw new TypeError(
+        'A JSON patch is an array of operations, e.g. [{ op: "replace", path: "/spec/replicas", value: 3 }]',
+      );
     }
     return {
       method: "PATCH",
@@ -772,7 +805,12 @@ export class Client implements AsyncDisposable {
     const cluster = this.config.cluster;
     const cert = credentials.clientCertificate;
     if (!cluster.certificateAuthority && !cert && !cluster.proxyUrl) return undefined;
-    const key = JSON.stringify([cluster.certificateAuthority, cert?.cert, cert?.key, cluster.proxyUrl]);
+    const key = JSON.stringify([
+      cluster.certificateAuthority,
+      cert?.cert,
+      cert?.key,
+      cluster.proxyUrl,
+    ]);
     let client = this.#httpClients.get(key);
     if (!client) {
       const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
@@ -808,7 +846,8 @@ export class Client implements AsyncDisposable {
     }
     return new ApiError({
       status: 0,
-      message: `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
+      message:
+        `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
       method,
       url: url.href,
       cause,
@@ -816,7 +855,8 @@ export class Client implements AsyncDisposable {
   }
 }
 
-const PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+const PARTIAL_METADATA =
+  "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
 const PARTIAL_METADATA_LIST =
   "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
 
@@ -928,11 +968,15 @@ function deleteBody(options: DeleteOptions): unknown {
 
 function withTypeMeta<T extends KubeObject>(api: Api<T>, object: T): T {
   if (object === null || typeof object !== "object" || Array.isArray(object)) {
-    throw new TypeError(`Expected a ${api.kind} object, got ${object === null ? "null" : typeof object}`);
+    throw new TypeError(
+      `Expected a ${api.kind} object, got ${object === null ? "null" : typeof object}`,
+    );
   }
   if (object.apiVersion !== undefined && object.apiVersion !== api.apiVersion) {
     throw new TypeError(
-      `The object's apiVersion ${JSON.stringify(object.apiVersion)} does not match the Api (${api.apiVersion} ${api.kind})`,
+      `The object's apiVersion ${
+        JSON.stringify(object.apiVersion)
+      } does not match the Api (${api.apiVersion} ${api.kind})`,
     );
   }
   if (object.kind !== undefined && object.kind !== api.kind) {
