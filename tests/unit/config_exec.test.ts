@@ -1,0 +1,334 @@
+import assert from "node:assert/strict";
+import { Config } from "../../config.ts";
+import { EXEC_API_V1, EXEC_API_V1BETA1 } from "../../_exec_credential.ts";
+import {
+  errorOf,
+  EXEC_PLUGIN,
+  execBlock,
+  FIXTURE_DIR,
+  kubeconfig,
+  runs,
+  tempDir,
+} from "../fixtures/kubeconfig/helpers.ts";
+
+const CA = await Deno.readTextFile(`${FIXTURE_DIR}/ca.crt`);
+
+Deno.test("exec v1: token output, cached until invalidated, re-run after invalidate", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "exec-tok", countFile }) }),
+  );
+  assert.equal(await runs(countFile), 0, "the plugin runs lazily");
+  assert.equal((await config.credentials()).token, "exec-tok-1");
+  assert.equal((await config.credentials()).token, "exec-tok-1");
+  assert.equal(await runs(countFile), 1);
+  assert.equal(config.invalidateCredentials(), true);
+  assert.equal((await config.credentials()).token, "exec-tok-2");
+  assert.equal(await runs(countFile), 2);
+});
+
+Deno.test("exec v1beta1: interactiveMode is optional and the apiVersion is passed through", async () => {
+  await using dir = await tempDir();
+  const infoFile = dir.join("info.json");
+  const exec = execBlock({ token: "beta-tok", infoFile }, { apiVersion: EXEC_API_V1BETA1 });
+  delete exec.interactiveMode;
+  const config = await Config.fromKubeconfigString(kubeconfig({ exec }));
+  assert.equal((await config.credentials()).token, "beta-tok");
+  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  assert.deepEqual(info, {
+    apiVersion: EXEC_API_V1BETA1,
+    kind: "ExecCredential",
+    spec: { interactive: false },
+  });
+});
+
+Deno.test("exec: client certificate output", async () => {
+  await using dir = await tempDir();
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ mode: "cert", countFile: dir.join("c") }) }),
+  );
+  const creds = await config.credentials();
+  assert.equal(creds.token, undefined);
+  assert.match(creds.clientCertificate!.cert, /^-----BEGIN CERTIFICATE-----/);
+  assert.match(creds.clientCertificate!.key, /fixture-key-1/);
+});
+
+Deno.test("exec: token and certificate together; exec wins over a static token", async () => {
+  await using dir = await tempDir();
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({
+      token: "static",
+      exec: execBlock({ mode: "both", token: "exec-both", countFile: dir.join("c") }),
+    }),
+  );
+  const creds = await config.credentials();
+  assert.equal(creds.token, "exec-both-1");
+  assert.ok(creds.clientCertificate);
+});
+
+Deno.test("exec: expirationTimestamp — cached while valid, re-run once expired", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "exp", countFile, expiresInMs: 1200 }) }),
+  );
+  assert.equal((await config.credentials()).token, "exp-1");
+  assert.equal((await config.credentials()).token, "exp-1");
+  assert.equal(await runs(countFile), 1);
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.equal((await config.credentials()).token, "exp-2");
+  assert.equal(await runs(countFile), 2);
+});
+
+Deno.test("exec: an already expired credential is not reused", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "old", countFile, expiresInMs: -60_000 }) }),
+  );
+  await config.credentials();
+  await config.credentials();
+  assert.equal(await runs(countFile), 2);
+});
+
+Deno.test("exec: concurrent callers share one run", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "conc", countFile, sleepMs: 200 }) }),
+  );
+  const all = await Promise.all([config.credentials(), config.credentials(), config.credentials()]);
+  assert.deepEqual(all.map((c) => c.token), ["conc-1", "conc-1", "conc-1"]);
+  assert.equal(await runs(countFile), 1);
+});
+
+Deno.test("exec: cache is keyed by content, not by user name", async () => {
+  await using dir = await tempDir();
+  const countA = dir.join("a");
+  const countB = dir.join("b");
+  const a1 = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "alpha", countFile: countA }) }, {}, "same-name"),
+  );
+  const a2 = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "alpha", countFile: countA }) }, {}, "same-name"),
+  );
+  const b = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "beta", countFile: countB }) }, {}, "same-name"),
+  );
+  assert.equal((await a1.credentials()).token, "alpha-1");
+  assert.equal((await a2.credentials()).token, "alpha-1", "identical exec config shares the cache");
+  assert.equal((await b.credentials()).token, "beta-1", "different exec config, same user name");
+  assert.equal(await runs(countA), 1);
+  // The same exec config against another server does not share the cache either.
+  const c = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "alpha", countFile: countA }) }, {
+      server: "https://other.test",
+    }, "same-name"),
+  );
+  assert.equal((await c.credentials()).token, "alpha-2");
+});
+
+Deno.test("exec: KUBERNETES_EXEC_INFO with provideClusterInfo carries the cluster", async () => {
+  await using dir = await tempDir();
+  const infoFile = dir.join("info.json");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig(
+      { exec: execBlock({ infoFile }, { provideClusterInfo: true }) },
+      {
+        server: "https://info.test:6443/",
+        "certificate-authority-data": btoa(CA),
+        "proxy-url": "http://proxy.test:3128",
+        "disable-compression": true,
+        extensions: [
+          { name: "client.authentication.k8s.io/exec", extension: { audience: "aud", n: 1 } },
+          { name: "something-else", extension: { ignored: true } },
+        ],
+      },
+    ),
+  );
+  await config.credentials();
+  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  assert.deepEqual(info, {
+    apiVersion: EXEC_API_V1,
+    kind: "ExecCredential",
+    spec: {
+      interactive: false,
+      cluster: {
+        server: "https://info.test:6443",
+        "certificate-authority-data": btoa(CA),
+        "proxy-url": "http://proxy.test:3128",
+        "disable-compression": true,
+        config: { audience: "aud", n: 1 },
+      },
+    },
+  });
+  assert.equal(atob(info.spec.cluster["certificate-authority-data"]), CA);
+});
+
+Deno.test("exec: without provideClusterInfo, spec has no cluster", async () => {
+  await using dir = await tempDir();
+  const infoFile = dir.join("info.json");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ infoFile }) }, { "certificate-authority-data": btoa(CA) }),
+  );
+  await config.credentials();
+  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  assert.deepEqual(info.spec, { interactive: false });
+});
+
+Deno.test("exec: failure reports the exit code and stderr, without secrets", async () => {
+  const secret = "env-secret-value-1234";
+  const exec = execBlock({ mode: "fail", exitCode: 3, echoEnv: "API_KEY" });
+  // Passed as an argument (not env, whose values are redacted as a whole).
+  (exec.args as string[]).push(
+    "--stderr=login failed: session expired; Authorization: Bearer abc.def.ghi",
+  );
+  (exec.env as { name: string; value: string }[]).push({ name: "API_KEY", value: secret });
+  const config = await Config.fromKubeconfigString(kubeconfig({ exec }), { path: "/kc/config" });
+  const err = await errorOf(() => config.credentials());
+  assert.match(err.message, /exited with code 3/);
+  assert.match(err.message, /login failed: session expired; Authorization: Bearer \[redacted\]/);
+  assert.match(err.message, /\(API_KEY=\[redacted\]\)/);
+  assert.match(err.message, /users\[0\]\.user\.exec \(user "test-user"\) in \/kc\/config/);
+  assert.ok(!err.message.includes(secret), err.message);
+  assert.ok(!err.message.includes("abc.def.ghi"), err.message);
+});
+
+Deno.test("exec: a previously returned token echoed on stderr is redacted", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const stateFile = dir.join("mode");
+  // A tiny wrapper plugin: first run prints a token, second run fails echoing that token.
+  const wrapper = await dir.write(
+    "plugin.ts",
+    `const n = (() => { try { return Number(Deno.readTextFileSync(${
+      JSON.stringify(stateFile)
+    })); } catch { return 0; } })();
+Deno.writeTextFileSync(${JSON.stringify(stateFile)}, String(n + 1));
+if (n === 0) { console.log(JSON.stringify({ apiVersion: "${EXEC_API_V1}", kind: "ExecCredential", status: { token: "leaky-token-value-42" } })); }
+else { console.error("refusing token leaky-token-value-42"); Deno.exit(2); }
+`,
+  );
+  const exec = execBlock({ countFile });
+  exec.args = ["run", "--no-config", "--no-lock", "--allow-read", "--allow-write", wrapper];
+  const config = await Config.fromKubeconfigString(kubeconfig({ exec }));
+  assert.equal((await config.credentials()).token, "leaky-token-value-42");
+  config.invalidateCredentials();
+  const err = await errorOf(() => config.credentials());
+  assert.match(err.message, /refusing token \[redacted\]/);
+  assert.ok(!err.message.includes("leaky-token-value-42"));
+});
+
+Deno.test("exec: a missing command quotes installHint", async () => {
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({
+      exec: {
+        apiVersion: EXEC_API_V1,
+        interactiveMode: "Never",
+        command: "kube-test-plugin-that-does-not-exist",
+        installHint: "Install it with: brew install kube-test-plugin",
+      },
+    }),
+  );
+  const err = await errorOf(() => config.credentials());
+  assert.match(err.message, /"kube-test-plugin-that-does-not-exist"/);
+  assert.match(err.message, /was not found/);
+  assert.match(err.message, /"Install it with: brew install kube-test-plugin"/);
+  assert.ok(err.cause instanceof Deno.errors.NotFound);
+});
+
+Deno.test("exec: invalid outputs are described without quoting stdout", async () => {
+  const cases: [string, RegExp][] = [
+    ["badjson", /bytes to stdout that are not JSON/],
+    ["nostatus", /status: is missing/],
+    ["empty-status", /status: has neither token nor clientCertificateData/],
+    ["badexpiry", /status\.expirationTimestamp: expected an RFC 3339 timestamp/],
+    ["cert-without-key", /status\.clientKeyData: is missing while clientCertificateData is set/],
+  ];
+  for (const [mode, pattern] of cases) {
+    const config = await Config.fromKubeconfigString(
+      kubeconfig({ exec: execBlock({ mode, token: `tok-${mode}-secret` }) }),
+    );
+    const err = await errorOf(() => config.credentials());
+    assert.match(err.message, pattern, mode);
+    assert.ok(!err.message.includes(`tok-${mode}-secret`), mode);
+  }
+});
+
+Deno.test("exec: an apiVersion mismatch in the output is an error", async () => {
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ apiVersion: EXEC_API_V1BETA1 }) }),
+  );
+  const err = await errorOf(() => config.credentials());
+  assert.match(err.message, /returned apiVersion "client\.authentication\.k8s\.io\/v1beta1"/);
+  assert.match(err.message, /asks for "client\.authentication\.k8s\.io\/v1"/);
+});
+
+Deno.test("exec: abort signal kills a slow plugin", async () => {
+  await using dir = await tempDir();
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ sleepMs: 20_000, countFile: dir.join("c") }) }),
+  );
+  const controller = new AbortController();
+  const started = Date.now();
+  const pending = config.credentials({ signal: controller.signal });
+  setTimeout(() => controller.abort(), 300);
+  const err = await errorOf(() => pending);
+  assert.equal(err.name, "AbortError");
+  assert.ok(Date.now() - started < 10_000);
+});
+
+Deno.test("exec: kubeconfig validation of the exec block", async () => {
+  const load = (exec: Record<string, unknown>) =>
+    errorOf(() => Config.fromKubeconfigString(kubeconfig({ exec }), { path: "/kc" }));
+  let err = await load({ apiVersion: "client.authentication.k8s.io/v1alpha1", command: "x" });
+  assert.match(err.message, /\/kc: users\[0\]\.user\.exec\.apiVersion \(user "test-user"\)/);
+  assert.match(err.message, /v1alpha1 was removed/);
+  err = await load({ command: "x" });
+  assert.match(err.message, /users\[0\]\.user\.exec\.apiVersion .*is missing/);
+  err = await load({ apiVersion: EXEC_API_V1, command: "x" });
+  assert.match(err.message, /users\[0\]\.user\.exec\.interactiveMode .*is required/);
+  err = await load({ apiVersion: EXEC_API_V1, command: "x", interactiveMode: "Always" });
+  assert.match(err.message, /users\[0\]\.user\.exec\.interactiveMode .*is Always/);
+  assert.match(err.message, /without a terminal/);
+  err = await load({ apiVersion: EXEC_API_V1, command: "x", interactiveMode: "Sometimes" });
+  assert.match(err.message, /interactiveMode .*"Sometimes"/);
+  err = await load({ apiVersion: EXEC_API_V1, interactiveMode: "Never" });
+  assert.match(err.message, /users\[0\]\.user\.exec\.command .*is missing/);
+  err = await load({
+    apiVersion: EXEC_API_V1,
+    interactiveMode: "Never",
+    command: "x",
+    env: [{ name: "", value: "v" }],
+  });
+  assert.match(err.message, /users\[0\]\.user\.exec\.env\[0\]\.name/);
+  err = await errorOf(() =>
+    Config.fromKubeconfigString(
+      kubeconfig({
+        exec: { apiVersion: EXEC_API_V1, command: "x", interactiveMode: "Never" },
+        "auth-provider": { name: "oidc" },
+      }),
+    )
+  );
+  assert.match(err.message, /auth-provider.*together with exec/);
+});
+
+Deno.test({
+  name: "exec: a relative command with a path separator resolves against the kubeconfig's dir",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    await using dir = await tempDir();
+    await Deno.mkdir(dir.join("bin"));
+    const script = await dir.write(
+      "bin/plugin.sh",
+      `#!/bin/sh\nexec "${Deno.execPath()}" run --no-config --no-lock --allow-env --allow-read ` +
+        `--allow-write "${EXEC_PLUGIN}" --token=relative-tok\n`,
+    );
+    await Deno.chmod(script, 0o755);
+    const exec = { apiVersion: EXEC_API_V1, interactiveMode: "Never", command: "./bin/plugin.sh" };
+    const path = await dir.write("config", kubeconfig({ exec }));
+    const config = await Config.fromKubeconfig({ path });
+    assert.equal((await config.credentials()).token, "relative-tok");
+  },
+});
