@@ -32,7 +32,9 @@ export function e2eRequired(): boolean {
 
 async function readPin(module: string, path: string): Promise<string> {
   const goMod = await Deno.readTextFile(new URL(`${module}/go.mod`, here));
-  const match = goMod.match(new RegExp(`^\\s*(?:require\\s+)?${path.replace(/\./g, "\\.")}\\s+(v\\S+)`, "m"));
+  const match = goMod.match(
+    new RegExp(`^\\s*(?:require\\s+)?${path.replace(/\./g, "\\.")}\\s+(v\\S+)`, "m"),
+  );
   if (!match) throw new Error(`testenv/${module}/go.mod does not require ${path}`);
   return match[1];
 }
@@ -57,7 +59,9 @@ function cacheRoot(): string {
   const xdg = Deno.env.get("XDG_CACHE_HOME");
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
   const base = xdg || (home ? `${home}/.cache` : undefined);
-  if (!base) throw new Error("Neither XDG_CACHE_HOME nor HOME is set: cannot place the testenv cache");
+  if (!base) {
+    throw new Error("Neither XDG_CACHE_HOME nor HOME is set: cannot place the testenv cache");
+  }
   return `${base}/denokube/testenv`;
 }
 
@@ -127,7 +131,9 @@ async function goBuild(
     stderr: "inherit",
   }).spawn();
   const timer = setInterval(() => {
-    console.error(`testenv: still building ${label}… ${Math.round((Date.now() - started) / 1000)} s`);
+    console.error(
+      `testenv: still building ${label}… ${Math.round((Date.now() - started) / 1000)} s`,
+    );
   }, 30_000);
   try {
     const status = await child.status;
@@ -157,7 +163,8 @@ export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
   await goBuild("etcd", "go.etcd.io/etcd/server/v3", bins.etcd + suffix);
   // Stamp the version that /version reports (a module build has no git metadata).
   const [major, minor] = bins.kubernetesVersion.slice(1).split(".");
-  const stamp = (name: string, value: string) => `-X k8s.io/component-base/version.${name}=${value}`;
+  const stamp = (name: string, value: string) =>
+    `-X k8s.io/component-base/version.${name}=${value}`;
   await goBuild("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer + suffix, [
     stamp("gitVersion", bins.kubernetesVersion),
     stamp("gitMajor", major),

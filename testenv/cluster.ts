@@ -7,7 +7,7 @@
 
 import { startControlPlane } from "./control_plane.ts";
 
-const controlPlane = await startControlPlane({ verbose: false });
+const controlPlane = await startControlPlane();
 const { binaries } = controlPlane;
 console.log(
   `Kubernetes ${binaries.kubernetesVersion} (etcd ${binaries.etcdVersion}) is ready at ${controlPlane.server} (started in ${

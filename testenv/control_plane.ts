@@ -22,8 +22,8 @@ export interface ControlPlaneOptions {
   apiServerFlags?: string[];
   /** How long to wait for readiness, in milliseconds (default 60 000). */
   startTimeoutMs?: number;
-  /** Print the processes' output as it comes (default false: kept in log files). */
-  verbose?: boolean;
+  /** More static bearer tokens the apiserver accepts, e.g. for exec plugin tests. */
+  extraTokens?: { token: string; user: string; groups?: string[] }[];
 }
 
 /** A running control plane. Stop it with `stop()` or `await using`. */
@@ -278,7 +278,9 @@ async function waitReady(
   while (Date.now() < deadline) {
     if (process.exited) {
       throw new Error(
-        `${what} exited during start (status ${(await process.status).code}). Last log lines:\n${await tail(
+        `${what} exited during start (status ${
+          (await process.status).code
+        }). Last log lines:\n${await tail(
           logPath,
           40,
         )}`,
@@ -295,7 +297,10 @@ async function waitReady(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(
-    `${what} was not ready in time (last answer: ${last}). Last log lines:\n${await tail(logPath, 40)}`,
+    `${what} was not ready in time (last answer: ${last}). Last log lines:\n${await tail(
+      logPath,
+      40,
+    )}`,
   );
 }
 
@@ -309,7 +314,9 @@ async function waitReady(
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const started = Date.now();
   const binaries = options.build === false ? await findBinaries() : await ensureBinaries();
-  if (!binaries) throw new Error("The control plane binaries are not built: run deno task test:e2e");
+  if (!binaries) {
+    throw new Error("The control plane binaries are not built: run deno task test:e2e");
+  }
   const dir = await Deno.makeTempDir({ prefix: "denokube-testenv-" });
   const timeout = options.startTimeoutMs ?? 60_000;
   let etcd: Process | undefined;
@@ -327,22 +334,34 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const viewerToken = randomToken();
     await Deno.writeTextFile(
       `${dir}/tokens.csv`,
-      `${token},denokube-token-admin,uid-admin,"system:masters"\n${viewerToken},viewer,uid-viewer\n`,
+      `${token},denokube-token-admin,uid-admin,"system:masters"\n${viewerToken},viewer,uid-viewer\n` +
+        (options.extraTokens ?? []).map((t, i) =>
+          `${t.token},${t.user},uid-extra-${i},"${(t.groups ?? []).join(",")}"\n`
+        ).join(""),
     );
-    const [etcdClientPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const [etcdClientPort, etcdPeerPort, apiPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const etcdLog = `${dir}/etcd.log`;
-    etcd = new Process(binaries.etcd, [
-      "--name=testenv",
-      `--data-dir=${dir}/etcd-data`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-      `--initial-cluster=testenv=http://127.0.0.1:${etcdPeerPort}`,
-      "--unsafe-no-fsync",
-      "--log-level=warn",
-    ], etcdLog, dir);
+    etcd = new Process(
+      binaries.etcd,
+      [
+        "--name=testenv",
+        `--data-dir=${dir}/etcd-data`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+        `--initial-cluster=testenv=http://127.0.0.1:${etcdPeerPort}`,
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+      ],
+      etcdLog,
+      dir,
+    );
     await waitReady(`${etcdUrl}/health`, {}, started + timeout, etcd, "etcd", etcdLog);
 
     const server = `https://127.0.0.1:${apiPort}`;

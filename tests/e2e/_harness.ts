@@ -33,19 +33,26 @@ export interface E2eContext {
 export function e2eTest(
   name: string,
   fn: (ctx: E2eContext) => Promise<void>,
-  options: { watchCache?: boolean } = {},
+  options: {
+    watchCache?: boolean;
+    extraTokens?: { token: string; user: string; groups?: string[] }[];
+  } = {},
 ): void {
   const ignore = skipReason !== undefined && !e2eRequired();
   if (ignore && !reported) {
     reported = true;
-    console.error(`e2e: skipping real-cluster tests: ${skipReason} (set KUBE_E2E=require to fail instead)`);
+    console.error(
+      `e2e: skipping real-cluster tests: ${skipReason} (set KUBE_E2E=require to fail instead)`,
+    );
   }
   Deno.test({
     name: `e2e: ${name}`,
     ignore,
     async fn(t) {
-      if (skipReason !== undefined) throw new Error(`real-cluster tests required but: ${skipReason}`);
-      await using cp = await startControlPlane({ watchCache: options.watchCache });
+      if (skipReason !== undefined) {
+        throw new Error(`real-cluster tests required but: ${skipReason}`);
+      }
+      await using cp = await startControlPlane(options);
       const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
       try {
         await fn({ cp, client, t });
