@@ -3,10 +3,15 @@
 
 /** What identifies a resource type. */
 export interface ResourceDescriptor {
+  /** API group, `""` for the core group. */
   group: string;
+  /** API version, e.g. `v1`. */
   version: string;
+  /** Kind, e.g. `Pod`. */
   kind: string;
+  /** Plural resource name used in paths, e.g. `pods`. */
   plural: string;
+  /** Whether objects of this kind live in namespaces. */
   namespaced: boolean;
 }
 

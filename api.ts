@@ -13,11 +13,12 @@
  * @module
  */
 
-import { type ResourceDescriptor, registerApiFactory } from "./_api_factory.ts";
+import { registerApiFactory, type ResourceDescriptor } from "./_api_factory.ts";
 import { ApiBuilders } from "./generated/builders.ts";
 import type { ListMeta, ObjectMeta } from "./generated/meta_v1.ts";
 
 export type { ResourceDescriptor } from "./_api_factory.ts";
+export { ApiBuilders } from "./generated/builders.ts";
 
 /** Any Kubernetes object: `apiVersion`, `kind`, `metadata`, and whatever else it holds. */
 export interface KubeObject {

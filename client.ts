@@ -21,6 +21,9 @@ import { Config, type Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { watch, type WatchEvent, type WatchOptions } from "./watch.ts";
 
+export type { ListAllOptions, ListChunk, ListPageOptions, ListSnapshot } from "./_list.ts";
+export type { DiscoveredResource } from "./_discovery.ts";
+
 const log = getLogger(["kube", "client"]);
 
 /** A `fetch`-compatible function. Tests pass a stub; the default is the global `fetch`. */

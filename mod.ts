@@ -1,9 +1,28 @@
 /**
  * kube: a Kubernetes client for Deno.
  *
+ * - {@linkcode Config} finds the cluster the way kubectl does; {@linkcode Client} talks to it.
+ * - {@linkcode Api} builds typed resource descriptors: `Api.v1Pod().within("default")`.
+ * - {@linkcode watch}, {@linkcode Informer} and {@linkcode Reflector} follow changes and keep a
+ *   cache in sync, recovering from every failure on their own.
+ *
+ * @example Cache the pods of a namespace
+ * ```ts ignore
+ * import { Api, Client, Reflector } from "@denokube/kube";
+ *
+ * await using client = await Client.infer();
+ * const reflector = new Reflector(client, Api.v1Pod().within("default"));
+ * await reflector.init();
+ * for (const [key, pod] of reflector.read()) console.log(key, pod.status?.phase);
+ * ```
+ *
  * @module
  */
 export * from "./errors.ts";
 export * from "./config.ts";
 export * from "./client.ts";
 export * from "./api.ts";
+export * from "./selector.ts";
+export * from "./watch.ts";
+export * from "./informer.ts";
+export * from "./reflector.ts";

@@ -1,0 +1,378 @@
+/**
+ * {@linkcode watch}: one watch request on a collection, as an async iterator of typed
+ * {@linkcode WatchEvent}s parsed from the server's line-delimited JSON stream.
+ *
+ * `watch` is the raw building block: it ends when the server closes the stream and does not
+ * re-connect. {@linkcode Informer} and {@linkcode Reflector} add the recovery rules (re-watch,
+ * backoff, re-list after `410 Expired`).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Api, KubeObject } from "./api.ts";
+import type { Client } from "./client.ts";
+import { ApiError, type Status } from "./errors.ts";
+import { LineDecoder } from "./_lines.ts";
+
+const log = getLogger(["kube", "watch"]);
+
+/** The annotation the API server puts on the bookmark that ends the initial events of a watch list. */
+export const INITIAL_EVENTS_END_ANNOTATION = "k8s.io/initial-events-end";
+
+/** The `reason` of the {@linkcode ApiError} thrown for a line that is not a watch event. */
+export const MALFORMED_WATCH_EVENT = "MalformedWatchEvent";
+
+/** The `reason` of the {@linkcode ApiError} thrown when a watch stream stops sending data. */
+export const WATCH_STALLED = "WatchStalled";
+
+/** How long past the server's `timeoutSeconds` a silent stream is tolerated. */
+const DEFAULT_INACTIVITY_MARGIN_MS = 30_000;
+
+/** The longest a watch without `timeoutSeconds` may stay silent (plus the margin). */
+const DEFAULT_SILENCE_MS = 300_000;
+
+/** How many characters of a bad line an error message quotes. */
+const QUOTE_CHARS = 200;
+
+/** The type of a {@linkcode WatchEvent}. */
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+/** An object was added, modified or deleted. `object` is its new (or, for DELETED, final) state. */
+export interface ObjectWatchEvent<T extends KubeObject> {
+  /** What happened. */
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  /** The object. */
+  object: T;
+}
+
+/**
+ * A progress marker: every change up to `resourceVersion` has been sent. The object carries only
+ * `apiVersion`, `kind` and `metadata` (`resourceVersion`, annotations).
+ */
+export interface BookmarkWatchEvent {
+  /** Always `BOOKMARK`. */
+  type: "BOOKMARK";
+  /** The resource version to resume watching from. */
+  resourceVersion: string;
+  /**
+   * True on the bookmark that ends the initial events of a watch list (`sendInitialEvents`), the
+   * one annotated `k8s.io/initial-events-end: "true"`.
+   */
+  initialEventsEnd: boolean;
+  /** The bookmark object as sent (metadata only). */
+  object: KubeObject;
+}
+
+/**
+ * The server reported an error inside the stream (it closes the stream afterwards). Check
+ * `error.expired` for `410 Expired`/`Gone`: the resource version is too old and the caller must
+ * list again.
+ */
+export interface ErrorWatchEvent {
+  /** Always `ERROR`. */
+  type: "ERROR";
+  /** The error, built from the `Status`. */
+  error: ApiError;
+  /** The `Status` object as sent. */
+  object: Status;
+}
+
+/** One event of a watch stream, discriminated on `type`. */
+export type WatchEvent<T extends KubeObject = KubeObject> =
+  | ObjectWatchEvent<T>
+  | BookmarkWatchEvent
+  | ErrorWatchEvent;
+
+/**
+ * Tells whether an event is about an object (ADDED, MODIFIED or DELETED), as opposed to a
+ * BOOKMARK or an ERROR.
+ *
+ * @param event A watch event.
+ * @returns True for ADDED, MODIFIED and DELETED; `event.object` is then a `T`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Api, Client, isObjectEvent, watch } from "@denokube/kube";
+ * await using client = await Client.infer();
+ * for await (const event of watch(client, Api.v1Pod())) {
+ *   if (isObjectEvent(event)) console.log(event.type, event.object.metadata?.name);
+ * }
+ * ```
+ */
+export function isObjectEvent<T extends KubeObject>(
+  event: WatchEvent<T>,
+): event is ObjectWatchEvent<T> {
+  return event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED";
+}
+
+/** Options of {@linkcode watch}. */
+export interface WatchOptions {
+  /**
+   * Start after this resource version (opaque string). Unset: the server sends the current
+   * objects as ADDED first (or, with `sendInitialEvents`, a consistent snapshot).
+   */
+  resourceVersion?: string;
+  /** Only objects whose labels match, e.g. `app=web,tier!=db`. */
+  labelSelector?: string;
+  /** Only objects whose fields match, e.g. `metadata.name=web`. */
+  fieldSelector?: string;
+  /** Asks the server to end the stream after this many seconds. */
+  timeoutSeconds?: number;
+  /** Asks for BOOKMARK events. Default true. */
+  allowWatchBookmarks?: boolean;
+  /**
+   * Asks for a watch list: the current objects as ADDED events, then a BOOKMARK with
+   * `initialEventsEnd: true`. Sets `resourceVersionMatch=NotOlderThan` unless given.
+   */
+  sendInitialEvents?: boolean;
+  /** `NotOlderThan` or `Exact`; only meaningful with `sendInitialEvents`. */
+  resourceVersionMatch?: string;
+  /** Aborts the watch; the iterator then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds without any byte after which the stream is considered dead and the iterator
+   * throws an {@linkcode ApiError} (status 0, reason {@linkcode WATCH_STALLED}). Default:
+   * `timeoutSeconds` (or 300 s when unset) plus 30 s.
+   */
+  inactivityTimeoutMs?: number;
+  /** Whether the client retries a 429/503 answer to the watch request. Default true. */
+  retry?: boolean;
+}
+
+/**
+ * Watches a collection once: sends `GET <collection>?watch=1` and yields the events of the
+ * stream until the server ends it.
+ *
+ * The body is read chunk by chunk and parsed as line-delimited JSON. A line that is not JSON, or
+ * not an event object, makes the iterator throw an {@linkcode ApiError} with status 0 and reason
+ * {@linkcode MALFORMED_WATCH_EVENT} whose message quotes the first 200 characters of the line
+ * (the `SyntaxError` is its `cause`). A stream that sends no byte for longer than the inactivity
+ * timeout throws an {@linkcode ApiError} with status 0 and reason {@linkcode WATCH_STALLED};
+ * a broken connection throws an {@linkcode ApiError} with status 0. No whole-request timeout is
+ * applied. `ERROR` events are yielded, not thrown.
+ *
+ * Breaking out of `for await`, calling `return()`, or aborting `signal` cancels the response
+ * body and clears the timer.
+ *
+ * @param client The client.
+ * @param api The resource type (and namespace) to watch.
+ * @param options Resource version, selectors, timeouts and an abort signal.
+ * @returns An async iterator of events.
+ *
+ * @example Print pod changes in a namespace
+ * ```ts ignore
+ * import { Api, Client, watch } from "@denokube/kube";
+ * await using client = await Client.infer();
+ * for await (const event of watch(client, Api.v1Pod().within("default"), { timeoutSeconds: 60 })) {
+ *   if (event.type === "ERROR") throw event.error;
+ *   if (event.type !== "BOOKMARK") console.log(event.type, event.object.metadata?.name);
+ * }
+ * ```
+ */
+export function watch<T extends KubeObject>(
+  client: Client,
+  api: Api<T>,
+  options: WatchOptions = {},
+): AsyncIterableIterator<WatchEvent<T>> {
+  return watchStream(client, api, options);
+}
+
+/**
+ * The query of a watch request.
+ *
+ * @param options The watch options.
+ * @returns Query parameters for {@linkcode Client.prototype.request}.
+ */
+function watchQuery(options: WatchOptions): Record<string, string | number | undefined> {
+  const query: Record<string, string | number | undefined> = {
+    watch: "1",
+    allowWatchBookmarks: options.allowWatchBookmarks === false ? undefined : "true",
+    labelSelector: options.labelSelector || undefined,
+    fieldSelector: options.fieldSelector || undefined,
+    timeoutSeconds: options.timeoutSeconds,
+    resourceVersion: options.resourceVersion || undefined,
+    resourceVersionMatch: options.resourceVersionMatch,
+  };
+  if (options.sendInitialEvents) {
+    query.sendInitialEvents = "true";
+    query.resourceVersionMatch ??= "NotOlderThan";
+  }
+  return query;
+}
+
+async function* watchStream<T extends KubeObject>(
+  client: Client,
+  api: Api<T>,
+  options: WatchOptions,
+): AsyncGenerator<WatchEvent<T>, void, undefined> {
+  const userSignal = options.signal;
+  userSignal?.throwIfAborted();
+  const path = api.collectionPath();
+  const limitMs = options.inactivityTimeoutMs ??
+    (options.timeoutSeconds ?? DEFAULT_SILENCE_MS / 1000) * 1000 + DEFAULT_INACTIVITY_MARGIN_MS;
+
+  const controller = new AbortController();
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let failure: unknown;
+  let url = path;
+  const stop = (reason: unknown) => {
+    if (failure === undefined) failure = reason;
+    controller.abort(reason);
+    reader?.cancel(reason).catch(() => {});
+  };
+  const onAbort = () => stop(userSignal!.reason);
+  userSignal?.addEventListener("abort", onAbort, { once: true });
+
+  // One timer for the whole stream. Silence counts only while the watch waits for the server
+  // (the request, then each read), not while the consumer handles an event. When the timer fires
+  // early it re-arms for the remaining time, so a read only stores a timestamp.
+  let waitingSince = performance.now();
+  let waiting = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = (ms: number) => {
+    timer = setTimeout(() => {
+      const silent = waiting ? performance.now() - waitingSince : 0;
+      if (silent < limitMs) {
+        arm(limitMs - silent);
+        return;
+      }
+      timer = undefined;
+      const seconds = Math.round(silent / 100) / 10;
+      log.debug("Watch of {path} stalled: no data for {seconds} s", { path, seconds });
+      stop(
+        new ApiError({
+          status: 0,
+          reason: WATCH_STALLED,
+          message: `watch stalled: no data for ${seconds} s (GET ${url})`,
+          method: "GET",
+          url,
+        }),
+      );
+    }, ms);
+  };
+  arm(limitMs);
+
+  try {
+    let response: Response;
+    try {
+      response = await client.request({
+        path,
+        query: watchQuery(options),
+        signal: controller.signal,
+        retry: options.retry,
+      });
+    } catch (e) {
+      throw failure ?? e;
+    }
+    url = response.url || path;
+    if (!response.body) return;
+    reader = response.body.getReader();
+    if (failure !== undefined) throw failure;
+    log.debug("Watching {path} from resourceVersion {resourceVersion}", {
+      path,
+      resourceVersion: options.resourceVersion ?? "",
+    });
+
+    const lines = new LineDecoder({ skipBlank: true });
+    const batch: string[] = [];
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        waitingSince = performance.now();
+        waiting = true;
+        chunk = await reader.read();
+        waiting = false;
+      } catch (cause) {
+        if (failure !== undefined) throw failure;
+        throw new ApiError({
+          status: 0,
+          message: `The watch stream broke (GET ${url}): ${
+            cause instanceof Error ? cause.message : String(cause)
+          }`,
+          method: "GET",
+          url,
+          cause,
+        });
+      }
+      if (failure !== undefined) throw failure;
+      if (chunk.done) {
+        lines.end(batch);
+      } else {
+        lines.push(chunk.value, batch);
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const event = parseEvent<T>(batch[i], url);
+        batch[i] = "";
+        yield event;
+      }
+      batch.length = 0;
+      if (chunk.done) return;
+    }
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    userSignal?.removeEventListener("abort", onAbort);
+    if (reader) {
+      // Cancelling a finished stream is a no-op; for an unfinished one it releases the connection.
+      await reader.cancel().catch(() => {});
+    }
+  }
+}
+
+function malformed(line: string, url: string, why: string, cause?: unknown): ApiError {
+  const quoted = JSON.stringify(line.slice(0, QUOTE_CHARS));
+  const more = line.length > QUOTE_CHARS ? ` (${line.length} characters)` : "";
+  return new ApiError({
+    status: 0,
+    reason: MALFORMED_WATCH_EVENT,
+    message: `Malformed watch event from GET ${url}: ${why}: ${quoted}${more}`,
+    method: "GET",
+    url,
+    cause,
+  });
+}
+
+/**
+ * Parses one line of a watch stream into an event.
+ *
+ * @param line The line.
+ * @param url The request URL, for messages.
+ * @returns The event.
+ */
+function parseEvent<T extends KubeObject>(line: string, url: string): WatchEvent<T> {
+  let raw: { type?: unknown; object?: unknown };
+  try {
+    raw = JSON.parse(line);
+  } catch (cause) {
+    throw malformed(line, url, cause instanceof Error ? cause.message : "not JSON", cause);
+  }
+  if (raw === null || typeof raw !== "object" || typeof raw.object !== "object" || !raw.object) {
+    throw malformed(line, url, "not a watch event object ({type, object})");
+  }
+  switch (raw.type) {
+    case "ADDED":
+    case "MODIFIED":
+    case "DELETED":
+      return raw as ObjectWatchEvent<T>;
+    case "BOOKMARK": {
+      const object = raw.object as KubeObject;
+      const meta = object.metadata;
+      return {
+        type: "BOOKMARK",
+        resourceVersion: meta?.resourceVersion ?? "",
+        initialEventsEnd: meta?.annotations?.[INITIAL_EVENTS_END_ANNOTATION] === "true",
+        object,
+      };
+    }
+    case "ERROR": {
+      const status = raw.object as Status;
+      return {
+        type: "ERROR",
+        error: ApiError.fromStatus(status, { method: "GET", url }),
+        object: status,
+      };
+    }
+    default:
+      throw malformed(line, url, `unknown event type ${JSON.stringify(raw.type)}`);
+  }
+}
