@@ -62,7 +62,7 @@ export interface ControlPlane extends AsyncDisposable {
   logs(lines?: number): Promise<string>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -340,9 +340,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         ).join(""),
     );
     const [etcdClientPort, etcdPeerPort, apiPort] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
     ];
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const etcdLog = `${dir}/etcd.log`;

@@ -165,7 +165,7 @@ Deno.test("request: a Status body becomes an ApiError with reason, details and t
   })]);
   const error = await new Client(config(), { fetch }).get(Api.v1Pod(), "web").catch((e) => e);
   assert.ok(isNotFound(error));
-  assert.equal(error.details.name, "web");
+  assert.equal(error.details?.name, "web");
   assert.equal(error.method, "GET");
   // The namespace comes from the config when the Api has none.
   assert.equal(error.url, "https://k8s.test:6443/api/v1/namespaces/team/pods/web");
