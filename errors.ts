@@ -154,7 +154,8 @@ export class ApiError extends Error {
 }
 
 function hasStatus(e: unknown, status: number, reason?: string): boolean {
-  return e instanceof ApiError && (e.status === status || (reason !== undefined && e.reason === reason));
+  return e instanceof ApiError &&
+    (e.status === status || (reason !== undefined && e.reason === reason));
 }
 
 /**

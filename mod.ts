@@ -26,3 +26,5 @@ export * from "./selector.ts";
 export * from "./watch.ts";
 export * from "./informer.ts";
 export * from "./reflector.ts";
+export * from "./custom_resource.ts";
+export * from "./generated/mod.ts";

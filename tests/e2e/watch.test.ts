@@ -34,7 +34,7 @@ async function serverState(client: Client, api: Api<KubeObject>): Promise<Map<st
   return new Map(list.items.map((o) => [api.keyOf(o), o.metadata!.resourceVersion!]));
 }
 
-function cacheState(reflector: Reflector<KubeObject>): Map<string, string> {
+function cacheState<T extends KubeObject>(reflector: Reflector<T>): Map<string, string> {
   return new Map([...reflector.read()].map(([k, o]) => [k, o.metadata!.resourceVersion!]));
 }
 
