@@ -192,7 +192,7 @@ export class Client implements AsyncDisposable {
           method,
           url: url.href,
           status: response.status,
-          delay,
+          delay: Math.round(delay),
           attempt: attempt + 1,
         });
         await sleep(delay, options.signal);

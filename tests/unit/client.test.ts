@@ -252,7 +252,10 @@ Deno.test("verbs: patch and apply send the right content types and query", async
   );
   await assert.rejects(
     // A wrong apiVersion is a compile error with the generated types; check the run-time guard.
-    client.create(cms, { apiVersion: "apps/v1", kind: "ConfigMap", metadata: { name: "x" } } as never),
+    client.create(
+      cms,
+      { apiVersion: "apps/v1", kind: "ConfigMap", metadata: { name: "x" } } as never,
+    ),
     /apiVersion "apps\/v1" does not match/,
   );
 });

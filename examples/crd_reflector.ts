@@ -1,0 +1,144 @@
+// deno run --allow-env=KUBECONFIG,HOME --allow-read=$HOME/.kube --allow-net examples/crd_reflector.ts [namespace] [--log=info] [--exit-after=<seconds>]
+//
+// Keeps a cache of a custom resource, Foo (foos.clux.dev/v1), with a Reflector, and prints each
+// change and then the cache as a small table. The namespace is the argument, else the one of the
+// kubeconfig context. Try it:
+//
+//   kubectl apply -f examples/foo.yaml        # the CustomResourceDefinition
+//   deno run … examples/crd_reflector.ts      # the command above
+//   kubectl apply -f examples/crd-baz.yaml    # ADDED; then `kubectl edit foo baz`: MODIFIED
+//   kubectl delete -f examples/crd-baz.yaml   # DELETED
+//
+// Permissions: `--allow-net` can be narrowed to the API server, `--allow-net=<api-host:port>`.
+// When $KUBECONFIG points elsewhere, or the kubeconfig names certificate files outside ~/.kube,
+// give those paths to `--allow-read` instead (a missing permission is reported with the flag to
+// add).
+//
+// Options: `--log=<level>` sets the level of the library's logs (default `trace`, to show what it
+// does; `info` for a quiet run); `--exit-after=<seconds>` stops after that long (for tests).
+// Ctrl-C stops cleanly.
+//
+// Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
+// of "../mod.ts".
+
+import { parseArgs } from "node:util";
+import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
+import { Api, Client, isNotFound, Reflector, stripManagedFields } from "../mod.ts";
+
+/** The spec of a Foo, as in the schema of examples/foo.yaml. */
+interface FooSpec {
+  name: string;
+  info: string;
+  replicas?: number;
+}
+
+/** The status of a Foo (a subresource: written with `client.patchStatus`). */
+interface FooStatus {
+  isBad?: boolean;
+  observedReplicas?: number;
+}
+
+const { values: flags, positionals } = parseArgs({
+  args: Deno.args,
+  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
+  allowPositionals: true,
+});
+if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
+
+// The library logs under ["kube", …] and never configures logging: the program does.
+await configure({
+  sinks: { console: getConsoleSink() },
+  loggers: [
+    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
+    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+  ],
+});
+
+await using client = await Client.infer();
+const namespace = positionals[0] ?? client.namespace;
+
+const controller = new AbortController();
+const stop = () => controller.abort();
+Deno.addSignalListener("SIGINT", stop);
+const exitAfter = Number(flags["exit-after"] ?? 0);
+const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+
+// Kind "Foo" is derived from the plural; pass { kind } to .version() when it is irregular.
+const foos = Api.customResource<FooSpec, FooStatus>("foos")
+  .group("clux.dev")
+  .version("v1")
+  .within(namespace);
+
+/** Prints rows as columns padded to their widest cell. */
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) {
+    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  }
+}
+
+const reflector = new Reflector(client, foos).transform(stripManagedFields);
+
+function printCache(): void {
+  const cache = reflector.read();
+  const rows = [["NAME", "SPEC.NAME", "SPEC.INFO", "REPLICAS", "BAD", "RESOURCEVERSION"]];
+  for (const [, foo] of [...cache].sort(([a], [b]) => a.localeCompare(b))) {
+    rows.push([
+      foo.metadata?.name ?? "",
+      foo.spec?.name ?? "",
+      foo.spec?.info ?? "",
+      String(foo.spec?.replicas ?? "-"),
+      String(foo.status?.isBad ?? "-"),
+      foo.metadata?.resourceVersion ?? "",
+    ]);
+  }
+  console.log(`${cache.size} foo(s) cached in ${namespace}:`);
+  printTable(rows);
+}
+
+// Subscribe before run() starts, so that the first sync is reported too (each Foo as ADDED).
+const changes = reflector.changes({ signal: controller.signal });
+const running = reflector.run({ signal: controller.signal });
+running.catch(() => {}); // a permanent failure also ends `changes` with the error
+
+// A sync reports its changes all at once: print the table once per batch.
+let tableTimer: ReturnType<typeof setTimeout> | undefined;
+const scheduleTable = () => {
+  tableTimer ??= setTimeout(() => {
+    tableTimer = undefined;
+    printCache();
+  }, 0);
+};
+
+console.log(`Caching foos.clux.dev in namespace ${namespace} of ${client.config.server}`);
+try {
+  for await (const change of changes) {
+    const foo = change.object;
+    let detail = `spec.info=${JSON.stringify(foo.spec?.info)}`;
+    if (change.type === "MODIFIED" && change.old) {
+      const fields = (["name", "info", "replicas"] as const)
+        .filter((field) => change.old?.spec?.[field] !== foo.spec?.[field]);
+      detail += fields.length ? `  changed: ${fields.map((f) => `spec.${f}`).join(", ")}` : "";
+    }
+    console.log(
+      `${change.type.padEnd(8)} foo ${foo.metadata?.namespace}/${foo.metadata?.name}  ${detail}`,
+    );
+    scheduleTable();
+  }
+  await running;
+  console.log("Stopped.");
+} catch (e) {
+  if (isNotFound(e)) {
+    console.error(
+      "crd_reflector: the API server does not serve foos.clux.dev/v1. Install the " +
+        "CustomResourceDefinition first: kubectl apply -f examples/foo.yaml",
+    );
+  } else {
+    console.error(`crd_reflector: ${e instanceof Error ? e.message : e}`);
+  }
+  Deno.exitCode = 1;
+} finally {
+  Deno.removeSignalListener("SIGINT", stop);
+  clearTimeout(timer);
+  clearTimeout(tableTimer);
+}

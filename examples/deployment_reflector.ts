@@ -1,0 +1,129 @@
+// deno run --allow-env=KUBECONFIG,HOME --allow-read=$HOME/.kube --allow-net examples/deployment_reflector.ts [namespace] [--log=info] [--exit-after=<seconds>]
+//
+// Keeps a cache of the Deployments (apps/v1) of a namespace with a Reflector, with a secondary
+// index by container image, and prints each change and then the cache as a small table, like
+// `kubectl get deployments --watch`. The namespace is the argument, else the one of the
+// kubeconfig context.
+//
+// Permissions: `--allow-net` can be narrowed to the API server, `--allow-net=<api-host:port>`.
+// When $KUBECONFIG points elsewhere, or the kubeconfig names certificate files outside ~/.kube,
+// give those paths to `--allow-read` instead (a missing permission is reported with the flag to
+// add).
+//
+// Options: `--log=<level>` sets the level of the library's logs (default `trace`, to show what it
+// does; `info` for a quiet run); `--exit-after=<seconds>` stops after that long (for tests).
+// Ctrl-C stops cleanly.
+//
+// Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
+// of "../mod.ts".
+
+import { parseArgs } from "node:util";
+import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
+import { Api, Client, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
+
+const { values: flags, positionals } = parseArgs({
+  args: Deno.args,
+  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
+  allowPositionals: true,
+});
+if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
+
+// The library logs under ["kube", …] and never configures logging: the program does.
+await configure({
+  sinks: { console: getConsoleSink() },
+  loggers: [
+    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
+    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+  ],
+});
+
+await using client = await Client.infer();
+const namespace = positionals[0] ?? client.namespace;
+
+const controller = new AbortController();
+const stop = () => controller.abort();
+Deno.addSignalListener("SIGINT", stop);
+const exitAfter = Number(flags["exit-after"] ?? 0);
+const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+
+/** The parts of a Deployment this example reads. */
+interface DeploymentView {
+  spec?: { replicas?: number; template?: { spec?: { containers?: { image?: string }[] } } };
+  status?: { readyReplicas?: number; updatedReplicas?: number; availableReplicas?: number };
+}
+
+function imagesOf(deployment: KubeObject): string[] {
+  const containers = (deployment as DeploymentView).spec?.template?.spec?.containers ?? [];
+  return containers.map((c) => c.image ?? "");
+}
+
+/** Prints rows as columns padded to their widest cell. */
+function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) {
+    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  }
+}
+
+const reflector = new Reflector(client, Api.appsV1Deployment().within(namespace))
+  .transform(stripManagedFields)
+  .index("image", imagesOf); // query with reflector.byIndex("image", "nginx:1.27")
+
+function printCache(): void {
+  const cache = reflector.read();
+  const rows = [["NAME", "READY", "UP-TO-DATE", "IMAGES", "RESOURCEVERSION"]];
+  for (const [, deployment] of [...cache].sort(([a], [b]) => a.localeCompare(b))) {
+    const { spec, status } = deployment as DeploymentView;
+    rows.push([
+      deployment.metadata?.name ?? "",
+      `${status?.readyReplicas ?? 0}/${spec?.replicas ?? 1}`,
+      String(status?.updatedReplicas ?? 0),
+      imagesOf(deployment).join(","),
+      deployment.metadata?.resourceVersion ?? "",
+    ]);
+  }
+  console.log(`${cache.size} deployment(s) cached in ${namespace}:`);
+  printTable(rows);
+}
+
+// Subscribe before run() starts, so that the first sync is reported too (each one as ADDED).
+const changes = reflector.changes({ signal: controller.signal });
+const running = reflector.run({ signal: controller.signal });
+running.catch(() => {}); // a permanent failure also ends `changes` with the error
+
+// A sync reports its changes all at once: print the table once per batch.
+let tableTimer: ReturnType<typeof setTimeout> | undefined;
+const scheduleTable = () => {
+  tableTimer ??= setTimeout(() => {
+    tableTimer = undefined;
+    printCache();
+  }, 0);
+};
+
+console.log(
+  `Caching deployments in namespace ${namespace} of ${client.config.server} (Ctrl-C to stop)`,
+);
+try {
+  for await (const change of changes) {
+    const name = `${change.object.metadata?.namespace}/${change.object.metadata?.name}`;
+    let detail = `images=${imagesOf(change.object).join(",")}`;
+    if (change.type === "MODIFIED" && change.old) {
+      const before = (change.old as DeploymentView).spec?.replicas;
+      const after = (change.object as DeploymentView).spec?.replicas;
+      if (before !== after) detail += `  replicas ${before} → ${after}`;
+      const shared = reflector.byIndex("image", imagesOf(change.object)[0] ?? "").length;
+      detail += `  (${shared} deployment(s) run this image)`;
+    }
+    console.log(`${change.type.padEnd(8)} ${name}  ${detail}`);
+    scheduleTable();
+  }
+  await running;
+  console.log("Stopped.");
+} catch (e) {
+  console.error(`deployment_reflector: ${e instanceof Error ? e.message : e}`);
+  Deno.exitCode = 1;
+} finally {
+  Deno.removeSignalListener("SIGINT", stop);
+  clearTimeout(timer);
+  clearTimeout(tableTimer);
+}
