@@ -36,7 +36,7 @@ function load(
 
 function assertNotCapable(result: LoaderResult, flag: string): void {
   assert.equal(result.ok, false, `expected a failure, got ${JSON.stringify(result)}`);
-  assert.equal(result.name, "NotCapable", result.message);
+  assert.equal(result.name, "NotCapable", result.message ?? "");
   assert.ok(result.message!.includes(flag), `"${result.message}" should name ${flag}`);
 }
 
@@ -113,7 +113,7 @@ Deno.test("with the named flags, the same configs load", async () => {
     {},
     ["--credentials"],
   );
-  assert.equal(result.ok, true, result.message);
+  assert.equal(result.ok, true, result.message ?? "");
   assert.equal(result.token, "granted");
 });
 
@@ -133,7 +133,7 @@ Deno.test("infer(): an unreadable ~/.kube/config does not block the in-cluster f
     vars,
     ["--credentials"],
   );
-  assert.equal(ok.ok, true, ok.message);
+  assert.equal(ok.ok, true, ok.message ?? "");
   assert.equal(ok.source, "in-cluster service account");
   assert.equal(ok.token, "pod-token");
 
@@ -166,7 +166,7 @@ Deno.test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS
   const result = await load([], "fromKubeconfigString", { text }, { LOG_TOKENS: "1" }, [
     "--credentials",
   ]);
-  assert.equal(result.ok, true, result.message);
+  assert.equal(result.ok, true, result.message ?? "");
   assert.equal(result.server, "https://first.example.test");
   assert.equal(result.token, "first-token");
 
@@ -175,7 +175,7 @@ Deno.test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS
     clearEnv: true,
     env: { DENO_DIR, PATH: Deno.env.get("PATH") ?? "", NO_COLOR: "1", LOG_TOKENS: "1" },
   });
-  assert.equal(debug.ok, true, debug.message);
+  assert.equal(debug.ok, true, debug.message ?? "");
 });
 
 Deno.test("permissionError and helpers", () => {
