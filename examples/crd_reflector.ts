@@ -21,9 +21,8 @@
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
 
-import { parseArgs } from "node:util";
-import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
-import { Api, Client, isNotFound, Reflector, stripManagedFields } from "../mod.ts";
+import { Api, isNotFound, Reflector, stripManagedFields } from "../mod.ts";
+import { startExample } from "./_example.ts";
 
 /** The spec of a Foo, as in the schema of examples/foo.yaml. */
 interface FooSpec {
@@ -38,30 +37,8 @@ interface FooStatus {
   observedReplicas?: number;
 }
 
-const { values: flags, positionals } = parseArgs({
-  args: Deno.args,
-  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
-  allowPositionals: true,
-});
-if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
-
-// The library logs under ["kube", …] and never configures logging: the program does.
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-  ],
-});
-
-await using client = await Client.infer();
-const namespace = positionals[0] ?? client.namespace;
-
-const controller = new AbortController();
-const stop = () => controller.abort();
-Deno.addSignalListener("SIGINT", stop);
-const exitAfter = Number(flags["exit-after"] ?? 0);
-const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+await using example = await startExample({ namespaced: true });
+const { client, namespace, signal } = example;
 
 // Kind "Foo" is derived from the plural; pass { kind } to .version() when it is irregular.
 const foos = Api.customResource<FooSpec, FooStatus>("foos")
@@ -97,8 +74,8 @@ function printCache(): void {
 }
 
 // Subscribe before run() starts, so that the first sync is reported too (each Foo as ADDED).
-const changes = reflector.changes({ signal: controller.signal });
-const running = reflector.run({ signal: controller.signal });
+const changes = reflector.changes({ signal });
+const running = reflector.run({ signal });
 running.catch(() => {}); // a permanent failure also ends `changes` with the error
 
 // A sync reports its changes all at once: print the table once per batch.
@@ -138,7 +115,5 @@ try {
   }
   Deno.exitCode = 1;
 } finally {
-  Deno.removeSignalListener("SIGINT", stop);
-  clearTimeout(timer);
   clearTimeout(tableTimer);
 }

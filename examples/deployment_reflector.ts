@@ -17,34 +17,11 @@
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
 
-import { parseArgs } from "node:util";
-import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
-import { Api, Client, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
+import { Api, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
+import { startExample } from "./_example.ts";
 
-const { values: flags, positionals } = parseArgs({
-  args: Deno.args,
-  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
-  allowPositionals: true,
-});
-if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
-
-// The library logs under ["kube", …] and never configures logging: the program does.
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-  ],
-});
-
-await using client = await Client.infer();
-const namespace = positionals[0] ?? client.namespace;
-
-const controller = new AbortController();
-const stop = () => controller.abort();
-Deno.addSignalListener("SIGINT", stop);
-const exitAfter = Number(flags["exit-after"] ?? 0);
-const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+await using example = await startExample({ namespaced: true });
+const { client, namespace, signal } = example;
 
 /** The parts of a Deployment this example reads. */
 interface DeploymentView {
@@ -87,8 +64,8 @@ function printCache(): void {
 }
 
 // Subscribe before run() starts, so that the first sync is reported too (each one as ADDED).
-const changes = reflector.changes({ signal: controller.signal });
-const running = reflector.run({ signal: controller.signal });
+const changes = reflector.changes({ signal });
+const running = reflector.run({ signal });
 running.catch(() => {}); // a permanent failure also ends `changes` with the error
 
 // A sync reports its changes all at once: print the table once per batch.
@@ -123,7 +100,5 @@ try {
   console.error(`deployment_reflector: ${e instanceof Error ? e.message : e}`);
   Deno.exitCode = 1;
 } finally {
-  Deno.removeSignalListener("SIGINT", stop);
-  clearTimeout(timer);
   clearTimeout(tableTimer);
 }

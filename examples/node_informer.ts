@@ -17,32 +17,11 @@
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
 
-import { parseArgs } from "node:util";
-import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
-import { Api, Client, fieldSelector, Informer, type KubeObject } from "../mod.ts";
+import { Api, fieldSelector, Informer, type KubeObject } from "../mod.ts";
+import { startExample } from "./_example.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
-});
-if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
-
-// The library logs under ["kube", …] and never configures logging: the program does.
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-  ],
-});
-
-await using client = await Client.infer();
-
-const controller = new AbortController();
-const stop = () => controller.abort();
-Deno.addSignalListener("SIGINT", stop);
-const exitAfter = Number(flags["exit-after"] ?? 0);
-const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+await using example = await startExample({ namespaced: false });
+const { client, signal } = example;
 
 /** The parts of a Node this example reads. */
 interface NodeView {
@@ -70,7 +49,7 @@ async function podsOn(nodeName: string, signal: AbortSignal): Promise<string[]> 
 console.log(`Watching nodes of ${client.config.server} (Ctrl-C to stop)`);
 try {
   const informer = new Informer(client, Api.v1Node());
-  for await (const event of informer.stream({ signal: controller.signal })) {
+  for await (const event of informer.stream({ signal })) {
     if (event.type === "BOOKMARK" || event.type === "ERROR") continue;
     const name = event.object.metadata?.name ?? "";
     if (event.type === "DELETED") {
@@ -78,18 +57,15 @@ try {
       continue;
     }
     console.log(`${event.type.padEnd(8)} node ${name}  ${describeNode(event.object)}`);
-    const pods = await podsOn(name, controller.signal);
+    const pods = await podsOn(name, signal);
     console.log(`         ${pods.length} pod(s) on ${name}: ${pods.join(", ") || "-"}`);
   }
   console.log("Stopped.");
 } catch (e) {
-  if (!controller.signal.aborted) {
+  if (!signal.aborted) {
     console.error(`node_informer: ${e instanceof Error ? e.message : e}`);
     Deno.exitCode = 1;
   } else {
     console.log("Stopped.");
   }
-} finally {
-  Deno.removeSignalListener("SIGINT", stop);
-  clearTimeout(timer);
 }

@@ -17,32 +17,11 @@
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
 
-import { parseArgs } from "node:util";
-import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
-import { Api, Client, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
+import { Api, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
+import { startExample } from "./_example.ts";
 
-const { values: flags } = parseArgs({
-  args: Deno.args,
-  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
-});
-if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
-
-// The library logs under ["kube", …] and never configures logging: the program does.
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-  ],
-});
-
-await using client = await Client.infer();
-
-const controller = new AbortController();
-const stop = () => controller.abort();
-Deno.addSignalListener("SIGINT", stop);
-const exitAfter = Number(flags["exit-after"] ?? 0);
-const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+await using example = await startExample({ namespaced: false });
+const { client, signal } = example;
 
 /** The parts of a Node this example reads. */
 interface NodeView {
@@ -95,7 +74,6 @@ const reflector = new Reflector(client, Api.v1Node())
   .transform(stripManagedFields);
 
 console.log(`Caching the nodes of ${client.config.server} (Ctrl-C to stop)`);
-const { signal } = controller;
 try {
   await reflector.init({ signal }); // the first sync reports every node as ADDED
   printEvents(reflector);
@@ -109,8 +87,5 @@ try {
     console.error(`node_reflector: ${e instanceof Error ? e.message : e}`);
     Deno.exitCode = 1;
   }
-} finally {
-  Deno.removeSignalListener("SIGINT", stop);
-  clearTimeout(timer);
 }
 if (signal.aborted) console.log("Stopped.");

@@ -16,36 +16,13 @@
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
 
-import { parseArgs } from "node:util";
-import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
-import { Api, Client, Informer, type KubeObject } from "../mod.ts";
+import { Api, Informer, type KubeObject } from "../mod.ts";
+import { startExample } from "./_example.ts";
 
-const { values: flags, positionals } = parseArgs({
-  args: Deno.args,
-  options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
-  allowPositionals: true,
-});
-if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
-
-// The library logs under ["kube", …] and never configures logging: the program does.
-await configure({
-  sinks: { console: getConsoleSink() },
-  loggers: [
-    { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-  ],
-});
-
-await using client = await Client.infer();
-const namespace = positionals[0] ?? client.namespace;
+// Ctrl-C (and --exit-after) abort `signal`; the informer then ends its stream quietly.
+await using example = await startExample({ namespaced: true });
+const { client, namespace, signal } = example;
 const pods = Api.v1Pod().within(namespace);
-
-// Ctrl-C (and --exit-after) abort the controller; the informer then ends its stream quietly.
-const controller = new AbortController();
-const stop = () => controller.abort();
-Deno.addSignalListener("SIGINT", stop);
-const exitAfter = Number(flags["exit-after"] ?? 0);
-const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
 
 function phaseOf(pod: KubeObject): string {
   return (pod as { status?: { phase?: string } }).status?.phase ?? "-";
@@ -57,7 +34,7 @@ try {
   // First the pods that exist, as ADDED, then every change, forever (re-watching, backing off
   // and re-listing on its own).
   const informer = new Informer(client, pods);
-  for await (const event of informer.stream({ signal: controller.signal })) {
+  for await (const event of informer.stream({ signal })) {
     if (event.type === "BOOKMARK" || event.type === "ERROR") continue; // not delivered by default
     const { metadata } = event.object;
     count++;
@@ -71,7 +48,4 @@ try {
 } catch (e) {
   console.error(`pod_informer: ${e instanceof Error ? e.message : e}`);
   Deno.exitCode = 1;
-} finally {
-  Deno.removeSignalListener("SIGINT", stop);
-  clearTimeout(timer);
 }

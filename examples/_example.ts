@@ -1,0 +1,61 @@
+// The setup the examples share: their options, logging, the client, the namespace and stopping
+// on Ctrl-C. Not an example itself; outside this repository, copy what you need of it.
+
+import { parseArgs } from "node:util";
+import { configure, getConsoleSink, isLogLevel } from "@logtape/logtape";
+import { Client } from "../mod.ts";
+
+/** What {@link startExample} sets up; disposing it stops the timer, Ctrl-C handling and client. */
+export interface Example extends AsyncDisposable {
+  /** The client of the kubeconfig (`Client.infer()`). */
+  client: Client;
+  /** The namespace argument, else the namespace of the kubeconfig context. */
+  namespace: string;
+  /** Aborted on Ctrl-C (SIGINT) or after `--exit-after=<seconds>`. */
+  signal: AbortSignal;
+}
+
+/**
+ * Sets up an example: parses `--log=<level>` (default `trace`) and `--exit-after=<seconds>` (and,
+ * when `namespaced`, an optional namespace argument; otherwise any argument is an error),
+ * configures LogTape to print the library's logs (category ["kube"]) to the console, and infers
+ * the client from the kubeconfig. Use it with `await using`, so that the Ctrl-C listener, the
+ * `--exit-after` timer and the client are released when the example ends.
+ */
+export async function startExample(options: { namespaced: boolean }): Promise<Example> {
+  const { values: flags, positionals } = parseArgs({
+    args: Deno.args,
+    options: { log: { type: "string", default: "trace" }, "exit-after": { type: "string" } },
+    allowPositionals: options.namespaced,
+  });
+  if (!isLogLevel(flags.log)) throw new TypeError(`--log: unknown level ${flags.log}`);
+
+  // The library logs under ["kube", …] and never configures logging: the program does.
+  await configure({
+    sinks: { console: getConsoleSink() },
+    loggers: [
+      { category: ["kube"], lowestLevel: flags.log, sinks: ["console"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+    ],
+  });
+
+  const client = await Client.infer();
+  const namespace = positionals[0] ?? client.namespace;
+
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  Deno.addSignalListener("SIGINT", stop);
+  const exitAfter = Number(flags["exit-after"] ?? 0);
+  const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
+
+  return {
+    client,
+    namespace,
+    signal: controller.signal,
+    async [Symbol.asyncDispose]() {
+      Deno.removeSignalListener("SIGINT", stop);
+      clearTimeout(timer);
+      await client[Symbol.asyncDispose]();
+    },
+  };
+}
