@@ -168,6 +168,10 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #needSync = true;
   #watchListUnsupported = false;
   #events: WatchEvent<T>[] = [];
+  // Events are kept for `events()` only in the seed style (init/poll) or once `events()` was
+  // called: a program that only runs the cache and reads it must not keep replaced objects alive.
+  #keepEvents = false;
+  #eventsTaken = false;
   #dropped = 0;
   #subscribers = new Set<Subscriber<T>>();
   #backoff: Backoff;
@@ -329,9 +333,14 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * Takes the events applied since the last call: watch events, and for each (re)sync the
    * difference it made (see the class description). Bookmarks are not kept.
    *
+   * Events are buffered in the seed style (`init()` / `poll()`), and under `run()` only once
+   * `events()` has been called: a program that only reads the cache keeps no replaced objects.
+   *
    * @returns The events, oldest first.
    */
   events(): WatchEvent<T>[] {
+    this.#eventsTaken = true;
+    this.#keepEvents = true;
     const events = this.#events;
     this.#events = [];
     this.#dropped = 0;
@@ -393,6 +402,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    */
   async init(options: ReflectorRunOptions = {}): Promise<void> {
     this.#enter();
+    this.#keepEvents = true;
     try {
       await this.#sync(options.signal, this.#syncTimeout(), false);
     } finally {
@@ -413,6 +423,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    */
   async poll(options: ReflectorRunOptions = {}): Promise<void> {
     this.#enter();
+    this.#keepEvents = true;
     const signal = options.signal;
     try {
       await this.#waitPending(signal);
@@ -442,6 +453,9 @@ export class Reflector<T extends KubeObject = KubeObject> {
    */
   async run(options: ReflectorRunOptions = {}): Promise<void> {
     this.#enter();
+    // While run() keeps the cache, events are buffered only for a caller of events().
+    this.#keepEvents = this.#eventsTaken;
+    if (!this.#eventsTaken) this.#events = [];
     const signal = options.signal;
     try {
       for (;;) {
@@ -653,16 +667,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #swap(next: Map<string, T>, resourceVersion: string): void {
     const previous = this.#cache;
     const changes: CacheChange<T>[] = [];
-    for (const [key, object] of next) {
-      const old = previous.get(key);
-      if (old === undefined) changes.push({ type: "ADDED", object });
-      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
-        changes.push({ type: "MODIFIED", object, old });
-      }
-    }
-    for (const [key, old] of previous) {
-      if (!next.has(key)) changes.push({ type: "DELETED", object: old, old });
-    }
+    if (this.#reporting()) this.#diff(previous, next, changes);
     const indexes = new Map<string, IndexData<T>>();
     for (const [name, data] of this.#indexes) {
       const fresh: IndexData<T> = { fn: data.fn, entries: new Map() };
@@ -687,6 +692,20 @@ export class Reflector<T extends KubeObject = KubeObject> {
     }
   }
 
+  /** The changes from one map to the next: ADDED, MODIFIED (new resourceVersion), DELETED. */
+  #diff(previous: Map<string, T>, next: Map<string, T>, changes: CacheChange<T>[]): void {
+    for (const [key, object] of next) {
+      const old = previous.get(key);
+      if (old === undefined) changes.push({ type: "ADDED", object });
+      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
+        changes.push({ type: "MODIFIED", object, old });
+      }
+    }
+    for (const [key, old] of previous) {
+      if (!next.has(key)) changes.push({ type: "DELETED", object: old, old });
+    }
+  }
+
   /** Applies one watch event to the cache. */
   #apply(event: WatchEvent<T>): void {
     switch (event.type) {
@@ -700,13 +719,15 @@ export class Reflector<T extends KubeObject = KubeObject> {
         if (old !== undefined && rv !== undefined && old.metadata?.resourceVersion === rv) return;
         this.#cache.set(key, object);
         for (const data of this.#indexes.values()) {
-          if (old !== undefined) removeFromIndex(data, key, old);
-          addToIndex(data, key, object);
+          if (old === undefined) addToIndex(data, key, object);
+          else reindex(data, key, old, object);
         }
-        this.#report(
-          old === undefined ? { type: "ADDED", object } : { type: "MODIFIED", object, old },
-          event.type,
-        );
+        if (this.#reporting()) {
+          this.#report(
+            old === undefined ? { type: "ADDED", object } : { type: "MODIFIED", object, old },
+            event.type,
+          );
+        }
         return;
       }
       case "DELETED": {
@@ -719,13 +740,15 @@ export class Reflector<T extends KubeObject = KubeObject> {
           this.#cache.delete(key);
           for (const data of this.#indexes.values()) removeFromIndex(data, key, old);
         }
-        this.#report(
-          old === undefined ? { type: "DELETED", object } : {
-            type: "DELETED",
-            object,
-            old,
-          },
-        );
+        if (this.#reporting()) {
+          this.#report(
+            old === undefined ? { type: "DELETED", object } : {
+              type: "DELETED",
+              object,
+              old,
+            },
+          );
+        }
         return;
       }
       case "BOOKMARK":
@@ -736,8 +759,18 @@ export class Reflector<T extends KubeObject = KubeObject> {
     }
   }
 
+  /** Whether anybody takes changes: `events()` or a `changes()` subscriber. */
+  #reporting(): boolean {
+    return this.#keepEvents || this.#subscribers.size > 0;
+  }
+
   /** Records a change for `events()` and the `changes()` subscribers. */
   #report(change: CacheChange<T>, eventType: CacheChange<T>["type"] = change.type): void {
+    for (const subscriber of this.#subscribers) {
+      subscriber.queue.push(change);
+      subscriber.wake?.();
+    }
+    if (!this.#keepEvents) return;
     const events = this.#events;
     events.push({ type: eventType, object: change.object });
     const max = this.#options.maxBufferedEvents ?? 10_000;
@@ -752,15 +785,31 @@ export class Reflector<T extends KubeObject = KubeObject> {
       }
       this.#dropped += drop;
     }
-    for (const subscriber of this.#subscribers) {
-      subscriber.queue.push(change);
-      subscriber.wake?.();
-    }
   }
 }
 
 function addToIndex<T>(data: IndexData<T>, key: string, object: T): void {
   for (const value of data.fn(object)) {
+    let keys = data.entries.get(value);
+    if (!keys) data.entries.set(value, keys = new Set());
+    keys.add(key);
+  }
+}
+
+/** Moves a key from the old object's index values to the new one's, touching only differences. */
+function reindex<T>(data: IndexData<T>, key: string, old: T, object: T): void {
+  const before = data.fn(old);
+  const after = data.fn(object);
+  if (before.length === after.length && before.every((v, i) => v === after[i])) return;
+  for (const value of before) {
+    if (after.includes(value)) continue;
+    const keys = data.entries.get(value);
+    if (!keys) continue;
+    keys.delete(key);
+    if (keys.size === 0) data.entries.delete(value);
+  }
+  for (const value of after) {
+    if (before.includes(value)) continue;
     let keys = data.entries.get(value);
     if (!keys) data.entries.set(value, keys = new Set());
     keys.add(key);

@@ -175,3 +175,35 @@ Deno.test("changes() normalises watch events against the cache (no duplicate, AD
   }
   assert.deepEqual(seen, ["ADDED:1:-", "MODIFIED:2:1", "DELETED:3:2"]);
 });
+
+Deno.test("run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
+  const { FakeApiServer } = await import("../../testing.ts");
+  await using server = new FakeApiServer();
+  const client = server.client();
+  const api = Api.v1ConfigMap().within("default");
+  server.seed({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "a", namespace: "default" },
+  });
+  const reflector = new Reflector(client, api);
+  const controller = new AbortController();
+  const running = reflector.run({ signal: controller.signal });
+  try {
+    await reflector.ready;
+    const changes = reflector.changes({ signal: controller.signal });
+    await client.patch(api, "a", { data: { v: "1" } });
+    assert.equal((await changes.next()).value?.type, "MODIFIED");
+    // Nobody asked for events() yet: nothing was kept.
+    assert.deepEqual(reflector.events(), []);
+    await client.patch(api, "a", { data: { v: "2" } });
+    assert.equal((await changes.next()).value?.type, "MODIFIED");
+    const events = reflector.events();
+    assert.deepEqual(events.map((e) => e.type), ["MODIFIED"]);
+    assert.equal(reflector.byIndex("namespace", "default").length, 1);
+    await changes.return?.();
+  } finally {
+    controller.abort();
+    await running;
+  }
+});
