@@ -106,6 +106,9 @@ export function isObjectEvent<T extends KubeObject>(
   return event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED";
 }
 
+const PARTIAL_METADATA_ACCEPT =
+  "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json";
+
 /** Options of {@linkcode watch}. */
 export interface WatchOptions {
   /**
@@ -138,6 +141,11 @@ export interface WatchOptions {
   inactivityTimeoutMs?: number;
   /** Whether the client retries a 429/503 answer to the watch request. Default true. */
   retry?: boolean;
+  /**
+   * Receive only `apiVersion`, `kind` and `metadata` of each object (`PartialObjectMetadata`):
+   * much less to transfer and parse when the rest is not needed.
+   */
+  metadataOnly?: boolean;
 }
 
 /**
@@ -259,6 +267,7 @@ async function* watchStream<T extends KubeObject>(
       response = await client.request({
         path,
         query: watchQuery(options),
+        accept: options.metadataOnly ? PARTIAL_METADATA_ACCEPT : undefined,
         signal: controller.signal,
         retry: options.retry,
       });

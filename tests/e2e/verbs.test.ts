@@ -129,13 +129,21 @@ e2eTest("verbs: CRUD, patches, server-side apply, status, scale, paging, discove
     assert.equal(second.items.length, 10);
   });
 
-  await t.step("metadata-only get and list", async () => {
+  await t.step("metadata-only get, list and watch", async () => {
     const meta = await client.getMetadata(cms, "a");
     assert.equal(meta.kind, "PartialObjectMetadata");
     assert.equal((meta as ConfigMap).data, undefined);
     const list = await client.listMetadata(cms, { labelSelector: "paged=yes", limit: 3 });
     assert.equal(list.kind, "PartialObjectMetadataList");
     assert.equal(list.items.length, 3);
+    const events = client.watch(cms, { metadataOnly: true, fieldSelector: "metadata.name=a" });
+    const first = await events.next();
+    await events.return?.();
+    assert.equal(first.value?.type, "ADDED");
+    const object = first.value?.type === "ADDED" ? first.value.object : undefined;
+    assert.equal(object?.kind, "PartialObjectMetadata");
+    assert.equal(object?.metadata?.name, "a");
+    assert.equal((object as ConfigMap).data, undefined);
   });
 
   await t.step("status and scale subresources of a Deployment", async () => {
