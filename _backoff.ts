@@ -24,8 +24,9 @@ export interface BackoffOptions {
 }
 
 /**
- * Computes successive retry delays: `initialMs` doubling up to `maxMs`, each with random jitter,
- * and back to `initialMs` after `resetAfterMs` of health.
+ * Computes successive retry delays: `initialMs` doubling up to `maxMs`, each then stretched by up
+ * to `jitter` (so at most `maxMs * (1 + jitter)`), and back to `initialMs` after `resetAfterMs`
+ * of health.
  */
 export class Backoff {
   #initial: number;
@@ -56,7 +57,8 @@ export class Backoff {
     this.#lastFailure = now;
     const base = this.#current;
     this.#current = Math.min(this.#max, this.#current * this.#factor);
-    return Math.min(this.#max, base * (1 + this.#jitter * this.#random()));
+    // Jitter is applied after the cap, so that clients at the cap do not retry in lockstep.
+    return base * (1 + this.#jitter * this.#random());
   }
 
   /** Starts again from the initial delay. */

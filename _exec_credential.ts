@@ -353,6 +353,10 @@ interface CacheEntry {
   result?: ExecResult;
   validUntil?: number;
   inflight?: Promise<ExecResult>;
+  /** Kills the in-flight run; used when every caller waiting for it has given up. */
+  cancel?: AbortController;
+  /** Callers waiting for the in-flight run. */
+  waiters: number;
   secrets: string[];
 }
 
@@ -409,21 +413,27 @@ export class ExecCredentialSource {
         return entry.result;
       }
       if (entry?.inflight) {
+        const cancelled = entry.cancel!.signal;
         try {
-          return await waitFor(entry.inflight, signal);
+          return await this.#wait(entry, entry.inflight, signal);
         } catch (e) {
-          // Another caller aborted the shared run: start a new one unless we were aborted too.
-          if (!signal?.aborted && e instanceof DOMException && e.name === "AbortError") continue;
+          // Joined a run that its last other waiter gave up on: start a fresh one.
+          if (!signal?.aborted && cancelled.aborted) continue;
           throw e;
         }
       }
       if (!entry) {
-        entry = { secrets: [] };
+        entry = { secrets: [], waiters: 0 };
         cache.set(this.key, entry);
       }
       const current = entry;
       const started = Date.now();
-      const run = runExecPlugin(this.plan, { signal, secrets: current.secrets }).then(
+      // The run is shared by every caller with this configuration: no single caller's signal
+      // may kill it. It is killed only when every caller waiting for it has given up.
+      const cancel = new AbortController();
+      current.cancel = cancel;
+      const run = runExecPlugin(this.plan, { signal: cancel.signal, secrets: current.secrets })
+        .then(
         (result) => {
           current.result = result;
           current.validUntil = validUntil(result, started);
@@ -442,16 +452,43 @@ export class ExecCredentialSource {
       );
       run.catch(() => {});
       current.inflight = run;
-      return await run;
+      return await this.#wait(current, run, signal);
+    }
+  }
+
+  async #wait(
+    entry: CacheEntry,
+    run: Promise<ExecResult>,
+    signal: AbortSignal | undefined,
+  ): Promise<ExecResult> {
+    entry.waiters++;
+    try {
+      return await waitFor(run, signal);
+    } finally {
+      entry.waiters--;
+      if (signal?.aborted && entry.waiters === 0 && entry.inflight === run) {
+        entry.cancel?.abort(signal.reason);
+      }
     }
   }
 
   /**
    * Forgets the cached credentials (after a 401), unless a run is already in progress (its
-   * result is fresh anyway).
+   * result is fresh anyway), or the cached credentials are no longer the ones that were refused
+   * (another request already got new ones).
+   *
+   * @param used The credentials the server refused, if known.
    */
-  invalidate(): void {
+  invalidate(used?: { token?: string; clientCertificate?: { cert: string } }): void {
     const entry = cache.get(this.key);
+    const cached = entry?.result?.credentials;
+    if (
+      used && cached &&
+      (cached.token !== used.token ||
+        cached.clientCertificate?.cert !== used.clientCertificate?.cert)
+    ) {
+      return;
+    }
     if (entry && !entry.inflight) {
       entry.result = undefined;
       entry.validUntil = undefined;

@@ -131,7 +131,19 @@ export async function* listAll<T extends KubeObject>(
   for (;;) {
     let page: KubeList<T>;
     try {
-      page = await listPage(client, api, { ...rest, limit, continue: token });
+      // The server refuses resourceVersion(Match) together with a continue token: the token
+      // already pins the snapshot.
+      page = await listPage(
+        client,
+        api,
+        token === undefined ? { ...rest, limit } : {
+          ...rest,
+          limit,
+          continue: token,
+          resourceVersion: undefined,
+          resourceVersionMatch: undefined,
+        },
+      );
     } catch (e) {
       if (token === undefined || !(e instanceof ApiError) || !e.expired) throw e;
       log.info("The continue token of the list of {path} expired: listing again from the start", {

@@ -91,6 +91,11 @@ export function assertName(name: string, kind: string): void {
   }
 }
 
+/** Percent-encodes a path segment, keeping the `:` and `@` a segment may hold as they are. */
+function encodePathSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/%3A/gi, ":").replace(/%40/g, "@");
+}
+
 /**
  * A typed descriptor of a resource type, optionally narrowed to one namespace.
  *
@@ -209,7 +214,8 @@ export class Api<T extends KubeObject = KubeObject> extends ApiBuilders {
   itemPath(name: string, namespace?: string): string {
     assertName(name, this.kind);
     const api = this.#scoped(namespace, `${this.kind} ${JSON.stringify(name)}`);
-    return `${api.collectionPath()}/${name}`;
+    // Names may hold characters that mean something in a URL (RBAC names may contain "#" or "?").
+    return `${api.collectionPath()}/${encodePathSegment(name)}`;
   }
 
   /**

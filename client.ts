@@ -154,7 +154,8 @@ export class Client implements AsyncDisposable {
     let refreshed = false;
     for (let attempt = 0;; attempt++) {
       const started = performance.now();
-      const response = await this.#send(method, url, options);
+      const credentials = await this.#credentials(method, url, options.signal);
+      const response = await this.#send(method, url, options, credentials);
       const ms = Math.round(performance.now() - started);
       const warning = response.headers.get("Warning");
       if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
@@ -175,7 +176,9 @@ export class Client implements AsyncDisposable {
         reason: error.reason,
         ms,
       });
-      if (response.status === 401 && !refreshed && this.config.invalidateCredentials()) {
+      if (
+        response.status === 401 && !refreshed && this.config.invalidateCredentials(credentials)
+      ) {
         refreshed = true;
         log.info("401 Unauthorized from {url}: refreshing credentials and retrying once", {
           url: url.href,
@@ -753,8 +756,34 @@ export class Client implements AsyncDisposable {
     return Promise.resolve();
   }
 
-  async #send(method: string, url: URL, options: RequestOptions): Promise<Response> {
-    const credentials = await this.config.credentials({ signal: options.signal });
+  /**
+   * Gets the credentials for a request. A failure to get them (an exec plugin that failed, a token
+   * file that cannot be read) is an ApiError with status 0, which watch loops retry with backoff
+   * as client-go does; a missing permission or an aborted signal is passed on as it is.
+   */
+  async #credentials(method: string, url: URL, signal?: AbortSignal): Promise<Credentials> {
+    try {
+      return await this.config.credentials({ signal });
+    } catch (cause) {
+      if (signal?.aborted || cause instanceof Deno.errors.NotCapable) throw cause;
+      const text = cause instanceof Error ? cause.message : String(cause);
+      throw new ApiError({
+        status: 0,
+        reason: "CredentialsUnavailable",
+        message: `No credentials for ${method} ${url.href}: ${text}`,
+        method,
+        url: url.href,
+        cause,
+      });
+    }
+  }
+
+  async #send(
+    method: string,
+    url: URL,
+    options: RequestOptions,
+    credentials: Credentials,
+  ): Promise<Response> {
     const headers = this.#headers(credentials, options);
     let body: BodyInit | undefined;
     if (options.body !== undefined) {
@@ -825,6 +854,13 @@ export class Client implements AsyncDisposable {
       if (cluster.proxyUrl) options.proxy = proxyOption(cluster.proxyUrl);
       client = Deno.createHttpClient(options as Deno.CreateHttpClientOptions);
       this.#httpClients.set(key, client);
+      // Rotating exec client certificates make a new HTTP client each time: keep the two newest
+      // (streams opened with the previous certificate may still run) and close older ones.
+      while (this.#httpClients.size > 2) {
+        const [oldestKey, oldest] = this.#httpClients.entries().next().value!;
+        this.#httpClients.delete(oldestKey);
+        oldest.close();
+      }
       log.debug("Created an HTTP client for {server}", { server: cluster.server });
     }
     return client;

@@ -153,7 +153,7 @@ const IN_CLUSTER_ENV = ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "P
 
 interface CredentialProvider {
   get(signal?: AbortSignal): Promise<Credentials>;
-  invalidate(): boolean;
+  invalidate(used?: Credentials): boolean;
 }
 
 let attachProvider: (config: Config, provider: CredentialProvider) => void;
@@ -259,6 +259,8 @@ export class Config {
    * Forgets cached credentials after a 401, so that the next {@linkcode Config.credentials} call
    * re-reads token files and re-runs exec plugins.
    *
+   * @param used The credentials the server refused. When given, cached credentials that already
+   *   differ from them (another request refreshed them meanwhile) are kept.
    * @returns `true` when the credentials come from a token file or an exec plugin, so a retry may
    *   succeed; `false` for static credentials.
    * @example
@@ -268,8 +270,8 @@ export class Config {
    * config.invalidateCredentials(); // false: static credentials
    * ```
    */
-  invalidateCredentials(): boolean {
-    return this.#provider.invalidate();
+  invalidateCredentials(used?: Credentials): boolean {
+    return this.#provider.invalidate(used);
   }
 
   /**
@@ -558,8 +560,8 @@ export class Config {
       async get() {
         return Object.freeze({ token: await tokenFile.get() });
       },
-      invalidate() {
-        tokenFile.invalidate();
+      invalidate(used) {
+        tokenFile.invalidate(used?.token);
         return true;
       },
     });
@@ -738,9 +740,9 @@ async function kubeconfigProvider(
       }
       return Object.freeze(creds);
     },
-    invalidate() {
-      tokenFile?.invalidate();
-      exec?.invalidate();
+    invalidate(used) {
+      tokenFile?.invalidate(used?.token);
+      exec?.invalidate(used);
       return true;
     },
   };
@@ -821,7 +823,9 @@ class TokenFile {
     return token;
   }
 
-  invalidate(): void {
+  /** Forces a re-read, unless the file already gave a token other than the refused one. */
+  invalidate(refused?: string): void {
+    if (refused !== undefined && this.#token !== undefined && this.#token !== refused) return;
     this.#readAt = Number.NEGATIVE_INFINITY;
   }
 }

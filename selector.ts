@@ -149,7 +149,7 @@ function isSelectorObject(s: object): s is LabelSelectorObject {
 
 /**
  * Builds a field selector string: a string value means `field=value`, `{ not: v }` means
- * `field!=v`. Commas, `=` and `!` inside values are escaped as the API server expects.
+ * `field!=v`. Backslashes, commas and `=` inside values are escaped as the API server expects.
  *
  * @param selector Field paths (e.g. `metadata.name`, `spec.nodeName`) to values.
  * @returns The selector string for the `fieldSelector` query parameter.
@@ -171,5 +171,5 @@ export function fieldSelector(selector: Record<string, string | { not: string }>
 }
 
 function escapeFieldValue(value: string): string {
-  return value.replace(/[\\,=!]/g, (c) => `\\${c}`);
+  return value.replace(/[\\,=]/g, (c) => `\\${c}`);
 }

@@ -118,6 +118,18 @@ e2eTest("verbs: CRUD, patches, server-side apply, status, scale, paging, discove
     }
     assert.deepEqual(pages, [5, 5, 5, 5, 3]);
     assert.equal(new Set(names).size, 23);
+    // With a resourceVersion: the server refuses it on continue pages, so only page 1 sends it.
+    const rv = (await client.list(cms, { limit: 1 })).metadata.resourceVersion!;
+    let pinned = 0;
+    for await (
+      const page of client.listAll(cms, {
+        pageSize: 10,
+        labelSelector: "paged=yes",
+        resourceVersion: rv,
+        resourceVersionMatch: "NotOlderThan",
+      })
+    ) pinned += page.items.length;
+    assert.equal(pinned, 23);
     const first = await client.list(cms, { limit: 10, labelSelector: "paged=yes" });
     assert.equal(first.items.length, 10);
     assert.ok(first.metadata.continue);

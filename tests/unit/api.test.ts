@@ -57,6 +57,22 @@ Deno.test("Api: invalid use fails before any request with a TypeError", () => {
       .itemPath("system:controller:x"),
     "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:controller:x",
   );
+  // "#" and "?" are valid in such names and must not end the path.
+  const roles = Api.dynamic({
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "ClusterRole",
+    plural: "clusterroles",
+    namespaced: false,
+  });
+  assert.equal(
+    roles.itemPath("a#b?c d"),
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles/a%23b%3Fc%20d",
+  );
+  assert.equal(
+    roles.subresourcePath("a#b", "status"),
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles/a%23b/status",
+  );
 });
 
 Deno.test("Api.customResource: seed-style builder", () => {
@@ -107,4 +123,6 @@ Deno.test("selectors: shorthand, LabelSelector objects, validation and escaping"
     "metadata.name=a\\,b\\=c,status.phase!=Running",
   );
   assert.throws(() => fieldSelector({ "spec nodeName": "x" }), /Invalid field/);
+  // The server knows only the escapes \\, \, and \=: "!" stays as it is.
+  assert.equal(fieldSelector({ "metadata.name": "a!b\\c" }), "metadata.name=a!b\\\\c");
 });

@@ -5,7 +5,7 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Api } from "../../api.ts";
 import { Client, type FetchLike } from "../../client.ts";
 import { Config } from "../../config.ts";
-import { ApiError, isNotFound, isTooManyRequests } from "../../errors.ts";
+import { ApiError, isNotFound, isTooManyRequests, isTransient } from "../../errors.ts";
 
 const TOKEN = "s3cr3t-token-value-never-printed";
 
@@ -338,5 +338,39 @@ Deno.test("no secret in any log record or error over a full run of failures", as
     errors.map((e) => `${e} ${(e as Error).stack} ${JSON.stringify(e)}`).join("\n");
   for (const secret of [TOKEN, "hunter2-password", btoa("u:hunter2-password"), "Bearer "]) {
     assert.ok(!text.includes(secret), `a log record or error contains ${secret.slice(0, 6)}…`);
+  }
+});
+
+Deno.test("request: a failing credential plugin is a transient ApiError (status 0), not a crash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const plugin = new URL("../fixtures/exec_plugin.ts", import.meta.url).pathname;
+    const config = await Config.fromKubeconfigString(JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: "https://k8s.test:6443" } }],
+      users: [{
+        name: "u",
+        user: {
+          exec: {
+            apiVersion: "client.authentication.k8s.io/v1",
+            command: Deno.execPath(),
+            args: ["run", "--allow-env", "--allow-read", "--allow-write", plugin, "--mode=fail"],
+            interactiveMode: "Never",
+          },
+        },
+      }],
+      contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+      "current-context": "c",
+    }));
+    const { fetch, seen } = scripted([]);
+    const error = await new Client(config, { fetch }).request({ path: "/x" }).catch((e) => e);
+    assert.ok(error instanceof ApiError, `got ${error}`);
+    assert.equal(error.status, 0);
+    assert.equal(error.reason, "CredentialsUnavailable");
+    assert.ok(isTransient(error), "watch loops must retry it");
+    assert.equal(seen.length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -332,3 +332,38 @@ Deno.test({
     assert.equal((await config.credentials()).token, "relative-tok");
   },
 });
+
+Deno.test("exec: one caller giving up does not kill the run others wait for", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "shared", countFile, sleepMs: 400 }) }),
+  );
+  const impatient = new AbortController();
+  const first = config.credentials({ signal: impatient.signal });
+  const second = config.credentials({ signal: AbortSignal.timeout(20_000) });
+  setTimeout(() => impatient.abort(new Error("gave up")), 50);
+  await assert.rejects(first, /gave up/);
+  assert.equal((await second).token, "shared-1");
+  assert.equal(await runs(countFile), 1);
+});
+
+Deno.test("exec: a 401 for credentials already replaced does not throw the new ones away", async () => {
+  await using dir = await tempDir();
+  const countFile = dir.join("count");
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ token: "rot", countFile }) }),
+  );
+  const stale = await config.credentials();
+  assert.equal(stale.token, "rot-1");
+  config.invalidateCredentials(stale);
+  const fresh = await config.credentials();
+  assert.equal(fresh.token, "rot-2");
+  // A late 401 for a request sent with rot-1 must not discard rot-2.
+  config.invalidateCredentials(stale);
+  assert.equal((await config.credentials()).token, "rot-2");
+  assert.equal(await runs(countFile), 2);
+  // A 401 for the current credentials does.
+  config.invalidateCredentials(fresh);
+  assert.equal((await config.credentials()).token, "rot-3");
+});
