@@ -434,22 +434,22 @@ export class ExecCredentialSource {
       current.cancel = cancel;
       const run = runExecPlugin(this.plan, { signal: cancel.signal, secrets: current.secrets })
         .then(
-        (result) => {
-          current.result = result;
-          current.validUntil = validUntil(result, started);
-          current.inflight = undefined;
-          const c = result.credentials;
-          for (const s of [c.token, c.clientCertificate?.key]) {
-            if (s && !current.secrets.includes(s)) current.secrets.push(s);
-          }
-          if (current.secrets.length > 8) current.secrets.splice(0, current.secrets.length - 8);
-          return result;
-        },
-        (e) => {
-          current.inflight = undefined;
-          throw e;
-        },
-      );
+          (result) => {
+            current.result = result;
+            current.validUntil = validUntil(result, started);
+            current.inflight = undefined;
+            const c = result.credentials;
+            for (const s of [c.token, c.clientCertificate?.key]) {
+              if (s && !current.secrets.includes(s)) current.secrets.push(s);
+            }
+            if (current.secrets.length > 8) current.secrets.splice(0, current.secrets.length - 8);
+            return result;
+          },
+          (e) => {
+            current.inflight = undefined;
+            throw e;
+          },
+        );
       run.catch(() => {});
       current.inflight = run;
       return await this.#wait(current, run, signal);
