@@ -114,6 +114,8 @@ interface IndexData<T> {
   fn: IndexFunction<T>;
   /** value → keys */
   entries: Map<string, Set<string>>;
+  /** The values never change while the key stays the same (the namespace index). */
+  fixed?: boolean;
 }
 
 /**
@@ -203,6 +205,8 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#indexes.set("namespace", {
       fn: (object) => object.metadata?.namespace ? [object.metadata.namespace] : [],
       entries: new Map(),
+      // The namespace is part of the key: a MODIFIED object cannot move.
+      fixed: true,
     });
   }
 
@@ -670,7 +674,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
     if (this.#reporting()) this.#diff(previous, next, changes);
     const indexes = new Map<string, IndexData<T>>();
     for (const [name, data] of this.#indexes) {
-      const fresh: IndexData<T> = { fn: data.fn, entries: new Map() };
+      const fresh: IndexData<T> = { fn: data.fn, entries: new Map(), fixed: data.fixed };
       for (const [key, object] of next) addToIndex(fresh, key, object);
       indexes.set(name, fresh);
     }
@@ -720,7 +724,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
         this.#cache.set(key, object);
         for (const data of this.#indexes.values()) {
           if (old === undefined) addToIndex(data, key, object);
-          else reindex(data, key, old, object);
+          else if (!data.fixed) reindex(data, key, old, object);
         }
         if (this.#reporting()) {
           this.#report(

@@ -8,7 +8,7 @@
  */
 
 import type * as K8s from "@kubernetes/client-node";
-import { Api } from "../api.ts";
+import { Api, type KubeObject } from "../api.ts";
 import { Client } from "../client.ts";
 import { Config } from "../config.ts";
 import { Informer } from "../informer.ts";
@@ -181,17 +181,54 @@ async function watchInformer(job: Job): Promise<Result> {
   return { ms, events };
 }
 
-/** (d) `Reflector`: an (empty) list, then one watch round applied to the cache. */
+/**
+ * Runs a reflector the way a program that only reads the cache does (`run()`, no `events()`),
+ * from after `init()` until `n` events went through `transform` (the last one is applied right
+ * after). Returns the milliseconds.
+ */
+async function runUntil<T extends KubeObject>(
+  reflector: Reflector<T>,
+  n: number,
+  options: {
+    /** Applied to every object, listed or watched. */
+    prepare?: (object: T) => T;
+    /** Called for each watched object with its count. */
+    onObject?: (object: T, seen: number) => void;
+    /** Called after `init()`, before the watch. */
+    onReady?: () => void;
+  } = {},
+): Promise<number> {
+  const { prepare = (o: T) => o, onObject = () => {}, onReady = () => {} } = options;
+  const all = Promise.withResolvers<void>();
+  let seen = -1;
+  reflector.transform((listedOrWatched) => {
+    const object = prepare(listedOrWatched);
+    if (seen < 0) return object; // the initial list
+    onObject(object, ++seen);
+    if (seen === n) all.resolve();
+    return object;
+  });
+  await reflector.init();
+  onReady();
+  seen = 0;
+  const controller = new AbortController();
+  const start = performance.now();
+  const running = reflector.run({ signal: controller.signal });
+  await all.promise;
+  const ms = performance.now() - start;
+  controller.abort();
+  await running;
+  return ms;
+}
+
+/** (d) `Reflector`: an (empty) list, then the watch applied to the cache by `run()`. */
 async function watchReflector(job: Job): Promise<Result> {
   const kube = client(job);
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: "list",
     watchTimeoutSeconds: 3600,
-  }).timeout(3600);
-  await reflector.init();
-  const start = performance.now();
-  await reflector.poll();
-  const ms = performance.now() - start;
+  });
+  const ms = await runUntil(reflector, job.n!);
   kube.close();
   check("last resourceVersion", reflector.version(), job.lastResourceVersion);
   check("cached objects", reflector.read().size, job.alive);
@@ -347,24 +384,22 @@ async function latency(job: Job): Promise<Result> {
 
 async function churn(job: Job): Promise<Result> {
   const kube = client(job);
-  let counting = false;
   let events = 0;
   const samples: number[] = [];
   const every = job.sampleEvery!;
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: "list",
     watchTimeoutSeconds: 3600,
-  }).timeout(3600).transform((object) => {
-    stripManagedFields(object);
-    if (counting && ++events % every === 0) samples.push(heap());
-    return object;
   });
-  await reflector.init();
-  const ready = heap();
-  counting = true;
-  const start = performance.now();
-  await reflector.poll();
-  const ms = performance.now() - start;
+  let ready = 0;
+  const ms = await runUntil(reflector, job.n!, {
+    prepare: stripManagedFields,
+    onObject: (_object, seen) => {
+      events = seen;
+      if (seen % every === 0) samples.push(heap());
+    },
+    onReady: () => ready = heap(),
+  });
   kube.close();
   check("events", events, job.n);
   check("cached objects", reflector.read().size, job.alive);

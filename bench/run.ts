@@ -226,7 +226,7 @@ async function watchThroughput(server: Server): Promise<void> {
     ["watch-raw", "(a) raw: fetch + split lines + JSON.parse"],
     ["watch-client", "(b) `client.watch`"],
     ["watch-informer", "(c) `Informer`"],
-    ["watch-reflector", "(d) `Reflector` applying events"],
+    ["watch-reflector", "(d) `Reflector` applying events (`run()`)"],
     ["watch-client-node", "(e) client-node `Watch`"],
   ];
   const results = await alternate("watch", names.map(([scenario]) => ({ ...base, scenario })));
@@ -429,7 +429,8 @@ async function steadyState(server: Server): Promise<void> {
     `A \`Reflector\` (with \`stripManagedFields\`) over ${fmt(sizes.churnKeys, 0)} pods, then ` +
       `${fmt(sizes.churn, 0)} MODIFIED events cycling through the ${fmt(sizes.churnKeys, 0)} ` +
       `keys; heap after two \`gc()\` sampled every ${fmt(sizes.sampleEvery, 0)} events. The ` +
-      "benchmark never calls `events()`, as an application that only reads the cache would not.",
+      "reflector is driven by `run()` and nobody calls `events()`, as in an application that " +
+      "only reads the cache.",
   );
   report.push("");
   table(["", "value"], [
