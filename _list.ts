@@ -3,7 +3,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
+import type { Client, QueryParams } from "./client.ts";
 import { ApiError } from "./errors.ts";
 import type { Backoff } from "./_backoff.ts";
 
@@ -60,6 +60,23 @@ export interface ListSnapshot<T> {
 }
 
 /**
+ * The query parameters of a list request (also used for metadata-only lists).
+ *
+ * @param options Limit, continue token, selectors, resource version.
+ * @returns The query.
+ */
+export function listQuery(options: ListPageOptions): QueryParams {
+  return {
+    limit: options.limit || undefined,
+    continue: options.continue || undefined,
+    labelSelector: options.labelSelector || undefined,
+    fieldSelector: options.fieldSelector || undefined,
+    resourceVersion: options.resourceVersion,
+    resourceVersionMatch: options.resourceVersionMatch,
+  };
+}
+
+/**
  * Lists one page of a collection, filling in `apiVersion` and `kind` of the items (a list
  * response leaves them out).
  *
@@ -75,14 +92,7 @@ export async function listPage<T extends KubeObject>(
 ): Promise<KubeList<T>> {
   const list = await client.requestJson<KubeList<T>>({
     path: api.collectionPath(),
-    query: {
-      limit: options.limit || undefined,
-      continue: options.continue || undefined,
-      labelSelector: options.labelSelector || undefined,
-      fieldSelector: options.fieldSelector || undefined,
-      resourceVersion: options.resourceVersion,
-      resourceVersionMatch: options.resourceVersionMatch,
-    },
+    query: listQuery(options),
     signal: options.signal,
     retry: options.retry,
   });

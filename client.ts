@@ -15,6 +15,7 @@ import {
   type ListChunk,
   listPage,
   type ListPageOptions,
+  listQuery,
 } from "./_list.ts";
 import { Api, assertName, assertNamespace, type KubeList, type KubeObject } from "./api.ts";
 import { Config, type Credentials } from "./config.ts";
@@ -644,14 +645,7 @@ export class Client implements AsyncDisposable {
     return await this.requestJson<KubeList<KubeObject>>({
       path: api.collectionPath(),
       accept: PARTIAL_METADATA_LIST,
-      query: {
-        limit: options.limit || undefined,
-        continue: options.continue || undefined,
-        labelSelector: options.labelSelector || undefined,
-        fieldSelector: options.fieldSelector || undefined,
-        resourceVersion: options.resourceVersion,
-        resourceVersionMatch: options.resourceVersionMatch,
-      },
+      query: listQuery(options),
       signal: options.signal,
     });
   }
