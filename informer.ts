@@ -18,7 +18,7 @@ import {
   recoveryFor,
   retryDelay,
 } from "./_list.ts";
-import { watch, type WatchEvent } from "./watch.ts";
+import { watchBatches, type WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "informer"]);
 
@@ -250,9 +250,11 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
       }
       try {
         if (this.#needList) await this.#relist(signal, true);
-        for await (const raw of this.#watch(this.#timeout, signal)) {
-          const event = this.#apply(raw);
-          if (event) this.#queue.push(event);
+        for await (const batch of this.#watch(this.#timeout, signal)) {
+          for (const raw of batch) {
+            const event = this.#apply(raw);
+            if (event) this.#queue.push(event);
+          }
         }
       } catch (e) {
         if (this.#recover(e, signal) !== "relist") return;
@@ -306,10 +308,12 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
           }
           const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
           let received = 0;
-          for await (const raw of this.#watch(timeout, signal)) {
-            received++;
-            const event = this.#apply(raw);
-            if (event) yield event;
+          for await (const batch of this.#watch(timeout, signal)) {
+            for (const raw of batch) {
+              received++;
+              const event = this.#apply(raw);
+              if (event) yield event;
+            }
           }
           if (received === 0) {
             // A stream that ends without a single event: do not hammer the server.
@@ -339,7 +343,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
   }
 
   #watch(timeoutSeconds: number, signal: AbortSignal | undefined) {
-    return watch(this.#client, this.api, {
+    return watchBatches(this.#client, this.api, {
       resourceVersion: this.#rv,
       labelSelector: this.#labels,
       fieldSelector: this.#fields,

@@ -23,7 +23,19 @@ export * from "./config.ts";
 export * from "./client.ts";
 export * from "./api.ts";
 export * from "./selector.ts";
-export * from "./watch.ts";
+export {
+  type BookmarkWatchEvent,
+  type ErrorWatchEvent,
+  INITIAL_EVENTS_END_ANNOTATION,
+  isObjectEvent,
+  MALFORMED_WATCH_EVENT,
+  type ObjectWatchEvent,
+  watch,
+  WATCH_STALLED,
+  type WatchEvent,
+  type WatchEventType,
+  type WatchOptions,
+} from "./watch.ts";
 export * from "./informer.ts";
 export * from "./reflector.ts";
 export * from "./custom_resource.ts";

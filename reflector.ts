@@ -18,7 +18,7 @@ import {
   recoveryFor,
   retryDelay,
 } from "./_list.ts";
-import { watch, type WatchEvent } from "./watch.ts";
+import { watchBatches, type WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "reflector"]);
 
@@ -555,13 +555,15 @@ export class Reflector<T extends KubeObject = KubeObject> {
 
   async #watchRound(signal: AbortSignal | undefined, timeoutSeconds: number): Promise<number> {
     let received = 0;
-    const events = watch(this.#client, this.api, {
+    const batches = watchBatches(this.#client, this.api, {
       ...this.#watchOptions(signal, timeoutSeconds),
       resourceVersion: this.#rv,
     });
-    for await (const event of events) {
-      received++;
-      this.#apply(event);
+    for await (const batch of batches) {
+      for (const event of batch) {
+        received++;
+        this.#apply(event);
+      }
     }
     return received;
   }
@@ -587,37 +589,39 @@ export class Reflector<T extends KubeObject = KubeObject> {
     let received = 0;
     let why = "the stream ended before the initial-events-end bookmark";
     try {
-      const events = watch(this.#client, this.api, {
+      const batches = watchBatches(this.#client, this.api, {
         ...this.#watchOptions(signal, timeoutSeconds),
         sendInitialEvents: true,
         resourceVersionMatch: "NotOlderThan",
       });
-      stream: for await (const event of events) {
-        received++;
-        if (!building) {
-          this.#apply(event);
-          continue;
-        }
-        switch (event.type) {
-          case "ADDED":
-          case "MODIFIED":
-            building.set(this.api.keyOf(event.object), this.#prepare(event.object));
-            break;
-          case "DELETED":
-            building.delete(this.api.keyOf(event.object));
-            break;
-          case "BOOKMARK":
-            if (event.initialEventsEnd) {
-              this.#swap(building, event.resourceVersion);
-              building = undefined;
-              if (!keepWatching) return received;
-            } else if (mode === "auto") {
-              why = "the server sent an ordinary bookmark before the initial-events-end bookmark";
-              break stream;
-            }
-            break;
-          case "ERROR":
-            throw event.error;
+      stream: for await (const batch of batches) {
+        for (const event of batch) {
+          received++;
+          if (!building) {
+            this.#apply(event);
+            continue;
+          }
+          switch (event.type) {
+            case "ADDED":
+            case "MODIFIED":
+              building.set(this.api.keyOf(event.object), this.#prepare(event.object));
+              break;
+            case "DELETED":
+              building.delete(this.api.keyOf(event.object));
+              break;
+            case "BOOKMARK":
+              if (event.initialEventsEnd) {
+                this.#swap(building, event.resourceVersion);
+                building = undefined;
+                if (!keepWatching) return received;
+              } else if (mode === "auto") {
+                why = "the server sent an ordinary bookmark before the initial-events-end bookmark";
+                break stream;
+              }
+              break;
+            case "ERROR":
+              throw event.error;
+          }
         }
       }
     } catch (e) {
