@@ -1,6 +1,7 @@
 // Internal: the `Status` error bodies of the fake API server, worded like the real kube-apiserver
 // (k8s.io/apimachinery/pkg/api/errors). Not part of the public API.
 
+import { reasonForCode } from "./_status_reasons.ts";
 import type { Status, StatusCause } from "./errors.ts";
 import { quote } from "./_fake_json.ts";
 
@@ -286,38 +287,7 @@ export function forbidden(
 
 /** The reason the real server pairs with an HTTP code (NewGenericServerResponse). */
 export function reasonFor(code: number): string {
-  switch (code) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 406:
-      return "NotAcceptable";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Expired";
-    case 413:
-      return "RequestEntityTooLarge";
-    case 415:
-      return "UnsupportedMediaType";
-    case 422:
-      return "Invalid";
-    case 429:
-      return "TooManyRequests";
-    case 503:
-      return "ServiceUnavailable";
-    case 504:
-      return "Timeout";
-    default:
-      return code >= 500 ? "InternalError" : "Unknown";
-  }
+  return reasonForCode(code) ?? (code >= 500 ? "InternalError" : "Unknown");
 }
 
 /** A plausible message for an HTTP code, for injected faults. */

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { Backoff, parseRetryAfter, sleep } from "./_backoff.ts";
 import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
+import { reasonForCode } from "./_status_reasons.ts";
 import { LineDecoder } from "./_lines.ts";
 import {
   listAll,
@@ -1088,47 +1089,15 @@ export async function errorFromResponse(
     return ApiError.fromStatus(status, { status: response.status, method, url, retryAfterSeconds });
   }
   const snippet = text.trim().slice(0, 200);
+  const reason = reasonForCode(response.status) ?? "";
   return new ApiError({
     status: response.status,
-    reason: reasonForStatus(response.status),
-    message: `${response.status} ${response.statusText || reasonForStatus(response.status)}${
+    reason,
+    message: `${response.status} ${response.statusText || reason}${
       snippet ? `: ${snippet}` : ""
     } (${method} ${url})`,
     method,
     url,
     retryAfterSeconds,
   });
-}
-
-function reasonForStatus(status: number): string {
-  switch (status) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Expired";
-    case 415:
-      return "UnsupportedMediaType";
-    case 422:
-      return "Invalid";
-    case 429:
-      return "TooManyRequests";
-    case 500:
-      return "InternalError";
-    case 503:
-      return "ServiceUnavailable";
-    case 504:
-      return "Timeout";
-    default:
-      return "";
-  }
 }
