@@ -59,3 +59,30 @@ export async function startExample(options: { namespaced: boolean }): Promise<Ex
     },
   };
 }
+
+/** Prints rows as a table with aligned columns (the first row is the header). */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) {
+    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
+  }
+}
+
+/**
+ * Runs `fn` once on the next turn of the event loop however often `schedule()` is called before
+ * it: a sync reports its changes all at once, and the table is printed once per batch.
+ */
+export function onceAfterBatch(fn: () => void): { schedule(): void } & Disposable {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return {
+    schedule() {
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        fn();
+      }, 0);
+    },
+    [Symbol.dispose]() {
+      clearTimeout(timer);
+    },
+  };
+}

@@ -22,7 +22,7 @@
 // of "../mod.ts".
 
 import { Api, isNotFound, Reflector, stripManagedFields } from "../mod.ts";
-import { startExample } from "./_example.ts";
+import { onceAfterBatch, printTable, startExample } from "./_example.ts";
 
 /** The spec of a Foo, as in the schema of examples/foo.yaml. */
 interface FooSpec {
@@ -47,12 +47,6 @@ const foos = Api.customResource<FooSpec, FooStatus>("foos")
   .within(namespace);
 
 /** Prints rows as columns padded to their widest cell. */
-function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) {
-    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-  }
-}
 
 const reflector = new Reflector(client, foos).transform(stripManagedFields);
 
@@ -78,14 +72,7 @@ const changes = reflector.changes({ signal });
 const running = reflector.run({ signal });
 running.catch(() => {}); // a permanent failure also ends `changes` with the error
 
-// A sync reports its changes all at once: print the table once per batch.
-let tableTimer: ReturnType<typeof setTimeout> | undefined;
-const scheduleTable = () => {
-  tableTimer ??= setTimeout(() => {
-    tableTimer = undefined;
-    printCache();
-  }, 0);
-};
+using table = onceAfterBatch(() => printCache());
 
 console.log(`Caching foos.clux.dev in namespace ${namespace} of ${client.config.server}`);
 try {
@@ -100,7 +87,7 @@ try {
     console.log(
       `${change.type.padEnd(8)} foo ${foo.metadata?.namespace}/${foo.metadata?.name}  ${detail}`,
     );
-    scheduleTable();
+    table.schedule();
   }
   await running;
   console.log("Stopped.");
@@ -114,6 +101,4 @@ try {
     console.error(`crd_reflector: ${e instanceof Error ? e.message : e}`);
   }
   Deno.exitCode = 1;
-} finally {
-  clearTimeout(tableTimer);
 }

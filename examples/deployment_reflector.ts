@@ -18,7 +18,7 @@
 // of "../mod.ts".
 
 import { Api, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
-import { startExample } from "./_example.ts";
+import { onceAfterBatch, printTable, startExample } from "./_example.ts";
 
 await using example = await startExample({ namespaced: true });
 const { client, namespace, signal } = example;
@@ -35,12 +35,6 @@ function imagesOf(deployment: KubeObject): string[] {
 }
 
 /** Prints rows as columns padded to their widest cell. */
-function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) {
-    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-  }
-}
 
 const reflector = new Reflector(client, Api.appsV1Deployment().within(namespace))
   .transform(stripManagedFields)
@@ -68,14 +62,7 @@ const changes = reflector.changes({ signal });
 const running = reflector.run({ signal });
 running.catch(() => {}); // a permanent failure also ends `changes` with the error
 
-// A sync reports its changes all at once: print the table once per batch.
-let tableTimer: ReturnType<typeof setTimeout> | undefined;
-const scheduleTable = () => {
-  tableTimer ??= setTimeout(() => {
-    tableTimer = undefined;
-    printCache();
-  }, 0);
-};
+using table = onceAfterBatch(() => printCache());
 
 console.log(
   `Caching deployments in namespace ${namespace} of ${client.config.server} (Ctrl-C to stop)`,
@@ -92,13 +79,11 @@ try {
       detail += `  (${shared} deployment(s) run this image)`;
     }
     console.log(`${change.type.padEnd(8)} ${name}  ${detail}`);
-    scheduleTable();
+    table.schedule();
   }
   await running;
   console.log("Stopped.");
 } catch (e) {
   console.error(`deployment_reflector: ${e instanceof Error ? e.message : e}`);
   Deno.exitCode = 1;
-} finally {
-  clearTimeout(tableTimer);
 }

@@ -18,7 +18,7 @@
 // of "../mod.ts".
 
 import { Api, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
-import { startExample } from "./_example.ts";
+import { printTable, startExample } from "./_example.ts";
 
 await using example = await startExample({ namespaced: false });
 const { client, signal } = example;
@@ -33,12 +33,6 @@ interface NodeView {
 }
 
 /** Prints rows as columns padded to their widest cell. */
-function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) {
-    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-  }
-}
 
 function printCache(cache: ReadonlyMap<string, KubeObject>): void {
   const rows = [["NAME", "READY", "ROLES", "KUBELET", "RESOURCEVERSION"]];

@@ -17,7 +17,7 @@
 // of "../mod.ts".
 
 import { Api, type KubeObject, Reflector, stripManagedFields } from "../mod.ts";
-import { startExample } from "./_example.ts";
+import { onceAfterBatch, printTable, startExample } from "./_example.ts";
 
 await using example = await startExample({ namespaced: true });
 const { client, namespace, signal } = example;
@@ -29,12 +29,6 @@ interface PodView {
 }
 
 /** Prints rows as columns padded to their widest cell. */
-function printTable(rows: string[][]): void {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) {
-    console.log("  " + row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd());
-  }
-}
 
 function printCache(cache: ReadonlyMap<string, KubeObject>): void {
   const rows = [["NAME", "PHASE", "NODE", "IMAGE", "RESOURCEVERSION"]];
@@ -64,15 +58,7 @@ const changes = reflector.changes({ signal });
 const running = reflector.run({ signal });
 running.catch(() => {}); // a permanent failure also ends `changes` with the error
 
-// A sync reports its changes all at once: print the table once per batch, on the next turn of
-// the event loop.
-let tableTimer: ReturnType<typeof setTimeout> | undefined;
-const scheduleTable = () => {
-  tableTimer ??= setTimeout(() => {
-    tableTimer = undefined;
-    printCache(reflector.read());
-  }, 0);
-};
+using table = onceAfterBatch(() => printCache(reflector.read()));
 
 console.log(`Caching pods in namespace ${namespace} of ${client.config.server} (Ctrl-C to stop)`);
 try {
@@ -83,13 +69,11 @@ try {
     console.log(
       `${change.type.padEnd(8)} ${metadata?.namespace}/${metadata?.name}  phase=${phase}${was}`,
     );
-    scheduleTable();
+    table.schedule();
   }
   await running;
   console.log("Stopped.");
 } catch (e) {
   console.error(`pod_reflector: ${e instanceof Error ? e.message : e}`);
   Deno.exitCode = 1;
-} finally {
-  clearTimeout(tableTimer);
 }
