@@ -1,11 +1,11 @@
 // Internal: paged lists, and the recovery rules (error classes, retry delays) that the Informer
 // and the Reflector share. Not exported from the package root.
 
-import { getLogger } from "@logtape/logtape";
+import { getLogger, type Logger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
 import type { Client, QueryParams } from "./client.ts";
 import { ApiError } from "./errors.ts";
-import type { Backoff } from "./_backoff.ts";
+import { Backoff, type BackoffOptions, sleep } from "./_backoff.ts";
 
 const log = getLogger(["kube", "list"]);
 
@@ -244,6 +244,102 @@ export function retryDelay(error: unknown, backoff: Backoff): number {
     return Math.min(after * 1000, MAX_RETRY_AFTER_MS);
   }
   return backoff.next();
+}
+
+/** Options of {@linkcode RetryPacer}: the backoff and a replaceable sleep (for tests). */
+export interface RetryPacerOptions {
+  /** Backoff of retries after transient failures. */
+  backoff?: BackoffOptions;
+  /** Waits between retries. Must reject with the signal's reason on abort. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/**
+ * The pace of a watch loop (Informer, Reflector): decides after each failure whether to re-list,
+ * retry after a delay, or give up, and waits that delay before the next attempt. One place for
+ * the rules, the backoff state and their log lines.
+ */
+export class RetryPacer {
+  #backoff: Backoff;
+  #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  #pending = 0;
+  #log: Logger;
+  #what: string;
+
+  /**
+   * @param options Backoff and sleep.
+   * @param logger The logger of the loop.
+   * @param what What the loop does, for log lines: `Watch` or `Sync`.
+   */
+  constructor(options: RetryPacerOptions, logger: Logger, what: string) {
+    this.#backoff = new Backoff(options.backoff);
+    this.#sleep = options.sleep ?? sleep;
+    this.#log = logger;
+    this.#what = what;
+  }
+
+  /** Waits the delay scheduled by the last failure or idle stream, if any. */
+  async wait(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#pending <= 0) return;
+    const delay = this.#pending;
+    this.#pending = 0;
+    await this.#sleep(delay, signal);
+  }
+
+  /** A stream ended without a single event: wait a backoff step so as not to hammer the server. */
+  idle(path: string): void {
+    this.#pending = this.#backoff.next();
+    this.#log.debug("{what} of {path} ended without events; again in {delayMs} ms", {
+      what: this.#what,
+      path,
+      delayMs: Math.round(this.#pending),
+    });
+  }
+
+  /**
+   * Decides after a failure. Throws the signal's reason when aborted, and the error itself when
+   * it is permanent; returns `relist` for an expired resource version, and `retry` (with the
+   * delay scheduled for {@linkcode RetryPacer.prototype.wait}) for a transient failure.
+   *
+   * @param error The failure.
+   * @param signal The loop's signal.
+   * @param path The collection, for log lines.
+   * @param resourceVersion The version that expired, for log lines.
+   * @returns `relist` or `retry`.
+   */
+  decide(
+    error: unknown,
+    signal: AbortSignal | undefined,
+    path: string,
+    resourceVersion: string | undefined,
+  ): "relist" | "retry" {
+    if (signal?.aborted) throw signal.reason;
+    switch (recoveryFor(error)) {
+      case "relist":
+        this.#log.info("Resource version {resourceVersion} of {path} expired: listing again", {
+          path,
+          resourceVersion: resourceVersion ?? "",
+        });
+        return "relist";
+      case "retry": {
+        this.#pending = retryDelay(error, this.#backoff);
+        this.#log.warn("{what} of {path} failed ({error}); retrying in {delayMs} ms", {
+          what: this.#what,
+          path,
+          error: describe(error),
+          delayMs: Math.round(this.#pending),
+        });
+        return "retry";
+      }
+      default:
+        this.#log.error("{what} of {path} failed permanently: {error}", {
+          what: this.#what,
+          path,
+          error: describe(error),
+        });
+        throw error;
+    }
+  }
 }
 
 /**

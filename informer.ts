@@ -9,15 +9,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
-import { Backoff, type BackoffOptions, sleep as defaultSleep } from "./_backoff.ts";
-import {
-  DEFAULT_PAGE_SIZE,
-  describe,
-  listSnapshot,
-  randomWatchTimeout,
-  recoveryFor,
-  retryDelay,
-} from "./_list.ts";
+import type { BackoffOptions } from "./_backoff.ts";
+import { DEFAULT_PAGE_SIZE, listSnapshot, randomWatchTimeout, RetryPacer } from "./_list.ts";
 import { watchBatches, type WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "informer"]);
@@ -124,9 +117,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
   #needList: boolean;
   #queue: WatchEvent<T>[] = [];
   #head = 0;
-  #backoff: Backoff;
-  #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  #pendingDelay = 0;
+  #pacer: RetryPacer;
   #busy = false;
 
   /**
@@ -144,8 +135,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
     this.#fields = options.fieldSelector;
     this.#rv = options.resourceVersion || undefined;
     this.#needList = this.#rv === undefined;
-    this.#backoff = new Backoff(options.backoff);
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#pacer = new RetryPacer(options, log, "Watch");
   }
 
   /**
@@ -243,11 +233,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
     this.#enter();
     const signal = options.signal;
     try {
-      if (this.#pendingDelay > 0) {
-        const delay = this.#pendingDelay;
-        this.#pendingDelay = 0;
-        await this.#sleep(delay, signal);
-      }
+      await this.#pacer.wait(signal);
       try {
         if (this.#needList) await this.#relist(signal, true);
         for await (const batch of this.#watch(this.#timeout, signal)) {
@@ -297,11 +283,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
         for (let event = this.pop(); event; event = this.pop()) yield event;
         if (signal?.aborted) return;
         try {
-          if (this.#pendingDelay > 0) {
-            const delay = this.#pendingDelay;
-            this.#pendingDelay = 0;
-            await this.#sleep(delay, signal);
-          }
+          await this.#pacer.wait(signal);
           if (this.#needList) {
             await this.#relist(signal, true);
             continue;
@@ -315,14 +297,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
               if (event) yield event;
             }
           }
-          if (received === 0) {
-            // A stream that ends without a single event: do not hammer the server.
-            this.#pendingDelay = this.#backoff.next();
-            log.debug("Watch of {path} ended without events; watching again in {delayMs} ms", {
-              path: this.api.collectionPath(),
-              delayMs: Math.round(this.#pendingDelay),
-            });
-          }
+          if (received === 0) this.#pacer.idle(this.api.collectionPath());
         } catch (e) {
           if (signal?.aborted) return;
           this.#recover(e, signal);
@@ -360,30 +335,9 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * or schedules a retry.
    */
   #recover(error: unknown, signal: AbortSignal | undefined): "relist" | "retry" {
-    if (signal?.aborted) throw signal.reason;
-    const path = this.api.collectionPath();
-    switch (recoveryFor(error)) {
-      case "relist":
-        log.info("Resource version {resourceVersion} of {path} expired: listing again", {
-          path,
-          resourceVersion: this.#rv ?? "",
-        });
-        this.#needList = true;
-        return "relist";
-      case "retry": {
-        const delay = retryDelay(error, this.#backoff);
-        this.#pendingDelay = delay;
-        log.warn("Watch of {path} failed ({error}); retrying in {delayMs} ms", {
-          path,
-          error: describe(error),
-          delayMs: Math.round(delay),
-        });
-        return "retry";
-      }
-      default:
-        log.error("Watch of {path} failed permanently: {error}", { path, error: describe(error) });
-        throw error;
-    }
+    const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
+    if (decision === "relist") this.#needList = true;
+    return decision;
   }
 
   /** Updates the resource version and the key index for one watch event. */

@@ -9,14 +9,13 @@ import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { ApiError } from "./errors.ts";
-import { Backoff, type BackoffOptions, sleep as defaultSleep } from "./_backoff.ts";
+import type { BackoffOptions } from "./_backoff.ts";
 import {
   DEFAULT_PAGE_SIZE,
   describe,
   listSnapshot,
   randomWatchTimeout,
-  recoveryFor,
-  retryDelay,
+  RetryPacer,
 } from "./_list.ts";
 import { watchBatches, type WatchEvent } from "./watch.ts";
 
@@ -176,9 +175,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #eventsTaken = false;
   #dropped = 0;
   #subscribers = new Set<Subscriber<T>>();
-  #backoff: Backoff;
-  #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-  #pendingDelay = 0;
+  #pacer: RetryPacer;
   #busy = false;
 
   /**
@@ -194,8 +191,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#options = options;
     this.#labels = options.labelSelector;
     this.#fields = options.fieldSelector;
-    this.#backoff = new Backoff(options.backoff);
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#pacer = new RetryPacer(options, log, "Sync");
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -430,7 +426,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#keepEvents = true;
     const signal = options.signal;
     try {
-      await this.#waitPending(signal);
+      await this.#pacer.wait(signal);
       try {
         if (this.#needSync) await this.#sync(signal, this.#syncTimeout(), false);
         await this.#watchRound(signal, this.#timeout);
@@ -465,12 +461,12 @@ export class Reflector<T extends KubeObject = KubeObject> {
       for (;;) {
         if (signal?.aborted) return;
         try {
-          await this.#waitPending(signal);
+          await this.#pacer.wait(signal);
           const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
           const received = this.#needSync
             ? await this.#sync(signal, timeout, true)
             : await this.#watchRound(signal, timeout);
-          if (received === 0) this.#pendingDelay = this.#backoff.next();
+          if (received === 0) this.#pacer.idle(this.api.collectionPath());
         } catch (e) {
           if (signal?.aborted) return;
           try {
@@ -507,38 +503,13 @@ export class Reflector<T extends KubeObject = KubeObject> {
     return this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
   }
 
-  async #waitPending(signal: AbortSignal | undefined): Promise<void> {
-    if (this.#pendingDelay <= 0) return;
-    const delay = this.#pendingDelay;
-    this.#pendingDelay = 0;
-    await this.#sleep(delay, signal);
-  }
-
   #recover(error: unknown, signal: AbortSignal | undefined): "resync" | "retry" {
-    if (signal?.aborted) throw signal.reason;
-    const path = this.api.collectionPath();
-    switch (recoveryFor(error)) {
-      case "relist":
-        log.info("Resource version {resourceVersion} of {path} expired: syncing again", {
-          path,
-          resourceVersion: this.#rv ?? "",
-        });
-        this.#needSync = true;
-        return "resync";
-      case "retry": {
-        const delay = retryDelay(error, this.#backoff);
-        this.#pendingDelay = delay;
-        log.warn("Sync of {path} failed ({error}); retrying in {delayMs} ms", {
-          path,
-          error: describe(error),
-          delayMs: Math.round(delay),
-        });
-        return "retry";
-      }
-      default:
-        log.error("Sync of {path} failed permanently: {error}", { path, error: describe(error) });
-        throw error;
+    const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
+    if (decision === "relist") {
+      this.#needSync = true;
+      return "resync";
     }
+    return "retry";
   }
 
   #watchOptions(signal: AbortSignal | undefined, timeoutSeconds: number) {
