@@ -19,6 +19,7 @@
  * @module
  */
 export * from "./errors.ts";
+export { type Clock, systemClock } from "./clock.ts";
 export * from "./config.ts";
 export * from "./client.ts";
 export * from "./api.ts";

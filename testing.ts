@@ -61,6 +61,7 @@ import type { ResourceType } from "./_fake_resources.ts";
 import { StatusError } from "./_fake_status.ts";
 import { FakeCluster } from "./_fake_store.ts";
 
+export { VirtualClock } from "./testing/virtual_clock.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_fake_faults.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
