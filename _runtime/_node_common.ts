@@ -1,0 +1,208 @@
+/**
+ * The parts of the runtime seam that Node and Bun share through Node's own modules: environment,
+ * file reads, child processes and an HTTP server on `node:http`.
+ *
+ * Internal module.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import process from "node:process";
+import type { ProcessOutput, RunOptions, ServeHandle, ServeHandler } from "./types.ts";
+
+/**
+ * Reads an environment variable.
+ *
+ * @param name The variable.
+ * @returns Its value, or `undefined`.
+ */
+export function env(name: string): string | undefined {
+  return process.env[name];
+}
+
+/**
+ * Reads a UTF-8 file.
+ *
+ * @param path The file.
+ * @returns Its text.
+ */
+export function readTextFile(path: string): Promise<string> {
+  return readFile(path, "utf8");
+}
+
+/**
+ * The error code of a Node-style error (`ENOENT`, `ERR_ACCESS_DENIED`, …).
+ *
+ * @param error Any thrown value.
+ * @returns The code, or `undefined`.
+ */
+export function errorCode(error: unknown): string | undefined {
+  if (error === null || typeof error !== "object") return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * Runs a program to completion without standard input, capturing its output.
+ *
+ * @param command The program.
+ * @param options Arguments, extra environment, abort signal.
+ * @returns The exit status and output.
+ */
+export function run(command: string, options: RunOptions): Promise<ProcessOutput> {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(command, [...options.args], {
+        env: { ...process.env, ...options.env },
+        stdio: ["ignore", "pipe", "pipe"],
+        signal: options.signal,
+        windowsHide: true,
+      });
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    child.stdout!.on("data", (chunk: Uint8Array) => stdout.push(chunk));
+    child.stderr!.on("data", (chunk: Uint8Array) => stderr.push(chunk));
+    let failed = false;
+    child.once("error", (e) => {
+      failed = true;
+      reject(e);
+    });
+    child.once("close", (code, signal) => {
+      if (failed) return;
+      resolve({
+        success: code === 0,
+        code: code ?? (signal ? 128 : 1),
+        signal: signal ?? null,
+        stdout: concat(stdout),
+        stderr: concat(stderr),
+      });
+    });
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+/**
+ * Serves HTTP on `node:http`. Headers are flushed as soon as the handler's response is known, so a
+ * watch that has no event yet still answers (Bun.serve holds the headers back until the first body
+ * chunk). A client that goes away cancels the response body.
+ *
+ * @param handler Answers requests.
+ * @param options The address.
+ * @returns The running server.
+ */
+export function serveNodeHttp(
+  handler: ServeHandler,
+  options: { hostname: string; port: number },
+): Promise<ServeHandle> {
+  const server = createServer((req, res) => {
+    answer(handler, req, res, `http://${options.hostname}:${port()}`).catch((e) => {
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end(String(e instanceof Error ? e.message : e));
+      } else {
+        res.destroy(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+  const port = () => (server.address() as AddressInfo | null)?.port ?? options.port;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off("error", reject);
+      resolve({
+        port: port(),
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+async function answer(
+  handler: ServeHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  origin: string,
+): Promise<void> {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  }
+  const method = req.method ?? "GET";
+  let body: Uint8Array | undefined;
+  if (method !== "GET" && method !== "HEAD") {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of req) chunks.push(chunk as Uint8Array);
+    body = concat(chunks);
+  }
+  const request = new Request(new URL(req.url ?? "/", origin), {
+    method,
+    headers,
+    body: body as BodyInit | undefined,
+  });
+  const response = await handler(request);
+  const outHeaders: Record<string, string | string[]> = {};
+  response.headers.forEach((value, key) => {
+    outHeaders[key] = value;
+  });
+  res.writeHead(response.status, response.statusText, outHeaders);
+  res.flushHeaders();
+  if (!response.body || method === "HEAD") {
+    await response.body?.cancel();
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  let gone = false;
+  res.once("close", () => {
+    if (res.writableFinished) return;
+    gone = true;
+    reader.cancel().catch(() => {});
+  });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || gone) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resume) => {
+          const go = () => {
+            res.off("drain", go);
+            res.off("close", go);
+            resume();
+          };
+          res.on("drain", go);
+          res.on("close", go);
+        });
+      }
+    }
+  } catch (e) {
+    // The body broke (a fault the fake server injected): break the connection, as a real
+    // server would, so that the client sees a transport error.
+    res.destroy(e instanceof Error ? e : new Error(String(e)));
+    return;
+  }
+  if (!gone) res.end();
+}

@@ -1,0 +1,162 @@
+/**
+ * The Deno implementation of the runtime seam: the only module of the library that uses `Deno.*`.
+ *
+ * Internal module.
+ *
+ * @module
+ */
+
+import type {
+  HttpTransport,
+  PermissionNeed,
+  ProcessOutput,
+  RunOptions,
+  Runtime,
+  ServeHandle,
+  ServeHandler,
+  TransportOptions,
+} from "./types.ts";
+
+function descriptor(need: PermissionNeed): Deno.PermissionDescriptor | undefined {
+  switch (need.kind) {
+    case "read":
+      return need.paths.length > 0 ? { name: "read", path: need.paths[0] } : undefined;
+    case "env":
+      return need.names.length > 0 ? { name: "env", variable: need.names[0] } : undefined;
+    case "run":
+      return { name: "run", command: need.command };
+    case "net":
+      return need.hosts.length > 0 ? { name: "net", host: need.hosts[0] } : undefined;
+  }
+}
+
+function flag(need: PermissionNeed): string {
+  switch (need.kind) {
+    case "read":
+      return `--allow-read=${need.paths.join(",")}`;
+    case "env":
+      return `--allow-env=${need.names.join(",")}`;
+    case "run":
+      return `--allow-run=${need.command}`;
+    case "net":
+      return `--allow-net=${need.hosts.join(",")}`;
+  }
+}
+
+function capitalize(s: string): string {
+  return s.length === 0 ? s : s[0].toUpperCase() + s.slice(1);
+}
+
+function proxyOption(proxyUrl: string): Deno.Proxy {
+  const url = new URL(proxyUrl);
+  const transport = url.protocol === "socks5:" || url.protocol === "socks5h:"
+    ? "socks5"
+    : url.protocol === "https:"
+    ? "https"
+    : "http";
+  const proxy: Deno.Proxy = { transport, url: `${url.protocol}//${url.host}` };
+  if (url.username) {
+    proxy.basicAuth = {
+      username: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+    };
+  }
+  return proxy;
+}
+
+function transport(options: TransportOptions): HttpTransport {
+  const cert = options.clientCertificate;
+  if (!options.certificateAuthority && !cert && !options.proxyUrl) {
+    // The global fetch and its shared pool; nothing to close.
+    return { fetch: (url, init) => fetch(url, init), close() {} };
+  }
+  // insecureSkipTlsVerify and tlsServerName cannot be applied per client in Deno: the config
+  // loader refuses a tls-server-name other than the URL's host, and the client's error for a
+  // failed handshake names --unsafely-ignore-certificate-errors.
+  const clientOptions: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
+  if (options.certificateAuthority) clientOptions.caCerts = [options.certificateAuthority];
+  if (cert) {
+    clientOptions.cert = cert.cert;
+    clientOptions.key = cert.key;
+  }
+  if (options.proxyUrl) clientOptions.proxy = proxyOption(options.proxyUrl);
+  const client = Deno.createHttpClient(clientOptions as Deno.CreateHttpClientOptions);
+  return {
+    fetch: (url, init) => fetch(url, { ...init, client } as RequestInit),
+    close: () => client.close(),
+  };
+}
+
+async function run(command: string, options: RunOptions): Promise<ProcessOutput> {
+  const output = await new Deno.Command(command, {
+    args: [...options.args],
+    env: { ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: options.signal,
+  }).output();
+  return {
+    success: output.success,
+    code: output.code,
+    signal: output.signal,
+    stdout: output.stdout,
+    stderr: output.stderr,
+  };
+}
+
+function serve(
+  handler: ServeHandler,
+  options: { hostname: string; port: number },
+): Promise<ServeHandle> {
+  const server = Deno.serve(
+    { hostname: options.hostname, port: options.port, onListen: () => {} },
+    // Not `request.signal`: Deno aborts it on successful responses too. A client that goes away
+    // cancels the response body instead.
+    (request) => handler(request),
+  );
+  return Promise.resolve({ port: server.addr.port, close: () => server.shutdown() });
+}
+
+/**
+ * Creates the runtime seam on Deno (call it only on Deno).
+ *
+ * @returns The runtime.
+ */
+export function createDenoRuntime(): Runtime {
+  return {
+    name: "deno",
+    version: Deno.version.deno,
+    os: Deno.build.os,
+    supports: { insecureSkipTlsVerify: false, tlsServerName: false, socks5Proxy: true },
+    env: (name) => Deno.env.get(name),
+    readTextFile: (path) => Deno.readTextFile(path),
+    run,
+    transport,
+    serve,
+    isNotFound: (error) => error instanceof Deno.errors.NotFound,
+    isPermissionError: (error) =>
+      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied,
+    grantedAnyway(error, need) {
+      // PermissionDenied is what Deno 1.x threw for a missing permission; in Deno 2 it usually
+      // means the operating system refused: then Deno reports the permission as granted.
+      if (!(error instanceof Deno.errors.PermissionDenied)) return false;
+      const d = descriptor(need);
+      if (!d) return false;
+      try {
+        return Deno.permissions.querySync(d).state === "granted";
+      } catch {
+        return false;
+      }
+    },
+    flag,
+    permissionError: (need, what, cause) =>
+      new Deno.errors.NotCapable(
+        `${capitalize(what)} needs a Deno permission that was not granted: run again with ${
+          flag(need)
+        }.`,
+        { cause },
+      ),
+    notFoundError: (message) => new Deno.errors.NotFound(message),
+  };
+}
