@@ -11,7 +11,7 @@
 import process from "node:process";
 import { rootCertificates } from "node:tls";
 import { env, errorCode, readTextFile, run, serveNodeHttp } from "./_node_common.ts";
-import type { HttpTransport, Runtime, TransportOptions } from "./types.ts";
+import type { HttpPool, Runtime, TransportOptions } from "./types.ts";
 
 /** The part of the `Bun` global this module uses. */
 interface BunGlobal {
@@ -81,7 +81,7 @@ interface BunTls {
   serverName?: string;
 }
 
-function transport(options: TransportOptions): HttpTransport {
+function connect(options: TransportOptions): HttpPool {
   const tls: BunTls = {};
   // Bun's `ca`, like Node's, replaces the system roots; Deno's `caCerts` adds to them. Add.
   if (options.certificateAuthority) tls.ca = [...rootCertificates, options.certificateAuthority];
@@ -113,7 +113,7 @@ function transport(options: TransportOptions): HttpTransport {
     fetch(url, init) {
       if (closed) {
         return Promise.reject(
-          new TypeError(`fetch to ${url.origin} after the HTTP transport was closed`),
+          new TypeError(`fetch to ${url.origin} after its connection pool was closed`),
         );
       }
       if (cert) checkCertificateReuse(bun().version, url.origin, cert.cert);
@@ -144,7 +144,7 @@ export function createBunRuntime(): Runtime {
     env,
     readTextFile,
     run,
-    transport,
+    connect,
     serve: serveNodeHttp,
     isNotFound: (error) => errorCode(error) === "ENOENT",
     // Bun has no permission model.

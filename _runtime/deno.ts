@@ -7,7 +7,7 @@
  */
 
 import type {
-  HttpTransport,
+  HttpPool,
   PermissionNeed,
   ProcessOutput,
   RunOptions,
@@ -64,7 +64,7 @@ function proxyOption(proxyUrl: string): Deno.Proxy {
   return proxy;
 }
 
-function transport(options: TransportOptions): HttpTransport {
+function connect(options: TransportOptions): HttpPool {
   const cert = options.clientCertificate;
   if (!options.certificateAuthority && !cert && !options.proxyUrl) {
     // The global fetch and its shared pool; nothing to close.
@@ -132,7 +132,7 @@ export function createDenoRuntime(): Runtime {
     env: (name) => Deno.env.get(name),
     readTextFile: (path) => Deno.readTextFile(path),
     run,
-    transport,
+    connect,
     serve,
     isNotFound: (error) => error instanceof Deno.errors.NotFound,
     isPermissionError: (error) =>

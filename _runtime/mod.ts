@@ -12,7 +12,7 @@ import { createNodeRuntime } from "./node.ts";
 import type { Runtime, RuntimeName } from "./types.ts";
 
 export type {
-  HttpTransport,
+  HttpPool,
   PermissionNeed,
   ProcessOutput,
   RunOptions,

@@ -12,7 +12,7 @@
 import process from "node:process";
 import { rootCertificates } from "node:tls";
 import { env, errorCode, readTextFile, run, serveNodeHttp } from "./_node_common.ts";
-import type { HttpTransport, PermissionNeed, Runtime, TransportOptions } from "./types.ts";
+import type { HttpPool, PermissionNeed, Runtime, TransportOptions } from "./types.ts";
 
 type Undici = typeof import("undici");
 type Dispatcher = import("undici").Dispatcher;
@@ -69,13 +69,15 @@ function dispatcher(u: Undici, options: TransportOptions): Dispatcher {
   return new u.ProxyAgent({ uri: options.proxyUrl, requestTls: connect, ...timeouts });
 }
 
-function transport(options: TransportOptions): HttpTransport {
+function connect(options: TransportOptions): HttpPool {
   let pool: Dispatcher | undefined;
   let closed = false;
   return {
     async fetch(url, init) {
       const u = await loadUndici();
-      if (closed) throw new TypeError(`fetch to ${url.origin} after the HTTP transport was closed`);
+      if (closed) {
+        throw new TypeError(`fetch to ${url.origin} after its connection pool was closed`);
+      }
       pool ??= dispatcher(u, options);
       return await u.fetch(url, { ...init, dispatcher: pool } as never) as unknown as Response;
     },
@@ -125,7 +127,7 @@ export function createNodeRuntime(): Runtime {
     env,
     readTextFile,
     run,
-    transport,
+    connect,
     serve: serveNodeHttp,
     isNotFound: (error) => errorCode(error) === "ENOENT",
     isPermissionError: (error) => errorCode(error) === "ERR_ACCESS_DENIED",

@@ -63,7 +63,7 @@ export interface TransportOptions {
 }
 
 /** A `fetch` with its own connection pool; `close()` ends its idle connections. */
-export interface HttpTransport {
+export interface HttpPool {
   /**
    * Sends one request.
    *
@@ -147,7 +147,7 @@ export interface Runtime {
    * @returns The transport.
    * @throws {TypeError} When the runtime cannot honour an option (see {@linkcode Runtime.supports}).
    */
-  transport(options: TransportOptions): HttpTransport;
+  connect(options: TransportOptions): HttpPool;
 
   /**
    * Serves HTTP on a loopback address.

@@ -68,15 +68,15 @@ test({
   async fn() {
     const server = await tlsServer();
     const rt = runtime();
-    const alice = rt.transport({
+    const alice = rt.connect({
       certificateAuthority: CA,
       clientCertificate: { cert: pem("alice.crt"), key: pem("alice.key") },
     });
-    const bob = rt.transport({
+    const bob = rt.connect({
       certificateAuthority: CA,
       clientCertificate: { cert: pem("bob.crt"), key: pem("bob.key") },
     });
-    const anonymous = rt.transport({ certificateAuthority: CA });
+    const anonymous = rt.connect({ certificateAuthority: CA });
     try {
       const url = new URL(server.url);
       // Alternate: a runtime that reuses the first certificate (oven-sh/bun#26125) fails here.
@@ -101,8 +101,8 @@ test({
   async fn() {
     const server = await tlsServer();
     const rt = runtime();
-    const strict = rt.transport({});
-    const insecure = rt.transport({ insecureSkipTlsVerify: true });
+    const strict = rt.connect({});
+    const insecure = rt.connect({ insecureSkipTlsVerify: true });
     try {
       await assert.rejects(strict.fetch(new URL(server.url), {}));
       assert.equal(rt.supports.insecureSkipTlsVerify, true);
@@ -125,9 +125,9 @@ test({
   async fn() {
     const server = await tlsServer("renamed");
     const rt = runtime();
-    const byHost = rt.transport({ certificateAuthority: CA });
-    const byName = rt.transport({ certificateAuthority: CA, tlsServerName: "apiserver.internal" });
-    const wrongName = rt.transport({ certificateAuthority: CA, tlsServerName: "other.internal" });
+    const byHost = rt.connect({ certificateAuthority: CA });
+    const byName = rt.connect({ certificateAuthority: CA, tlsServerName: "apiserver.internal" });
+    const wrongName = rt.connect({ certificateAuthority: CA, tlsServerName: "other.internal" });
     try {
       // The certificate names apiserver.internal only, not 127.0.0.1.
       await assert.rejects(byHost.fetch(new URL(server.url), {}));
