@@ -4,8 +4,8 @@
 // backoff and `Retry-After`, one credential refresh after 401) and the mapping of failures to
 // `ApiError`s with messages a user can act on. The verbs (`client.ts`), the list helpers
 // (`_list.ts`) and the watch (`watch.ts`) depend only on the small `Transport` interface, never
-// on each other or on the concrete class. The runtime (Deno today; Node/Bun later) plugs in as an
-// `HttpConnector`.
+// on each other or on the concrete class. The runtime (Deno, Node or Bun: `_runtime/`) plugs in
+// as an `HttpConnector`.
 
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
@@ -13,6 +13,8 @@ import type { Config, Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
+import { flagFor, isPermissionError, permissionDenied } from "./_permissions.ts";
+import { runtime, type TransportOptions } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "client"]);
 
@@ -67,7 +69,7 @@ export interface Transport {
 
 /** How to reach the server: what an {@linkcode HttpConnector} needs to open a connection. */
 export interface ConnectionOptions {
-  /** PEM CA certificates to trust instead of the system's. */
+  /** PEM CA certificates to trust in addition to the system's. */
   caCerts?: string[];
   /** PEM client certificate. */
   cert?: string;
@@ -75,6 +77,10 @@ export interface ConnectionOptions {
   key?: string;
   /** Proxy URL (`http:`, `https:`, `socks5:`, `socks5h:`), credentials allowed in it. */
   proxyUrl?: string;
+  /** Skip verifying the server's certificate (Node and Bun; Deno cannot per client). */
+  insecureSkipTlsVerify?: boolean;
+  /** Verify the server's certificate against this name (Node and Bun; Deno cannot). */
+  tlsServerName?: string;
 }
 
 /** One reusable connection pool: a `fetch` bound to TLS settings. */
@@ -96,21 +102,30 @@ export interface HttpConnector {
   open(options: ConnectionOptions): HttpConnection;
 }
 
-/** Deno's connector: `Deno.createHttpClient` and the global `fetch`. */
-export const denoConnector: HttpConnector = {
+/**
+ * The connector of the runtime the library runs on (`_runtime/`): `Deno.createHttpClient` on Deno,
+ * an undici 7 Agent on Node, Bun's `fetch` with its `tls` and `proxy` options on Bun.
+ */
+export const runtimeConnector: HttpConnector = {
   open(options: ConnectionOptions): HttpConnection {
-    const init: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-    if (options.caCerts) init.caCerts = options.caCerts;
-    if (options.cert !== undefined && options.key !== undefined) {
-      init.cert = options.cert;
-      init.key = options.key;
+    const transport: TransportOptions = {};
+    if (options.caCerts && options.caCerts.length > 0) {
+      transport.certificateAuthority = options.caCerts.join("\n");
     }
-    if (options.proxyUrl) init.proxy = proxyOption(options.proxyUrl);
-    const client = Deno.createHttpClient(init as Deno.CreateHttpClientOptions);
+    if (options.cert !== undefined && options.key !== undefined) {
+      transport.clientCertificate = { cert: options.cert, key: options.key };
+    }
+    if (options.proxyUrl) transport.proxyUrl = options.proxyUrl;
+    if (options.insecureSkipTlsVerify) transport.insecureSkipTlsVerify = true;
+    if (options.tlsServerName) transport.tlsServerName = options.tlsServerName;
+    const pool = runtime().connect(transport);
     return {
-      fetch: (input, requestInit) =>
-        fetch(input, { ...requestInit, client } as RequestInit & { client: Deno.HttpClient }),
-      close: () => client.close(),
+      fetch: (input, init) =>
+        pool.fetch(
+          input instanceof URL ? input : new URL(input instanceof Request ? input.url : input),
+          init ?? {},
+        ),
+      close: () => pool.close(),
     };
   },
 };
@@ -119,7 +134,7 @@ export const denoConnector: HttpConnector = {
 export interface HttpTransportOptions {
   /** A `fetch` to use for every request instead of the connector's (stubs, the fake server). */
   fetch?: FetchLike;
-  /** The runtime's connector. Default {@linkcode denoConnector}. */
+  /** The runtime's connector. Default {@linkcode runtimeConnector}. */
   connector?: HttpConnector;
   /** The `User-Agent` header. */
   userAgent?: string;
@@ -149,8 +164,8 @@ export class HttpTransport implements Transport {
   constructor(config: Config, options: HttpTransportOptions = {}) {
     this.config = config;
     this.#fetch = options.fetch;
-    this.#connector = options.connector ?? denoConnector;
-    this.#userAgent = options.userAgent ?? `denokube/${VERSION} (Deno ${Deno.version.deno})`;
+    this.#connector = options.connector ?? runtimeConnector;
+    this.#userAgent = options.userAgent ?? defaultUserAgent();
     this.#maxRetries = options.maxRetries ?? 4;
     this.#retryBaseMs = options.retryBaseMs ?? 200;
     this.#retryMaxMs = options.retryMaxMs ?? 10_000;
@@ -265,7 +280,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.config.credentials({ signal });
     } catch (cause) {
-      if (signal?.aborted || cause instanceof Deno.errors.NotCapable) throw cause;
+      if (signal?.aborted || isPermissionError(cause)) throw cause;
       const text = cause instanceof Error ? cause.message : String(cause);
       throw new ApiError({
         status: 0,
@@ -293,7 +308,7 @@ export class HttpTransport implements Transport {
       headers.set("Content-Type", options.contentType ?? "application/json");
     }
     const init: RequestInit = { method, headers, body, signal: options.signal };
-    const send = this.#fetch ?? this.#connection(credentials)?.fetch ?? fetch;
+    const send = this.#fetch ?? this.#connection(credentials).fetch;
     try {
       return await send(url, init);
     } catch (cause) {
@@ -326,25 +341,36 @@ export class HttpTransport implements Transport {
     return headers;
   }
 
-  /** The pooled connection for these TLS settings, or undefined for the global `fetch`. */
-  #connection(credentials: Credentials): HttpConnection | undefined {
+  /**
+   * The pooled connection for these TLS settings. There is one even without a CA, certificate or
+   * proxy: on Node it sets the timeouts a watch needs (no body timeout), on Bun it turns off the
+   * idle timeout; on Deno it is the global `fetch`.
+   */
+  #connection(credentials: Credentials): HttpConnection {
     const cluster = this.config.cluster;
     const cert = credentials.clientCertificate;
-    if (!cluster.certificateAuthority && !cert && !cluster.proxyUrl) return undefined;
+    const options: ConnectionOptions = {};
+    if (cluster.certificateAuthority) options.caCerts = [cluster.certificateAuthority];
+    if (cert) {
+      options.cert = cert.cert;
+      options.key = cert.key;
+    }
+    if (cluster.proxyUrl) options.proxyUrl = cluster.proxyUrl;
+    if (cluster.insecureSkipTlsVerify && runtime().supports.insecureSkipTlsVerify) {
+      options.insecureSkipTlsVerify = true;
+    }
+    if (cluster.tlsServerName) options.tlsServerName = cluster.tlsServerName;
     const key = JSON.stringify([
       cluster.certificateAuthority,
       cert?.cert,
       cert?.key,
-      cluster.proxyUrl,
+      options.proxyUrl,
+      options.insecureSkipTlsVerify,
+      options.tlsServerName,
     ]);
     let connection = this.#connections.get(key);
     if (!connection) {
-      connection = this.#connector.open({
-        caCerts: cluster.certificateAuthority ? [cluster.certificateAuthority] : undefined,
-        cert: cert?.cert,
-        key: cert?.key,
-        proxyUrl: cluster.proxyUrl,
-      });
+      connection = this.#connector.open(options);
       this.#connections.set(key, connection);
       // Rotating exec client certificates make a new connection each time: keep the two newest
       // (streams opened with the previous certificate may still run) and close older ones.
@@ -360,12 +386,12 @@ export class HttpTransport implements Transport {
 
   #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason;
-    if (cause instanceof Deno.errors.NotCapable) {
+    if (isPermissionError(cause)) {
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-      return new Deno.errors.NotCapable(
+      return permissionDenied(
         `Cannot connect to the Kubernetes API server at ${url.origin}: missing network permission. ` +
-          `Run again with --allow-net=${host}`,
-        { cause },
+          `Run again with ${flagFor({ kind: "net", hosts: [host] })}`,
+        cause,
       );
     }
     const text = causeChain(cause);
@@ -373,12 +399,15 @@ export class HttpTransport implements Transport {
     let hint = "";
     if (tls !== undefined) {
       const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-      hint = this.config.cluster.insecureSkipTlsVerify
+      hint = this.config.cluster.insecureSkipTlsVerify && !runtime().supports.insecureSkipTlsVerify
         ? ` The kubeconfig sets insecure-skip-tls-verify, which Deno cannot apply per client: run with --unsafely-ignore-certificate-errors=${host}, or better, set certificate-authority-data.`
         : ` The TLS certificate of ${host} was refused (${tls}): set certificate-authority-data ` +
           `(or certificate-authority) of the cluster in the kubeconfig to the CA that signed it, ` +
-          `or, for a throwaway test cluster only, run with ` +
-          `--unsafely-ignore-certificate-errors=${host}.`;
+          `or, for a throwaway test cluster only, ${
+            runtime().supports.insecureSkipTlsVerify
+              ? "set insecure-skip-tls-verify: true for the cluster"
+              : `run with --unsafely-ignore-certificate-errors=${host}`
+          }.`;
     }
     return new ApiError({
       status: 0,
@@ -488,21 +517,10 @@ export async function requestJson<T>(transport: Transport, options: RequestOptio
   }
 }
 
-function proxyOption(proxyUrl: string): Deno.Proxy {
-  const url = new URL(proxyUrl);
-  const transport = url.protocol === "socks5:" || url.protocol === "socks5h:"
-    ? "socks5"
-    : url.protocol === "https:"
-    ? "https"
-    : "http";
-  const proxy: Deno.Proxy = { transport, url: `${url.protocol}//${url.host}` };
-  if (url.username) {
-    proxy.basicAuth = {
-      username: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
-    };
-  }
-  return proxy;
+function defaultUserAgent(): string {
+  const rt = runtime();
+  const name = rt.name === "deno" ? "Deno" : rt.name === "bun" ? "Bun" : "Node";
+  return `denokube/${VERSION} (${name} ${rt.version})`;
 }
 
 function base64(text: string): string {

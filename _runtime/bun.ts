@@ -150,6 +150,8 @@ export function createBunRuntime(): Runtime {
     // Bun has no permission model.
     isPermissionError: () => false,
     grantedAnyway: () => false,
+    isGranted: () => true,
+    permissionDenied: (message, cause) => new Error(message, { cause }),
     flag: () => undefined,
     permissionError: (_need, what, cause) =>
       new Error(`${capitalize(what)} was refused.`, { cause }),

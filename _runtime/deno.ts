@@ -30,6 +30,16 @@ function descriptor(need: PermissionNeed): Deno.PermissionDescriptor | undefined
   }
 }
 
+function granted(need: PermissionNeed): boolean {
+  const d = descriptor(need);
+  if (!d) return false;
+  try {
+    return Deno.permissions.querySync(d).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
 function flag(need: PermissionNeed): string {
   switch (need.kind) {
     case "read":
@@ -137,18 +147,11 @@ export function createDenoRuntime(): Runtime {
     isNotFound: (error) => error instanceof Deno.errors.NotFound,
     isPermissionError: (error) =>
       error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied,
-    grantedAnyway(error, need) {
-      // PermissionDenied is what Deno 1.x threw for a missing permission; in Deno 2 it usually
-      // means the operating system refused: then Deno reports the permission as granted.
-      if (!(error instanceof Deno.errors.PermissionDenied)) return false;
-      const d = descriptor(need);
-      if (!d) return false;
-      try {
-        return Deno.permissions.querySync(d).state === "granted";
-      } catch {
-        return false;
-      }
-    },
+    // PermissionDenied is what Deno 1.x threw for a missing permission; in Deno 2 it usually
+    // means the operating system refused: then Deno reports the permission as granted.
+    grantedAnyway: (error, need) => error instanceof Deno.errors.PermissionDenied && granted(need),
+    isGranted: granted,
+    permissionDenied: (message, cause) => new Deno.errors.NotCapable(message, { cause }),
     flag,
     permissionError: (need, what, cause) =>
       new Deno.errors.NotCapable(

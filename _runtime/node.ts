@@ -132,6 +132,16 @@ export function createNodeRuntime(): Runtime {
     isNotFound: (error) => errorCode(error) === "ENOENT",
     isPermissionError: (error) => errorCode(error) === "ERR_ACCESS_DENIED",
     grantedAnyway: () => false,
+    isGranted(need) {
+      // process.permission exists only under --permission (or --experimental-permission).
+      const permission = (process as { permission?: { has(scope: string, ref?: string): boolean } })
+        .permission;
+      if (!permission || need.kind === "env" || need.kind === "net") return true;
+      if (need.kind === "run") return permission.has("child");
+      return need.paths.every((p) => permission.has("fs.read", p));
+    },
+    permissionDenied: (message, cause) =>
+      Object.assign(new Error(message, { cause }), { code: "ERR_ACCESS_DENIED" }),
     flag: nodeFlag,
     permissionError(need, what, cause) {
       const flag = nodeFlag(need);

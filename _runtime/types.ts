@@ -187,6 +187,24 @@ export interface Runtime {
   grantedAnyway(error: unknown, need: PermissionNeed): boolean;
 
   /**
+   * Reports whether the runtime has granted a capability, without prompting. Runtimes that do not
+   * gate it (Node and Bun for environment variables) answer `true`.
+   *
+   * @param need The capability.
+   * @returns `true` when granted, `false` when not or when it cannot be told.
+   */
+  isGranted(need: PermissionNeed): boolean;
+
+  /**
+   * Builds a permission error of the runtime's kind with a message of the caller's.
+   *
+   * @param message The message (which names the flag to add).
+   * @param cause The underlying error.
+   * @returns The error.
+   */
+  permissionDenied(message: string, cause?: unknown): Error;
+
+  /**
    * Formats the command-line flag that grants a capability, or `undefined` when the runtime does
    * not gate it (Node and Bun do not gate environment variables).
    *

@@ -176,7 +176,7 @@ if (import.meta.main) {
       console.log(`cross-runtime: ${lines.at(-1)}`);
     }
     console.log(`cross-runtime summary:\n  ${lines.join("\n  ")}`);
-    if (failures > 0) Deno.exit(1);
+    if (failures > 0) Deno.exitCode = 1;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -15,6 +15,7 @@ import {
   status,
   StubServer,
 } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
@@ -55,7 +56,7 @@ function rv(stub: StubServer, i: number): string | null {
   return stub.requests[i].query.get("resourceVersion");
 }
 
-Deno.test("first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
+test("first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -84,7 +85,7 @@ Deno.test("first delivers existing objects as ADDED, then re-watches from the la
   assert.equal(stub.cancelled, 1);
 });
 
-Deno.test("streaming mode picks a random server timeout in [300, 600] s by default", async () => {
+test("streaming mode picks a random server timeout in [300, 600] s by default", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "2"))]));
   const inf = new Informer(stub.client(), configMaps, { resourceVersion: "1" });
   await take(inf, 1);
@@ -92,7 +93,7 @@ Deno.test("streaming mode picks a random server timeout in [300, 600] s by defau
   assert.ok(seconds >= 300 && seconds <= 600, `timeoutSeconds ${seconds}`);
 });
 
-Deno.test("after init() only changes are delivered", async () => {
+test("after init() only changes are delivered", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -106,7 +107,7 @@ Deno.test("after init() only changes are delivered", async () => {
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("poll() watches once with the timeout and queues events; pop() takes them", async () => {
+test("poll() watches once with the timeout and queues events; pop() takes them", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -122,7 +123,7 @@ Deno.test("poll() watches once with the timeout and queues events; pop() takes t
   assert.equal(inf.version(), "12");
 });
 
-Deno.test("bookmark-only stream advances the resource version and queues nothing", async () => {
+test("bookmark-only stream advances the resource version and queues nothing", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([], "10"),
@@ -138,7 +139,7 @@ Deno.test("bookmark-only stream advances the resource version and queues nothing
   assert.equal(rv(stub, 2), "20");
 });
 
-Deno.test("bookmarks are delivered with the bookmarks option", async () => {
+test("bookmarks are delivered with the bookmarks option", async () => {
   const stub = new StubServer().push(events([bookmark("15")]));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10", bookmarks: true });
   assert.deepEqual(summary(await take(inf, 1)), ["BOOKMARK:15"]);
@@ -191,13 +192,13 @@ async function assertRelistDiff(stub: StubServer, sleeps: Sleeps) {
   assert.deepEqual(sleeps.delays, []);
 }
 
-Deno.test("410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
+test("410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
   const sleeps = new Sleeps();
   await assertRelistDiff(relistScenario(status(410, expiredStatus)), sleeps);
 });
 
 for (const reason of ["Expired", "Gone"]) {
-  Deno.test(`410 as ERROR event with reason ${reason}: re-list and emit the difference`, async () => {
+  test(`410 as ERROR event with reason ${reason}: re-list and emit the difference`, async () => {
     const sleeps = new Sleeps();
     await assertRelistDiff(
       relistScenario(events([errorEvent(410, reason, "too old resource version")])),
@@ -206,7 +207,7 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-Deno.test("poll(): a 410 re-lists in the same call and queues the difference", async () => {
+test("poll(): a 410 re-lists in the same call and queues the difference", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "1")], "10"),
@@ -222,7 +223,7 @@ Deno.test("poll(): a 410 re-lists in the same call and queues the difference", a
   assert.equal(inf.version(), "30");
 });
 
-Deno.test("429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
+test("429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(429, "Too many requests, please try again later.\n", { "Retry-After": "7" }),
@@ -235,7 +236,7 @@ Deno.test("429 with a plain-text body and Retry-After is retried after the serve
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("500 and 503 are retried with backoff", async () => {
+test("500 and 503 are retried with backoff", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, { kind: "Status", status: "Failure", reason: "InternalError", code: 500 }),
@@ -248,7 +249,7 @@ Deno.test("500 and 503 are retried with backoff", async () => {
   assert.equal(stub.requests.length, 3);
 });
 
-Deno.test("a refused connection (fetch throws TypeError) is retried", async () => {
+test("a refused connection (fetch throws TypeError) is retried", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     refused(),
@@ -259,7 +260,7 @@ Deno.test("a refused connection (fetch throws TypeError) is retried", async () =
   assert.deepEqual(sleeps.delays, [800]);
 });
 
-Deno.test("a malformed line is retried from the last good resource version", async () => {
+test("a malformed line is retried from the last good resource version", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), "this is not json\n"], { hang: true }),
@@ -272,7 +273,7 @@ Deno.test("a malformed line is retried from the last good resource version", asy
   assert.equal(stub.open, 0);
 });
 
-Deno.test("a stalled stream is abandoned and re-watched", async () => {
+test("a stalled stream is abandoned and re-watched", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))], { hang: true }),
@@ -285,7 +286,7 @@ Deno.test("a stalled stream is abandoned and re-watched", async () => {
   assert.equal(stub.open, 0);
 });
 
-Deno.test("403 ends the iteration with the ApiError", async () => {
+test("403 ends the iteration with the ApiError", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))]),
@@ -299,7 +300,7 @@ Deno.test("403 ends the iteration with the ApiError", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-Deno.test("poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
+test("poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, "boom"),
@@ -316,7 +317,7 @@ Deno.test("poll(): permanent failures reject, transient ones resolve and delay t
   await assert.rejects(inf.poll(), (e: unknown) => e instanceof ApiError && e.status === 404);
 });
 
-Deno.test("breaking out of for-await cancels the watch body", async () => {
+test("breaking out of for-await cancels the watch body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), ev("ADDED", cm("b", "12"))], { hang: true }),
   );
@@ -327,7 +328,7 @@ Deno.test("breaking out of for-await cancels the watch body", async () => {
   assert.equal(inf.version(), "11");
 });
 
-Deno.test("aborting the signal ends the stream quietly and closes the body", async () => {
+test("aborting the signal ends the stream quietly and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const controller = new AbortController();
@@ -339,7 +340,7 @@ Deno.test("aborting the signal ends the stream quietly and closes the body", asy
   assert.equal(stub.open, 0);
 });
 
-Deno.test("only one poll or iteration at a time", async () => {
+test("only one poll or iteration at a time", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const iterator = inf.stream();

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { ApiError, type Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -41,7 +42,7 @@ function pod(name: string, extra: Obj = {}): Obj {
   };
 }
 
-Deno.test("create, get, replace, delete a configmap with real metadata and codes", async () => {
+test("create, get, replace, delete a configmap with real metadata and codes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const startRv = Number(server.resourceVersion);
@@ -92,7 +93,7 @@ Deno.test("create, get, replace, delete a configmap with real metadata and codes
   assert.equal(gone.status, 404);
 });
 
-Deno.test("error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
+test("error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const missing = await failure(send(client, "GET", `${CM}/x`));
@@ -139,7 +140,7 @@ Deno.test("error bodies match the real server: NotFound, AlreadyExists, Conflict
   assert.equal(notThere.status, 404);
 });
 
-Deno.test('namespaced create in a missing namespace is 404 namespaces "x" not found', async () => {
+test('namespaced create in a missing namespace is 404 namespaces "x" not found', async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const error = await failure(
@@ -154,7 +155,7 @@ Deno.test('namespaced create in a missing namespace is 404 namespaces "x" not fo
   assert.equal(namespaces.body.items[0].status.phase, "Active");
 });
 
-Deno.test("422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
+test("422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const noName = await failure(send(client, "POST", CM, { metadata: {} }));
@@ -216,7 +217,7 @@ Deno.test("422 Invalid for a missing or malformed name; 400 for a name or namesp
   assert.equal(withRv.body?.message, "resourceVersion should not be set on objects to be created");
 });
 
-Deno.test("405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
+test("405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -261,7 +262,7 @@ Deno.test("405 for unsupported methods, Status 404 for unknown resources, plain 
   assert.equal(await res.text(), "404 page not found\n");
 });
 
-Deno.test("generateName, generation, and the status subresource", async () => {
+test("generateName, generation, and the status subresource", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(client, "POST", PODS, {
@@ -317,7 +318,7 @@ Deno.test("generateName, generation, and the status subresource", async () => {
   assert.equal(missing.status, 404);
 });
 
-Deno.test("merge patch, JSON patch (all ops) and strategic merge patch", async () => {
+test("merge patch, JSON patch (all ops) and strategic merge patch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "a" }, data: { x: "1", y: "2" } });
@@ -391,7 +392,7 @@ Deno.test("merge patch, JSON patch (all ops) and strategic merge patch", async (
   assert.equal(noObject.status, 404);
 });
 
-Deno.test("server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
+test("server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const yaml = (data: Record<string, string>) =>
@@ -473,7 +474,7 @@ Deno.test("server-side apply: create, conflicts, force, removal of unapplied fie
   assert.equal(forceOnMerge.status, 422);
 });
 
-Deno.test("strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
+test("strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -499,7 +500,7 @@ Deno.test("strategic merge patch is not allowed on custom resources (415, like t
   );
 });
 
-Deno.test("delete answers: pods return the object, deletecollection returns the list", async () => {
+test("delete answers: pods return the object, deletecollection returns the list", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", PODS, pod("p1", { metadata: { labels: { app: "a" } } }));
@@ -532,7 +533,7 @@ Deno.test("delete answers: pods return the object, deletecollection returns the 
   );
 });
 
-Deno.test("finalizers delay deletion until they are removed", async () => {
+test("finalizers delay deletion until they are removed", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "f", finalizers: ["example.com/keep"] } });
@@ -560,7 +561,7 @@ Deno.test("finalizers delay deletion until they are removed", async () => {
   assert.equal(gone.status, 404);
 });
 
-Deno.test("deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
+test("deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/api/v1/namespaces", { metadata: { name: "tmp" } });
@@ -579,7 +580,7 @@ Deno.test("deleting a namespace deletes its content; protected namespaces cannot
   );
 });
 
-Deno.test("dryRun=All validates and answers without storing", async () => {
+test("dryRun=All validates and answers without storing", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const rv = server.resourceVersion;
@@ -591,7 +592,7 @@ Deno.test("dryRun=All validates and answers without storing", async () => {
   assert.equal((await failure(send(client, "GET", `${CM}/dry`))).status, 404);
 });
 
-Deno.test("seed and objects: direct helpers share the API semantics", async () => {
+test("seed and objects: direct helpers share the API semantics", async () => {
   await using server = new FakeApiServer();
   const [created] = server.seed(
     pod("seeded", { metadata: { namespace: "apps" }, status: { phase: "Running" } }),
@@ -607,7 +608,7 @@ Deno.test("seed and objects: direct helpers share the API semantics", async () =
   );
 });
 
-Deno.test("secrets turn stringData into base64 data; services get a clusterIP", async () => {
+test("secrets turn stringData into base64 data; services get a clusterIP", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const secret = await send(client, "POST", "/api/v1/namespaces/default/secrets", {

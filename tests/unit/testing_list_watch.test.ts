@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { ApiError, type Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -85,7 +86,7 @@ function seedConfigMaps(
   }
 }
 
-Deno.test("lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
+test("lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const body = await list(server.client(), CM);
@@ -99,7 +100,7 @@ Deno.test("lists carry the list kind, the current RV, and items without apiVersi
   assert.equal(all.items.length, 2);
 });
 
-Deno.test("limit/continue pages a consistent snapshot with remainingItemCount", async () => {
+test("limit/continue pages a consistent snapshot with remainingItemCount", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 5);
@@ -146,7 +147,7 @@ Deno.test("limit/continue pages a consistent snapshot with remainingItemCount", 
   assert.match(bad.body?.message ?? "", /^invalid continue token/);
 });
 
-Deno.test("expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
+test("expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -184,7 +185,7 @@ Deno.test("expired continue tokens answer 410 Expired with the real message and 
   );
 });
 
-Deno.test("a bounded history expires old continue tokens and watch resourceVersions", async () => {
+test("a bounded history expires old continue tokens and watch resourceVersions", async () => {
   await using server = new FakeApiServer({ historySize: 2 });
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -203,7 +204,7 @@ Deno.test("a bounded history expires old continue tokens and watch resourceVersi
   assert.equal(event.object.code, 410);
 });
 
-Deno.test("list with an exact or too new resourceVersion", async () => {
+test("list with an exact or too new resourceVersion", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -232,7 +233,7 @@ Deno.test("list with an exact or too new resourceVersion", async () => {
   );
 });
 
-Deno.test("label selectors: equality, inequality, set-based, existence", async () => {
+test("label selectors: equality, inequality, set-based, existence", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const labels = [{ app: "web", tier: "front" }, { app: "db" }, { app: "cache", tier: "back" }, {}];
@@ -259,7 +260,7 @@ Deno.test("label selectors: equality, inequality, set-based, existence", async (
   );
 });
 
-Deno.test("field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
+test("field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -298,7 +299,7 @@ Deno.test("field selectors: metadata fields, kind-specific fields, unsupported f
   assert.equal(malformed.body?.message, "invalid selector: 'foo'; can't understand 'foo'");
 });
 
-Deno.test("watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
+test("watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const rv = server.resourceVersion;
@@ -322,7 +323,7 @@ Deno.test("watch without resourceVersion: synthetic ADDED, then the initial-even
   assert.ok(legacyEvents.every((e) => e.type === "ADDED"));
 });
 
-Deno.test("watch from a resourceVersion replays history, then streams live changes", async () => {
+test("watch from a resourceVersion replays history, then streams live changes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -350,7 +351,7 @@ Deno.test("watch from a resourceVersion replays history, then streams live chang
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
+test("watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const from = server.resourceVersion;
@@ -381,7 +382,7 @@ Deno.test("watch selectors: objects that stop matching are DELETED, start matchi
   await reader.cancel();
 });
 
-Deno.test("periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
+test("periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 20 });
   const from = server.resourceVersion;
   const reader = await watch(
@@ -401,7 +402,7 @@ Deno.test("periodic bookmarks, timeoutSeconds ends the stream normally", async (
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("bookmarks of typed kinds carry their empty fields, like the real server", async () => {
+test("bookmarks of typed kinds carry their empty fields, like the real server", async () => {
   await using server = new FakeApiServer();
   const events =
     await (await watch(server, "/api/v1/pods", "allowWatchBookmarks=true&timeoutSeconds=1")).rest();
@@ -417,7 +418,7 @@ Deno.test("bookmarks of typed kinds carry their empty fields, like the real serv
   });
 });
 
-Deno.test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
+test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const events = await (await watch(
@@ -435,7 +436,7 @@ Deno.test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () =
   );
 });
 
-Deno.test("watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
+test("watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
   await using server = new FakeApiServer();
   const old = server.resourceVersion;
   seedConfigMaps(server, 1);
@@ -466,7 +467,7 @@ Deno.test("watch from a compacted resourceVersion: 200 with one ERROR event 410 
   assert.deepEqual(late.map((e) => e.object.metadata.name), ["cm-12"]);
 });
 
-Deno.test("aborting a watch errors the body and cleans up; close() ends open watches", async () => {
+test("aborting a watch errors the body and cleans up; close() ends open watches", async () => {
   const server = new FakeApiServer();
   const controller = new AbortController();
   const reader = await watch(
@@ -495,7 +496,7 @@ Deno.test("aborting a watch errors the body and cleans up; close() ends open wat
   await assert.rejects(server.fetch(`${BASE}${CM}`), TypeError);
 });
 
-Deno.test("watch on a single object via its path", async () => {
+test("watch on a single object via its path", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const res = await server.fetch(`${BASE}${CM}/cm-01?watch=true&timeoutSeconds=1`);
