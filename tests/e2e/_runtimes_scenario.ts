@@ -31,6 +31,7 @@ const runtimeName = (globalThis as { Deno?: unknown }).Deno
   : (globalThis as { Bun?: unknown }).Bun
   ? "bun"
   : "node";
+const runtimeLabel = runtimeName === "node" ? `node ${process.versions.node}` : runtimeName;
 const namespace = env("KUBE_X_NAMESPACE");
 const adminKubeconfig = env("KUBE_X_CERT");
 
@@ -53,10 +54,10 @@ async function step(name: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
   } catch (e) {
-    console.log(`FAIL ${runtimeName} ${name}: ${e instanceof Error ? e.stack : e}`);
+    console.log(`FAIL ${runtimeLabel} ${name}: ${e instanceof Error ? e.stack : e}`);
     throw e;
   }
-  console.log(`ok ${runtimeName} ${name} (${Math.round(performance.now() - started)} ms)`);
+  console.log(`ok ${runtimeLabel} ${name} (${Math.round(performance.now() - started)} ms)`);
 }
 
 async function whoAmI(client: Client): Promise<string> {
@@ -225,4 +226,4 @@ await step("delete, then kubectl sees them gone", async () => {
   await client.delete(Api.v1Namespace(), namespace);
 });
 
-console.log(`scenario passed on ${runtimeName}`);
+console.log(`scenario passed on ${runtimeLabel}`);
