@@ -92,10 +92,8 @@ function connect(options: TransportOptions): HttpPool {
 function nodeFlag(need: PermissionNeed): string | undefined {
   switch (need.kind) {
     case "read":
-      // Node 20 takes a comma-separated list; Node 22 and later repeat the flag.
-      return majorVersion() < 22
-        ? `--allow-fs-read=${need.paths.join(",")}`
-        : need.paths.map((p) => `--allow-fs-read=${p}`).join(" ");
+      // One flag per path (Node 20.20 and later no longer split a comma-separated list).
+      return need.paths.map((p) => `--allow-fs-read=${p}`).join(" ");
     case "run":
       return "--allow-child-process";
     case "env":
@@ -105,8 +103,11 @@ function nodeFlag(need: PermissionNeed): string | undefined {
   }
 }
 
-function majorVersion(): number {
-  return Number(process.versions.node.split(".")[0]);
+/** `--permission`, or `--experimental-permission` on Node 20. */
+function permissionFlag(): string {
+  return Number(process.versions.node.split(".")[0]) < 22
+    ? "--experimental-permission"
+    : "--permission";
 }
 
 function capitalize(s: string): string {
@@ -146,7 +147,7 @@ export function createNodeRuntime(): Runtime {
     permissionError(need, what, cause) {
       const flag = nodeFlag(need);
       const how = flag
-        ? `run node again with ${flag} (next to --permission)`
+        ? `run node again with ${flag} (next to ${permissionFlag()})`
         : "run node without --permission";
       const error = new Error(
         `${capitalize(what)} needs a Node permission that was not granted: ${how}.`,
