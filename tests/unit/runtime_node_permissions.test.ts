@@ -84,7 +84,10 @@ test("node --permission: missing read and child-process permissions name the Nod
         assert.equal(result.code, "ERR_ACCESS_DENIED");
         assert.match(result.message!, /needs a Node permission that was not granted/);
         assert.ok(result.message!.includes(`next to ${permission}`), String(result.message));
-        assert.ok(result.message!.includes(`--allow-fs-read=${certConfig}`), String(result.message));
+        assert.ok(
+          result.message!.includes(`--allow-fs-read=${certConfig}`),
+          String(result.message),
+        );
         // The kubeconfig is, the certificate file it names is not.
         result = await run(read(probe, certConfig), certConfig);
         assert.equal(result.code, "ERR_ACCESS_DENIED");
