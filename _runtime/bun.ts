@@ -49,12 +49,13 @@ export function compareVersions(a: string, b: string): number {
 const firstCertificate = new Map<string, string>();
 
 /**
- * Refuses a second, different client certificate for the same server on a Bun that would
- * silently keep presenting the first one.
+ * Refuses a second, different client certificate (or none after one, or one after none) for the
+ * same server on a Bun that would silently keep presenting the first one: measured on Bun 1.3.6,
+ * a request with bob's certificate, and one with no certificate at all, both presented alice's.
  *
  * @param version The Bun version.
  * @param origin The server's origin.
- * @param cert The client certificate (PEM) of this request.
+ * @param cert The client certificate (PEM) of this request, `""` for none.
  */
 export function checkCertificateReuse(version: string, origin: string, cert: string): void {
   if (compareVersions(version, BUN_MTLS_FIX) >= 0) return;
@@ -66,9 +67,9 @@ export function checkCertificateReuse(version: string, origin: string, cert: str
   if (first !== cert) {
     throw new Error(
       `Bun ${version} cannot switch client certificates for ${origin}: its fetch keeps ` +
-        `presenting the first certificate it used for a host (oven-sh/bun#26125), so the new ` +
-        `certificate from the exec plugin would be ignored. Upgrade Bun to ${BUN_MTLS_FIX} or ` +
-        `later (bun upgrade).`,
+        `presenting the first certificate it used for a host (oven-sh/bun#26125), so this ` +
+        `request would go out with the wrong identity (for example the previous certificate ` +
+        `of a rotating exec plugin). Upgrade Bun to ${BUN_MTLS_FIX} or later (bun upgrade).`,
     );
   }
 }
@@ -116,7 +117,9 @@ function connect(options: TransportOptions): HttpPool {
           new TypeError(`fetch to ${url.origin} after its connection pool was closed`),
         );
       }
-      if (cert) checkCertificateReuse(bun().version, url.origin, cert.cert);
+      if (url.protocol === "https:") {
+        checkCertificateReuse(bun().version, url.origin, cert?.cert ?? "");
+      }
       return fetch(url, { ...init, ...extra } as RequestInit);
     },
     close() {

@@ -153,8 +153,11 @@ test("runtime bun: a Bun before the mTLS fix refuses a second client certificate
     () => checkCertificateReuse("1.3.6", origin, "CERT-B"),
     /Bun 1\.3\.6 cannot switch client certificates.*oven-sh\/bun#26125.*1\.3\.7/,
   );
+  // No certificate after one is a switch too (Bun 1.3.6 presented the first one anyway).
+  assert.throws(() => checkCertificateReuse("1.3.6", origin, ""), /cannot switch/);
   // A fixed Bun switches freely.
   checkCertificateReuse("1.4.5", origin, "CERT-B");
+  checkCertificateReuse("1.4.5", origin, "");
 });
 
 test("runtime serve: headers arrive before the first body chunk, and a client that leaves cancels the body", async () => {
