@@ -708,9 +708,10 @@ async function resolveCluster(c: Entry<KubeCluster>): Promise<ClusterConnection>
         "clusters",
         c.name,
         "tls-server-name",
-        `is ${q(tlsServerName)}, which differs from the host of server ${server}. Deno's fetch ` +
-          `cannot verify a certificate against a name other than the URL's host, so ` +
-          `tls-server-name is unsupported on Deno (Node and Bun support it). Use a server URL ` +
+        `is ${q(tlsServerName)}, which differs from the host of server ${server}. ${
+          runtime().name === "deno" ? "Deno's fetch" : `The fetch of Bun ${runtime().version}`
+        } cannot verify a certificate against a name other than the URL's host, so ` +
+          `tls-server-name is unsupported here (Node and Bun 1.4+ support it). Use a server URL ` +
           `whose host matches the certificate (e.g. https://${tlsServerName}:PORT, with a ` +
           `hosts-file entry if needed) and remove tls-server-name.`,
       );

@@ -28,6 +28,9 @@ function bun(): BunGlobal {
  */
 export const BUN_MTLS_FIX = "1.3.7";
 
+/** The first Bun (measured) whose `fetch` verifies the server against `tls.serverName`. */
+export const BUN_SERVER_NAME_FIX = "1.4.0";
+
 /**
  * Compares two `x.y.z` versions.
  *
@@ -143,7 +146,12 @@ export function createBunRuntime(): Runtime {
     name: "bun",
     version: bun().version,
     os: process.platform === "win32" ? "windows" : process.platform,
-    supports: { insecureSkipTlsVerify: true, tlsServerName: true, socks5Proxy: false },
+    supports: {
+      insecureSkipTlsVerify: true,
+      // Measured: Bun 1.3.7's fetch does not verify against tls.serverName; 1.4.0 does.
+      tlsServerName: compareVersions(bun().version, BUN_SERVER_NAME_FIX) >= 0,
+      socks5Proxy: false,
+    },
     env,
     readTextFile,
     run,
