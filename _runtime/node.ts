@@ -64,7 +64,10 @@ function dispatcher(u: Undici, options: TransportOptions): Dispatcher {
   if (!options.proxyUrl) return new u.Agent({ connect, ...timeouts });
   const proxy = new URL(options.proxyUrl);
   if (proxy.protocol === "socks5:" || proxy.protocol === "socks5h:") {
-    return new u.Socks5ProxyAgent(options.proxyUrl, { connect, ...timeouts } as never);
+    // requestTls is the TLS to the API server through the tunnel. (undici 7.30 builds its
+    // per-origin pools without our timeouts: there undici's 300 s body timeout applies.)
+    // (Its type declarations lack requestTls, which its code reads.)
+    return new u.Socks5ProxyAgent(options.proxyUrl, { requestTls: connect, ...timeouts } as never);
   }
   return new u.ProxyAgent({ uri: options.proxyUrl, requestTls: connect, ...timeouts });
 }

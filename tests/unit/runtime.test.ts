@@ -5,7 +5,12 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import {
+  type AddressInfo,
+  connect as connectTcp,
+  createServer as createTcpServer,
+  type Socket,
+} from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { RUNTIME, test } from "../_test.ts";
 import { runtime } from "../../_runtime/mod.ts";
@@ -274,4 +279,160 @@ test("runtime transport: what each runtime can do per client", () => {
   assert.equal(supports.insecureSkipTlsVerify, RUNTIME !== "deno");
   assert.equal(supports.tlsServerName, RUNTIME !== "deno");
   assert.equal(supports.socks5Proxy, RUNTIME !== "bun");
+});
+
+/** An HTTP CONNECT proxy on loopback that wants basic auth; it records what it was asked. */
+async function connectProxy(): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => {});
+    let head = "";
+    const onData = (chunk: Uint8Array) => {
+      head += new TextDecoder().decode(chunk);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      client.off("data", onData);
+      const [line, ...headers] = head.slice(0, end).split("\r\n");
+      const auth = headers.find((h) => /^proxy-authorization:/i.test(h))?.split(": ")[1] ?? "";
+      seen.push(`${line} ${auth}`);
+      const [method, target] = line.split(" ");
+      if (method !== "CONNECT") return void client.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+      if (auth !== `Basic ${btoa("user:pa@ss")}`) {
+        return void client.end("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+      }
+      const [host, port] = target.split(":");
+      const upstream = connectTcp(Number(port), host, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      sockets.add(upstream);
+      upstream.on("close", () => sockets.delete(upstream));
+      upstream.on("error", () => client.destroy());
+    };
+    client.on("data", onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test("runtime transport: an http proxy with credentials in its URL tunnels TLS and mTLS", async () => {
+  const server = await tlsServer();
+  const proxy = await connectProxy();
+  const rt = runtime();
+  const target = new URL(server.url);
+  const pool = rt.connect({
+    certificateAuthority: CA,
+    clientCertificate: { cert: pem("alice.crt"), key: pem("alice.key") },
+    proxyUrl: `http://user:pa%40ss@127.0.0.1:${proxy.port}`,
+  });
+  try {
+    assert.equal(await (await pool.fetch(target, {})).text(), "alice");
+    assert.ok(
+      proxy.seen.some((s) => s.startsWith(`CONNECT 127.0.0.1:${target.port} HTTP/1.1 Basic `)),
+      `the proxy saw ${JSON.stringify(proxy.seen)}`,
+    );
+  } finally {
+    pool.close();
+    await proxy.close();
+    await server.close();
+  }
+});
+
+/** A SOCKS5 proxy on loopback (no authentication, CONNECT only); it records the targets. */
+async function socksProxy(): Promise<{ port: number; seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((client) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => {});
+    let buffer = new Uint8Array(0);
+    let stage: "greeting" | "request" | "done" = "greeting";
+    const onData = (chunk: Uint8Array) => {
+      const next = new Uint8Array(buffer.length + chunk.length);
+      next.set(buffer);
+      next.set(chunk, buffer.length);
+      buffer = next;
+      if (stage === "greeting" && buffer.length >= 2 && buffer.length >= 2 + buffer[1]) {
+        buffer = buffer.slice(2 + buffer[1]);
+        client.write(new Uint8Array([5, 0]));
+        stage = "request";
+      }
+      if (stage !== "request" || buffer.length < 5) return;
+      let host: string;
+      let offset: number;
+      if (buffer[3] === 1) {
+        host = Array.from(buffer.slice(4, 8)).join(".");
+        offset = 8;
+      } else if (buffer[3] === 3) {
+        host = new TextDecoder().decode(buffer.slice(5, 5 + buffer[4]));
+        offset = 5 + buffer[4];
+      } else {
+        return void client.destroy();
+      }
+      if (buffer.length < offset + 2) return;
+      const port = buffer[offset] * 256 + buffer[offset + 1];
+      stage = "done";
+      client.off("data", onData);
+      seen.push(`${host}:${port}`);
+      const upstream = connectTcp(port, host, () => {
+        client.write(new Uint8Array([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      sockets.add(upstream);
+      upstream.on("close", () => sockets.delete(upstream));
+      upstream.on("error", () => client.destroy());
+    };
+    client.on("data", onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test("runtime transport: a socks5 proxy on Deno and Node; refused on Bun with the reason", async () => {
+  const rt = runtime();
+  if (!rt.supports.socks5Proxy) {
+    assert.throws(
+      () => rt.connect({ proxyUrl: "socks5://127.0.0.1:1080" }),
+      /http:\/\/ and https:\/\/ proxies only/,
+    );
+    return;
+  }
+  const server = await tlsServer();
+  const proxy = await socksProxy();
+  const target = new URL(server.url);
+  const pool = rt.connect({
+    certificateAuthority: CA,
+    clientCertificate: { cert: pem("bob.crt"), key: pem("bob.key") },
+    proxyUrl: `socks5://127.0.0.1:${proxy.port}`,
+  });
+  try {
+    assert.equal(await (await pool.fetch(target, {})).text(), "bob");
+    assert.deepEqual(proxy.seen, [`127.0.0.1:${target.port}`]);
+  } finally {
+    pool.close();
+    await proxy.close();
+    await server.close();
+  }
 });
