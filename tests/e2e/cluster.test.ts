@@ -353,31 +353,59 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     await client.delete(Api.v1Namespace(), ns);
   });
 
-  await t.step("client.logs and followLogs read a KWOK container's log", async () => {
-    await runningPod(client, LOGS_NS, "talker");
-    const target = { namespace: LOGS_NS, pod: "talker" };
-    assert.notEqual(kwok.logFile(LOGS_NS, "talker"), kwok.logFile("default", "other"));
-    await kwok.appendLog(target, ["hello", "from kwok"]);
-    assert.equal(await client.logs("talker", { namespace: LOGS_NS }), "hello\nfrom kwok\n");
-    assert.equal(
-      await client.logs("talker", { namespace: LOGS_NS, tailLines: 1 }),
-      "from kwok\n",
-    );
-    assert.equal(await kube("logs", "-n", LOGS_NS, "talker"), "hello\nfrom kwok\n");
+  await t.step(
+    "client.logs, followLogs and kubectl attach read a KWOK container's log",
+    async () => {
+      await runningPod(client, LOGS_NS, "talker");
+      const target = { namespace: LOGS_NS, pod: "talker" };
+      assert.notEqual(kwok.logFile(LOGS_NS, "talker"), kwok.logFile("default", "other"));
+      await kwok.appendLog(target, ["hello", "from kwok"]);
+      assert.equal(await client.logs("talker", { namespace: LOGS_NS }), "hello\nfrom kwok\n");
+      assert.equal(
+        await client.logs("talker", { namespace: LOGS_NS, tailLines: 1 }),
+        "from kwok\n",
+      );
+      assert.equal(await kube("logs", "-n", LOGS_NS, "talker"), "hello\nfrom kwok\n");
 
-    const controller = new AbortController();
-    const lines = client.followLogs("talker", { namespace: LOGS_NS, signal: controller.signal });
-    try {
-      assert.deepEqual((await lines.next()).value, "hello");
-      assert.deepEqual((await lines.next()).value, "from kwok");
-      await kwok.appendLog(target, ["a line written while following"]);
-      assert.deepEqual((await lines.next()).value, "a line written while following");
-    } finally {
-      await lines.return(undefined);
-      controller.abort();
-    }
-    await client.delete(Api.v1Namespace(), LOGS_NS);
-  });
+      const controller = new AbortController();
+      const lines = client.followLogs("talker", { namespace: LOGS_NS, signal: controller.signal });
+      try {
+        assert.deepEqual((await lines.next()).value, "hello");
+        assert.deepEqual((await lines.next()).value, "from kwok");
+        await kwok.appendLog(target, ["a line written while following"]);
+        assert.deepEqual((await lines.next()).value, "a line written while following");
+      } finally {
+        await lines.return(undefined);
+        controller.abort();
+      }
+
+      // `kubectl attach` shows what the container writes from now on (the same file).
+      const attach = new Deno.Command("kubectl", {
+        args: ["--kubeconfig", cp.kubeconfigPath, "attach", "-n", LOGS_NS, "talker"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let said = "";
+      const collecting = (async () => {
+        for await (const text of attach.stdout.pipeThrough(new TextDecoderStream())) said += text;
+      })();
+      try {
+        // Appended until seen: attach reads from the end of the file, a moment after it starts.
+        await eventually("kubectl attach shows a new line", async () => {
+          await kwok.appendLog(target, ["written while attached"]);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assert.match(said, /written while attached/);
+        }, 20_000);
+        assert.doesNotMatch(said, /hello/, "attach does not replay the old lines");
+      } finally {
+        attach.kill("SIGTERM");
+        await attach.status;
+        await collecting;
+        await attach.stderr.cancel();
+      }
+      await client.delete(Api.v1Namespace(), LOGS_NS);
+    },
+  );
 
   await t.step("kubectl exec runs a local command for the selected pods only", async () => {
     await runningPod(client, EXEC_NS, "shell");
