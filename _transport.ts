@@ -414,8 +414,9 @@ export function causeChain(error: unknown): string {
 
 /** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
 function tlsReason(text: string): string | undefined {
-  const peer = /invalid peer certificate:\s*([A-Za-z]+(?:\([^)]*\))?)/i.exec(text);
-  if (peer) return peer[1];
+  // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
+  const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
+  if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
   if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
   return undefined;
 }

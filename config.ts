@@ -36,44 +36,11 @@ import {
 } from "./_kubeconfig.ts";
 import { execCacheKey, ExecCredentialSource } from "./_exec_credential.ts";
 import { envFlag, readEnv, readTextFileWithPermission } from "./_permissions.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
+
+export type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
 
 const log = getLogger(["kube", "config"]);
-
-/** How to reach the API server: URL, TLS trust, proxy. Never holds credentials. */
-export interface ClusterConnection {
-  /** The API server URL without a trailing slash, e.g. `https://127.0.0.1:6443`. */
-  server: string;
-  /** PEM bundle of certificate authorities to trust, in addition to the system roots. */
-  certificateAuthority?: string;
-  /** `insecure-skip-tls-verify` from the kubeconfig. */
-  insecureSkipTlsVerify: boolean;
-  /** `proxy-url` from the kubeconfig (http, https or socks5). */
-  proxyUrl?: string;
-  /** `disable-compression` from the kubeconfig. */
-  disableCompression: boolean;
-}
-
-/** Impersonation settings (`as`, `as-uid`, `as-groups`, `as-user-extra`). */
-export interface Impersonation {
-  /** User to act as (`Impersonate-User`). */
-  user?: string;
-  /** UID to act as (`Impersonate-Uid`). */
-  uid?: string;
-  /** Groups to act as (`Impersonate-Group`, repeated). */
-  groups?: string[];
-  /** Extra fields (`Impersonate-Extra-<key>`). */
-  extra?: Record<string, string[]>;
-}
-
-/** Credentials to present on a request. */
-export interface Credentials {
-  /** A bearer token for the `Authorization` header. */
-  token?: string;
-  /** HTTP basic authentication. */
-  basic?: { username: string; password: string };
-  /** A client certificate and key in PEM format, for mutual TLS. */
-  clientCertificate?: { cert: string; key: string };
-}
 
 /** Which context, cluster, user and namespace of a kubeconfig to use. */
 export interface KubeconfigSelection {

@@ -86,6 +86,30 @@ Deno.test("a certificate file outside the allowed paths names --allow-read=<that
   assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
 });
 
+Deno.test("CA, client certificate and key all outside the allowed paths: one error names all three in one --allow-read", async () => {
+  await using dir = await tempDir();
+  const path = await dir.write(
+    "config",
+    kubeconfig(
+      {
+        "client-certificate": `${FIXTURE_DIR}/client.crt`,
+        "client-key": `${FIXTURE_DIR}/client.key`,
+      },
+      { "certificate-authority": `${FIXTURE_DIR}/ca.crt` },
+    ),
+  );
+  const flag =
+    `--allow-read=${FIXTURE_DIR}/ca.crt,${FIXTURE_DIR}/client.crt,${FIXTURE_DIR}/client.key`;
+  const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
+  assertNotCapable(result, flag);
+  assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
+  assert.match(result.message!, /client-certificate of user "test-user"/);
+  assert.match(result.message!, /client-key of user "test-user"/);
+  // With exactly that flag added, the same kubeconfig loads.
+  const granted = await load([`--allow-read=${path}`, flag], "fromKubeconfig", { path });
+  assert.equal(granted.ok, true, granted.message ?? "");
+});
+
 Deno.test("a token file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ tokenFile: `${FIXTURE_DIR}/token` }));
