@@ -3,7 +3,7 @@
  * in-cluster service account.
  *
  * ```ts
- * import { Config } from "./config.ts";
+ * import { Config } from "@denokube/kube";
  *
  * const config = await Config.infer();
  * console.log(config.source, config.server, config.namespace);
@@ -134,7 +134,7 @@ let attachProvider: (config: Config, provider: CredentialProvider) => void;
  *
  * @example
  * ```ts
- * import { Config } from "./config.ts";
+ * import { Config } from "@denokube/kube";
  *
  * const config = new Config({
  *   cluster: { server: "https://127.0.0.1:6443", insecureSkipTlsVerify: false, disableCompression: false },
@@ -170,7 +170,7 @@ export class Config {
    *   `impersonate`, `source` (default `explicit`) and static `credentials`.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = new Config({
    *   cluster: { server: "http://127.0.0.1:8001", insecureSkipTlsVerify: false, disableCompression: false },
    * });
@@ -196,7 +196,7 @@ export class Config {
    * @returns {@linkcode ClusterConnection.server}.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * Config.fromUrl("http://127.0.0.1:8001/").server; // "http://127.0.0.1:8001"
    * ```
    */
@@ -213,7 +213,7 @@ export class Config {
    * @returns The credentials (an empty object for anonymous access).
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "abc" } });
    * const { token } = await config.credentials();
    * ```
@@ -232,7 +232,7 @@ export class Config {
    *   succeed; `false` for static credentials.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "abc" } });
    * config.invalidateCredentials(); // false: static credentials
    * ```
@@ -257,7 +257,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.infer();
    * console.log(`using ${config.source}`);
    * ```
@@ -348,7 +348,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.fromKubeconfig({ context: "kind-kind" });
    * ```
    */
@@ -409,7 +409,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.fromKubeconfigString(`
    * apiVersion: v1
    * kind: Config
@@ -446,7 +446,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.inCluster();
    * ```
    */
@@ -548,7 +548,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("http://127.0.0.1:8001");
    * ```
    */

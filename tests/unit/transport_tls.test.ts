@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
-import { Config } from "../../config.ts";
+import { testConfig } from "./_helpers.ts";
 import { ApiError } from "../../errors.ts";
 
 async function openssl(dir: string, ...args: string[]): Promise<void> {
@@ -73,16 +73,14 @@ async function certificates(): Promise<{ ca: string; cert: string; key: string; 
   };
 }
 
-function config(server: string, certificateAuthority?: string): Config {
-  return new Config({
+function config(server: string, certificateAuthority?: string) {
+  return testConfig({
     cluster: {
       server,
       insecureSkipTlsVerify: false,
       disableCompression: false,
       certificateAuthority,
     },
-    credentials: { token: "t" },
-    namespace: "default",
   });
 }
 
