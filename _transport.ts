@@ -476,15 +476,27 @@ export async function errorFromResponse(
  */
 export async function requestJson<T>(transport: Transport, options: RequestOptions): Promise<T> {
   const response = await transport.request(options);
+  return await readJson<T>(response, options.method ?? "GET", options.path);
+}
+
+/**
+ * Reads a JSON response body; a body that is not JSON is an {@linkcode ApiError} quoting it.
+ *
+ * @param response The response.
+ * @param method The request method, for the message.
+ * @param path The request path, for the message.
+ * @returns The parsed body.
+ */
+export async function readJson<T>(response: Response, method: string, path: string): Promise<T> {
   const text = await response.text();
   try {
     return JSON.parse(text) as T;
   } catch (cause) {
     throw new ApiError({
       status: response.status,
-      message: `The API server sent a body that is not JSON for ${
-        options.method ?? "GET"
-      } ${options.path}: ${JSON.stringify(text.slice(0, 200))}`,
+      message: `The API server sent a body that is not JSON for ${method} ${path}: ${
+        JSON.stringify(text.slice(0, 200))
+      }`,
       cause,
     });
   }
