@@ -40,4 +40,38 @@ export {
 export * from "./informer.ts";
 export * from "./reflector.ts";
 export * from "./custom_resource.ts";
+export {
+  Action,
+  Controller,
+  type ControllerBackoff,
+  type ControllerOptions,
+  type ControllerStats,
+  type ErrorDecision,
+  type ErrorInfo,
+  type ErrorPolicy,
+  type ObjectKey,
+  type ObjectRecorder,
+  type OutcomeResult,
+  ownerReference,
+  type Predicate,
+  predicates,
+  type ReconcileAction,
+  type ReconcileContext,
+  type ReconcileOutcome,
+  type Reconciler,
+  type ReconcileResult,
+  type RelatedMapper,
+  type RelatedOptions,
+  type SharedCache,
+  sharedCache,
+  TerminalError,
+} from "./controller.ts";
+export {
+  type EventInit,
+  type EventObjectReference,
+  EventRecorder,
+  type EventRecorderOptions,
+  EVENTS_API,
+  type KubeEvent,
+} from "./events.ts";
 export * from "./generated/mod.ts";
