@@ -30,7 +30,7 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -38,7 +38,7 @@ import { ApiError, isForbidden } from "./errors.ts";
 import { type EventInit, EventRecorder } from "./events.ts";
 import type { CacheChange, IndexFunction } from "./reflector.ts";
 import type { OwnerReference } from "./generated/meta_v1.ts";
-import { acquireSource, type SharedSource, type SourceSelectors } from "./_controller/cache.ts";
+import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { WorkQueue } from "./_controller/queue.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
 
@@ -46,6 +46,26 @@ const log = getLogger(["kube", "controller"]);
 
 // ---------------------------------------------------------------------------------------------
 // Public types
+
+/** Label and field selectors of a watched collection (each makes its own watch and cache). */
+export interface Selectors {
+  /** A label selector, e.g. `app=web`. */
+  labelSelector?: string;
+  /** A field selector, e.g. `spec.nodeName=node-1`. */
+  fieldSelector?: string;
+}
+
+/** The logger of a reconcile (a LogTape logger with `controller`, `key` and `attempt`). */
+export interface Logger {
+  /** Logs at debug level; `{name}` placeholders are filled from `properties`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at warning level. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
 
 /**
  * What a reconcile asks for next: nothing (`undefined` or `{}`: done until something changes), a
@@ -71,7 +91,14 @@ export type ReconcileResult = ReconcileAction | void | undefined;
  * const next = Action.requeue(30_000); // { requeueAfter: 30000 }
  * ```
  */
-export const Action = Object.freeze({
+export const Action: {
+  /** Done until something changes. */
+  done(): ReconcileAction;
+  /** Reconcile again after `ms` milliseconds. */
+  requeue(ms: number): ReconcileAction;
+  /** A failure to retry, after `ms` when given (else after the backoff). */
+  retry(error: unknown, ms?: number): ReconcileAction;
+} = Object.freeze({
   /**
    * Done until something changes.
    *
@@ -114,6 +141,8 @@ export const Action = Object.freeze({
  */
 export class TerminalError extends Error {
   /**
+   * Creates a terminal error.
+   *
    * @param message What is wrong and how to fix it.
    * @param options The cause.
    */
@@ -209,7 +238,7 @@ export interface ControllerBackoff {
 }
 
 /** Options of {@linkcode Controller}. */
-export interface ControllerOptions<T extends KubeObject> extends SourceSelectors {
+export interface ControllerOptions<T extends KubeObject> extends Selectors {
   /** Name in logs, outcomes, counters and as the events' reporting controller. Default `<kind>-controller`. */
   name?: string;
   /** How many keys are reconciled at once (never two runs of one key). Default 1. */
@@ -241,7 +270,7 @@ export interface ControllerOptions<T extends KubeObject> extends SourceSelectors
 }
 
 /** Options of {@linkcode Controller.prototype.owns} and {@linkcode Controller.prototype.watches}. */
-export interface RelatedOptions<U extends KubeObject> extends SourceSelectors {
+export interface RelatedOptions<U extends KubeObject> extends Selectors {
   /** Filters the changes of the related objects (MODIFIED only, as for the primary). */
   predicates?: readonly Predicate<U>[];
 }
@@ -309,7 +338,16 @@ export interface ControllerStats {
  * new Controller(client, foos, reconcile, { predicates: [predicates.generationChanged] });
  * ```
  */
-export const predicates = Object.freeze({
+export const predicates: {
+  /** True when `metadata.generation` changed, or the object started being deleted. */
+  generationChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when the labels changed. */
+  labelsChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when the annotations changed. */
+  annotationsChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when any of the predicates is. */
+  anyOf<T extends KubeObject>(...list: Predicate<T>[]): Predicate<T>;
+} = Object.freeze({
   /**
    * True when `metadata.generation` changed (a spec change, not a status or metadata one), or
    * when the object started being deleted.
@@ -462,7 +500,7 @@ export interface SharedCache<T extends KubeObject> extends AsyncDisposable {
 export function sharedCache<T extends KubeObject>(
   client: Client,
   api: Api<T>,
-  options: SourceSelectors & { clock?: Clock } = {},
+  options: Selectors & { clock?: Clock } = {},
 ): SharedCache<T> {
   const source = acquireSource(client, api, options, options.clock ?? systemClock);
   const cache: SharedCache<T> = {
@@ -486,7 +524,7 @@ export function sharedCache<T extends KubeObject>(
 
 interface Related {
   api: Api<KubeObject>;
-  selectors: SourceSelectors;
+  selectors: Selectors;
   predicates: readonly Predicate<KubeObject>[];
   /** Keys of the primaries an object maps to. */
   map: (object: KubeObject) => string[];
@@ -579,6 +617,9 @@ export class Controller<T extends KubeObject> {
     readYourWritesTimeouts: 0,
   };
   #warnedOpaque = false;
+  #started = false;
+  /** Keys queued by the start from a cache that was already synced, with their versions. */
+  #initial = new Map<string, string | undefined>();
 
   /**
    * Creates a controller. Nothing is watched until {@linkcode Controller.prototype.run}.
@@ -607,7 +648,9 @@ export class Controller<T extends KubeObject> {
       new EventRecorder(client, { reportingController: this.name, clock: this.#clock });
     const concurrency = options.concurrency ?? 1;
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
-      throw new RangeError(`Controller ${this.name}: concurrency must be an integer ≥ 1, got ${concurrency}`);
+      throw new RangeError(
+        `Controller ${this.name}: concurrency must be an integer ≥ 1, got ${concurrency}`,
+      );
     }
   }
 
@@ -804,10 +847,18 @@ export class Controller<T extends KubeObject> {
         sources.map((s) => s.failed.catch((e) => Promise.reject({ source: s, error: e }))),
       );
       failed.catch(() => {});
-      const synced = Promise.all(sources.map((s) => s.ready)).then(() => "synced" as const);
+      // A permanent failure before the first sync rejects `ready` too: `failed` reports it.
+      const synced = Promise.all(
+        sources.map((s) => s.ready.catch(() => new Promise<never>(() => {}))),
+      ).then(() => "synced" as const);
       const first = await Promise.race([synced, stopped, failed]);
       if (first === "synced") {
-        for (const key of primary.read().keys()) queue.add(key, "initial sync");
+        // The first sync's ADDED changes may arrive after these runs: they are not changes.
+        for (const [key, object] of primary.read()) {
+          this.#initial.set(key, object.metadata?.resourceVersion);
+          queue.add(key, "initial sync");
+        }
+        this.#started = true;
         queue.resume();
         log.info("Controller {controller} started: {count} {kind} objects in {source}", {
           controller: this.name,
@@ -831,6 +882,8 @@ export class Controller<T extends KubeObject> {
       for (const related of this.#related) related.source = undefined;
       this.#primary = undefined;
       this.#keys.clear();
+      this.#initial.clear();
+      this.#started = false;
       this.#running = false;
       log.info("Controller {controller} stopped", { controller: this.name });
     }
@@ -861,6 +914,16 @@ export class Controller<T extends KubeObject> {
     const queue = this.#queue;
     if (!queue || this.#stopping) return;
     const key = this.api.keyOf(change.object);
+    if (this.#initial.size > 0 && this.#initial.has(key)) {
+      const rv = this.#initial.get(key);
+      this.#initial.delete(key);
+      if (
+        change.type === "ADDED" && rv !== undefined &&
+        rv === change.object.metadata?.resourceVersion
+      ) {
+        return;
+      }
+    }
     if (change.type === "MODIFIED") {
       for (const p of this.#options.predicates ?? []) if (!p(change)) return;
     }
@@ -873,7 +936,14 @@ export class Controller<T extends KubeObject> {
       state.terminalRv = undefined;
       state.failures = 0;
     }
-    queue.add(key, change.type === "ADDED" ? "added" : change.type === "DELETED" ? "deleted" : "changed");
+    const reason = !this.#started
+      ? "initial sync"
+      : change.type === "ADDED"
+      ? "added"
+      : change.type === "DELETED"
+      ? "deleted"
+      : "changed";
+    queue.add(key, reason);
   }
 
   #onRelated(related: Related, change: CacheChange<KubeObject>): void {
@@ -883,7 +953,7 @@ export class Controller<T extends KubeObject> {
       for (const p of related.predicates) if (!p(change)) return;
     }
     const keys = new Set(related.map(change.object));
-    if (change.old) for (const key of related.map(change.old)) keys.add(key);
+    if (change.old) { for (const key of related.map(change.old)) keys.add(key); }
     if (keys.size === 0) return;
     const reason = related.label(change.object);
     for (const key of keys) {
@@ -991,7 +1061,10 @@ export class Controller<T extends KubeObject> {
         logger,
         controller: this.name,
         recorder: { publish: (event) => this.recorder.publish(object, event) },
-        client: trackingClient(this.#client, (api, result) => written.push({ api, object: result })),
+        client: trackingClient(
+          this.#client,
+          (api, result) => written.push({ api, object: result }),
+        ),
       };
       const started = this.#clock.now();
       let result: ReconcileResult;
@@ -1007,7 +1080,9 @@ export class Controller<T extends KubeObject> {
       this.#rememberWrites(key, state, written);
       if (!threw && result !== undefined && (typeof result !== "object" || result === null)) {
         error = new TypeError(
-          `The reconcile of ${this.name} returned ${JSON.stringify(result)}: return undefined, { requeueAfter: ms } or { error }`,
+          `The reconcile of ${this.name} returned ${
+            JSON.stringify(result)
+          }: return undefined, { requeueAfter: ms } or { error }`,
         );
         threw = true;
       }
@@ -1119,7 +1194,8 @@ export class Controller<T extends KubeObject> {
       this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
       return;
     }
-    const delay = explicit ?? (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
+    const delay = explicit ??
+      (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
     this.#stats.retries++;
     queue.addAfter(key, "retry after error", delay, "retry");
     const bug = !(error instanceof ApiError);

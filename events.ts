@@ -200,10 +200,12 @@ export class EventRecorder {
    */
   async publish(regarding: KubeObject, event: EventInit): Promise<void> {
     const name = regarding?.metadata?.name;
-    if (!name) throw new TypeError("EventRecorder.publish: the regarding object has no metadata.name");
+    if (!name) {
+      throw new TypeError("EventRecorder.publish: the regarding object has no metadata.name");
+    }
     if (!event?.reason || !event.action) {
       throw new TypeError(
-        "EventRecorder.publish: an event needs a reason and an action, e.g. { reason: \"Applied\", action: \"Apply\" }",
+        'EventRecorder.publish: an event needs a reason and an action, e.g. { reason: "Applied", action: "Apply" }',
       );
     }
     const ref = referenceOf(regarding);

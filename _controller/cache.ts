@@ -157,7 +157,10 @@ function startEntry(
         try {
           listener(change);
         } catch (e) {
-          log.error("A change listener of {source} threw: {error}", { source: description, error: e });
+          log.error("A change listener of {source} threw: {error}", {
+            source: description,
+            error: e,
+          });
         }
       }
       for (const wake of versionWaiters) wake();

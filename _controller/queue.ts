@@ -235,7 +235,10 @@ export class WorkQueue {
   }
 
   #pump(): void {
-    while (!this.#stopped && !this.#paused && this.#inFlight < this.#concurrency && this.#head < this.#ready.length) {
+    while (
+      !this.#stopped && !this.#paused && this.#inFlight < this.#concurrency &&
+      this.#head < this.#ready.length
+    ) {
       const entry = this.#ready[this.#head];
       if (!entry.queued) {
         this.#shift();
