@@ -76,4 +76,6 @@ export {
   EVENTS_API,
   type KubeEvent,
 } from "./events.ts";
+export { finalizer, type FinalizerContext, type FinalizerHandlers } from "./finalizer.ts";
+export { type Condition, conditions, waitFor, type WaitForOptions } from "./wait.ts";
 export * from "./generated/mod.ts";
