@@ -77,5 +77,5 @@ export {
   type KubeEvent,
 } from "./events.ts";
 export { finalizer, type FinalizerContext, type FinalizerHandlers } from "./finalizer.ts";
-export { type Condition, conditions, waitFor, type WaitForOptions } from "./wait.ts";
+export { conditions, type WaitCondition, waitFor, type WaitForOptions } from "./wait.ts";
 export * from "./generated/mod.ts";

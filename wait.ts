@@ -20,7 +20,7 @@ import { isExpired, isNotFound, isTransient } from "./errors.ts";
 import { watch } from "./watch.ts";
 
 /** A condition on an object; `undefined` means the object does not exist. */
-export type Condition<T extends KubeObject = KubeObject> = (object: T | undefined) => boolean;
+export type WaitCondition<T extends KubeObject = KubeObject> = (object: T | undefined) => boolean;
 
 /** Options of {@linkcode waitFor}. */
 export interface WaitForOptions {
@@ -54,22 +54,22 @@ function conditionsOf(object: KubeObject | undefined): StatusCondition[] {
  */
 export const conditions: {
   /** The object is gone; with a uid, also when the name now belongs to a new object. */
-  deleted(uid?: string): Condition;
+  deleted(uid?: string): WaitCondition;
   /** `status.conditions` has `type` with `status` (default `"True"`). */
-  hasCondition(type: string, status?: string): Condition;
+  hasCondition(type: string, status?: string): WaitCondition;
   /** A CustomResourceDefinition is Established. */
-  crdEstablished: Condition;
+  crdEstablished: WaitCondition;
   /** A Pod is Running (or has already Succeeded). */
-  podRunning: Condition;
+  podRunning: WaitCondition;
   /** A Job is Complete. */
-  jobCompleted: Condition;
+  jobCompleted: WaitCondition;
   /** A Deployment is Available and its latest generation is rolled out. */
-  deploymentAvailable: Condition;
+  deploymentAvailable: WaitCondition;
 } = {
-  deleted(uid?: string): Condition {
+  deleted(uid?: string): WaitCondition {
     return (object) => object === undefined || (uid !== undefined && object.metadata?.uid !== uid);
   },
-  hasCondition(type: string, status = "True"): Condition {
+  hasCondition(type: string, status = "True"): WaitCondition {
     return (object) => conditionsOf(object).some((c) => c.type === type && c.status === status);
   },
   crdEstablished: (object) =>
@@ -113,7 +113,7 @@ export async function waitFor<T extends KubeObject>(
   client: Client,
   api: Api<T>,
   name: string,
-  condition: Condition<T>,
+  condition: WaitCondition<T>,
   options: WaitForOptions,
 ): Promise<T | undefined> {
   const timeout = options?.timeout;
