@@ -127,7 +127,7 @@ function startEntry(
   const reflector = new Reflector(client, api, {
     labelSelector: selectors.labelSelector,
     fieldSelector: selectors.fieldSelector,
-    sleep: (ms, signal) => clock.sleep(ms, signal),
+    clock,
   });
   const stop = new AbortController();
   const listeners = new Set<ChangeListener<KubeObject>>();
