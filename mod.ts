@@ -40,4 +40,5 @@ export {
 export * from "./informer.ts";
 export * from "./reflector.ts";
 export * from "./custom_resource.ts";
+export * from "./leader_election.ts";
 export * from "./generated/mod.ts";

@@ -33,6 +33,8 @@ export class VirtualClock implements Clock {
   #timers: Timer[] = [];
 
   /**
+   * Creates a virtual clock; time stands still until advanced.
+   *
    * @param start The initial time in milliseconds (default 0).
    */
   constructor(start = 0) {
