@@ -41,4 +41,6 @@ export * from "./informer.ts";
 export * from "./reflector.ts";
 export * from "./custom_resource.ts";
 export * from "./leader_election.ts";
+export * from "./metrics.ts";
+export * from "./endpoints.ts";
 export * from "./generated/mod.ts";
