@@ -43,4 +43,5 @@ export * from "./custom_resource.ts";
 export * from "./leader_election.ts";
 export * from "./metrics.ts";
 export * from "./endpoints.ts";
+export * from "./manager.ts";
 export * from "./generated/mod.ts";

@@ -1,5 +1,6 @@
-// Internal: the one runtime-specific piece of the endpoints server (Deno.serve). The Node and Bun
-// runtime layer (issue 15) replaces this file's body, keeping its signature.
+// Internal: the runtime-specific pieces of the operator runtime: an HTTP server for the endpoints
+// (Deno.serve) and termination signals (Deno.addSignalListener). The Node and Bun runtime layer
+// replaces these bodies, keeping the signatures.
 
 /** A listening HTTP server. */
 export interface HttpServer {
@@ -63,4 +64,29 @@ export function serveHttp(
       reject(e);
     }
   });
+}
+
+/**
+ * Calls `listener` on SIGTERM and SIGINT (SIGINT only on Windows).
+ *
+ * @param listener Called with the signal's name.
+ * @returns A function that removes the listener.
+ */
+export function onTerminationSignal(listener: (signal: string) => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGTERM", "SIGINT"];
+  const handlers = signals.map((signal) => {
+    const handler = () => listener(signal);
+    Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
+}
+
+/**
+ * Ends the process at once with an exit code.
+ *
+ * @param code The exit code.
+ */
+export function exitNow(code: number): never {
+  Deno.exit(code);
 }
