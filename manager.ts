@@ -142,6 +142,7 @@ export class Manager {
   #endpoints: EndpointsServer | undefined;
   #running = false;
   #leading = false;
+  #leadership: Leadership | undefined;
   #crashed: string | undefined;
   #terms = 0;
   #leaseName: string;
@@ -181,6 +182,14 @@ export class Manager {
   /** Whether this replica leads now (always true without leader election, while running). */
   get leading(): boolean {
     return this.#leading;
+  }
+
+  /**
+   * The current leadership term (identity and `transitions`, a fencing number to stamp on what
+   * the leader writes), while leading with leader election.
+   */
+  get leadership(): Leadership | undefined {
+    return this.#leading ? this.#leadership : undefined;
   }
 
   /**
@@ -291,6 +300,7 @@ export class Manager {
           throw e;
         }
       }
+      this.#leadership = leadership;
       this.#leading = true;
       this.#terms++;
       const term = leadership ? AbortSignal.any([stop, leadership.signal]) : stop;
