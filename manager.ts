@@ -71,6 +71,141 @@ export interface Runnable {
    * every-replica task is ready.
    */
   ready?(): true | string;
+  /**
+   * Called when the lease is lost, right after `run`'s signal aborted: abort the work in progress
+   * now (every reconcile's `ctx.signal`), without the grace a shutdown gives.
+   *
+   * @param reason The {@linkcode LeadershipLostError}.
+   */
+  abortInFlight?(reason: unknown): void;
+}
+
+/** The result of one reconcile, as a controller reports it (issue 12's `ReconcileOutcome`). */
+export interface ReconcileReport {
+  /** The controller's name. */
+  controller: string;
+  /** `success`, `requeue`, `error`, `terminal`, `gone` or `aborted`. */
+  result: string;
+  /** How long the reconcile took, in milliseconds. */
+  durationMs: number;
+}
+
+/** Queue and worker numbers of a controller (the fields the metrics read of `ControllerStats`). */
+export interface ControllerStatsView {
+  /** Keys waiting to run now. */
+  queueDepth: number;
+  /** Runs in progress. */
+  inFlight: number;
+  /** Retries scheduled after failures, so far. */
+  retries: number;
+}
+
+/**
+ * A controller whose outcomes and queue the Manager exports as metrics (the `Controller` of this
+ * library has these members). {@linkcode Manager.prototype.add} instruments any task that has
+ * them, with the metric names of controller-runtime so that existing dashboards work:
+ * `controller_runtime_reconcile_total{controller,result}`,
+ * `controller_runtime_reconcile_errors_total{controller}`,
+ * `controller_runtime_reconcile_time_seconds{controller}` (histogram),
+ * `controller_runtime_active_workers{controller}`, `workqueue_depth{name}` and
+ * `workqueue_retries_total{name}`.
+ */
+export interface InstrumentedController {
+  /** The controller's name (the `controller` label). */
+  readonly name: string;
+  /**
+   * Subscribes to reconcile outcomes.
+   *
+   * @param hook Called once per finished reconcile.
+   * @returns A function that unsubscribes.
+   */
+  onOutcome(hook: (outcome: ReconcileReport) => void): () => void;
+  /**
+   * The controller's counters now.
+   *
+   * @returns Queue depth, runs in progress, retries so far.
+   */
+  stats(): ControllerStatsView;
+}
+
+/** Reconcile durations: 5 ms to 60 s, like controller-runtime's buckets. */
+const RECONCILE_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  15,
+  30,
+  60,
+];
+
+function isInstrumented(task: unknown): task is InstrumentedController {
+  const t = task as Partial<InstrumentedController>;
+  return typeof t?.onOutcome === "function" && typeof t?.stats === "function" &&
+    typeof t?.name === "string";
+}
+
+/** Registers the controller metrics for one controller; returns the unsubscribe. */
+function instrument(registry: Registry, controller: InstrumentedController): () => void {
+  const total = registry.counter({
+    name: "controller_runtime_reconcile_total",
+    help: "Reconciles by controller and result.",
+    labelNames: ["controller", "result"],
+  });
+  const errors = registry.counter({
+    name: "controller_runtime_reconcile_errors_total",
+    help: "Reconciles that failed (and are retried), by controller.",
+    labelNames: ["controller"],
+  });
+  const time = registry.histogram({
+    name: "controller_runtime_reconcile_time_seconds",
+    help: "How long reconciles took, by controller.",
+    labelNames: ["controller"],
+    buckets: RECONCILE_BUCKETS,
+  });
+  const workers = registry.gauge({
+    name: "controller_runtime_active_workers",
+    help: "Reconciles in progress, by controller.",
+    labelNames: ["controller"],
+  });
+  const depth = registry.gauge({
+    name: "workqueue_depth",
+    help: "Keys waiting to be reconciled now, by controller.",
+    labelNames: ["name"],
+  });
+  const retries = registry.counter({
+    name: "workqueue_retries_total",
+    help: "Retries scheduled after failed reconciles, by controller.",
+    labelNames: ["name"],
+  });
+  const name = controller.name;
+  for (const result of ["success", "requeue", "error", "terminal", "gone", "aborted"]) {
+    total.inc({ controller: name, result }, 0);
+  }
+  errors.inc({ controller: name }, 0);
+  const off = controller.onOutcome((outcome) => {
+    total.inc({ controller: name, result: outcome.result });
+    if (outcome.result === "error") errors.inc({ controller: name });
+    time.observe({ controller: name }, Math.max(0, outcome.durationMs) / 1000);
+  });
+  const offCollect = registry.onCollect(() => {
+    const stats = controller.stats();
+    workers.set({ controller: name }, stats.inFlight);
+    depth.set({ name }, stats.queueDepth);
+    const seen = retries.get({ name });
+    retries.inc({ name }, Math.max(0, stats.retries - seen));
+  });
+  return () => {
+    off();
+    offCollect();
+  };
 }
 
 /** Options of {@linkcode Manager.prototype.add}. */
@@ -195,18 +330,19 @@ export class Manager {
   /**
    * Adds a task.
    *
-   * @param runnable The task.
+   * @param runnable The task; a controller with `onOutcome` and `stats` is also instrumented.
    * @param options Leader-only (default) or every replica.
    * @returns This manager.
    * @throws {TypeError} When the manager runs already.
    */
-  add(runnable: Runnable, options: AddOptions = {}): this {
+  add(runnable: Runnable & Partial<InstrumentedController>, options: AddOptions = {}): this {
     if (this.#running) throw new TypeError("Manager.add: add tasks before run()");
     if (typeof runnable?.run !== "function") {
       throw new TypeError("Manager.add: a task needs a run(signal) method");
     }
     const name = runnable.name ?? `task-${this.#entries.length + 1}`;
     runnable.registerMetrics?.(this.registry);
+    if (isInstrumented(runnable)) instrument(this.registry, runnable);
     this.#entries.push({ runnable, name, leaderOnly: options.leaderOnly ?? true });
     return this;
   }
@@ -314,7 +450,19 @@ export class Manager {
         else term.addEventListener("abort", () => resolve(), { once: true });
       });
       const lost = leadership?.signal.aborted === true && !stop.aborted;
-      if (lost) this.#leading = false; // not the leader any more, even while the work stops
+      if (lost) {
+        this.#leading = false; // not the leader any more, even while the work stops
+        for (const { runnable } of leaderOnly) {
+          try {
+            runnable.abortInFlight?.(leadership!.signal.reason);
+          } catch (e) {
+            log.error("abortInFlight of {name} threw: {error}", {
+              name: runnable.name ?? "task",
+              error: String(e),
+            });
+          }
+        }
+      }
       if (lost) {
         log.warn("Lost the lease: waiting for {count} leader-only tasks to stop", {
           count: leaderOnly.length,

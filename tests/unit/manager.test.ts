@@ -261,3 +261,89 @@ Deno.test("endpoints: /readyz waits for the shared cache; /metrics shows the lea
   await run;
   assert.equal(m.endpointsPort, undefined);
 });
+
+/** A stand-in with the members of issue 12's Controller that the Manager instruments. */
+function fakeController(clock: VirtualClock) {
+  const hooks = new Set<(o: { controller: string; result: string; durationMs: number }) => void>();
+  const stats = { queueDepth: 0, inFlight: 0, retries: 0 };
+  const aborted: unknown[] = [];
+  return {
+    name: "foo",
+    hooks,
+    statsNow: stats,
+    aborted,
+    onOutcome(hook: (o: { controller: string; result: string; durationMs: number }) => void) {
+      hooks.add(hook);
+      return () => hooks.delete(hook);
+    },
+    stats: () => ({ ...stats }),
+    abortInFlight(reason: unknown) {
+      aborted.push(reason);
+    },
+    async run(signal: AbortSignal) {
+      await new Promise<void>((r) => signal.addEventListener("abort", () => r(), { once: true }));
+      await clock.sleep(0);
+    },
+    emit(result: string, durationMs: number) {
+      for (const hook of hooks) hook({ controller: "foo", result, durationMs });
+    },
+  };
+}
+
+Deno.test("controllers are instrumented with controller-runtime's metric names", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const m = new Manager(server.client(), { clock });
+  const foo = fakeController(clock);
+  m.add(foo);
+  foo.emit("success", 20);
+  foo.emit("success", 700);
+  foo.emit("error", 3);
+  foo.statsNow.queueDepth = 5;
+  foo.statsNow.inFlight = 2;
+  foo.statsNow.retries = 4;
+  let text = m.registry.expose();
+  assert.match(
+    text,
+    /^controller_runtime_reconcile_total\{controller="foo",result="success"\} 2$/m,
+  );
+  assert.match(
+    text,
+    /^controller_runtime_reconcile_total\{controller="foo",result="terminal"\} 0$/m,
+  );
+  assert.match(text, /^controller_runtime_reconcile_errors_total\{controller="foo"\} 1$/m);
+  assert.match(
+    text,
+    /^controller_runtime_reconcile_time_seconds_bucket\{controller="foo",le="0\.025"\} 2$/m,
+  );
+  assert.match(text, /^controller_runtime_reconcile_time_seconds_count\{controller="foo"\} 3$/m);
+  assert.match(text, /^controller_runtime_reconcile_time_seconds_sum\{controller="foo"\} 0\.723$/m);
+  assert.match(text, /^workqueue_depth\{name="foo"\} 5$/m);
+  assert.match(text, /^controller_runtime_active_workers\{controller="foo"\} 2$/m);
+  assert.match(text, /^workqueue_retries_total\{name="foo"\} 4$/m);
+  foo.statsNow.retries = 6;
+  text = m.registry.expose();
+  assert.match(text, /^workqueue_retries_total\{name="foo"\} 6$/m);
+  assert.match(text, /^leader_election_master_status\{name=""\} 0$/m);
+});
+
+Deno.test("on loss of the lease, abortInFlight is called at once (no grace) before the work is waited for", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const a = manager(server, clock, "a");
+  const foo = fakeController(clock);
+  a.m.add(foo);
+  const stop = new AbortController();
+  const run = a.m.run(stop.signal);
+  await clock.flush();
+  a.link.cut = true;
+  await clock.advance(9_999);
+  assert.equal(foo.aborted.length, 0);
+  await clock.advance(1);
+  assert.equal(foo.aborted.length, 1);
+  assert.ok(foo.aborted[0] instanceof LeadershipLostError);
+  a.link.cut = false;
+  stop.abort();
+  await clock.advance(1_000);
+  await run;
+});
