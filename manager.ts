@@ -440,8 +440,8 @@ export class Manager {
       this.#leading = true;
       this.#terms++;
       const term = leadership ? AbortSignal.any([stop, leadership.signal]) : stop;
-      log.info("Leading{lease}: starting {count} leader-only tasks", {
-        lease: leadership ? ` (transition ${leadership.transitions})` : "",
+      log.info("Leading (lease transition {transitions}): starting {count} leader-only tasks", {
+        transitions: leadership?.transitions ?? "none, no leader election",
         count: leaderOnly.length,
       });
       const running = this.#start(leaderOnly, term, fail);
