@@ -358,10 +358,30 @@ export class Manager {
     const key = `${api.apiVersion}/${api.plural}@${api.namespace ?? ""}`;
     const existing = this.#caches.get(key);
     if (existing) return existing as unknown as Reflector<T>;
-    const reflector = new Reflector<T>(this.client, api);
+    const reflector = new Reflector<T>(this.client, api, {
+      sleep: (ms, signal) => this.#clock.sleep(ms, signal),
+    });
     let synced = false;
     reflector.ready.then(() => synced = true, () => {});
     this.#caches.set(key, reflector as unknown as Reflector<KubeObject>);
+    const labels = { resource: key };
+    const relists = this.registry.counter({
+      name: "kube_reflector_relists_total",
+      help: "Full re-lists of a shared cache after its first sync (410 Expired, failures).",
+      labelNames: ["resource"],
+    });
+    const restarts = this.registry.counter({
+      name: "kube_reflector_watch_restarts_total",
+      help: "Watch requests of a shared cache that resumed from its resourceVersion.",
+      labelNames: ["resource"],
+    });
+    relists.inc(labels, 0);
+    restarts.inc(labels, 0);
+    this.registry.onCollect(() => {
+      const stats = reflector.stats();
+      relists.inc(labels, Math.max(0, stats.relists - relists.get(labels)));
+      restarts.inc(labels, Math.max(0, stats.watchRestarts - restarts.get(labels)));
+    });
     this.add({
       name: `cache ${key}`,
       run: (signal) => reflector.run({ signal }),

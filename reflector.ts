@@ -175,6 +175,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #eventsTaken = false;
   #dropped = 0;
   #subscribers = new Set<Subscriber<T>>();
+  #stats = { syncs: 0, watches: 0 };
   #pacer: RetryPacer;
   #busy = false;
 
@@ -463,6 +464,8 @@ export class Reflector<T extends KubeObject = KubeObject> {
         try {
           await this.#pacer.wait(signal);
           const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
+          if (this.#needSync) this.#stats.syncs++;
+          else this.#stats.watches++;
           const received = this.#needSync
             ? await this.#sync(signal, timeout, true)
             : await this.#watchRound(signal, timeout);
@@ -490,6 +493,20 @@ export class Reflector<T extends KubeObject = KubeObject> {
         }
       }
     }
+  }
+
+  /**
+   * Counters of {@linkcode Reflector.prototype.run}, for metrics.
+   *
+   * @returns `relists`: full syncs after the first one (after a 410 or a failure that needs one);
+   *   `watchRestarts`: watch requests that resumed from the cached resourceVersion (a stream
+   *   that ended or broke).
+   */
+  stats(): { relists: number; watchRestarts: number } {
+    return {
+      relists: Math.max(0, this.#stats.syncs - 1),
+      watchRestarts: this.#stats.watches,
+    };
   }
 
   #enter(): void {

@@ -347,3 +347,33 @@ Deno.test("on loss of the lease, abortInFlight is called at once (no grace) befo
   await clock.advance(1_000);
   await run;
 });
+
+Deno.test("shared caches report watch restarts and relists", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const m = new Manager(server.client(), { clock });
+  const cms = m.cache(Api.v1ConfigMap().within("default"));
+  const metric = (name: string) =>
+    Number(
+      m.registry.expose().match(
+        new RegExp(`^${name}\\{resource="v1/configmaps@default"\\} (\\d+)$`, "m"),
+      )?.[1],
+    );
+  assert.equal(metric("kube_reflector_relists_total"), 0);
+  assert.equal(metric("kube_reflector_watch_restarts_total"), 0);
+  // The initial sync's stream ends after its bookmark: the cache watches again from its
+  // resourceVersion (a restart), which gets 410 Expired: the cache lists again (a relist).
+  server.inject({ on: "watch", after: 1, fault: "close" });
+  server.inject({ on: "watch", fault: { expire: true } });
+  const stop = new AbortController();
+  const run = m.run(stop.signal);
+  await cms.ready;
+  for (let i = 0; i < 60 && metric("kube_reflector_relists_total") === 0; i++) {
+    await clock.advance(1_000);
+  }
+  assert.equal(metric("kube_reflector_watch_restarts_total"), 1);
+  assert.equal(metric("kube_reflector_relists_total"), 1);
+  stop.abort();
+  await clock.flush();
+  await run;
+});
