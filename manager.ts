@@ -358,9 +358,7 @@ export class Manager {
     const key = `${api.apiVersion}/${api.plural}@${api.namespace ?? ""}`;
     const existing = this.#caches.get(key);
     if (existing) return existing as unknown as Reflector<T>;
-    const reflector = new Reflector<T>(this.client, api, {
-      sleep: (ms, signal) => this.#clock.sleep(ms, signal),
-    });
+    const reflector = new Reflector<T>(this.client, api, { clock: this.#clock });
     let synced = false;
     reflector.ready.then(() => synced = true, () => {});
     this.#caches.set(key, reflector as unknown as Reflector<KubeObject>);

@@ -33,7 +33,7 @@ export class VirtualClock implements Clock {
   #timers: Timer[] = [];
 
   /**
-   * Creates a virtual clock; time stands still until advanced.
+   * Creates a clock that stands still until {@linkcode VirtualClock.advance} moves it.
    *
    * @param start The initial time in milliseconds (default 0).
    */
