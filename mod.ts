@@ -174,4 +174,40 @@ export {
 } from "./events.ts";
 export { finalizer, type FinalizerContext, type FinalizerHandlers } from "./finalizer.ts";
 export { conditions, type WaitCondition, waitFor, type WaitForOptions } from "./wait.ts";
+export {
+  type LeaderElectionRecord,
+  LeaderElector,
+  type LeaderElectorOptions,
+  type Leadership,
+  LeadershipLostError,
+} from "./leader_election.ts";
+export {
+  Counter,
+  DEFAULT_BUCKETS,
+  Gauge,
+  Histogram,
+  type HistogramOptions,
+  type HistogramSeries,
+  type Labels,
+  type MetricOptions,
+  Registry,
+} from "./metrics.ts";
+export {
+  endpointsHandler,
+  type EndpointsHandlerOptions,
+  type EndpointsOptions,
+  type EndpointsServer,
+  type HealthCheck,
+  serveEndpoints,
+} from "./endpoints.ts";
+export {
+  type AddOptions,
+  type ControllerStatsView,
+  type InstrumentedController,
+  Manager,
+  type ManagerOptions,
+  type ReconcileReport,
+  type Runnable,
+  shutdownSignal,
+} from "./manager.ts";
 export * from "./generated/mod.ts";
