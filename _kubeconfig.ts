@@ -14,12 +14,17 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import type { ClusterConnection, Credentials, Impersonation } from "./config.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
 import {
+  canPrompt,
   envNeed,
+  flagFor,
   isGranted,
   isNotFound,
   isPermissionError,
+  permissionDenied,
+  permissionState,
+  readNeed,
   readTextFileWithPermission,
 } from "./_permissions.ts";
 import { runtime } from "./_runtime/mod.ts";
@@ -543,6 +548,7 @@ export async function resolveKubeconfig(
     }
   }
 
+  assertFilesReadable(cluster, user);
   const connection = await resolveCluster(cluster);
   const auth = await resolveUser(user, cluster, connection);
   const impersonate = user ? resolveImpersonation(user) : undefined;
@@ -563,6 +569,52 @@ export async function resolveKubeconfig(
     source: `kubeconfig ${fileList} (${selected})`,
     auth,
   };
+}
+
+/**
+ * Checks, before reading any of them, that every file the selected cluster and user name (CA,
+ * client certificate and key, token file) is inside the granted read paths, and names all that
+ * are not in one `--allow-read=<a>,<b>,<c>` flag — instead of failing once per file. Skipped
+ * where Deno could still prompt (an interactive terminal), so that prompts keep working.
+ */
+function assertFilesReadable(cluster: Entry<KubeCluster>, user: Entry<KubeUser> | undefined) {
+  const needed: { path: string; what: string }[] = [];
+  const c = cluster.value;
+  if (!c["certificate-authority-data"] && c["certificate-authority"]) {
+    needed.push({
+      path: resolvePath(c["certificate-authority"], cluster.origin),
+      what: `certificate-authority of cluster ${q(cluster.name)}`,
+    });
+  }
+  if (user) {
+    const v = user.value;
+    const of = `of user ${q(user.name)}`;
+    if (v["client-certificate"] && !v["client-certificate-data"]) {
+      needed.push({
+        path: resolvePath(v["client-certificate"], user.origin),
+        what: `client-certificate ${of}`,
+      });
+    }
+    if (v["client-key"] && !v["client-key-data"]) {
+      needed.push({ path: resolvePath(v["client-key"], user.origin), what: `client-key ${of}` });
+    }
+    if (v.tokenFile) {
+      needed.push({ path: resolvePath(v.tokenFile, user.origin), what: `tokenFile ${of}` });
+    }
+  }
+  const missing = needed.filter(({ path }) => {
+    const state = permissionState(readNeed(path));
+    if (state === "granted" || state === "unknown") return false;
+    return !(state === "prompt" && canPrompt());
+  });
+  if (missing.length === 0) return;
+  const paths = [...new Set(missing.map((m) => m.path))];
+  const list = missing.map((m) => `${m.what} (${m.path})`).join(", ");
+  const name = runtime().name === "deno" ? "Deno" : "Node";
+  throw permissionDenied(
+    `Reading the files of kubeconfig ${cluster.origin.label} needs a ${name} permission that was ` +
+      `not granted: ${list}. Run again with ${flagFor(readNeed(...paths))}.`,
+  );
 }
 
 /**

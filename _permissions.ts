@@ -149,6 +149,35 @@ export function isGranted(need: PermissionNeed): boolean {
 }
 
 /**
+ * The state of a capability, without prompting (`granted` where the runtime does not gate it).
+ *
+ * @param need The capability.
+ * @returns `granted`, `prompt` (Deno only), `denied` or `unknown`.
+ * @example
+ * ```ts
+ * import { permissionState, readNeed } from "./_permissions.ts";
+ * permissionState(readNeed("/etc/hostname"));
+ * ```
+ */
+export function permissionState(need: PermissionNeed): "granted" | "prompt" | "denied" | "unknown" {
+  return runtime().permissionState(need);
+}
+
+/**
+ * Whether a permission prompt could be answered (Deno on a terminal; never on Node or Bun).
+ *
+ * @returns `true` when the runtime would ask.
+ * @example
+ * ```ts
+ * import { canPrompt } from "./_permissions.ts";
+ * canPrompt();
+ * ```
+ */
+export function canPrompt(): boolean {
+  return runtime().canPrompt();
+}
+
+/**
  * The need to read files.
  *
  * @param paths The paths.

@@ -14,7 +14,7 @@ import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
 import { flagFor, isPermissionError, permissionDenied } from "./_permissions.ts";
-import { runtime, type TransportOptions } from "./_runtime/mod.ts";
+import { runtime } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "client"]);
 
@@ -67,26 +67,27 @@ export interface Transport {
   request(options: RequestOptions): Promise<Response>;
 }
 
-/** How to reach the server: what an {@linkcode HttpConnector} needs to open a connection. */
+/**
+ * How to reach the server: what an {@linkcode HttpConnector} needs to open a connection pool.
+ * (The same shape as the runtime layer's transport options, so a runtime's `connect` plugs in.)
+ */
 export interface ConnectionOptions {
-  /** PEM CA certificates to trust in addition to the system's. */
-  caCerts?: string[];
-  /** PEM client certificate. */
-  cert?: string;
-  /** PEM client key. */
-  key?: string;
-  /** Proxy URL (`http:`, `https:`, `socks5:`, `socks5h:`), credentials allowed in it. */
+  /** PEM bundle of certificate authorities to trust, in addition to the system roots. */
+  certificateAuthority?: string;
+  /** A client certificate and key in PEM, for mutual TLS. */
+  clientCertificate?: { cert: string; key: string };
+  /** An `http://`, `https://` or `socks5://` proxy (with optional user info). */
   proxyUrl?: string;
   /** Skip verifying the server's certificate (Node and Bun; Deno cannot per client). */
   insecureSkipTlsVerify?: boolean;
-  /** Verify the server's certificate against this name (Node and Bun; Deno cannot). */
+  /** Verify the server's certificate against this name (Node and Bun 1.4+; Deno cannot). */
   tlsServerName?: string;
 }
 
 /** One reusable connection pool: a `fetch` bound to TLS settings. */
 export interface HttpConnection {
   /** Sends a request through this connection. */
-  fetch: FetchLike;
+  fetch(url: URL, init: RequestInit): Promise<Response>;
   /** Closes the pool. */
   close(): void;
 }
@@ -107,27 +108,7 @@ export interface HttpConnector {
  * an undici 7 Agent on Node, Bun's `fetch` with its `tls` and `proxy` options on Bun.
  */
 export const runtimeConnector: HttpConnector = {
-  open(options: ConnectionOptions): HttpConnection {
-    const transport: TransportOptions = {};
-    if (options.caCerts && options.caCerts.length > 0) {
-      transport.certificateAuthority = options.caCerts.join("\n");
-    }
-    if (options.cert !== undefined && options.key !== undefined) {
-      transport.clientCertificate = { cert: options.cert, key: options.key };
-    }
-    if (options.proxyUrl) transport.proxyUrl = options.proxyUrl;
-    if (options.insecureSkipTlsVerify) transport.insecureSkipTlsVerify = true;
-    if (options.tlsServerName) transport.tlsServerName = options.tlsServerName;
-    const pool = runtime().connect(transport);
-    return {
-      fetch: (input, init) =>
-        pool.fetch(
-          input instanceof URL ? input : new URL(input instanceof Request ? input.url : input),
-          init ?? {},
-        ),
-      close: () => pool.close(),
-    };
-  },
+  open: (options: ConnectionOptions): HttpConnection => runtime().connect(options),
 };
 
 /** Settings of {@linkcode HttpTransport}. */
@@ -308,9 +289,9 @@ export class HttpTransport implements Transport {
       headers.set("Content-Type", options.contentType ?? "application/json");
     }
     const init: RequestInit = { method, headers, body, signal: options.signal };
-    const send = this.#fetch ?? this.#connection(credentials).fetch;
     try {
-      return await send(url, init);
+      if (this.#fetch) return await this.#fetch(url, init);
+      return await this.#connection(credentials).fetch(url, init);
     } catch (cause) {
       throw this.#networkError(cause, method, url, options.signal);
     }
@@ -350,11 +331,8 @@ export class HttpTransport implements Transport {
     const cluster = this.config.cluster;
     const cert = credentials.clientCertificate;
     const options: ConnectionOptions = {};
-    if (cluster.certificateAuthority) options.caCerts = [cluster.certificateAuthority];
-    if (cert) {
-      options.cert = cert.cert;
-      options.key = cert.key;
-    }
+    if (cluster.certificateAuthority) options.certificateAuthority = cluster.certificateAuthority;
+    if (cert) options.clientCertificate = { cert: cert.cert, key: cert.key };
     if (cluster.proxyUrl) options.proxyUrl = cluster.proxyUrl;
     if (cluster.insecureSkipTlsVerify && runtime().supports.insecureSkipTlsVerify) {
       options.insecureSkipTlsVerify = true;
@@ -443,8 +421,9 @@ export function causeChain(error: unknown): string {
 
 /** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
 function tlsReason(text: string): string | undefined {
-  const peer = /invalid peer certificate:\s*([A-Za-z]+(?:\([^)]*\))?)/i.exec(text);
-  if (peer) return peer[1];
+  // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
+  const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
+  if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
   if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
   return undefined;
 }
@@ -503,15 +482,27 @@ export async function errorFromResponse(
  */
 export async function requestJson<T>(transport: Transport, options: RequestOptions): Promise<T> {
   const response = await transport.request(options);
+  return await readJson<T>(response, options.method ?? "GET", options.path);
+}
+
+/**
+ * Reads a JSON response body; a body that is not JSON is an {@linkcode ApiError} quoting it.
+ *
+ * @param response The response.
+ * @param method The request method, for the message.
+ * @param path The request path, for the message.
+ * @returns The parsed body.
+ */
+export async function readJson<T>(response: Response, method: string, path: string): Promise<T> {
   const text = await response.text();
   try {
     return JSON.parse(text) as T;
   } catch (cause) {
     throw new ApiError({
       status: response.status,
-      message: `The API server sent a body that is not JSON for ${
-        options.method ?? "GET"
-      } ${options.path}: ${JSON.stringify(text.slice(0, 200))}`,
+      message: `The API server sent a body that is not JSON for ${method} ${path}: ${
+        JSON.stringify(text.slice(0, 200))
+      }`,
       cause,
     });
   }

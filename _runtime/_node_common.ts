@@ -131,6 +131,7 @@ export function serveNodeHttp(
       server.off("error", reject);
       resolve({
         port: port(),
+        hostname: options.hostname,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
@@ -205,4 +206,27 @@ async function answer(
     return;
   }
   if (!gone) res.end();
+}
+
+/**
+ * Calls `listener` when the process receives `signal`.
+ *
+ * @param signal `SIGTERM` or `SIGINT`.
+ * @param listener Called on each delivery.
+ * @returns A function that removes the listener.
+ */
+export function onSignal(signal: "SIGTERM" | "SIGINT", listener: () => void): () => void {
+  process.on(signal, listener);
+  return () => {
+    process.off(signal, listener);
+  };
+}
+
+/**
+ * Ends the process at once.
+ *
+ * @param code The exit code.
+ */
+export function exit(code: number): never {
+  process.exit(code);
 }

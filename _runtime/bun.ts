@@ -10,7 +10,15 @@
 
 import process from "node:process";
 import { rootCertificates } from "node:tls";
-import { env, errorCode, readTextFile, run, serveNodeHttp } from "./_node_common.ts";
+import {
+  env,
+  errorCode,
+  exit,
+  onSignal,
+  readTextFile,
+  run,
+  serveNodeHttp,
+} from "./_node_common.ts";
 import type { HttpPool, Runtime, TransportOptions } from "./types.ts";
 
 /** The part of the `Bun` global this module uses. */
@@ -157,11 +165,16 @@ export function createBunRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    onSignal,
+    exit,
+    isAddrInUse: (error) => errorCode(error) === "EADDRINUSE",
     isNotFound: (error) => errorCode(error) === "ENOENT",
     // Bun has no permission model.
     isPermissionError: () => false,
     grantedAnyway: () => false,
     isGranted: () => true,
+    permissionState: () => "granted",
+    canPrompt: () => false,
     permissionDenied: (message, cause) => new Error(message, { cause }),
     flag: () => undefined,
     permissionError: (_need, what, cause) =>

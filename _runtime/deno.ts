@@ -30,11 +30,23 @@ function descriptor(need: PermissionNeed): Deno.PermissionDescriptor | undefined
   }
 }
 
-function granted(need: PermissionNeed): boolean {
+function state(need: PermissionNeed): "granted" | "prompt" | "denied" | "unknown" {
   const d = descriptor(need);
-  if (!d) return false;
+  if (!d) return "unknown";
   try {
-    return Deno.permissions.querySync(d).state === "granted";
+    return Deno.permissions.querySync(d).state;
+  } catch {
+    return "unknown";
+  }
+}
+
+function granted(need: PermissionNeed): boolean {
+  return state(need) === "granted";
+}
+
+function canPrompt(): boolean {
+  try {
+    return Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
   } catch {
     return false;
   }
@@ -119,13 +131,27 @@ function serve(
   handler: ServeHandler,
   options: { hostname: string; port: number },
 ): Promise<ServeHandle> {
-  const server = Deno.serve(
-    { hostname: options.hostname, port: options.port, onListen: () => {} },
-    // Not `request.signal`: Deno aborts it on successful responses too. A client that goes away
-    // cancels the response body instead.
-    (request) => handler(request),
-  );
-  return Promise.resolve({ port: server.addr.port, close: () => server.shutdown() });
+  return new Promise((resolve, reject) => {
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname: options.hostname,
+        port: options.port,
+        onListen(addr) {
+          resolve({ port: addr.port, hostname: addr.hostname, close: () => server.shutdown() });
+        },
+        onError(error) {
+          return new Response(`internal error: ${error instanceof Error ? error.message : error}`, {
+            status: 500,
+          });
+        },
+      }, (request) => handler(request));
+      // Not `request.signal`: Deno aborts it on successful responses too. A client that goes away
+      // cancels the response body instead.
+    } catch (e) {
+      reject(e);
+    }
+  });
 }
 
 /**
@@ -144,6 +170,12 @@ export function createDenoRuntime(): Runtime {
     run,
     connect,
     serve,
+    onSignal(signal, listener) {
+      Deno.addSignalListener(signal, listener);
+      return () => Deno.removeSignalListener(signal, listener);
+    },
+    exit: (code) => Deno.exit(code),
+    isAddrInUse: (error) => error instanceof Deno.errors.AddrInUse,
     isNotFound: (error) => error instanceof Deno.errors.NotFound,
     isPermissionError: (error) =>
       error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied,
@@ -151,6 +183,8 @@ export function createDenoRuntime(): Runtime {
     // means the operating system refused: then Deno reports the permission as granted.
     grantedAnyway: (error, need) => error instanceof Deno.errors.PermissionDenied && granted(need),
     isGranted: granted,
+    permissionState: state,
+    canPrompt,
     permissionDenied: (message, cause) => new Deno.errors.NotCapable(message, { cause }),
     flag,
     permissionError: (need, what, cause) =>

@@ -58,3 +58,71 @@ export function runtime(): Runtime {
     : createNodeRuntime();
   return current;
 }
+
+/** A listening HTTP server (the operator's health and metrics endpoints). */
+export interface HttpServer {
+  /** The port it listens on (useful with port 0). */
+  readonly port: number;
+  /** The address it listens on. */
+  readonly hostname: string;
+  /** Stops accepting, ends the connections, and closes. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves `handler` on `hostname:port`, with errors that say what to do: the missing permission's
+ * flag, or that the port is taken.
+ *
+ * @param handler Answers each request.
+ * @param options Where to listen.
+ * @returns The server, once it listens.
+ */
+export async function serveHttp(
+  handler: (request: Request) => Response | Promise<Response>,
+  options: { hostname: string; port: number },
+): Promise<HttpServer> {
+  const rt = runtime();
+  try {
+    const server = await rt.serve(async (request) => await handler(request), options);
+    return { port: server.port, hostname: server.hostname, shutdown: () => server.close() };
+  } catch (e) {
+    if (rt.isPermissionError(e)) {
+      const flag = rt.flag({ kind: "net", hosts: [`${options.hostname}:${options.port}`] });
+      throw new TypeError(
+        `Serving the health and metrics endpoints needs ${flag ?? "a network permission"}`,
+        { cause: e },
+      );
+    }
+    if (rt.isAddrInUse(e)) {
+      throw new TypeError(
+        `Port ${options.port} on ${options.hostname} is in use: choose another port for the health and metrics endpoints`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * Calls `listener` on SIGTERM and SIGINT (SIGINT only on Windows).
+ *
+ * @param listener Called with the signal's name.
+ * @returns A function that removes the listener.
+ */
+export function onTerminationSignal(listener: (signal: string) => void): () => void {
+  const rt = runtime();
+  const signals: ("SIGTERM" | "SIGINT")[] = rt.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGTERM", "SIGINT"];
+  const removers = signals.map((signal) => rt.onSignal(signal, () => listener(signal)));
+  return () => removers.forEach((remove) => remove());
+}
+
+/**
+ * Ends the process at once with an exit code.
+ *
+ * @param code The exit code.
+ */
+export function exitNow(code: number): never {
+  return runtime().exit(code);
+}

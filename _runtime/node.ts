@@ -11,7 +11,15 @@
 
 import process from "node:process";
 import { rootCertificates } from "node:tls";
-import { env, errorCode, readTextFile, run, serveNodeHttp } from "./_node_common.ts";
+import {
+  env,
+  errorCode,
+  exit,
+  onSignal,
+  readTextFile,
+  run,
+  serveNodeHttp,
+} from "./_node_common.ts";
 import type { HttpPool, PermissionNeed, Runtime, TransportOptions } from "./types.ts";
 
 type Undici = typeof import("undici");
@@ -133,17 +141,24 @@ export function createNodeRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    onSignal,
+    exit,
+    isAddrInUse: (error) => errorCode(error) === "EADDRINUSE",
     isNotFound: (error) => errorCode(error) === "ENOENT",
     isPermissionError: (error) => errorCode(error) === "ERR_ACCESS_DENIED",
     grantedAnyway: () => false,
     isGranted(need) {
+      return this.permissionState(need) === "granted";
+    },
+    permissionState(need) {
       // process.permission exists only under --permission (or --experimental-permission).
       const permission = (process as { permission?: { has(scope: string, ref?: string): boolean } })
         .permission;
-      if (!permission || need.kind === "env" || need.kind === "net") return true;
-      if (need.kind === "run") return permission.has("child");
-      return need.paths.every((p) => permission.has("fs.read", p));
+      if (!permission || need.kind === "env" || need.kind === "net") return "granted";
+      if (need.kind === "run") return permission.has("child") ? "granted" : "denied";
+      return need.paths.every((p) => permission.has("fs.read", p)) ? "granted" : "denied";
     },
+    canPrompt: () => false,
     permissionDenied: (message, cause) =>
       Object.assign(new Error(message, { cause }), { code: "ERR_ACCESS_DENIED" }),
     flag: nodeFlag,

@@ -80,6 +80,8 @@ export interface HttpPool {
 export interface ServeHandle {
   /** The port it listens on. */
   port: number;
+  /** The address it listens on. */
+  hostname: string;
   /** Stops accepting, ends open connections (watches), and resolves when it is down. */
   close(): Promise<void>;
 }
@@ -159,6 +161,30 @@ export interface Runtime {
   serve(handler: ServeHandler, options: { hostname: string; port: number }): Promise<ServeHandle>;
 
   /**
+   * Calls `listener` when the process receives `signal`.
+   *
+   * @param signal `SIGTERM` or `SIGINT`.
+   * @param listener Called on each delivery.
+   * @returns A function that removes the listener.
+   */
+  onSignal(signal: "SIGTERM" | "SIGINT", listener: () => void): () => void;
+
+  /**
+   * Ends the process at once.
+   *
+   * @param code The exit code.
+   */
+  exit(code: number): never;
+
+  /**
+   * Reports whether an error means that the address to listen on is taken.
+   *
+   * @param error Any thrown value.
+   * @returns `true` for "address in use".
+   */
+  isAddrInUse(error: unknown): boolean;
+
+  /**
    * Reports whether an error means "no such file or directory" (or command).
    *
    * @param error Any thrown value.
@@ -194,6 +220,23 @@ export interface Runtime {
    * @returns `true` when granted, `false` when not or when it cannot be told.
    */
   isGranted(need: PermissionNeed): boolean;
+
+  /**
+   * The state of a capability, without prompting: `prompt` only on Deno (which asks on a
+   * terminal), `unknown` when it cannot be queried.
+   *
+   * @param need The capability.
+   * @returns `granted`, `prompt`, `denied` or `unknown`.
+   */
+  permissionState(need: PermissionNeed): "granted" | "prompt" | "denied" | "unknown";
+
+  /**
+   * Whether a permission prompt could be answered (Deno on a terminal); `false` on Node and Bun,
+   * which never prompt.
+   *
+   * @returns Whether standard input and standard error are terminals and the runtime prompts.
+   */
+  canPrompt(): boolean;
 
   /**
    * Builds a permission error of the runtime's kind with a message of the caller's.

@@ -47,24 +47,24 @@ function assertNotCapable(result: LoaderResult, flag: string): void {
   assert.ok(result.message!.includes(flag), `"${result.message}" should name ${flag}`);
 }
 
-test("fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
+test("Config permissions: fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
   const path = `${FIXTURE_DIR}/full.yaml`;
   const result = await load([], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${path}`);
 });
 
-test("fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
+test("Config permissions: fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
   const result = await load([], "fromKubeconfig", {}, { HOME: "/nonexistent" });
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
 });
 
-test("infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
+test("Config permissions: infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
   const result = await load([], "infer", {});
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
   assert.match(result.message!, /KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_NAMESPACE/);
 });
 
-test("inCluster() without --allow-env names the in-cluster variables", async () => {
+test("Config permissions: inCluster() without --allow-env names the in-cluster variables", async () => {
   const result = await load([], "inCluster", {});
   assertNotCapable(
     result,
@@ -72,7 +72,7 @@ test("inCluster() without --allow-env names the in-cluster variables", async () 
   );
 });
 
-test("inCluster() without --allow-read names the service account directory", async () => {
+test("Config permissions: inCluster() without --allow-read names the service account directory", async () => {
   await using sa = await tempDir();
   await sa.write("token", "t");
   const result = await load(["--allow-env"], "inCluster", { serviceAccountDir: sa.path }, {
@@ -82,7 +82,7 @@ test("inCluster() without --allow-read names the service account directory", asy
   assertNotCapable(result, `--allow-read=${sa.path}`);
 });
 
-test("a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
+test("Config permissions: a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write(
     "config",
@@ -93,14 +93,38 @@ test("a certificate file outside the allowed paths names --allow-read=<that file
   assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
 });
 
-test("a token file outside the allowed paths names --allow-read=<that file>", async () => {
+test("Config permissions: CA, client certificate and key all outside the allowed paths: one error names all three in one --allow-read", async () => {
+  await using dir = await tempDir();
+  const path = await dir.write(
+    "config",
+    kubeconfig(
+      {
+        "client-certificate": `${FIXTURE_DIR}/client.crt`,
+        "client-key": `${FIXTURE_DIR}/client.key`,
+      },
+      { "certificate-authority": `${FIXTURE_DIR}/ca.crt` },
+    ),
+  );
+  const flag =
+    `--allow-read=${FIXTURE_DIR}/ca.crt,${FIXTURE_DIR}/client.crt,${FIXTURE_DIR}/client.key`;
+  const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
+  assertNotCapable(result, flag);
+  assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
+  assert.match(result.message!, /client-certificate of user "test-user"/);
+  assert.match(result.message!, /client-key of user "test-user"/);
+  // With exactly that flag added, the same kubeconfig loads.
+  const granted = await load([`--allow-read=${path}`, flag], "fromKubeconfig", { path });
+  assert.equal(granted.ok, true, granted.message ?? "");
+});
+
+test("Config permissions: a token file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ tokenFile: `${FIXTURE_DIR}/token` }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${FIXTURE_DIR}/token`);
 });
 
-test("an exec plugin without --allow-run names --allow-run=<command>", async () => {
+test("Config permissions: an exec plugin without --allow-run names --allow-run=<command>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "x" }) }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path }, {}, [
@@ -110,7 +134,7 @@ test("an exec plugin without --allow-run names --allow-run=<command>", async () 
   assert.match(result.message!, /users\[0\]\.user\.exec/);
 });
 
-test("with the named flags, the same configs load", async () => {
+test("Config permissions: with the named flags, the same configs load", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "granted" }) }));
   const result = await load(
@@ -124,7 +148,7 @@ test("with the named flags, the same configs load", async () => {
   assert.equal(result.token, "granted");
 });
 
-test("infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
+test("Config permissions: infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
   await using home = await tempDir();
   await using sa = await tempDir();
   await sa.write("token", "pod-token");
@@ -151,7 +175,7 @@ test("infer(): an unreadable ~/.kube/config does not block the in-cluster fallba
   assert.match(fail.message!, /in-cluster service account: Not running inside a Kubernetes pod/);
 });
 
-test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
+test("Config permissions: yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
   // The `yaml` package's Node build reads process.env.LOG_TOKENS for every token; without the
   // shim in _kubeconfig.ts that read throws NotCapable under `deno run` without --allow-env.
   await using dir = await tempDir();
@@ -185,7 +209,7 @@ test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_
   assert.equal(debug.ok, true, debug.message ?? "");
 });
 
-test("permissionError and helpers", () => {
+test("Config permissions: permissionError and helpers", () => {
   const denied = new Deno.errors.NotCapable("Requires read access");
   const converted = permissionError(denied, readNeed("/x"), "reading /x");
   assert.ok(converted instanceof Deno.errors.NotCapable);

@@ -67,7 +67,7 @@ function assertStructural(node: JSONSchemaProps, path = "spec", nested = false):
   }
 }
 
-test("objects: properties, required fields, nested objects and arrays", () => {
+test("structural schema: objects: properties, required fields, nested objects and arrays", () => {
   const schema = z.object({
     name: z.string(),
     size: z.number().optional(),
@@ -102,7 +102,7 @@ test("objects: properties, required fields, nested objects and arrays", () => {
   assertStructural(node);
 });
 
-test("objects: an empty object, loose, strict and catchall objects", () => {
+test("structural schema: objects: an empty object, loose, strict and catchall objects", () => {
   assert.deepEqual(conv(z.object({})), { type: "object" });
   assert.deepEqual(conv(z.looseObject({ a: z.string() })), {
     type: "object",
@@ -129,7 +129,7 @@ test("objects: an empty object, loose, strict and catchall objects", () => {
   refused(z.object({ a: z.string() }).catchall(z.int()), "spec", /catchall.*z\.record/s);
 });
 
-test("optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
+test("structural schema: optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
   const node = conv(z.object({
     req: z.string(),
     opt: z.string().optional(),
@@ -145,7 +145,7 @@ test("optional vs required: optional, default, nullish, catch, nonoptional, unkn
   assert.deepEqual(node.required, ["req", "nullable", "forced"]);
 });
 
-test("records: additionalProperties, enum keys, unknown values", () => {
+test("structural schema: records: additionalProperties, enum keys, unknown values", () => {
   assert.deepEqual(prop(z.record(z.string(), z.string())), {
     type: "object",
     additionalProperties: { type: "string" },
@@ -178,13 +178,13 @@ test("records: additionalProperties, enum keys, unknown values", () => {
   refused(z.object({ m: z.record(z.number(), z.string()) }), "spec.m", /keyed by number/);
 });
 
-test("unknown and any keep whatever the server is sent", () => {
+test("structural schema: unknown and any keep whatever the server is sent", () => {
   assert.deepEqual(prop(z.unknown()), { "x-kubernetes-preserve-unknown-fields": true });
   assert.deepEqual(prop(z.any()), { "x-kubernetes-preserve-unknown-fields": true });
   assertStructural(conv(z.object({ a: z.unknown(), b: z.array(z.any()) })));
 });
 
-test("enums and literals", () => {
+test("structural schema: enums and literals", () => {
   assert.deepEqual(prop(z.enum(["Always", "Never"])), {
     type: "string",
     enum: ["Always", "Never"],
@@ -206,7 +206,7 @@ test("enums and literals", () => {
   refused(z.object({ l: z.literal(null) }), "spec.l", /nullable/);
 });
 
-test("nullable: nullable: true; a nullable enum checks its values in allOf", () => {
+test("structural schema: nullable: nullable: true; a nullable enum checks its values in allOf", () => {
   assert.deepEqual(prop(z.string().nullable()), { type: "string", nullable: true });
   assert.deepEqual(prop(z.object({ a: z.int() }).nullable()), {
     type: "object",
@@ -224,7 +224,7 @@ test("nullable: nullable: true; a nullable enum checks its values in allOf", () 
   assertStructural(conv(z.object({ e: z.enum(["a", "b"]).nullable() })));
 });
 
-test("defaults: the outermost default, JSON only", () => {
+test("structural schema: defaults: the outermost default, JSON only", () => {
   assert.deepEqual(prop(z.int().default(3)), { type: "integer", default: 3 });
   assert.deepEqual(prop(z.array(z.string()).default(() => ["a"])), {
     type: "array",
@@ -255,7 +255,7 @@ test("defaults: the outermost default, JSON only", () => {
   );
 });
 
-test("descriptions from .describe() and .meta(), outermost first", () => {
+test("structural schema: descriptions from .describe() and .meta(), outermost first", () => {
   assert.deepEqual(prop(z.string().describe("The image.")), {
     description: "The image.",
     type: "string",
@@ -270,7 +270,7 @@ test("descriptions from .describe() and .meta(), outermost first", () => {
   assert.equal(node.description, "The spec.");
 });
 
-test("x-kubernetes-* extensions from .meta() are copied", () => {
+test("structural schema: x-kubernetes-* extensions from .meta() are copied", () => {
   const node = prop(
     z.array(z.object({ name: z.string(), port: z.int() })).meta({
       "x-kubernetes-list-type": "map",
@@ -288,7 +288,7 @@ test("x-kubernetes-* extensions from .meta() are copied", () => {
   assert.equal((node as Record<string, unknown>).title, undefined);
 });
 
-test("string constraints and formats", () => {
+test("structural schema: string constraints and formats", () => {
   assert.deepEqual(prop(z.string().min(1).max(63).regex(/^[a-z]+$/)), {
     type: "string",
     minLength: 1,
@@ -335,7 +335,7 @@ test("string constraints and formats", () => {
   assert.deepEqual(prop(z.string().regex(/^ab$/i)), { type: "string", pattern: "(?i)^ab$" });
 });
 
-test("patterns are translated to RE2, or refused when RE2 cannot run them", () => {
+test("structural schema: patterns are translated to RE2, or refused when RE2 cannot run them", () => {
   assert.equal(translatePattern(/\u00e9\u{1F600}/u), "\\x{00e9}\\x{1F600}");
   assert.equal(translatePattern(/(?<year>\d{4})/), "(?P<year>\\d{4})");
   assert.equal(translatePattern(/a\0b/), "a\\x00b");
@@ -355,7 +355,7 @@ test("patterns are translated to RE2, or refused when RE2 cannot run them", () =
   assert.match(e.message, /\/\^\(\?!-\)\[a-z-\]\+\$\//);
 });
 
-test("number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
+test("structural schema: number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
   assert.deepEqual(prop(z.number().min(1).max(10)), { type: "number", minimum: 1, maximum: 10 });
   assert.deepEqual(prop(z.number().gt(0).lt(1)), {
     type: "number",
@@ -402,7 +402,7 @@ test("number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), forma
   });
 });
 
-test("int-or-string: number | string unions, with each side's constraints", () => {
+test("structural schema: int-or-string: number | string unions, with each side's constraints", () => {
   const expected = {
     "x-kubernetes-int-or-string": true,
     anyOf: [{ type: "integer" }, { type: "string" }],
@@ -424,7 +424,7 @@ test("int-or-string: number | string unions, with each side's constraints", () =
   refused(z.object({ p: z.union([z.literal(80), z.string()]) }), "spec.p", /int-or-string/);
 });
 
-test("unions of one scalar type: merged enums or anyOf value validations", () => {
+test("structural schema: unions of one scalar type: merged enums or anyOf value validations", () => {
   assert.deepEqual(prop(z.union([z.literal("a"), z.literal("b"), z.enum(["c", "a"])])), {
     type: "string",
     enum: ["a", "b", "c"],
@@ -442,7 +442,7 @@ test("unions of one scalar type: merged enums or anyOf value validations", () =>
   assertStructural(conv(z.object({ a: z.union([z.email(), z.ipv4()]) })));
 });
 
-test("unions of objects: merged fields, common required, anyOf per option", () => {
+test("structural schema: unions of objects: merged fields, common required, anyOf per option", () => {
   const source = z.discriminatedUnion("type", [
     z.object({ type: z.literal("git"), url: z.string(), ref: z.string().optional() }),
     z.object({ type: z.literal("s3"), bucket: z.string() }),
@@ -472,7 +472,7 @@ test("unions of objects: merged fields, common required, anyOf per option", () =
   );
 });
 
-test("intersections of objects merge", () => {
+test("structural schema: intersections of objects merge", () => {
   assert.deepEqual(prop(z.object({ a: z.string() }).and(z.object({ b: z.int().optional() }))), {
     type: "object",
     properties: { a: { type: "string" }, b: { type: "integer" } },
@@ -481,7 +481,7 @@ test("intersections of objects merge", () => {
   refused(z.object({ i: z.string().and(z.int()) }), "spec.i", /intersection of string and integer/);
 });
 
-test("incompatible unions are refused with the path and the fix", () => {
+test("structural schema: incompatible unions are refused with the path and the fix", () => {
   const e = refused(
     z.object({ items: z.array(z.object({ size: z.union([z.string(), z.boolean()]) })) }),
     "spec.items[].size",
@@ -506,7 +506,7 @@ test("incompatible unions are refused with the path and the fix", () => {
   );
 });
 
-test("constructs JSON cannot carry are refused with a fix", () => {
+test("structural schema: constructs JSON cannot carry are refused with a fix", () => {
   refused(z.object({ when: z.date() }), "spec.when", /z\.date\(\).*z\.iso\.datetime\(\)/);
   refused(z.object({ n: z.bigint() }), "spec.n", /z\.bigint\(\).*z\.int\(\)/);
   refused(z.object({ m: z.map(z.string(), z.string()) }), "spec.m", /z\.record/);
@@ -517,7 +517,7 @@ test("constructs JSON cannot carry are refused with a fix", () => {
   refused(z.object({ n: z.nan() }), "spec.n", /z\.nan\(\)/);
 });
 
-test("recursive schemas are refused instead of looping", () => {
+test("structural schema: recursive schemas are refused instead of looping", () => {
   const Node: z.ZodType = z.lazy(() => z.object({ name: z.string(), children: z.array(Node) }));
   refused(z.object({ tree: Node }), "spec.tree.children[]", /recursive.*z\.unknown\(\)/s);
   const Category = z.object({
@@ -532,7 +532,7 @@ test("recursive schemas are refused instead of looping", () => {
   assert.ok(conv(z.object({ a: Port, b: Port, c: z.array(Port) })));
 });
 
-test("pipes, transforms, readonly and lazy use the input side", () => {
+test("structural schema: pipes, transforms, readonly and lazy use the input side", () => {
   assert.deepEqual(prop(z.string().transform((s) => s.length)), { type: "string" });
   assert.deepEqual(prop(z.preprocess((v) => String(v), z.string().min(1))), {
     type: "string",
@@ -543,7 +543,7 @@ test("pipes, transforms, readonly and lazy use the input side", () => {
   assert.deepEqual(prop(z.templateLiteral(["v", z.int()])).type, "string");
 });
 
-test("convertField reports whether the root may be absent; non-zod input is refused", () => {
+test("structural schema: convertField reports whether the root may be absent; non-zod input is refused", () => {
   assert.equal(convertField(z.object({}), "spec").optional, false);
   assert.equal(convertField(z.object({}).optional(), "spec").optional, true);
   assert.throws(
@@ -552,7 +552,7 @@ test("convertField reports whether the root may be absent; non-zod input is refu
   );
 });
 
-test("a realistic spec is structural end to end", () => {
+test("structural schema: a realistic spec is structural end to end", () => {
   const spec = z.object({
     replicas: z.int().min(0).max(100).default(1).describe("Desired replicas."),
     image: z.string().min(1),

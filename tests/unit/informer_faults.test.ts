@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { summary } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { ApiError } from "../../errors.ts";
 import { Informer, type InformerOptions } from "../../informer.ts";
@@ -42,21 +43,11 @@ async function take<T extends KubeObject>(
   return out;
 }
 
-function summary(list: WatchEvent[]): string[] {
-  return list.map((e) =>
-    e.type === "BOOKMARK"
-      ? `BOOKMARK:${e.resourceVersion}`
-      : e.type === "ERROR"
-      ? "ERROR"
-      : `${e.type}:${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}`
-  );
-}
-
 function rv(stub: StubServer, i: number): string | null {
   return stub.requests[i].query.get("resourceVersion");
 }
 
-test("first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
+test("Informer: first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -85,7 +76,7 @@ test("first delivers existing objects as ADDED, then re-watches from the last RV
   assert.equal(stub.cancelled, 1);
 });
 
-test("streaming mode picks a random server timeout in [300, 600] s by default", async () => {
+test("Informer: streaming mode picks a random server timeout in [300, 600] s by default", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "2"))]));
   const inf = new Informer(stub.client(), configMaps, { resourceVersion: "1" });
   await take(inf, 1);
@@ -93,7 +84,7 @@ test("streaming mode picks a random server timeout in [300, 600] s by default", 
   assert.ok(seconds >= 300 && seconds <= 600, `timeoutSeconds ${seconds}`);
 });
 
-test("after init() only changes are delivered", async () => {
+test("Informer: after init() only changes are delivered", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -107,7 +98,7 @@ test("after init() only changes are delivered", async () => {
   assert.equal(rv(stub, 1), "10");
 });
 
-test("poll() watches once with the timeout and queues events; pop() takes them", async () => {
+test("Informer: poll() watches once with the timeout and queues events; pop() takes them", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -123,7 +114,7 @@ test("poll() watches once with the timeout and queues events; pop() takes them",
   assert.equal(inf.version(), "12");
 });
 
-test("bookmark-only stream advances the resource version and queues nothing", async () => {
+test("Informer: bookmark-only stream advances the resource version and queues nothing", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([], "10"),
@@ -139,7 +130,7 @@ test("bookmark-only stream advances the resource version and queues nothing", as
   assert.equal(rv(stub, 2), "20");
 });
 
-test("bookmarks are delivered with the bookmarks option", async () => {
+test("Informer: bookmarks are delivered with the bookmarks option", async () => {
   const stub = new StubServer().push(events([bookmark("15")]));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10", bookmarks: true });
   assert.deepEqual(summary(await take(inf, 1)), ["BOOKMARK:15"]);
@@ -192,7 +183,7 @@ async function assertRelistDiff(stub: StubServer, sleeps: Sleeps) {
   assert.deepEqual(sleeps.delays, []);
 }
 
-test("410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
+test("Informer: 410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
   const sleeps = new Sleeps();
   await assertRelistDiff(relistScenario(status(410, expiredStatus)), sleeps);
 });
@@ -207,7 +198,7 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-test("poll(): a 410 re-lists in the same call and queues the difference", async () => {
+test("Informer: poll(): a 410 re-lists in the same call and queues the difference", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "1")], "10"),
@@ -223,7 +214,7 @@ test("poll(): a 410 re-lists in the same call and queues the difference", async 
   assert.equal(inf.version(), "30");
 });
 
-test("429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
+test("Informer: 429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(429, "Too many requests, please try again later.\n", { "Retry-After": "7" }),
@@ -236,7 +227,7 @@ test("429 with a plain-text body and Retry-After is retried after the server's d
   assert.equal(rv(stub, 1), "10");
 });
 
-test("500 and 503 are retried with backoff", async () => {
+test("Informer: 500 and 503 are retried with backoff", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, { kind: "Status", status: "Failure", reason: "InternalError", code: 500 }),
@@ -249,7 +240,7 @@ test("500 and 503 are retried with backoff", async () => {
   assert.equal(stub.requests.length, 3);
 });
 
-test("a refused connection (fetch throws TypeError) is retried", async () => {
+test("Informer: a refused connection (fetch throws TypeError) is retried", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     refused(),
@@ -260,7 +251,7 @@ test("a refused connection (fetch throws TypeError) is retried", async () => {
   assert.deepEqual(sleeps.delays, [800]);
 });
 
-test("a malformed line is retried from the last good resource version", async () => {
+test("Informer: a malformed line is retried from the last good resource version", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), "this is not json\n"], { hang: true }),
@@ -273,7 +264,7 @@ test("a malformed line is retried from the last good resource version", async ()
   assert.equal(stub.open, 0);
 });
 
-test("a stalled stream is abandoned and re-watched", async () => {
+test("Informer: a stalled stream is abandoned and re-watched", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))], { hang: true }),
@@ -286,7 +277,7 @@ test("a stalled stream is abandoned and re-watched", async () => {
   assert.equal(stub.open, 0);
 });
 
-test("403 ends the iteration with the ApiError", async () => {
+test("Informer: 403 ends the iteration with the ApiError", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))]),
@@ -300,7 +291,7 @@ test("403 ends the iteration with the ApiError", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-test("poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
+test("Informer: poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, "boom"),
@@ -317,7 +308,7 @@ test("poll(): permanent failures reject, transient ones resolve and delay the ne
   await assert.rejects(inf.poll(), (e: unknown) => e instanceof ApiError && e.status === 404);
 });
 
-test("breaking out of for-await cancels the watch body", async () => {
+test("Informer: breaking out of for-await cancels the watch body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), ev("ADDED", cm("b", "12"))], { hang: true }),
   );
@@ -328,7 +319,7 @@ test("breaking out of for-await cancels the watch body", async () => {
   assert.equal(inf.version(), "11");
 });
 
-test("aborting the signal ends the stream quietly and closes the body", async () => {
+test("Informer: aborting the signal ends the stream quietly and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const controller = new AbortController();
@@ -340,7 +331,7 @@ test("aborting the signal ends the stream quietly and closes the body", async ()
   assert.equal(stub.open, 0);
 });
 
-test("only one poll or iteration at a time", async () => {
+test("Informer: only one poll or iteration at a time", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const iterator = inf.stream();

@@ -22,7 +22,7 @@ function bare(name: string, resourceVersion: string) {
   return { metadata: { name, namespace: "default", resourceVersion } };
 }
 
-test("listPage sends the paging query and fills apiVersion and kind", async () => {
+test("paged list: listPage sends the paging query and fills apiVersion and kind", async () => {
   const stub = new StubServer().push(list([bare("a", "1")], "10", "tok"));
   const page = await listPage(stub.client(), configMaps, {
     limit: 2,
@@ -37,7 +37,7 @@ test("listPage sends the paging query and fills apiVersion and kind", async () =
   assert.deepEqual(page.items[0], { apiVersion: "v1", kind: "ConfigMap", ...bare("a", "1") });
 });
 
-test("an expired continue token restarts the list from scratch and says so", async () => {
+test("paged list: an expired continue token restarts the list from scratch and says so", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1"), bare("b", "2")], "10", "t1"),
     status(410, expiredContinue),
@@ -54,7 +54,7 @@ test("an expired continue token restarts the list from scratch and says so", asy
   assert.deepEqual(queries, [["2", null], ["2", "t1"], ["2", null], ["2", "t2"]]);
 });
 
-test("listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
+test("paged list: listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),
@@ -69,7 +69,7 @@ test("listSnapshot never mixes snapshots; a second expiry falls back to one unpa
   assert.equal(stub.requests[4].query.get("continue"), null);
 });
 
-test("a 410 on the first page (no continue token) is thrown", async () => {
+test("paged list: a 410 on the first page (no continue token) is thrown", async () => {
   const stub = new StubServer().push(status(410, { ...expiredContinue, message: "too old" }));
   await assert.rejects(
     listSnapshot(stub.client(), configMaps, {
@@ -80,7 +80,7 @@ test("a 410 on the first page (no continue token) is thrown", async () => {
   );
 });
 
-test("Informer.init() after an expired continue token knows only the new snapshot", async () => {
+test("paged list: Informer.init() after an expired continue token knows only the new snapshot", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { summary } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector, stripManagedFields } from "../../reflector.ts";
-import type { WatchEvent } from "../../watch.ts";
 import { bookmark, ev, events, list, Sleeps, StubServer } from "./_stub_server.ts";
 import { test } from "../_test.ts";
 
@@ -28,19 +28,11 @@ function names(objects: KubeObject[]): string[] {
   return objects.map((o) => `${o.metadata?.namespace}/${o.metadata?.name}`).sort();
 }
 
-function summary(list: WatchEvent[]): string[] {
-  return list.map((e) =>
-    e.type === "ADDED" || e.type === "MODIFIED" || e.type === "DELETED"
-      ? `${e.type}:${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}`
-      : e.type
-  );
-}
-
 function sync(...objects: KubeObject[]) {
   return events([...objects.map((o) => ev("ADDED", o)), bookmark("100", true)]);
 }
 
-test("indexes: the built-in namespace index and a custom one follow every change", async () => {
+test("Reflector: indexes: the built-in namespace index and a custom one follow every change", async () => {
   const stub = new StubServer().push(
     sync(
       obj("a", "1", "ns1", { app: "web" }),
@@ -69,7 +61,7 @@ test("indexes: the built-in namespace index and a custom one follow every change
   assert.throws(() => rf.byIndex("nope", "x"), TypeError);
 });
 
-test("transform (stripManagedFields) is applied before caching", async () => {
+test("Reflector: transform (stripManagedFields) is applied before caching", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([ev("MODIFIED", obj("a", "2"))]),
@@ -88,7 +80,7 @@ test("transform (stripManagedFields) is applied before caching", async () => {
   );
 });
 
-test("events() returns and removes the events seen since the last call", async () => {
+test("Reflector: events() returns and removes the events seen since the last call", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([ev("MODIFIED", obj("a", "3")), bookmark("4"), ev("DELETED", obj("b", "5"))]),
@@ -103,7 +95,7 @@ test("events() returns and removes the events seen since the last call", async (
   assert.equal(rf.version(), "5");
 });
 
-test("events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
+test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
   const objects = Array.from({ length: 30 }, (_, i) => obj(`o${i}`, String(i + 1)));
   const stub = new StubServer().push(sync(...objects));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { maxBufferedEvents: 8 });
@@ -114,7 +106,7 @@ test("events() keeps at most maxBufferedEvents, dropping the oldest", async () =
   assert.equal(rf.read().size, 30);
 });
 
-test("get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
+test("Reflector: get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
   const stub = new StubServer().push(sync(obj("a", "1", "ns1")));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap());
   await rf.init();
@@ -132,7 +124,7 @@ test("get() and keys: namespace/name for namespaced kinds, name for cluster-scop
   assert.equal(namespaces.get("kube-system")?.kind, "Namespace");
 });
 
-test("read() is a live read-only view: iteration started before a resync sees the old content", async () => {
+test("Reflector: read() is a live read-only view: iteration started before a resync sees the old content", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([{ type: "ERROR", object: { kind: "Status", code: 410, reason: "Gone" } }]),
@@ -151,7 +143,7 @@ test("read() is a live read-only view: iteration started before a resync sees th
   assert.equal("set" in view, false);
 });
 
-test("changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
+test("Reflector: changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([
@@ -177,7 +169,7 @@ test("changes() normalises watch events against the cache (no duplicate, ADDED o
   assert.deepEqual(seen, ["ADDED:1:-", "MODIFIED:2:1", "DELETED:3:2"]);
 });
 
-test("run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
+test("Reflector: run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
   const { FakeApiServer } = await import("../../testing.ts");
   await using server = new FakeApiServer();
   const client = server.client();

@@ -45,7 +45,7 @@ async function take<T>(iterator: AsyncIterableIterator<T>, n: number): Promise<T
   return out;
 }
 
-test("init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
+test("Reflector: init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2")), bookmark("10", true)], {
       hang: true,
@@ -66,7 +66,7 @@ test("init() syncs with a watch list ending at the initial-events-end bookmark",
   assert.equal(stub.open, 0);
 });
 
-test("poll() after init() watches from the bookmark's resource version", async () => {
+test("Reflector: poll() after init() watches from the bookmark's resource version", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true)]),
     events([ev("MODIFIED", cm("a", "11")), ev("ADDED", cm("b", "12"))]),
@@ -81,7 +81,7 @@ test("poll() after init() watches from the bookmark's resource version", async (
   assert.equal(rf.version(), "12");
 });
 
-test("a resync builds the new map aside and swaps it in atomically", async () => {
+test("Reflector: a resync builds the new map aside and swaps it in atomically", async () => {
   const stub = new StubServer().push(
     events([
       ev("ADDED", cm("a", "1")),
@@ -128,7 +128,7 @@ test("a resync builds the new map aside and swaps it in atomically", async () =>
   await changes.return!();
 });
 
-test("auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
+test("Reflector: auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
   const stub = new StubServer().push(
     status(422, {
       kind: "Status",
@@ -153,7 +153,7 @@ test("auto falls back to a paged list when the server rejects sendInitialEvents 
   assert.equal(rf.version(), "20");
 });
 
-test("auto falls back to a list when the stream ends before the end bookmark", async () => {
+test("Reflector: auto falls back to a list when the stream ends before the end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1"))]),
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -164,14 +164,14 @@ test("auto falls back to a list when the stream ends before the end bookmark", a
   assert.equal(stub.requests[1].watch, false);
 });
 
-test("initialSync watchList does not fall back: an incomplete stream is an error", async () => {
+test("Reflector: initialSync watchList does not fall back: an incomplete stream is an error", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))]));
   const rf = reflector(stub, new Sleeps(), { initialSync: "watchList" });
   await assert.rejects(rf.init(), (e: unknown) => e instanceof ApiError && e.status === 0);
   assert.equal(rf.read().size, 0);
 });
 
-test("initialSync list uses a paged list and then watches from its resource version", async () => {
+test("Reflector: initialSync list uses a paged list and then watches from its resource version", async () => {
   const stub = new StubServer().push(
     list([cm("a", "1")], "10", "next"),
     list([cm("b", "2")], "11"),
@@ -187,7 +187,7 @@ test("initialSync list uses a paged list and then watches from its resource vers
   assert.deepEqual(content(rf.read()), ["default/b@2"]);
 });
 
-test("run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
+test("Reflector: run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true), ev("MODIFIED", cm("a", "11"))]),
     events([ev("ADDED", cm("b", "12"))], { hang: true }),
@@ -207,7 +207,7 @@ test("run() keeps the same watch-list stream after the sync, re-watches, and sto
   assert.equal(stub.open, 0);
 });
 
-test("run() retries transient failures with backoff and honours Retry-After", async () => {
+test("Reflector: run() retries transient failures with backoff and honours Retry-After", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(503, "unavailable"),
@@ -225,7 +225,7 @@ test("run() retries transient failures with backoff and honours Retry-After", as
   assert.equal(stub.open, 0);
 });
 
-test("run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
+test("Reflector: run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
   const stub = new StubServer().push(
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),

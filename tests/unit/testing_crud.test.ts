@@ -1,6 +1,7 @@
 // FakeApiServer: CRUD verbs, error bodies, patches, apply, status subresource, deletion.
 import assert from "node:assert/strict";
-import { ApiError, type Client } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
+import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
 import { test } from "../_test.ts";
 
@@ -22,16 +23,6 @@ async function send(
   return { status: res.status, body: await res.json() };
 }
 
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
-}
-
 function pod(name: string, extra: Obj = {}): Obj {
   return {
     apiVersion: "v1",
@@ -42,7 +33,7 @@ function pod(name: string, extra: Obj = {}): Obj {
   };
 }
 
-test("create, get, replace, delete a configmap with real metadata and codes", async () => {
+test("FakeApiServer: create, get, replace, delete a configmap with real metadata and codes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const startRv = Number(server.resourceVersion);
@@ -93,7 +84,7 @@ test("create, get, replace, delete a configmap with real metadata and codes", as
   assert.equal(gone.status, 404);
 });
 
-test("error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
+test("FakeApiServer: error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const missing = await failure(send(client, "GET", `${CM}/x`));
@@ -155,7 +146,7 @@ test('namespaced create in a missing namespace is 404 namespaces "x" not found',
   assert.equal(namespaces.body.items[0].status.phase, "Active");
 });
 
-test("422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
+test("FakeApiServer: 422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const noName = await failure(send(client, "POST", CM, { metadata: {} }));
@@ -217,7 +208,7 @@ test("422 Invalid for a missing or malformed name; 400 for a name or namespace m
   assert.equal(withRv.body?.message, "resourceVersion should not be set on objects to be created");
 });
 
-test("405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
+test("FakeApiServer: 405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -262,7 +253,7 @@ test("405 for unsupported methods, Status 404 for unknown resources, plain 404 e
   assert.equal(await res.text(), "404 page not found\n");
 });
 
-test("generateName, generation, and the status subresource", async () => {
+test("FakeApiServer: generateName, generation, and the status subresource", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(client, "POST", PODS, {
@@ -318,7 +309,7 @@ test("generateName, generation, and the status subresource", async () => {
   assert.equal(missing.status, 404);
 });
 
-test("merge patch, JSON patch (all ops) and strategic merge patch", async () => {
+test("FakeApiServer: merge patch, JSON patch (all ops) and strategic merge patch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "a" }, data: { x: "1", y: "2" } });
@@ -392,7 +383,7 @@ test("merge patch, JSON patch (all ops) and strategic merge patch", async () => 
   assert.equal(noObject.status, 404);
 });
 
-test("server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
+test("FakeApiServer: server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const yaml = (data: Record<string, string>) =>
@@ -474,7 +465,7 @@ test("server-side apply: create, conflicts, force, removal of unapplied fields",
   assert.equal(forceOnMerge.status, 422);
 });
 
-test("strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
+test("FakeApiServer: strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -500,7 +491,7 @@ test("strategic merge patch is not allowed on custom resources (415, like the re
   );
 });
 
-test("delete answers: pods return the object, deletecollection returns the list", async () => {
+test("FakeApiServer: delete answers: pods return the object, deletecollection returns the list", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", PODS, pod("p1", { metadata: { labels: { app: "a" } } }));
@@ -533,7 +524,7 @@ test("delete answers: pods return the object, deletecollection returns the list"
   );
 });
 
-test("finalizers delay deletion until they are removed", async () => {
+test("FakeApiServer: finalizers delay deletion until they are removed", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "f", finalizers: ["example.com/keep"] } });
@@ -561,7 +552,7 @@ test("finalizers delay deletion until they are removed", async () => {
   assert.equal(gone.status, 404);
 });
 
-test("deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
+test("FakeApiServer: deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/api/v1/namespaces", { metadata: { name: "tmp" } });
@@ -580,7 +571,7 @@ test("deleting a namespace deletes its content; protected namespaces cannot be d
   );
 });
 
-test("dryRun=All validates and answers without storing", async () => {
+test("FakeApiServer: dryRun=All validates and answers without storing", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const rv = server.resourceVersion;
@@ -592,7 +583,7 @@ test("dryRun=All validates and answers without storing", async () => {
   assert.equal((await failure(send(client, "GET", `${CM}/dry`))).status, 404);
 });
 
-test("seed and objects: direct helpers share the API semantics", async () => {
+test("FakeApiServer: seed and objects: direct helpers share the API semantics", async () => {
   await using server = new FakeApiServer();
   const [created] = server.seed(
     pod("seeded", { metadata: { namespace: "apps" }, status: { phase: "Running" } }),
@@ -608,7 +599,7 @@ test("seed and objects: direct helpers share the API semantics", async () => {
   );
 });
 
-test("secrets turn stringData into base64 data; services get a clusterIP", async () => {
+test("FakeApiServer: secrets turn stringData into base64 data; services get a clusterIP", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const secret = await send(client, "POST", "/api/v1/namespaces/default/secrets", {

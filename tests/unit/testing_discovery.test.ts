@@ -49,7 +49,7 @@ const CRD = {
   },
 };
 
-test("discovery documents for the built-in groups", async () => {
+test("FakeApiServer: discovery documents for the built-in groups", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const api = await get(client, "/api");
@@ -97,7 +97,7 @@ test("discovery documents for the built-in groups", async () => {
   assert.equal((await get(client, "/version")).major, "1");
 });
 
-test("creating a CRD serves its versions, Established, with discovery", async () => {
+test("FakeApiServer: creating a CRD serves its versions, Established, with discovery", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(
@@ -180,7 +180,7 @@ test("creating a CRD serves its versions, Established, with discovery", async ()
   });
 });
 
-test("deleting a CRD deletes its custom resources and stops serving them", async () => {
+test("FakeApiServer: deleting a CRD deletes its custom resources and stops serving them", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD);
@@ -203,7 +203,7 @@ test("deleting a CRD deletes its custom resources and stops serving them", async
   assert.equal(server.objects("CustomResourceDefinition").length, 0);
 });
 
-test("an invalid CRD is 422", async () => {
+test("FakeApiServer: an invalid CRD is 422", async () => {
   await using server = new FakeApiServer();
   const error = await send(
     server.client(),
@@ -222,7 +222,7 @@ test("an invalid CRD is 422", async () => {
   );
 });
 
-test("registerResource serves a cluster-scoped custom resource at once", async () => {
+test("FakeApiServer: registerResource serves a cluster-scoped custom resource at once", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -257,7 +257,7 @@ test("registerResource serves a cluster-scoped custom resource at once", async (
   assert.equal(any.items.length, 1, "without selectableFields any path is accepted");
 });
 
-test("listen() serves over loopback; kubeconfig() and config() point at it", async () => {
+test("FakeApiServer: listen() serves over loopback; kubeconfig() and config() point at it", async () => {
   const server = new FakeApiServer();
   assert.equal(server.config().server, "http://fake.invalid");
   assert.throws(() => server.kubeconfig(), /listen/);
@@ -307,7 +307,7 @@ test("listen() serves over loopback; kubeconfig() and config() point at it", asy
   assert.equal(server.openWatches, 0);
 });
 
-test("client() is wired to server.fetch", async () => {
+test("FakeApiServer: client() is wired to server.fetch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   assert.equal(client.namespace, "default");

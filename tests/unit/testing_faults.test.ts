@@ -1,6 +1,6 @@
 // FakeApiServer: every injectable fault, through Client.request() and server.fetch.
 import assert from "node:assert/strict";
-import { ApiError } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
 import { FakeApiServer } from "../../testing.ts";
 import { test } from "../_test.ts";
 
@@ -20,16 +20,6 @@ function seed(server: FakeApiServer, n: number): void {
   }
 }
 
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
-}
-
 async function text(res: Response): Promise<string> {
   return await res.text();
 }
@@ -38,7 +28,7 @@ function lines(body: string): string[] {
   return body.split("\n").filter((l) => l !== "");
 }
 
-test("429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
+test("FakeApiServer: 429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: "list",
@@ -65,7 +55,7 @@ test("429 with a plain-text body and Retry-After; the client retries then succee
   assert.match(error.message, /busy/);
 });
 
-test("status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
+test("FakeApiServer: status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
   await using server = new FakeApiServer();
   const client = server.client({ maxRetries: 0 });
   server.inject({ on: "get", fault: { status: 500 } });
@@ -105,7 +95,7 @@ test("status faults answer real Status bodies: 500, 503, 403, 429 without body",
   await created.body?.cancel();
 });
 
-test("reset: fetch rejects like a refused connection; the client reports status 0", async () => {
+test("FakeApiServer: reset: fetch rejects like a refused connection; the client reports status 0", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "any", times: 2, fault: "reset" });
   await assert.rejects(
@@ -120,7 +110,7 @@ test("reset: fetch rejects like a refused connection; the client reports status 
   await ok.body?.cancel();
 });
 
-test("after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
+test("FakeApiServer: after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: ["get", "list"],
@@ -157,7 +147,7 @@ test("after counts requests for request faults; on accepts verbs, lists and pred
   assert.equal((await server.fetch("http://fake.invalid/api")).status, 200, "disposed before use");
 });
 
-test("watch close: the stream ends normally after `after` events", async () => {
+test("FakeApiServer: watch close: the stream ends normally after `after` events", async () => {
   await using server = new FakeApiServer();
   seed(server, 4);
   server.inject({ on: "watch", after: 2, fault: "close" });
@@ -170,7 +160,7 @@ test("watch close: the stream ends normally after `after` events", async () => {
   assert.equal(lines(next).length, 4);
 });
 
-test("watch stall: nothing more after `after` events until the client aborts", async () => {
+test("FakeApiServer: watch stall: nothing more after `after` events until the client aborts", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 5 });
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "stall" });
@@ -190,7 +180,7 @@ test("watch stall: nothing more after `after` events until the client aborts", a
   assert.equal(server.openWatches, 0);
 });
 
-test("stall on a request: no answer until abort, or TypeError when the server closes", async () => {
+test("FakeApiServer: stall on a request: no answer until abort, or TypeError when the server closes", async () => {
   const server = new FakeApiServer();
   server.inject({ on: "get", times: 2, fault: "stall" });
   const controller = new AbortController();
@@ -202,7 +192,7 @@ test("stall on a request: no answer until abort, or TypeError when the server cl
   await assert.rejects(second, TypeError);
 });
 
-test("malformed-line: one line that is not JSON, then the stream goes on", async () => {
+test("FakeApiServer: malformed-line: one line that is not JSON, then the stream goes on", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", after: 1, fault: "malformed-line" });
@@ -217,7 +207,7 @@ test("malformed-line: one line that is not JSON, then the stream goes on", async
   assert.match(error.message, /not JSON/);
 });
 
-test("truncate: the next event is cut in half without a newline and the stream ends", async () => {
+test("FakeApiServer: truncate: the next event is cut in half without a newline and the stream ends", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "truncate" });
@@ -234,7 +224,7 @@ test("truncate: the next event is cut in half without a newline and the stream e
   assert.ok(cut.startsWith('{"kind":"ConfigMapList"'));
 });
 
-test("bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
+test("FakeApiServer: bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", fault: "bookmark-only" });
@@ -252,7 +242,7 @@ test("bookmark-only: a stream holding one BOOKMARK at the current resourceVersio
   }]);
 });
 
-test("expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
+test("FakeApiServer: expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 2, fault: { expire: true } });
@@ -281,7 +271,7 @@ test("expire on a watch: ERROR event with reason Expired or Gone; http: true ans
   assert.equal(http.body?.message, `too old resource version: 5 (${server.resourceVersion})`);
 });
 
-test("expire mid-list: the second page answers 410 Expired", async () => {
+test("FakeApiServer: expire mid-list: the second page answers 410 Expired", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "list", after: 1, fault: { expire: true } });
@@ -295,7 +285,7 @@ test("expire mid-list: the second page answers 410 Expired", async () => {
   assert.match(error.body?.message ?? "", /^The provided continue parameter is too old/);
 });
 
-test("close on a non-watch request drops the connection", async () => {
+test("FakeApiServer: close on a non-watch request drops the connection", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "get", fault: "close" });
   await assert.rejects(server.fetch(`${URL_CM}/x`), TypeError);

@@ -1,6 +1,7 @@
 // FakeApiServer: paging, selectors, watches (history, bookmarks, initial events, 410).
 import assert from "node:assert/strict";
-import { ApiError, type Client } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
+import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
 import { test } from "../_test.ts";
 
@@ -17,16 +18,6 @@ async function list(
 ): Promise<Obj> {
   const res = await client.request({ path, query, retry: false });
   return await res.json();
-}
-
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
 }
 
 /** Reads newline-delimited events from a watch response. */
@@ -86,7 +77,7 @@ function seedConfigMaps(
   }
 }
 
-test("lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
+test("FakeApiServer: lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const body = await list(server.client(), CM);
@@ -100,7 +91,7 @@ test("lists carry the list kind, the current RV, and items without apiVersion/ki
   assert.equal(all.items.length, 2);
 });
 
-test("limit/continue pages a consistent snapshot with remainingItemCount", async () => {
+test("FakeApiServer: limit/continue pages a consistent snapshot with remainingItemCount", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 5);
@@ -147,7 +138,7 @@ test("limit/continue pages a consistent snapshot with remainingItemCount", async
   assert.match(bad.body?.message ?? "", /^invalid continue token/);
 });
 
-test("expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
+test("FakeApiServer: expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -185,7 +176,7 @@ test("expired continue tokens answer 410 Expired with the real message and a fre
   );
 });
 
-test("a bounded history expires old continue tokens and watch resourceVersions", async () => {
+test("FakeApiServer: a bounded history expires old continue tokens and watch resourceVersions", async () => {
   await using server = new FakeApiServer({ historySize: 2 });
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -204,7 +195,7 @@ test("a bounded history expires old continue tokens and watch resourceVersions",
   assert.equal(event.object.code, 410);
 });
 
-test("list with an exact or too new resourceVersion", async () => {
+test("FakeApiServer: list with an exact or too new resourceVersion", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -233,7 +224,7 @@ test("list with an exact or too new resourceVersion", async () => {
   );
 });
 
-test("label selectors: equality, inequality, set-based, existence", async () => {
+test("FakeApiServer: label selectors: equality, inequality, set-based, existence", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const labels = [{ app: "web", tier: "front" }, { app: "db" }, { app: "cache", tier: "back" }, {}];
@@ -260,7 +251,7 @@ test("label selectors: equality, inequality, set-based, existence", async () => 
   );
 });
 
-test("field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
+test("FakeApiServer: field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -299,7 +290,7 @@ test("field selectors: metadata fields, kind-specific fields, unsupported fields
   assert.equal(malformed.body?.message, "invalid selector: 'foo'; can't understand 'foo'");
 });
 
-test("watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
+test("FakeApiServer: watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const rv = server.resourceVersion;
@@ -323,7 +314,7 @@ test("watch without resourceVersion: synthetic ADDED, then the initial-events-en
   assert.ok(legacyEvents.every((e) => e.type === "ADDED"));
 });
 
-test("watch from a resourceVersion replays history, then streams live changes", async () => {
+test("FakeApiServer: watch from a resourceVersion replays history, then streams live changes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -351,7 +342,7 @@ test("watch from a resourceVersion replays history, then streams live changes", 
   assert.equal(server.openWatches, 0);
 });
 
-test("watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
+test("FakeApiServer: watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const from = server.resourceVersion;
@@ -382,7 +373,7 @@ test("watch selectors: objects that stop matching are DELETED, start matching ar
   await reader.cancel();
 });
 
-test("periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
+test("FakeApiServer: periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 20 });
   const from = server.resourceVersion;
   const reader = await watch(
@@ -402,7 +393,7 @@ test("periodic bookmarks, timeoutSeconds ends the stream normally", async () => 
   assert.equal(server.openWatches, 0);
 });
 
-test("bookmarks of typed kinds carry their empty fields, like the real server", async () => {
+test("FakeApiServer: bookmarks of typed kinds carry their empty fields, like the real server", async () => {
   await using server = new FakeApiServer();
   const events =
     await (await watch(server, "/api/v1/pods", "allowWatchBookmarks=true&timeoutSeconds=1")).rest();
@@ -418,7 +409,7 @@ test("bookmarks of typed kinds carry their empty fields, like the real server", 
   });
 });
 
-test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
+test("FakeApiServer: sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const events = await (await watch(
@@ -436,7 +427,7 @@ test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
   );
 });
 
-test("watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
+test("FakeApiServer: watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
   await using server = new FakeApiServer();
   const old = server.resourceVersion;
   seedConfigMaps(server, 1);
@@ -467,7 +458,7 @@ test("watch from a compacted resourceVersion: 200 with one ERROR event 410 Expir
   assert.deepEqual(late.map((e) => e.object.metadata.name), ["cm-12"]);
 });
 
-test("aborting a watch errors the body and cleans up; close() ends open watches", async () => {
+test("FakeApiServer: aborting a watch errors the body and cleans up; close() ends open watches", async () => {
   const server = new FakeApiServer();
   const controller = new AbortController();
   const reader = await watch(
@@ -496,7 +487,7 @@ test("aborting a watch errors the body and cleans up; close() ends open watches"
   await assert.rejects(server.fetch(`${BASE}${CM}`), TypeError);
 });
 
-test("watch on a single object via its path", async () => {
+test("FakeApiServer: watch on a single object via its path", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const res = await server.fetch(`${BASE}${CM}/cm-01?watch=true&timeoutSeconds=1`);

@@ -20,7 +20,7 @@ function names(list: WatchEvent[]): string[] {
   );
 }
 
-test("watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
+test("watch: watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, {
     resourceVersion: "41",
@@ -39,7 +39,7 @@ test("watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", a
   assert.equal(request.query.get("sendInitialEvents"), null);
 });
 
-test("watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
+test("watch: watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, { sendInitialEvents: true, allowWatchBookmarks: false });
   const query = stub.requests[0].query;
@@ -49,7 +49,7 @@ test("watch with sendInitialEvents asks for NotOlderThan and sends no resourceVe
   assert.equal(query.get("allowWatchBookmarks"), null);
 });
 
-test("lines split across chunks, many lines per chunk, blank lines ignored", async () => {
+test("watch: lines split across chunks, many lines per chunk, blank lines ignored", async () => {
   const a = JSON.stringify(ev("ADDED", cm("a", "1")));
   const b = JSON.stringify(ev("MODIFIED", cm("b", "2")));
   const c = JSON.stringify(ev("DELETED", cm("c", "3")));
@@ -64,7 +64,7 @@ test("lines split across chunks, many lines per chunk, blank lines ignored", asy
   assert.equal(stub.open, 0);
 });
 
-test("multi-byte UTF-8 split across chunks is decoded", async () => {
+test("watch: multi-byte UTF-8 split across chunks is decoded", async () => {
   const object = { ...cm("é", "1"), data: { greeting: "héllo 🌍 日本" } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
   const chunks: Uint8Array[] = [];
@@ -75,14 +75,14 @@ test("multi-byte UTF-8 split across chunks is decoded", async () => {
   assert.deepEqual(event.object, object);
 });
 
-test("a complete last line without newline is parsed", async () => {
+test("watch: a complete last line without newline is parsed", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + JSON.stringify(ev("ADDED", cm("b", "2"))),
   ]));
   assert.deepEqual(names(await collect(stub)), ["ADDED:a", "ADDED:b"]);
 });
 
-test("a truncated last line is an error that quotes it", async () => {
+test("watch: a truncated last line is an error that quotes it", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + '\n{"type":"ADDED","object":{"metadata":{"na',
   ]));
@@ -100,7 +100,7 @@ test("a truncated last line is an error that quotes it", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-test("a malformed line throws with its first 200 characters and cancels the body", async () => {
+test("watch: a malformed line throws with its first 200 characters and cancels the body", async () => {
   const bad = "not json " + "x".repeat(500);
   const stub = new StubServer().push(
     events([JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + bad + "\n"], { hang: true }),
@@ -129,7 +129,7 @@ for (const line of ['{"kind":"ConfigMap"}', "[1,2]", "42", '{"type":"WHATEVER","
   });
 }
 
-test("a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
+test("watch: a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
   const big = "x".repeat(10 * 1024 * 1024);
   const object = { ...cm("big", "7"), data: { big } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
@@ -143,7 +143,7 @@ test("a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
   assert.equal(out[1].type, "BOOKMARK");
 });
 
-test("BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
+test("watch: BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
   const stub = new StubServer().push(events([bookmark("10"), bookmark("11", true)]));
   const out = await collect(stub);
   assert.equal(out.length, 2);
@@ -174,14 +174,14 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-test("an ERROR event that is not 410 is not expired", async () => {
+test("watch: an ERROR event that is not 410 is not expired", async () => {
   const stub = new StubServer().push(events([errorEvent(500, "InternalError", "boom")]));
   const [event] = await collect(stub);
   assert.equal(event.type, "ERROR");
   if (event.type === "ERROR") assert.equal(event.error.expired, false);
 });
 
-test("LineDecoder keeps blank lines unless asked to skip them", () => {
+test("watch: LineDecoder keeps blank lines unless asked to skip them", () => {
   const bytes = new TextEncoder().encode("a\n\nb\r\nc");
   const out: string[] = [];
   const keep = new LineDecoder();
