@@ -481,7 +481,7 @@ try {
     console.log(`Interrupted: ${counts.actions} changes made.`);
   } else {
     failed = true;
-    console.error(`demo failed: ${e instanceof Error ? e.stack : e}`);
+    console.error(`demo failed: ${e instanceof Error ? e.message : e}`);
   }
 } finally {
   controller.abort();
