@@ -40,6 +40,44 @@ export {
 export * from "./informer.ts";
 export * from "./reflector.ts";
 export * from "./custom_resource.ts";
+export {
+  Action,
+  Controller,
+  type ControllerBackoff,
+  type ControllerOptions,
+  type ControllerStats,
+  type ErrorDecision,
+  type ErrorInfo,
+  type ErrorPolicy,
+  type Logger,
+  type ObjectKey,
+  type ObjectRecorder,
+  type OutcomeResult,
+  ownerReference,
+  type Predicate,
+  predicates,
+  type ReconcileAction,
+  type ReconcileContext,
+  type ReconcileOutcome,
+  type Reconciler,
+  type ReconcileResult,
+  type RelatedMapper,
+  type RelatedOptions,
+  type Selectors,
+  type SharedCache,
+  sharedCache,
+  TerminalError,
+} from "./controller.ts";
+export {
+  type EventInit,
+  type EventObjectReference,
+  EventRecorder,
+  type EventRecorderOptions,
+  EVENTS_API,
+  type KubeEvent,
+} from "./events.ts";
+export { finalizer, type FinalizerContext, type FinalizerHandlers } from "./finalizer.ts";
+export { conditions, type WaitCondition, waitFor, type WaitForOptions } from "./wait.ts";
 export * from "./leader_election.ts";
 export * from "./metrics.ts";
 export * from "./endpoints.ts";

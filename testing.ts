@@ -62,6 +62,11 @@ import { StatusError } from "./_fake_status.ts";
 import { FakeCluster } from "./_fake_store.ts";
 
 export { VirtualClock } from "./testing/virtual_clock.ts";
+export {
+  ControllerHarness,
+  type ControllerHarnessOptions,
+  type HarnessRequest,
+} from "./testing/controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_fake_faults.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
