@@ -8,7 +8,8 @@
 //
 // Environment: POD_NAME (the identity; default hostname + random suffix), POD_NAMESPACE (the
 // Lease's namespace; default the client's), METRICS_PORT (default 8080), METRICS_ADDRESS (default
-// 0.0.0.0), WATCH_NAMESPACE (only Foos of this namespace; default all).
+// 0.0.0.0), WATCH_NAMESPACE (only Foos of this namespace; default all), LEASE_DURATION_MS,
+// RENEW_DEADLINE_MS, RETRY_PERIOD_MS (default client-go's 15 000, 10 000, 2 000).
 //
 // Outside this repository, import from "@denokube/kube" instead of "../../mod.ts".
 
@@ -25,6 +26,7 @@ await configure({
 });
 
 const env = (name: string) => Deno.env.get(name) || undefined;
+const number = (value: string | undefined) => value === undefined ? undefined : Number(value);
 const client = await Client.infer();
 const namespace = env("WATCH_NAMESPACE");
 
@@ -33,6 +35,10 @@ const manager = new Manager(client, {
     namespace: env("POD_NAMESPACE") ?? client.namespace,
     name: "foo-operator",
     identity: env("POD_NAME"),
+    // client-go's defaults (15 s, 10 s, 2 s) unless set.
+    leaseDurationMs: number(env("LEASE_DURATION_MS")),
+    renewDeadlineMs: number(env("RENEW_DEADLINE_MS")),
+    retryPeriodMs: number(env("RETRY_PERIOD_MS")),
   },
   endpoints: { port: Number(env("METRICS_PORT") ?? 8080), hostname: env("METRICS_ADDRESS") },
 });
