@@ -373,7 +373,7 @@ export class HttpTransport implements Transport {
       );
     }
     const text = causeChain(cause);
-    const tls = tlsReason(text);
+    const tls = tlsReason(text, cause);
     let hint = "";
     if (tls !== undefined) {
       const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
@@ -420,10 +420,20 @@ export function causeChain(error: unknown): string {
 }
 
 /** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
-function tlsReason(text: string): string | undefined {
+function tlsReason(text: string, cause?: unknown): string | undefined {
   // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
   const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
   if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
+  // Node and Bun: an OpenSSL code on the error or a cause, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+  for (let e = cause, depth = 0; e !== null && typeof e === "object" && depth < 10; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (
+      typeof code === "string" && /CERT|SIGNATURE|SELF_SIGNED|ALTNAME|ISSUER|TLS|SSL/.test(code)
+    ) {
+      return code;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
   if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
   return undefined;
 }
