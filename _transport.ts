@@ -418,7 +418,12 @@ function tlsReason(text: string): string | undefined {
   // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
   const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
   if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
-  if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
+  // A handshake cut short (`tls handshake eof`, a reset) says nothing about trust: the server or
+  // something in between went away, and the retry rules apply without a certificate hint.
+  if (/handshake eof|connection reset|broken pipe/i.test(text)) return undefined;
+  if (/certificate|UnknownIssuer|BadSignature|NotValidForName|Expired/i.test(text)) {
+    return "TLS handshake failed";
+  }
   return undefined;
 }
 
