@@ -7,6 +7,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Backoff, parseRetryAfter, sleep } from "./_backoff.ts";
+import { registerClientInternals } from "./_client_internals.ts";
 import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
 import { reasonForCode } from "./_status_reasons.ts";
 import { LineDecoder } from "./_lines.ts";
@@ -101,6 +102,17 @@ export class Client implements AsyncDisposable {
   #httpClients = new Map<string, Deno.HttpClient>();
   #closed = false;
   #discovery = new DiscoveryCache((path) => this.requestJson({ path }));
+
+  static {
+    // For exec, attach and port-forward (exec.ts), which upgrade their own connection.
+    registerClientInternals({
+      usesCustomFetch: (client) => client.#customFetch,
+      credentials: (client, method, url, signal) => client.#credentials(method, url, signal),
+      headers: (client, credentials) => client.#headers(credentials, { path: "" }),
+      networkError: (client, cause, method, url, signal) =>
+        client.#networkError(cause, method, url, signal),
+    });
+  }
 
   /**
    * Creates a client for a configuration.
