@@ -22,6 +22,8 @@ export interface ChannelMuxOptions {
   readable: number[];
   /** Channels whose first message is a 2-byte port number to drop (port-forward). */
   portPrefixed?: boolean;
+  /** Channels whose data is kept in memory instead (the error channel: a small Status). */
+  collect?: number[];
   /** Queued messages per channel before reading pauses. Default 16. */
   highWaterMark?: number;
 }
@@ -35,6 +37,7 @@ export class ChannelMux {
   readonly #streams = new Map<number, ReadableStream<Uint8Array>>();
   readonly #cancelled = new Set<number>();
   readonly #seen = new Set<number>();
+  readonly #collected = new Map<number, Uint8Array[]>();
   readonly #portPrefixed: boolean;
   #wake: (() => void) | undefined;
   /** Resolves when the WebSocket ended cleanly; rejects when reading it failed. */
@@ -48,6 +51,7 @@ export class ChannelMux {
     this.#ws = ws;
     this.#portPrefixed = options.portPrefixed ?? false;
     const highWaterMark = options.highWaterMark ?? 16;
+    for (const id of options.collect ?? []) this.#collected.set(id, []);
     for (const id of options.readable) {
       this.#streams.set(
         id,
@@ -80,6 +84,20 @@ export class ChannelMux {
     const stream = this.#streams.get(id);
     if (!stream) throw new Error(`Channel ${id} is not read`);
     return stream;
+  }
+
+  /**
+   * The data received so far on a collected channel, as text.
+   *
+   * @param id The channel.
+   * @returns The text.
+   */
+  collected(id: number): string {
+    const decoder = new TextDecoder();
+    return (this.#collected.get(id) ?? []).map((c) => decoder.decode(c, { stream: true })).join(
+      "",
+    ) +
+      decoder.decode();
   }
 
   /**
@@ -150,6 +168,11 @@ export class ChannelMux {
           data = data.subarray(2);
         }
         if (data.length === 0) continue;
+        const kept = this.#collected.get(id);
+        if (kept) {
+          kept.push(data.slice());
+          continue;
+        }
         const controller = this.#controllers.get(id);
         if (!controller) {
           if (!this.#cancelled.has(id) && !this.#streams.has(id)) {

@@ -174,7 +174,7 @@ function once(socket: Duplex, event: string, signal?: AbortSignal): Promise<void
 /** Reads an HTTP response head (up to the blank line) from a proxy, keeping any extra bytes. */
 function readHead(socket: Duplex, signal?: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
-    let text = "";
+    let head = new Uint8Array(0);
     const cleanup = () => {
       socket.off("data", onData);
       socket.off("error", onError);
@@ -182,15 +182,21 @@ function readHead(socket: Duplex, signal?: AbortSignal): Promise<string> {
       signal?.removeEventListener("abort", onAbort);
     };
     const onData = (chunk: Uint8Array) => {
-      text += new TextDecoder("latin1").decode(chunk);
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) {
-        cleanup();
-        socket.pause();
-        const rest = text.slice(end + 4);
-        if (rest) socket.unshift(Uint8Array.from(rest, (c) => c.charCodeAt(0)));
-        resolve(text.slice(0, end));
-      } else if (text.length > 16_384) {
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      head = joined;
+      for (let i = 3; i < head.length; i++) {
+        if (head[i - 3] === 13 && head[i - 2] === 10 && head[i - 1] === 13 && head[i] === 10) {
+          cleanup();
+          socket.pause();
+          // Bytes after the blank line belong to the tunnel (the TLS handshake): give them back.
+          if (i + 1 < head.length) socket.unshift(head.subarray(i + 1));
+          resolve(String.fromCharCode(...head.subarray(0, i - 3)));
+          return;
+        }
+      }
+      if (head.length > 16_384) {
         cleanup();
         reject(new Error("The proxy sent a response head larger than 16 KiB"));
       }

@@ -349,23 +349,23 @@ class ByteReader {
 
   /** Reads a response head; undefined when the stream ends before any byte. */
   async readHead(): Promise<Omit<RefusedUpgrade, "body"> | undefined> {
-    let text = "";
+    // Byte-wise up to the blank line, so that frame bytes after it stay untouched.
+    const head: number[] = [];
     for (;;) {
-      if (this.#length === 0 && !(await this.#ensure(1))) {
-        if (text === "") return undefined;
+      const byte = await this.readExact(1);
+      if (!byte) {
+        if (head.length === 0) return undefined;
         throw new Error("The server closed the connection in the middle of its response head");
       }
-      text += new TextDecoder("latin1").decode(this.#take(this.#length));
-      const end = text.indexOf("\r\n\r\n");
-      if (end >= 0) {
-        const rest = text.slice(end + 4);
-        if (rest) {
-          this.#chunks.unshift(Uint8Array.from(rest, (c) => c.charCodeAt(0)));
-          this.#length += rest.length;
-        }
-        return parseHead(text.slice(0, end));
+      head.push(byte[0]);
+      const n = head.length;
+      if (
+        n >= 4 && head[n - 1] === 0x0a && head[n - 2] === 0x0d && head[n - 3] === 0x0a &&
+        head[n - 4] === 0x0d
+      ) {
+        return parseHead(String.fromCharCode(...head.slice(0, n - 4)));
       }
-      if (text.length > MAX_HEAD) throw new Error("The server sent a response head over 64 KiB");
+      if (n > MAX_HEAD) throw new Error("The server sent a response head over 64 KiB");
     }
   }
 

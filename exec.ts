@@ -256,10 +256,10 @@ async function openSession(
   };
   const path = `/api/v1/namespaces/${namespace}/pods/${name}/${subresource}`;
   const ws = await connect(client, path, query, EXEC_PROTOCOLS, options.signal);
-  const readable = [ERROR];
+  const readable: number[] = [];
   if (wantStdout) readable.push(STDOUT);
   if (wantStderr) readable.push(STDERR);
-  const mux = new ChannelMux(ws, { readable });
+  const mux = new ChannelMux(ws, { readable, collect: [ERROR] });
   const v5 = ws.protocol === "v5.channel.k8s.io";
   const what = `${subresource} in pod ${namespace}/${name}`;
 
@@ -276,7 +276,6 @@ async function openSession(
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
-  const statusText = collect(mux.readable(ERROR));
   (async () => {
     let failure: unknown;
     try {
@@ -284,7 +283,7 @@ async function openSession(
     } catch (e) {
       failure = e;
     }
-    const text = await statusText.catch(() => "");
+    const text = mux.collected(ERROR);
     options.signal?.removeEventListener("abort", onAbort);
     await ws.close();
     if (settled) return;
@@ -450,7 +449,7 @@ export async function portForward(
     PORT_FORWARD_PROTOCOLS,
     options.signal,
   );
-  const mux = new ChannelMux(ws, { readable: [0, 1], portPrefixed: true });
+  const mux = new ChannelMux(ws, { readable: [0], collect: [1], portPrefixed: true });
   const what = `port-forward to ${namespace}/${name}:${port}`;
   const closed = Promise.withResolvers<void>();
   closed.promise.catch(() => {});
@@ -463,7 +462,6 @@ export async function portForward(
     ws.close().catch(() => {});
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  const errorText = collect(mux.readable(1));
   (async () => {
     let failure: unknown;
     try {
@@ -471,7 +469,7 @@ export async function portForward(
     } catch (e) {
       failure = e;
     }
-    const text = (await errorText.catch(() => "")).trim();
+    const text = mux.collected(1).trim();
     options.signal?.removeEventListener("abort", onAbort);
     await ws.close();
     if (settled) return;
