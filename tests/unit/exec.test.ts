@@ -18,7 +18,6 @@ const EXIT_3 =
   '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}';
 const assert: (value: unknown, message?: string) => asserts value = nodeAssert.ok;
 const assertEquals = <T>(actual: T, expected: T) => nodeAssert.deepStrictEqual(actual, expected);
-// deno-lint-ignore no-explicit-any
 async function assertRejects<E = Error>(
   fn: () => Promise<unknown>,
   // deno-lint-ignore no-explicit-any
