@@ -668,6 +668,8 @@ async function connect(
     signal?.throwIfAborted();
     const credentials = await internals.credentials(client, method, url, signal);
     const headers = internals.headers(client, credentials);
+    // The kubelet's port-forward route refuses `Accept: application/json` with a 406.
+    headers.set("Accept", "*/*");
     const cert = credentials.clientCertificate;
     let socket: ByteStream;
     try {
