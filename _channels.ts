@@ -10,6 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { WebSocketConnection } from "./_websocket.ts";
+import { ApiError } from "./errors.ts";
 
 const log = getLogger(["kube", "exec"]);
 
@@ -24,6 +25,8 @@ export interface ChannelMuxOptions {
   portPrefixed?: boolean;
   /** Channels whose data is kept in memory instead (the error channel: a small Status). */
   collect?: number[];
+  /** What runs over the connection, for error messages, e.g. `exec in pod default/web`. */
+  what: string;
   /** Queued messages per channel before reading pauses. Default 16. */
   highWaterMark?: number;
 }
@@ -39,6 +42,7 @@ export class ChannelMux {
   readonly #seen = new Set<number>();
   readonly #collected = new Map<number, Uint8Array[]>();
   readonly #portPrefixed: boolean;
+  readonly #what: string;
   #wake: (() => void) | undefined;
   /** Resolves when the WebSocket ended cleanly; rejects when reading it failed. */
   readonly done: Promise<void>;
@@ -50,6 +54,7 @@ export class ChannelMux {
   constructor(ws: WebSocketConnection, options: ChannelMuxOptions) {
     this.#ws = ws;
     this.#portPrefixed = options.portPrefixed ?? false;
+    this.#what = options.what;
     const highWaterMark = options.highWaterMark ?? 16;
     for (const id of options.collect ?? []) this.#collected.set(id, []);
     for (const id of options.readable) {
@@ -113,7 +118,18 @@ export class ChannelMux {
       const message = new Uint8Array(piece.length + 1);
       message[0] = id;
       message.set(piece, 1);
-      await this.#ws.send(message);
+      try {
+        await this.#ws.send(message);
+      } catch (cause) {
+        throw new ApiError({
+          status: 0,
+          reason: "StreamClosed",
+          message: `Sending to ${this.#what} failed: the connection is closed (${
+            cause instanceof Error ? cause.message : cause
+          })`,
+          cause,
+        });
+      }
       if (data.length === 0) break;
     }
   }

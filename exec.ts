@@ -213,7 +213,12 @@ export async function execOutput(
     const writer = session.stdin.getWriter();
     await writer.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
     await writer.close();
-  })();
+  })().catch(async (e) => {
+    // A command may exit without reading all its input (`head -n 1`): then the result decides.
+    await session.result.catch(() => {
+      throw e;
+    });
+  });
   const [stdout, stderr, result] = await Promise.all([
     collect(session.stdout),
     collect(session.stderr),
@@ -259,9 +264,9 @@ async function openSession(
   const readable: number[] = [];
   if (wantStdout) readable.push(STDOUT);
   if (wantStderr) readable.push(STDERR);
-  const mux = new ChannelMux(ws, { readable, collect: [ERROR] });
-  const v5 = ws.protocol === "v5.channel.k8s.io";
   const what = `${subresource} in pod ${namespace}/${name}`;
+  const mux = new ChannelMux(ws, { readable, collect: [ERROR], what });
+  const v5 = ws.protocol === "v5.channel.k8s.io";
 
   const result = Promise.withResolvers<ExecResult>();
   result.promise.catch(() => {});
@@ -449,8 +454,8 @@ export async function portForward(
     PORT_FORWARD_PROTOCOLS,
     options.signal,
   );
-  const mux = new ChannelMux(ws, { readable: [0], collect: [1], portPrefixed: true });
   const what = `port-forward to ${namespace}/${name}:${port}`;
+  const mux = new ChannelMux(ws, { readable: [0], collect: [1], portPrefixed: true, what });
   const closed = Promise.withResolvers<void>();
   closed.promise.catch(() => {});
   let settled = false;
