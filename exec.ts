@@ -396,7 +396,11 @@ export function exitResult(text: string, what: string): ExecResult {
 export interface PortForwardStream extends AsyncDisposable {
   /** The pod's port. */
   readonly port: number;
-  /** Bytes from the pod's port; ends when the pod side closes. */
+  /**
+   * Bytes from the pod's port. It ends when the server closes the stream, which some kubelets
+   * (KWOK's) do only once both sides are done: read what you expect (e.g. up to an HTTP
+   * `Content-Length`), then {@linkcode PortForwardStream.close}.
+   */
   readonly readable: ReadableStream<Uint8Array>;
   /** Bytes to the pod's port. Closing it does not half-close (the protocol cannot). */
   readonly writable: WritableStream<Uint8Array>;
@@ -575,8 +579,11 @@ export function forwardPort(
         signal: stopping.signal,
       });
       entry.remote = remote;
+      // The protocol cannot half-close: when the local side finishes, the whole stream closes
+      // (a pod-side close is not signalled by every kubelet, so waiting for it could hang).
       await Promise.all([
-        local.readable.pipeTo(remote.writable, { preventClose: true }).catch(() => {}),
+        local.readable.pipeTo(remote.writable, { preventClose: true }).catch(() => {})
+          .finally(() => remote.close()),
         remote.readable.pipeTo(local.writable).catch(() => {}),
       ]);
       await remote.closed;

@@ -53,10 +53,11 @@ function startTargets() {
   };
 }
 
-function kubeconfigWithProxy(path: string, proxyUrl: string): Promise<string> {
-  return Deno.readTextFile(path).then((text) =>
-    text.replace(/(\n\s+server: .*\n)/, `$1    proxy-url: ${proxyUrl}\n`)
-  );
+async function kubeconfigWithProxy(path: string, proxyUrl: string): Promise<string> {
+  // The test environment writes its kubeconfigs as JSON (which is YAML too).
+  const kubeconfig = JSON.parse(await Deno.readTextFile(path));
+  kubeconfig.clusters[0].cluster["proxy-url"] = proxyUrl;
+  return JSON.stringify(kubeconfig);
 }
 
 /** A loopback HTTP CONNECT proxy that records the authorities it tunnelled to. */
@@ -204,7 +205,7 @@ Deno.test({
         await using session = await exec(
           certClient,
           "web",
-          ["sh", "-c", "sleep 0.2; tty; stty size"],
+          ["sh", "-c", "sleep 0.2; tty; stty size; sleep 0.5"],
           { ...main, tty: true, stdin: true },
         );
         assert.equal(session.stderr, undefined);
@@ -320,13 +321,36 @@ Deno.test({
       await t.step("attach reads the lines the container writes", async () => {
         await using session = await attach(certClient, "web", { ...main, stderr: false });
         const reader = session.stdout!.pipeThrough(new TextDecoderStream()).getReader();
-        await kwok.appendLog({ namespace: NS, pod: "web", container: "main" }, ["attached 1"]);
+        const target = { namespace: NS, pod: "web", container: "main" };
+        // attach follows the file from the moment KWOK opened it, which is after the upgrade:
+        // write until the first line shows (bounded), then every line written is read in order.
+        let pending = reader.read();
+        let first = "";
+        for (let attempt = 0; attempt < 20 && !first; attempt++) {
+          await kwok.appendLog(target, [`warm-up ${attempt}`]);
+          const got = await Promise.race([
+            pending,
+            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 500)),
+          ]);
+          if (got) {
+            first = got.value ?? "";
+            pending = reader.read();
+          }
+        }
+        assert.match(first, /^warm-up \d+\n/);
+        await kwok.appendLog(target, ["attached 1", "attached 2"]);
         let seen = "";
-        while (!seen.includes("attached 1\n")) seen += (await reader.read()).value;
-        await kwok.appendLog({ namespace: NS, pod: "web", container: "main" }, ["attached 2"]);
-        while (!seen.includes("attached 2\n")) seen += (await reader.read()).value;
-        assert.equal(seen, "attached 1\nattached 2\n");
+        while (!seen.includes("attached 2\n")) {
+          seen += (await pending).value;
+          pending = reader.read();
+        }
+        assert.match(seen, /(warm-up \d+\n)*attached 1\nattached 2\n$/);
+        assert.match(
+          await kube("logs", "-n", NS, "web", "-c", "main", "--tail=2"),
+          /^attached 1\nattached 2\n$/,
+        );
         await reader.cancel();
+        pending.catch(() => {});
       });
 
       for (const [auth, client] of Object.entries(clients)) {
@@ -338,10 +362,20 @@ Deno.test({
               "GET /via-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             ),
           );
-          const response = await new Response(http.readable).text();
+          // KWOK does not close the stream when the target closes its connection (nothing can
+          // half-close in this protocol): read up to the end of the body, as fetch would.
+          const httpReader = http.readable.pipeThrough(new TextDecoderStream()).getReader();
+          let response = "";
+          while (!response.endsWith("hello from /via-stream\n")) {
+            const { value, done } = await httpReader.read();
+            assert.ok(!done, `the stream ended early: ${response}`);
+            response += value;
+          }
           assert.match(response, /^HTTP\/1\.1 200 OK\r\n/);
           assert.match(response, /x-target: loopback/);
-          assert.ok(response.endsWith("hello from /via-stream\n"), response);
+          assert.match(response, /content-length: 23\r\n/);
+          await httpReader.cancel();
+          await http.close();
           await http.closed;
 
           const size = 1024 * 1024;
