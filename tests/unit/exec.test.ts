@@ -1,9 +1,11 @@
 // exec, attach and port-forward against a stub WebSocket server speaking the channel protocol.
 //
-// The frames are those of the API server (the kubelet's remotecommand and portforward servers,
-// forwarded by kube-apiserver): the v4 error channel carries one JSON `Status`, exactly
-// `{"metadata":{},"status":"Success"}` or the `NonZeroExitCode` status below; port-forward
-// channels start with the port as 2 little-endian bytes. The e2e tests check the same against the
+// The frames are those recorded from kube-apiserver v1.36.3 in front of KWOK v0.8.0 (tests/e2e/
+// exec.test.ts's setup): an empty message opens each output channel, the error channel carries
+// one JSON `Status` (`{"metadata":{},"status":"Success"}`, or KWOK's 500 InternalError for a
+// non-zero exit), port-forward channels start with the port as 2 little-endian bytes. The
+// `NonZeroExitCode` status is the one a real kubelet's remotecommand server writes (KWOK never
+// sends it). The e2e tests check the same against the
 // real apiserver; these cover what a simulated node cannot show (stdin end-of-file, non-zero exits,
 // a socket that breaks mid-stream).
 
@@ -16,7 +18,9 @@ import { statusJson, WsStub } from "./_ws_stub.ts";
 const SUCCESS = '{"metadata":{},"status":"Success"}';
 const EXIT_3 =
   '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}';
-const assert: (value: unknown, message?: string) => asserts value = nodeAssert.ok;
+function assert(value: unknown, message?: string): asserts value {
+  nodeAssert.ok(value, message ?? "assertion failed");
+}
 const assertEquals = <T>(actual: T, expected: T) => nodeAssert.deepStrictEqual(actual, expected);
 async function assertRejects<E = Error>(
   fn: () => Promise<unknown>,
@@ -44,6 +48,8 @@ async function readAll(stream: ReadableStream<Uint8Array> | undefined): Promise<
 Deno.test("exec: stdout, stderr and the Success status over v5, with the request kubectl sends", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
+    ws.send(1, "");
+    ws.send(2, "");
     ws.send(1, "hello\n");
     ws.send(2, "warning\n");
     ws.send(1, "world\n");
@@ -88,6 +94,26 @@ Deno.test("execOutput: a NonZeroExitCode status is the exit code, not an error",
   await using client = stub.client();
   const out = await execOutput(client, "web", ["sh", "-c", "echo failing >&2; exit 3"]);
   assertEquals(out, { stdout: "", stderr: "failing\n", exitCode: 3 });
+});
+
+Deno.test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with it", async () => {
+  const recorded =
+    '{"metadata":{},"status":"Failure","message":"Internal error occurred: Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3","reason":"InternalError","details":{"causes":[{"message":"Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3"}]},"code":500}';
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "");
+    ws.send(1, "x\n");
+    ws.send(3, recorded);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["sh", "-c", "echo x; exit 3"], {
+    stderr: false,
+  });
+  assertEquals(await readAll(session.stdout), "x\n");
+  const error = await assertRejects(() => session.result, ApiError);
+  assertEquals(error.status, 500);
+  assertEquals(error.reason, "InternalError");
+  assert(error.message.includes("exit status 3"), error.message);
 });
 
 Deno.test("exec: a failure status other than an exit code rejects with its ApiError", async () => {
