@@ -13,11 +13,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import { ChannelMux, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT } from "./_channels.ts";
-import { clientInternals } from "./_client_internals.ts";
 import { type ByteStream, listenSocket, openSocket } from "./_socket.ts";
 import { type RefusedUpgrade, upgradeWebSocket, type WebSocketConnection } from "./_websocket.ts";
 import { assertName, assertNamespace } from "./api.ts";
-import { type Client, errorFromResponse, type QueryParams } from "./client.ts";
+import type { Client } from "./client.ts";
+import { errorFromResponse, type QueryParams, transportOf } from "./_transport.ts";
 import { ApiError, type Status } from "./errors.ts";
 
 const log = getLogger(["kube", "exec"]);
@@ -664,8 +664,8 @@ async function connect(
   protocols: readonly string[],
   signal: AbortSignal | undefined,
 ): Promise<WebSocketConnection> {
-  const internals = clientInternals();
-  if (internals.usesCustomFetch(client)) {
+  const transport = transportOf(client);
+  if (!transport || transport.usesCustomFetch) {
     throw new TypeError(
       "exec, attach and port-forward open their own connection and cannot run over a custom " +
         "fetch (a stub or FakeApiServer): use a Client made from a Config",
@@ -678,8 +678,7 @@ async function connect(
   let refreshed = false;
   for (;;) {
     signal?.throwIfAborted();
-    const credentials = await internals.credentials(client, method, url, signal);
-    const headers = internals.headers(client, credentials);
+    const { credentials, headers } = await transport.upgradeHeaders(method, url, signal);
     // The kubelet's port-forward route refuses `Accept: application/json` with a 406.
     headers.set("Accept", "*/*");
     const cert = credentials.clientCertificate;
@@ -701,7 +700,7 @@ async function connect(
         signal,
       });
     } catch (cause) {
-      throw internals.networkError(client, cause, method, url, signal);
+      throw transport.networkError(cause, method, url, signal);
     }
     let answer: WebSocketConnection | RefusedUpgrade;
     try {
@@ -713,7 +712,7 @@ async function connect(
       });
     } catch (cause) {
       socket.close();
-      throw internals.networkError(client, cause, method, url, signal);
+      throw transport.networkError(cause, method, url, signal);
     }
     if ("messages" in answer) {
       log.debug("{url} upgraded to {protocol}", { url: url.href, protocol: answer.protocol });
