@@ -507,6 +507,73 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "examples/pod_exec.ts and port_forward.ts run with their header's flags",
+        async () => {
+          const repo = new URL("../../", import.meta.url).pathname;
+          const flagsOf = async (file: string, net: string) => {
+            const first = (await Deno.readTextFile(`${repo}/${file}`)).split("\n")[0];
+            const match = first.match(/^\/\/ deno run (.*?) (examples\/\S+\.ts)\b/);
+            assert.ok(match, first);
+            return match[1].split(" ").map((flag) => {
+              assert.match(flag, /^--allow-(env|read|net)(=|$)/);
+              if (flag.startsWith("--allow-read=")) {
+                return `${flag.replace("$HOME", Deno.env.get("HOME") ?? "")},${cp.dir}`;
+              }
+              return flag === "--allow-net" ? `--allow-net=${net}` : flag;
+            });
+          };
+          const env = { KUBECONFIG: cp.kubeconfigPath, NO_COLOR: "1" };
+          const host = new URL(cp.server).host;
+          const script = "echo from the example; echo to stderr >&2";
+          const run = await new Deno.Command(Deno.execPath(), {
+            args: ["run", ...await flagsOf("examples/pod_exec.ts", host), "examples/pod_exec.ts"]
+              .concat(["web", "-n", NS, "-c", "main", "--", "sh", "-c", script]),
+            cwd: repo,
+            env,
+            stdin: "null",
+          }).output();
+          const viaKubectl = await new Deno.Command("kubectl", {
+            args: ["--kubeconfig", cp.kubeconfigPath, "exec", "-n", NS, "web", "-c", "main", "--"]
+              .concat(["sh", "-c", script]),
+          }).output();
+          assert.equal(run.code, 0, decoder.decode(run.stderr));
+          assert.equal(decoder.decode(run.stdout), decoder.decode(viaKubectl.stdout));
+          assert.equal(decoder.decode(run.stderr), decoder.decode(viaKubectl.stderr));
+
+          // The API server and the local listener are both on 127.0.0.1 here.
+          const child = new Deno.Command(Deno.execPath(), {
+            args: ["run", ...await flagsOf("examples/port_forward.ts", "127.0.0.1")]
+              .concat(["examples/port_forward.ts", "web", `0:${HTTP_PORT}`, "-n", NS])
+              .concat(["--exit-after=60"]),
+            cwd: repo,
+            env,
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          let output = "";
+          const reading = child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+            new WritableStream({ write: (chunk) => void (output += chunk) }),
+          );
+          const errors = new Response(child.stderr).text();
+          try {
+            await eventually("the forwarder listens", () => {
+              assert.match(output, /Forwarding from 127\.0\.0\.1:\d+ -> 80\n/);
+            }, 20_000);
+            const port = /127\.0\.0\.1:(\d+) ->/.exec(output)![1];
+            const response = await fetch(`http://127.0.0.1:${port}/example`);
+            assert.equal(await response.text(), "hello from /example\n");
+          } finally {
+            child.kill("SIGINT");
+          }
+          const status = await child.status;
+          await reading;
+          assert.equal(status.code, 0, await errors);
+          assert.match(output, /Stopped\.\n$/);
+        },
+      );
+
       await certClient.delete(Api.v1Namespace(), NS);
       await cp.assertHealthy();
     } finally {
