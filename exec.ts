@@ -528,6 +528,13 @@ export interface ForwardPortOptions extends PortForwardOptions {
   localPort?: number;
   /** The local address to listen on. Default `127.0.0.1`. */
   hostname?: string;
+  /**
+   * Called when forwarding a connection fails: the upgrade was refused (an {@linkcode ApiError}
+   * such as a 403), or the error channel reported a failure (reason `PortForwardFailed`, e.g.
+   * nothing listens on the pod's port). The connection is closed either way. Default: a warning
+   * under `kube.exec`.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** A local listener forwarding each connection to a pod's port. */
@@ -545,7 +552,8 @@ export interface PortForwarder extends AsyncDisposable {
 /**
  * Listens on a local port and forwards every connection to a port of a pod, like
  * `kubectl port-forward pod/web 8080:80`. A connection whose forwarding fails is closed and the
- * error (e.g. nothing listening on the pod's port) is logged under `kube.exec`.
+ * error (e.g. nothing listening on the pod's port) goes to `onError` (default: logged under
+ * `kube.exec`).
  *
  * @param client The client.
  * @param pod The pod name or object.
@@ -589,10 +597,13 @@ export function forwardPort(
       await remote.closed;
     } catch (e) {
       if (!stopping.signal.aborted) {
-        log.warn("Forwarding a connection to port {port} failed: {error}", {
-          port: options.port,
-          error: e instanceof Error ? e.message : String(e),
-        });
+        if (options.onError) options.onError(e);
+        else {
+          log.warn("Forwarding a connection to port {port} failed: {error}", {
+            port: options.port,
+            error: e instanceof Error ? e.message : String(e),
+          });
+        }
       }
     } finally {
       active.delete(entry);
@@ -703,6 +714,9 @@ async function connect(
       throw transport.networkError(cause, method, url, signal);
     }
     let answer: WebSocketConnection | RefusedUpgrade;
+    // A server that never answers the upgrade must not outlive the signal.
+    const onAbort = () => socket.close();
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       answer = await upgradeWebSocket(socket, {
         path: url.pathname + url.search,
@@ -713,6 +727,12 @@ async function connect(
     } catch (cause) {
       socket.close();
       throw transport.networkError(cause, method, url, signal);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (signal?.aborted) {
+      if ("messages" in answer) await answer.close();
+      throw signal.reason;
     }
     if ("messages" in answer) {
       log.debug("{url} upgraded to {protocol}", { url: url.href, protocol: answer.protocol });

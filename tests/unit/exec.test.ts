@@ -13,6 +13,8 @@ import nodeAssert from "node:assert/strict";
 import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { Client } from "../../client.ts";
+import { Config } from "../../config.ts";
 import { statusJson, WsStub } from "./_ws_stub.ts";
 
 const SUCCESS = '{"metadata":{},"status":"Success"}';
@@ -294,9 +296,7 @@ Deno.test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiErr
     await conn.write(new Uint8Array([0x82, 100, 1, 0x61, 0x62, 0x63]));
     conn.close();
   })();
-  await using client = new (await import("../../client.ts")).Client(
-    (await import("../../config.ts")).Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`),
-  );
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
   await using session = await exec(client, "web", ["true"], { stderr: false });
   await assertRejects(() => readAll(session.stdout), ApiError);
   const error = await assertRejects(() => session.result, ApiError);
@@ -423,4 +423,45 @@ Deno.test("forwardPort: each local connection gets its own port-forward stream",
     assertEquals(got, word);
   }
   assertEquals(stub.requests.length, 2);
+});
+
+Deno.test("forwardPort: a failed forward closes the connection and reaches onError", async () => {
+  await using stub = new WsStub();
+  stub.push(
+    (ws) => {
+      ws.send(0, new Uint8Array([80, 0]));
+      ws.send(1, new Uint8Array([80, 0]));
+      ws.send(1, "error forwarding port 80 to pod 0123: connection refused");
+    },
+    new Response(statusJson({ status: "Failure", reason: "Forbidden", code: 403 }), {
+      status: 403,
+    }),
+  );
+  await using client = stub.client();
+  const errors: unknown[] = [];
+  await using forwarder = forwardPort(client, "web", { port: 80, onError: (e) => errors.push(e) });
+  for (let i = 0; i < 2; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: forwarder.localPort });
+    for await (const _ of conn.readable) { /* until the forwarder closes it */ }
+  }
+  assertEquals(errors.length, 2);
+  assert(
+    errors[0] instanceof ApiError && errors[0].reason === "PortForwardFailed",
+    String(errors[0]),
+  );
+  assert(errors[0].message.includes("connection refused"));
+  assert(errors[1] instanceof ApiError && errors[1].status === 403, String(errors[1]));
+});
+
+Deno.test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
+  // A server that accepts the connection and never answers.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  const controller = new AbortController();
+  const pending = exec(client, "web", ["true"], { signal: controller.signal });
+  const conn = await accepted;
+  controller.abort(new Error("took too long"));
+  await assertRejects(() => pending, Error, "took too long");
+  conn.close();
 });
