@@ -191,6 +191,7 @@ export {
   type HistogramOptions,
   type HistogramSeries,
   type Labels,
+  Metric,
   type MetricOptions,
   Registry,
 } from "./metrics.ts";
