@@ -89,9 +89,9 @@ for (
   }
   rates.sort((a, b) => a - b);
   rows.push(
-    `${name.padEnd(24)} median ${
-      rates[rates.length >> 1].toFixed(0)
-    } MiB/s (min ${rates[0].toFixed(0)}, max ${rates.at(-1)!.toFixed(0)})`,
+    `${name.padEnd(24)} median ${rates[rates.length >> 1].toFixed(0)} MiB/s (min ${
+      rates[0].toFixed(0)
+    }, max ${rates.at(-1)!.toFixed(0)})`,
   );
 }
 await server.shutdown();
