@@ -262,14 +262,23 @@ function length(end: number): number {
   return n;
 }
 
+/** One reusable array of char codes per short length, for String.fromCharCode.apply. */
+const codes: number[][] = Array.from(
+  { length: INTERN_MAX_LENGTH + 1 },
+  (_, n) => new Array(n).fill(0),
+);
+
 function string(start: number, n: number): string {
   if (n === 0) return "";
   if (n <= INTERN_MAX_LENGTH) {
+    // One pass: ASCII check, hash, and the char codes of a new string.
+    const out = codes[n];
     let h = n;
     let i = 0;
     for (; i < n; i++) {
       const c = buf[start + i];
       if (c >= 0x80) break;
+      out[i] = c;
       h = Math.imul(h ^ c, 0x01000193);
     }
     if (i === n) {
@@ -277,13 +286,10 @@ function string(start: number, n: number): string {
       const known = interned[slot];
       if (known.length === n) {
         let j = 0;
-        while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
+        while (j < n && known.charCodeAt(j) === out[j]) j++;
         if (j === n) return known;
       }
-      const made = String.fromCharCode.apply(
-        null,
-        buf.subarray(start, start + n) as unknown as number[],
-      );
+      const made = String.fromCharCode.apply(null, out);
       interned[slot] = made;
       return made;
     }
@@ -299,9 +305,11 @@ function skip(wire: number, end: number): void {
     case 1:
       pos += 8;
       break;
-    case 2:
-      pos += length(end);
+    case 2: {
+      const n = length(end); // (not `pos += length(end)`: that reads pos before the varint)
+      pos += n;
       return;
+    }
     case 5:
       pos += 4;
       break;
