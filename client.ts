@@ -5,10 +5,8 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
-import { Backoff, parseRetryAfter, sleep } from "./_backoff.ts";
+import type { Clock } from "./clock.ts";
 import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
-import { reasonForCode } from "./_status_reasons.ts";
 import { LineDecoder } from "./_lines.ts";
 import {
   listAll,
@@ -19,23 +17,21 @@ import {
   listQuery,
 } from "./_list.ts";
 import { Api, assertName, assertNamespace, type KubeList, type KubeObject } from "./api.ts";
-import { Config, type Credentials } from "./config.ts";
+import { Config } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
+import {
+  type FetchLike,
+  HttpTransport,
+  type QueryParams,
+  requestJson,
+  type RequestOptions,
+  type Transport,
+} from "./_transport.ts";
 import { watch, type WatchEvent, type WatchOptions } from "./watch.ts";
 
 export type { ListAllOptions, ListChunk, ListPageOptions, ListSnapshot } from "./_list.ts";
 export type { DiscoveredResource } from "./_discovery.ts";
-
-const log = getLogger(["kube", "client"]);
-
-/** A `fetch`-compatible function. Tests pass a stub; the default is the global `fetch`. */
-export type FetchLike = (input: Request | URL | string, init?: RequestInit) => Promise<Response>;
-
-/** Query parameters: `undefined` values are left out, arrays repeat the key. */
-export type QueryParams = Record<
-  string,
-  string | number | boolean | undefined | null | readonly string[]
->;
+export type { FetchLike, QueryParams, RequestOptions, Transport } from "./_transport.ts";
 
 /** Options of {@linkcode Client}. */
 export interface ClientOptions {
@@ -49,31 +45,11 @@ export interface ClientOptions {
   retryBaseMs?: number;
   /** Largest retry delay in milliseconds. Default 10 000. */
   retryMaxMs?: number;
+  /**
+   * The clock request retries wait on. Default the system clock; tests pass a `VirtualClock`.
+   */
+  clock?: Clock;
 }
-
-/** A request made through {@linkcode Client.prototype.request}. */
-export interface RequestOptions {
-  /** HTTP method. Default `GET`. */
-  method?: string;
-  /** Path below the server URL, starting with `/`, e.g. `/api/v1/namespaces`. */
-  path: string;
-  /** Query parameters. */
-  query?: QueryParams;
-  /** A JSON-serialisable body (sent as `contentType`, default `application/json`), or raw text. */
-  body?: unknown;
-  /** Content type of the body. Default `application/json`. */
-  contentType?: string;
-  /** The `Accept` header. Default `application/json`. */
-  accept?: string;
-  /** Extra headers. */
-  headers?: Record<string, string>;
-  /** Aborts the request (and the response body stream). */
-  signal?: AbortSignal;
-  /** Whether retryable answers (429, 503, 504) are retried. Default true. */
-  retry?: boolean;
-}
-
-const VERSION = "0.1.0";
 
 /**
  * A client for one Kubernetes API server.
@@ -89,17 +65,10 @@ const VERSION = "0.1.0";
  * console.log(await res.json());
  * ```
  */
-export class Client implements AsyncDisposable {
+export class Client implements Transport, AsyncDisposable {
   /** The configuration this client uses. */
   readonly config: Config;
-  #fetch: FetchLike;
-  #customFetch: boolean;
-  #userAgent: string;
-  #maxRetries: number;
-  #retryBaseMs: number;
-  #retryMaxMs: number;
-  #httpClients = new Map<string, Deno.HttpClient>();
-  #closed = false;
+  #transport: HttpTransport;
   #discovery = new DiscoveryCache((path) => this.requestJson({ path }));
 
   /**
@@ -110,12 +79,7 @@ export class Client implements AsyncDisposable {
    */
   constructor(config: Config, options: ClientOptions = {}) {
     this.config = config;
-    this.#customFetch = options.fetch !== undefined;
-    this.#fetch = options.fetch ?? fetch;
-    this.#userAgent = options.userAgent ?? `denokube/${VERSION} (Deno ${Deno.version.deno})`;
-    this.#maxRetries = options.maxRetries ?? 4;
-    this.#retryBaseMs = options.retryBaseMs ?? 200;
-    this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.#transport = new HttpTransport(config, options);
   }
 
   /**
@@ -144,67 +108,8 @@ export class Client implements AsyncDisposable {
    * @param options The request.
    * @returns The successful response.
    */
-  async request(options: RequestOptions): Promise<Response> {
-    if (this.#closed) throw new TypeError("This Client is closed: create a new one");
-    const method = (options.method ?? "GET").toUpperCase();
-    const url = this.url(options.path, options.query);
-    const backoff = new Backoff({
-      initialMs: this.#retryBaseMs,
-      maxMs: this.#retryMaxMs,
-      resetAfterMs: Infinity,
-    });
-    let refreshed = false;
-    for (let attempt = 0;; attempt++) {
-      const started = performance.now();
-      const credentials = await this.#credentials(method, url, options.signal);
-      const response = await this.#send(method, url, options, credentials);
-      const ms = Math.round(performance.now() - started);
-      const warning = response.headers.get("Warning");
-      if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
-      if (response.ok) {
-        log.debug("{method} {url} → {status} in {ms} ms", {
-          method,
-          url: url.href,
-          status: response.status,
-          ms,
-        });
-        return response;
-      }
-      const error = await errorFromResponse(response, method, url.href);
-      log.debug("{method} {url} → {status} {reason} in {ms} ms", {
-        method,
-        url: url.href,
-        status: response.status,
-        reason: error.reason,
-        ms,
-      });
-      if (
-        response.status === 401 && !refreshed && this.config.invalidateCredentials(credentials)
-      ) {
-        refreshed = true;
-        log.info("401 Unauthorized from {url}: refreshing credentials and retrying once", {
-          url: url.href,
-        });
-        continue;
-      }
-      if (
-        options.retry !== false && attempt < this.#maxRetries && retryable(response.status, method)
-      ) {
-        const delay = error.retryAfterSeconds !== undefined
-          ? Math.min(error.retryAfterSeconds * 1000, 60_000)
-          : backoff.next();
-        log.warn("{method} {url} → {status}; retrying in {delay} ms (attempt {attempt})", {
-          method,
-          url: url.href,
-          status: response.status,
-          delay: Math.round(delay),
-          attempt: attempt + 1,
-        });
-        await sleep(delay, options.signal);
-        continue;
-      }
-      throw error;
-    }
+  request(options: RequestOptions): Promise<Response> {
+    return this.#transport.request(options);
   }
 
   /**
@@ -213,20 +118,8 @@ export class Client implements AsyncDisposable {
    * @param options The request.
    * @returns The parsed body.
    */
-  async requestJson<T>(options: RequestOptions): Promise<T> {
-    const response = await this.request(options);
-    const text = await response.text();
-    try {
-      return JSON.parse(text) as T;
-    } catch (cause) {
-      throw new ApiError({
-        status: response.status,
-        message: `The API server sent a body that is not JSON for ${
-          options.method ?? "GET"
-        } ${options.path}: ${JSON.stringify(text.slice(0, 200))}`,
-        cause,
-      });
-    }
+  requestJson<T>(options: RequestOptions): Promise<T> {
+    return requestJson<T>(this.#transport, options);
   }
 
   /**
@@ -237,18 +130,7 @@ export class Client implements AsyncDisposable {
    * @returns The URL.
    */
   url(path: string, query?: QueryParams): URL {
-    const url = new URL(this.config.server.replace(/\/+$/, "") + path);
-    if (query) {
-      for (const [key, value] of Object.entries(query)) {
-        if (value === undefined || value === null) continue;
-        if (Array.isArray(value)) {
-          for (const item of value) url.searchParams.append(key, item);
-        } else {
-          url.searchParams.set(key, String(value));
-        }
-      }
-    }
-    return url;
+    return this.#transport.url(path, query);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -740,152 +622,13 @@ export class Client implements AsyncDisposable {
 
   /** Closes the HTTP connections. Requests made afterwards fail. */
   close(): void {
-    this.#closed = true;
-    for (const client of this.#httpClients.values()) client.close();
-    this.#httpClients.clear();
+    this.#transport.close();
   }
 
   /** Closes the client (for `await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     this.close();
     return Promise.resolve();
-  }
-
-  /**
-   * Gets the credentials for a request. A failure to get them (an exec plugin that failed, a token
-   * file that cannot be read) is an ApiError with status 0, which watch loops retry with backoff
-   * as client-go does; a missing permission or an aborted signal is passed on as it is.
-   */
-  async #credentials(method: string, url: URL, signal?: AbortSignal): Promise<Credentials> {
-    try {
-      return await this.config.credentials({ signal });
-    } catch (cause) {
-      if (signal?.aborted || cause instanceof Deno.errors.NotCapable) throw cause;
-      const text = cause instanceof Error ? cause.message : String(cause);
-      throw new ApiError({
-        status: 0,
-        reason: "CredentialsUnavailable",
-        message: `No credentials for ${method} ${url.href}: ${text}`,
-        method,
-        url: url.href,
-        cause,
-      });
-    }
-  }
-
-  async #send(
-    method: string,
-    url: URL,
-    options: RequestOptions,
-    credentials: Credentials,
-  ): Promise<Response> {
-    const headers = this.#headers(credentials, options);
-    let body: BodyInit | undefined;
-    if (options.body !== undefined) {
-      body = typeof options.body === "string" || options.body instanceof Uint8Array
-        ? options.body as BodyInit
-        : JSON.stringify(options.body);
-      headers.set("Content-Type", options.contentType ?? "application/json");
-    }
-    const init: RequestInit & { client?: Deno.HttpClient } = {
-      method,
-      headers,
-      body,
-      signal: options.signal,
-    };
-    const httpClient = this.#httpClient(credentials);
-    if (httpClient) init.client = httpClient;
-    try {
-      return await this.#fetch(url, init);
-    } catch (cause) {
-      throw this.#networkError(cause, method, url, options.signal);
-    }
-  }
-
-  #headers(credentials: Credentials, options: RequestOptions): Headers {
-    const headers = new Headers(options.headers);
-    if (!headers.has("Accept")) headers.set("Accept", options.accept ?? "application/json");
-    headers.set("User-Agent", this.#userAgent);
-    if (this.config.cluster.disableCompression) headers.set("Accept-Encoding", "identity");
-    if (credentials.token) {
-      headers.set("Authorization", `Bearer ${credentials.token}`);
-    } else if (credentials.basic) {
-      const raw = `${credentials.basic.username}:${credentials.basic.password}`;
-      headers.set("Authorization", `Basic ${base64(raw)}`);
-    }
-    const as = this.config.impersonate;
-    if (as) {
-      if (as.user) headers.set("Impersonate-User", as.user);
-      if (as.uid) headers.set("Impersonate-Uid", as.uid);
-      for (const group of as.groups ?? []) headers.append("Impersonate-Group", group);
-      for (const [key, values] of Object.entries(as.extra ?? {})) {
-        for (const value of values) {
-          headers.append(`Impersonate-Extra-${encodeURIComponent(key)}`, value);
-        }
-      }
-    }
-    return headers;
-  }
-
-  #httpClient(credentials: Credentials): Deno.HttpClient | undefined {
-    if (this.#customFetch) return undefined;
-    const cluster = this.config.cluster;
-    const cert = credentials.clientCertificate;
-    if (!cluster.certificateAuthority && !cert && !cluster.proxyUrl) return undefined;
-    const key = JSON.stringify([
-      cluster.certificateAuthority,
-      cert?.cert,
-      cert?.key,
-      cluster.proxyUrl,
-    ]);
-    let client = this.#httpClients.get(key);
-    if (!client) {
-      const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-      if (cluster.certificateAuthority) options.caCerts = [cluster.certificateAuthority];
-      if (cert) {
-        options.cert = cert.cert;
-        options.key = cert.key;
-      }
-      if (cluster.proxyUrl) options.proxy = proxyOption(cluster.proxyUrl);
-      client = Deno.createHttpClient(options as Deno.CreateHttpClientOptions);
-      this.#httpClients.set(key, client);
-      // Rotating exec client certificates make a new HTTP client each time: keep the two newest
-      // (streams opened with the previous certificate may still run) and close older ones.
-      while (this.#httpClients.size > 2) {
-        const [oldestKey, oldest] = this.#httpClients.entries().next().value!;
-        this.#httpClients.delete(oldestKey);
-        oldest.close();
-      }
-      log.debug("Created an HTTP client for {server}", { server: cluster.server });
-    }
-    return client;
-  }
-
-  #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
-    if (signal?.aborted) return signal.reason;
-    if (cause instanceof Deno.errors.NotCapable) {
-      const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-      return new Deno.errors.NotCapable(
-        `Cannot connect to the Kubernetes API server at ${url.origin}: missing network permission. ` +
-          `Run again with --allow-net=${host}`,
-        { cause },
-      );
-    }
-    const text = cause instanceof Error ? cause.message : String(cause);
-    let hint = "";
-    if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) {
-      hint = this.config.cluster.insecureSkipTlsVerify
-        ? ` The kubeconfig sets insecure-skip-tls-verify, which Deno cannot apply per client: run with --unsafely-ignore-certificate-errors=${url.hostname}, or better, set certificate-authority-data.`
-        : " Check the cluster's certificate-authority in the kubeconfig.";
-    }
-    return new ApiError({
-      status: 0,
-      message:
-        `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
-      method,
-      url: url.href,
-      cause,
-    });
   }
 }
 
@@ -1026,78 +769,4 @@ function nameOf(api: Api<KubeObject>, object: KubeObject): string {
   const name = object?.metadata?.name;
   if (!name) throw new TypeError(`The ${api.kind} object has no metadata.name`);
   return name;
-}
-
-function retryable(status: number, method: string): boolean {
-  if (status === 429 || status === 503) return true;
-  return status === 504 && (method === "GET" || method === "HEAD");
-}
-
-function proxyOption(proxyUrl: string): Deno.Proxy {
-  const url = new URL(proxyUrl);
-  const transport = url.protocol === "socks5:" || url.protocol === "socks5h:"
-    ? "socks5"
-    : url.protocol === "https:"
-    ? "https"
-    : "http";
-  const proxy: Deno.Proxy = { transport, url: `${url.protocol}//${url.host}` };
-  if (url.username) {
-    proxy.basicAuth = {
-      username: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
-    };
-  }
-  return proxy;
-}
-
-function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
-/**
- * Builds an {@linkcode ApiError} from an error response: a `Status` body, or any other (plain
- * text) body. Consumes the body.
- *
- * @param response The failed response.
- * @param method The request method.
- * @param url The request URL.
- * @returns The error.
- */
-export async function errorFromResponse(
-  response: Response,
-  method: string,
-  url: string,
-): Promise<ApiError> {
-  const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
-  let text = "";
-  try {
-    text = await response.text();
-  } catch {
-    // The body could not be read; the status line still tells what happened.
-  }
-  let status: Status | undefined;
-  try {
-    const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === "object" && parsed.kind === "Status") status = parsed;
-  } catch {
-    // Not JSON: a proxy or a plain-text 429.
-  }
-  if (status) {
-    return ApiError.fromStatus(status, { status: response.status, method, url, retryAfterSeconds });
-  }
-  const snippet = text.trim().slice(0, 200);
-  const reason = reasonForCode(response.status) ?? "";
-  return new ApiError({
-    status: response.status,
-    reason,
-    message: `${response.status} ${response.statusText || reason}${
-      snippet ? `: ${snippet}` : ""
-    } (${method} ${url})`,
-    method,
-    url,
-    retryAfterSeconds,
-  });
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { statusClass } from "./_status_table.ts";
+
 /** A cause entry of a Kubernetes `Status.details.causes` list. */
 export interface StatusCause {
   /** Machine-readable reason, e.g. `FieldValueRequired`. */
@@ -241,14 +243,20 @@ export function isTooManyRequests(e: unknown): e is ApiError {
 }
 
 /**
- * Tells whether an error is worth retrying: the server could not be reached, or answered 429,
- * 500, 502, 503 or 504.
+ * Tells whether an error is worth retrying: the server could not be reached (status 0: refused,
+ * reset, TLS, a broken or stalled stream), or answered 408, 429 or any 5xx. This is the same
+ * rule the watch loops (`Informer`, `Reflector`) use to retry with backoff;
+ * `410 Expired` is not transient (list again), and every other status is permanent.
  *
  * @param e Any thrown value.
  * @returns `true` for transient failures.
+ *
+ * @example
+ * ```ts
+ * import { ApiError, isTransient } from "@denokube/kube";
+ * console.log(isTransient(new ApiError({ status: 503, message: "busy" }))); // true
+ * ```
  */
 export function isTransient(e: unknown): boolean {
-  if (!(e instanceof ApiError)) return false;
-  return e.status === 0 || e.status === 429 || e.status === 500 || e.status === 502 ||
-    e.status === 503 || e.status === 504;
+  return e instanceof ApiError && !e.expired && statusClass(e.status) === "transient";
 }

@@ -8,10 +8,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import type { BackoffOptions } from "./_backoff.ts";
-import { DEFAULT_PAGE_SIZE, listSnapshot, randomWatchTimeout, RetryPacer } from "./_list.ts";
-import { watchBatches, type WatchEvent } from "./watch.ts";
+import type { Clock } from "./clock.ts";
+import type { Transport } from "./_transport.ts";
+import type { BackoffOptions } from "./_retry.ts";
+import { type InitialSync, type LiveEvent, Watcher, type WatcherStep } from "./_watcher.ts";
+import type { WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "informer"]);
 
@@ -39,8 +40,21 @@ export interface InformerOptions {
   inactivityTimeoutMs?: number;
   /** Backoff of retries after transient failures. Default 800 ms doubling to 30 s, jittered. */
   backoff?: BackoffOptions;
-  /** Waits between retries; replaceable in tests. Must reject with the signal's reason on abort. */
+  /** The clock retries wait on. Default the system clock; tests pass a `VirtualClock`. */
+  clock?: Clock;
+  /**
+   * Test seam, kept for older tests (prefer `clock`): waits between retries instead of
+   * `clock.sleep`. Must reject with the signal's reason on abort.
+   */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * How the informer (re)lists: `list` (default: a paged list, then a watch from its resource
+   * version), `watchList` (one streaming watch with `sendInitialEvents=true` whose initial
+   * events end at the `k8s.io/initial-events-end` bookmark), or `auto` (a watch list, falling
+   * back to a list when the server does not support it). The rules are the Reflector's (see
+   * `ReflectorOptions.initialSync`).
+   */
+  initialSync?: InitialSync;
   /** Items per page of a (re-)list. Default 500. */
   pageSize?: number;
   /** Deliver BOOKMARK events too. Default false: bookmarks only advance the resource version. */
@@ -107,17 +121,15 @@ export interface InformerRunOptions {
 export class Informer<T extends KubeObject = KubeObject> implements AsyncIterable<WatchEvent<T>> {
   /** The resource type (and namespace) watched. */
   readonly api: Api<T>;
-  #client: Client;
   #options: InformerOptions;
   #timeout = 10;
-  #labels: string | undefined;
-  #fields: string | undefined;
-  #rv: string | undefined;
+  #watcher: Watcher<T>;
+  /** key → resourceVersion of what was delivered. */
   #known = new Map<string, string>();
-  #needList: boolean;
+  /** The content of a relist in progress: its objects in order, and key → resourceVersion. */
+  #building: { objects: T[]; keys: Map<string, string> } | undefined;
   #queue: WatchEvent<T>[] = [];
   #head = 0;
-  #pacer: RetryPacer;
   #busy = false;
 
   /**
@@ -127,15 +139,16 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * @param api The resource type, narrowed with `.within(ns)` or across all namespaces.
    * @param options Start resource version, selectors, timings.
    */
-  constructor(client: Client, api: Api<T>, options: InformerOptions = {}) {
-    this.#client = client;
+  constructor(client: Transport, api: Api<T>, options: InformerOptions = {}) {
     this.api = api;
     this.#options = options;
-    this.#labels = options.labelSelector;
-    this.#fields = options.fieldSelector;
-    this.#rv = options.resourceVersion || undefined;
-    this.#needList = this.#rv === undefined;
-    this.#pacer = new RetryPacer(options, log, "Watch");
+    this.#watcher = new Watcher(
+      client,
+      api,
+      { ...options, initialSync: options.initialSync ?? "list" },
+      log,
+      "Watch",
+    );
   }
 
   /**
@@ -158,7 +171,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * @returns This informer.
    */
   labels(selector: string): this {
-    this.#labels = selector;
+    this.#watcher.labelSelector = selector;
     return this;
   }
 
@@ -169,7 +182,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * @returns This informer.
    */
   fields(selector: string): this {
-    this.#fields = selector;
+    this.#watcher.fieldSelector = selector;
     return this;
   }
 
@@ -179,7 +192,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * @returns The resource version.
    */
   version(): string {
-    return this.#rv ?? "";
+    return this.#watcher.resourceVersion ?? "";
   }
 
   /**
@@ -211,8 +224,9 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
   async init(options: InformerRunOptions = {}): Promise<void> {
     this.#enter();
     try {
-      await this.#relist(options.signal, false);
+      for await (const step of this.#watcher.sync(options.signal)) this.#step(step, false);
     } finally {
+      this.#building = undefined;
       this.#busy = false;
     }
   }
@@ -231,26 +245,20 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    */
   async poll(options: InformerRunOptions = {}): Promise<void> {
     this.#enter();
-    const signal = options.signal;
     try {
-      await this.#pacer.wait(signal);
-      try {
-        if (this.#needList) await this.#relist(signal, true);
-        for await (const batch of this.#watch(this.#timeout, signal)) {
-          for (const raw of batch) {
-            const event = this.#apply(raw);
-            if (event) this.#queue.push(event);
-          }
+      for await (const step of this.#watcher.poll(options.signal, this.#timeout)) {
+        if (step.type !== "events") {
+          this.#step(step, true);
+          continue;
         }
-      } catch (e) {
-        if (this.#recover(e, signal) !== "relist") return;
-        try {
-          await this.#relist(signal, true);
-        } catch (e2) {
-          this.#recover(e2, signal);
+        const events = step.events;
+        for (let i = 0; i < events.length; i++) {
+          const event = this.#apply(events[i]);
+          if (event) this.#queue.push(event);
         }
       }
     } finally {
+      this.#building = undefined;
       this.#busy = false;
     }
   }
@@ -278,32 +286,30 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
 
   async *#stream(signal: AbortSignal | undefined): AsyncGenerator<WatchEvent<T>, void, undefined> {
     this.#enter();
+    let batch: LiveEvent<T>[] | undefined;
+    let delivered = 0;
     try {
-      for (;;) {
-        for (let event = this.pop(); event; event = this.pop()) yield event;
-        if (signal?.aborted) return;
-        try {
-          await this.#pacer.wait(signal);
-          if (this.#needList) {
-            await this.#relist(signal, true);
-            continue;
-          }
-          const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
-          let received = 0;
-          for await (const batch of this.#watch(timeout, signal)) {
-            for (const raw of batch) {
-              received++;
-              const event = this.#apply(raw);
-              if (event) yield event;
-            }
-          }
-          if (received === 0) this.#pacer.idle(this.api.collectionPath());
-        } catch (e) {
-          if (signal?.aborted) return;
-          this.#recover(e, signal);
+      for (let event = this.pop(); event; event = this.pop()) yield event;
+      if (signal?.aborted) return;
+      for await (const step of this.#watcher.run(signal)) {
+        if (step.type !== "events") {
+          this.#step(step, true);
+          for (let event = this.pop(); event; event = this.pop()) yield event;
+          continue;
         }
+        batch = step.events;
+        for (delivered = 0; delivered < batch.length;) {
+          const event = this.#apply(batch[delivered++]);
+          if (event) yield event;
+        }
+        batch = undefined;
       }
     } finally {
+      // Left in the middle of a batch: the next watch resumes after the last delivered event.
+      if (batch !== undefined) {
+        this.#watcher.advance(batch, delivered);
+      }
+      this.#building = undefined;
       this.#busy = false;
     }
   }
@@ -317,77 +323,74 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
     this.#busy = true;
   }
 
-  #watch(timeoutSeconds: number, signal: AbortSignal | undefined) {
-    return watchBatches(this.#client, this.api, {
-      resourceVersion: this.#rv,
-      labelSelector: this.#labels,
-      fieldSelector: this.#fields,
-      timeoutSeconds,
-      allowWatchBookmarks: true,
-      inactivityTimeoutMs: this.#options.inactivityTimeoutMs,
-      signal,
-      retry: false,
-    });
+  /** Updates the key index for one watch event; returns it when it is to be delivered. */
+  #apply(event: LiveEvent<T>): WatchEvent<T> | undefined {
+    if (event.type === "BOOKMARK") return this.#options.bookmarks ? event : undefined;
+    const key = this.api.keyOf(event.object);
+    if (event.type === "DELETED") this.#known.delete(key);
+    else this.#known.set(key, event.object.metadata?.resourceVersion ?? "");
+    return event;
   }
 
-  /**
-   * Decides what to do after a failure: rethrows aborts and permanent failures, marks a re-list,
-   * or schedules a retry.
-   */
-  #recover(error: unknown, signal: AbortSignal | undefined): "relist" | "retry" {
-    const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
-    if (decision === "relist") this.#needList = true;
-    return decision;
-  }
-
-  /** Updates the resource version and the key index for one watch event. */
-  #apply(event: WatchEvent<T>): WatchEvent<T> | undefined {
-    switch (event.type) {
-      case "ADDED":
-      case "MODIFIED":
-      case "DELETED": {
-        const rv = event.object.metadata?.resourceVersion;
-        const key = this.api.keyOf(event.object);
-        if (event.type === "DELETED") this.#known.delete(key);
-        else this.#known.set(key, rv ?? "");
-        if (rv) this.#rv = rv;
-        return event;
+  /** Follows a sync; at its end, queues the difference with what was delivered when `emit`. */
+  #step(step: WatcherStep<T>, emit: boolean): void {
+    switch (step.type) {
+      case "init-start":
+        this.#building = { objects: [], keys: new Map() };
+        return;
+      case "init-objects": {
+        const building = this.#building!;
+        const api = this.api;
+        for (const object of step.objects) {
+          const key = api.keyOf(object);
+          if (building.keys.has(key)) {
+            building.objects[building.objects.findIndex((o) => api.keyOf(o) === key)] = object;
+          } else building.objects.push(object);
+          building.keys.set(key, object.metadata?.resourceVersion ?? "");
+        }
+        return;
       }
-      case "BOOKMARK":
-        if (event.resourceVersion) this.#rv = event.resourceVersion;
-        return this.#options.bookmarks ? event : undefined;
-      case "ERROR":
-        throw event.error;
+      case "init-delete": {
+        const building = this.#building!;
+        for (const object of step.objects) {
+          const key = this.api.keyOf(object);
+          if (!building.keys.delete(key)) continue;
+          building.objects.splice(
+            building.objects.findIndex((o) => this.api.keyOf(o) === key),
+            1,
+          );
+        }
+        return;
+      }
+      case "init-done":
+        this.#relisted(step.resourceVersion, emit);
+        return;
+      case "events":
+        for (const event of step.events) {
+          const delivered = this.#apply(event);
+          if (delivered) this.#queue.push(delivered);
+        }
+        return;
     }
   }
 
-  /** Lists everything, and queues the difference with what was delivered when `emit`. */
-  async #relist(signal: AbortSignal | undefined, emit: boolean): Promise<void> {
-    const snapshot = await listSnapshot(this.#client, this.api, {
-      labelSelector: this.#labels,
-      fieldSelector: this.#fields,
-      pageSize: this.#options.pageSize ?? DEFAULT_PAGE_SIZE,
-      signal,
-    });
+  #relisted(resourceVersion: string, emit: boolean): void {
+    const { objects, keys: after } = this.#building ?? { objects: [], keys: new Map() };
+    this.#building = undefined;
     const before = this.#known;
-    const after = new Map<string, string>();
     const api = this.api;
     let added = 0, modified = 0, deleted = 0;
-    for (const object of snapshot.items) {
-      const key = api.keyOf(object);
-      const rv = object.metadata?.resourceVersion ?? "";
-      after.set(key, rv);
-      if (!emit) continue;
-      const old = before.get(key);
-      if (old === undefined) {
-        this.#queue.push({ type: "ADDED", object });
-        added++;
-      } else if (old !== rv) {
-        this.#queue.push({ type: "MODIFIED", object });
-        modified++;
-      }
-    }
     if (emit) {
+      for (const object of objects) {
+        const old = before.get(api.keyOf(object));
+        if (old === undefined) {
+          this.#queue.push({ type: "ADDED", object });
+          added++;
+        } else if (old !== (object.metadata?.resourceVersion ?? "")) {
+          this.#queue.push({ type: "MODIFIED", object });
+          modified++;
+        }
+      }
       for (const [key, rv] of before) {
         if (after.has(key)) continue;
         this.#queue.push({ type: "DELETED", object: tombstone(api, key, rv) });
@@ -395,15 +398,13 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
       }
     }
     this.#known = after;
-    this.#rv = snapshot.resourceVersion;
-    this.#needList = false;
     log.debug(
       "Listed {count} objects of {path} at resourceVersion {resourceVersion} " +
         "({added} added, {modified} modified, {deleted} deleted)",
       {
         path: api.collectionPath(),
-        count: snapshot.items.length,
-        resourceVersion: snapshot.resourceVersion,
+        count: objects.length,
+        resourceVersion,
         added,
         modified,
         deleted,
@@ -428,4 +429,5 @@ function tombstone<T extends KubeObject>(api: Api<T>, key: string, resourceVersi
   return { apiVersion: api.apiVersion, kind: api.kind, metadata } as T;
 }
 
-export type { BackoffOptions } from "./_backoff.ts";
+export type { BackoffOptions } from "./_retry.ts";
+export type { InitialSync } from "./_watcher.ts";

@@ -7,22 +7,17 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import { ApiError } from "./errors.ts";
-import type { BackoffOptions } from "./_backoff.ts";
-import {
-  DEFAULT_PAGE_SIZE,
-  describe,
-  listSnapshot,
-  randomWatchTimeout,
-  RetryPacer,
-} from "./_list.ts";
-import { watchBatches, type WatchEvent } from "./watch.ts";
+import type { Clock } from "./clock.ts";
+import type { BackoffOptions } from "./_retry.ts";
+import { type CacheChange, diffContent, type IndexFunction, Store, UNCHANGED } from "./_store.ts";
+import type { Transport } from "./_transport.ts";
+import { type InitialSync, type LiveEvent, Watcher, type WatcherStep } from "./_watcher.ts";
+import type { WatchEvent } from "./watch.ts";
+
+export type { CacheChange, IndexFunction } from "./_store.ts";
+export type { InitialSync } from "./_watcher.ts";
 
 const log = getLogger(["kube", "reflector"]);
-
-/** How the reflector fills its cache: see {@linkcode ReflectorOptions.initialSync}. */
-export type InitialSync = "auto" | "watchList" | "list";
 
 /** Options of {@linkcode Reflector}. Most exist so that tests can make time pass quickly. */
 export interface ReflectorOptions {
@@ -53,7 +48,12 @@ export interface ReflectorOptions {
   inactivityTimeoutMs?: number;
   /** Backoff of retries after transient failures. Default 800 ms doubling to 30 s, jittered. */
   backoff?: BackoffOptions;
-  /** Waits between retries; replaceable in tests. Must reject with the signal's reason on abort. */
+  /** The clock retries wait on. Default the system clock; tests pass a `VirtualClock`. */
+  clock?: Clock;
+  /**
+   * Test seam, kept for older tests (prefer `clock`): waits between retries instead of
+   * `clock.sleep`. Must reject with the signal's reason on abort.
+   */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Items per page of a list. Default 500. */
   pageSize?: number;
@@ -69,19 +69,6 @@ export interface ReflectorRunOptions {
   /** Stops the work; the response body is cancelled. */
   signal?: AbortSignal;
 }
-
-/** A change of the cache, from {@linkcode Reflector.prototype.changes}. */
-export interface CacheChange<T> {
-  /** ADDED: a new key; MODIFIED: a new resource version of a cached object; DELETED: gone. */
-  type: "ADDED" | "MODIFIED" | "DELETED";
-  /** The new object; for DELETED, its final state (or the last cached one after a re-list). */
-  object: T;
-  /** The object cached before the change (MODIFIED, and DELETED when it was cached). */
-  old?: T;
-}
-
-/** A function that lists the values under which an object is indexed. */
-export type IndexFunction<T> = (object: T) => string[];
 
 /**
  * Removes `metadata.managedFields` (often the largest part of an object) to save memory. Use it
@@ -107,14 +94,6 @@ interface Subscriber<T> {
   wake: (() => void) | undefined;
   closed: boolean;
   error: unknown;
-}
-
-interface IndexData<T> {
-  fn: IndexFunction<T>;
-  /** value → keys */
-  entries: Map<string, Set<string>>;
-  /** The values never change while the key stays the same (the namespace index). */
-  fixed?: boolean;
 }
 
 /**
@@ -156,18 +135,13 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #resolveReady!: () => void;
   #rejectReady!: (error: unknown) => void;
   #isReady = false;
-  #client: Client;
   #options: ReflectorOptions;
   #timeout = 10;
-  #labels: string | undefined;
-  #fields: string | undefined;
   #transform: ((object: T) => T) | undefined;
-  #cache = new Map<string, T>();
-  #view: ReadonlyMap<string, T>;
-  #indexes = new Map<string, IndexData<T>>();
-  #rv: string | undefined;
-  #needSync = true;
-  #watchListUnsupported = false;
+  #watcher: Watcher<T>;
+  #store = new Store<T>();
+  /** The content of a sync in progress. */
+  #building: Map<string, T> | undefined;
   #events: WatchEvent<T>[] = [];
   // Events are kept for `events()` only in the seed style (init/poll) or once `events()` was
   // called: a program that only runs the cache and reads it must not keep replaced objects alive.
@@ -175,7 +149,6 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #eventsTaken = false;
   #dropped = 0;
   #subscribers = new Set<Subscriber<T>>();
-  #pacer: RetryPacer;
   #busy = false;
 
   /**
@@ -185,25 +158,15 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @param api The resource type, narrowed with `.within(ns)` or across all namespaces.
    * @param options Initial sync mode, selectors, timings.
    */
-  constructor(client: Client, api: Api<T>, options: ReflectorOptions = {}) {
-    this.#client = client;
+  constructor(client: Transport, api: Api<T>, options: ReflectorOptions = {}) {
     this.api = api;
     this.#options = options;
-    this.#labels = options.labelSelector;
-    this.#fields = options.fieldSelector;
-    this.#pacer = new RetryPacer(options, log, "Sync");
+    this.#watcher = new Watcher(client, api, options, log, "Sync");
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
     });
     this.ready.catch(() => {}); // nobody has to await it
-    this.#view = new CacheView(() => this.#cache);
-    this.#indexes.set("namespace", {
-      fn: (object) => object.metadata?.namespace ? [object.metadata.namespace] : [],
-      entries: new Map(),
-      // The namespace is part of the key: a MODIFIED object cannot move.
-      fixed: true,
-    });
   }
 
   /**
@@ -225,7 +188,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns This reflector.
    */
   labels(selector: string): this {
-    this.#labels = selector;
+    this.#watcher.labelSelector = selector;
     return this;
   }
 
@@ -236,7 +199,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns This reflector.
    */
   fields(selector: string): this {
-    this.#fields = selector;
+    this.#watcher.fieldSelector = selector;
     return this;
   }
 
@@ -261,9 +224,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns This reflector.
    */
   index(name: string, fn: IndexFunction<T>): this {
-    const data: IndexData<T> = { fn, entries: new Map() };
-    for (const [key, object] of this.#cache) addToIndex(data, key, object);
-    this.#indexes.set(name, data);
+    this.#store.addIndex(name, fn);
     return this;
   }
 
@@ -273,7 +234,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The resource version.
    */
   version(): string {
-    return this.#rv ?? "";
+    return this.#watcher.resourceVersion ?? "";
   }
 
   /**
@@ -284,7 +245,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The view.
    */
   read(): ReadonlyMap<string, T> {
-    return this.#view;
+    return this.#store.view;
   }
 
   /**
@@ -295,12 +256,12 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The object, or `undefined`.
    */
   get(name: string, namespace?: string): T | undefined {
-    if (!this.api.namespaced) return this.#cache.get(name);
+    if (!this.api.namespaced) return this.#store.get(name);
     const ns = namespace ?? this.api.namespace;
     if (ns === undefined) {
       throw new TypeError(`${this.api.kind} is namespaced: pass the namespace of ${name}`);
     }
-    return this.#cache.get(`${ns}/${name}`);
+    return this.#store.get(`${ns}/${name}`);
   }
 
   /**
@@ -311,22 +272,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The objects (a new array).
    */
   byIndex(name: string, value: string): T[] {
-    const data = this.#indexes.get(name);
-    if (!data) {
-      throw new TypeError(
-        `No index ${JSON.stringify(name)}: add it with .index(name, fn); known: ${
-          [...this.#indexes.keys()].join(", ")
-        }`,
-      );
-    }
-    const keys = data.entries.get(value);
-    const out: T[] = [];
-    if (!keys) return out;
-    for (const key of keys) {
-      const object = this.#cache.get(key);
-      if (object !== undefined) out.push(object);
-    }
-    return out;
+    return this.#store.byIndex(name, value);
   }
 
   /**
@@ -404,8 +350,9 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#enter();
     this.#keepEvents = true;
     try {
-      await this.#sync(options.signal, this.#syncTimeout(), false);
+      for await (const step of this.#watcher.sync(options.signal)) this.#step(step);
     } finally {
+      this.#building = undefined;
       this.#busy = false;
     }
   }
@@ -424,21 +371,12 @@ export class Reflector<T extends KubeObject = KubeObject> {
   async poll(options: ReflectorRunOptions = {}): Promise<void> {
     this.#enter();
     this.#keepEvents = true;
-    const signal = options.signal;
     try {
-      await this.#pacer.wait(signal);
-      try {
-        if (this.#needSync) await this.#sync(signal, this.#syncTimeout(), false);
-        await this.#watchRound(signal, this.#timeout);
-      } catch (e) {
-        if (this.#recover(e, signal) !== "resync") return;
-        try {
-          await this.#sync(signal, this.#syncTimeout(), false);
-        } catch (e2) {
-          this.#recover(e2, signal);
-        }
+      for await (const step of this.#watcher.poll(options.signal, this.#timeout)) {
+        this.#step(step);
       }
     } finally {
+      this.#building = undefined;
       this.#busy = false;
     }
   }
@@ -458,30 +396,16 @@ export class Reflector<T extends KubeObject = KubeObject> {
     if (!this.#eventsTaken) this.#events = [];
     const signal = options.signal;
     try {
-      for (;;) {
-        if (signal?.aborted) return;
-        try {
-          await this.#pacer.wait(signal);
-          const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
-          const received = this.#needSync
-            ? await this.#sync(signal, timeout, true)
-            : await this.#watchRound(signal, timeout);
-          if (received === 0) this.#pacer.idle(this.api.collectionPath());
-        } catch (e) {
-          if (signal?.aborted) return;
-          try {
-            this.#recover(e, signal);
-          } catch (fatal) {
-            for (const subscriber of this.#subscribers) {
-              subscriber.error = fatal;
-              subscriber.wake?.();
-            }
-            if (!this.#isReady) this.#rejectReady(fatal);
-            throw fatal;
-          }
-        }
+      for await (const step of this.#watcher.run(signal)) this.#step(step);
+    } catch (fatal) {
+      for (const subscriber of this.#subscribers) {
+        subscriber.error = fatal;
+        subscriber.wake?.();
       }
+      if (!this.#isReady) this.#rejectReady(fatal);
+      throw fatal;
     } finally {
+      this.#building = undefined;
       this.#busy = false;
       if (signal?.aborted) {
         for (const subscriber of this.#subscribers) {
@@ -499,143 +423,35 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#busy = true;
   }
 
-  #syncTimeout(): number {
-    return this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
-  }
-
-  #recover(error: unknown, signal: AbortSignal | undefined): "resync" | "retry" {
-    const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
-    if (decision === "relist") {
-      this.#needSync = true;
-      return "resync";
-    }
-    return "retry";
-  }
-
-  #watchOptions(signal: AbortSignal | undefined, timeoutSeconds: number) {
-    return {
-      labelSelector: this.#labels,
-      fieldSelector: this.#fields,
-      timeoutSeconds,
-      allowWatchBookmarks: true,
-      inactivityTimeoutMs: this.#options.inactivityTimeoutMs,
-      signal,
-      retry: false,
-    };
-  }
-
-  async #watchRound(signal: AbortSignal | undefined, timeoutSeconds: number): Promise<number> {
-    let received = 0;
-    const batches = watchBatches(this.#client, this.api, {
-      ...this.#watchOptions(signal, timeoutSeconds),
-      resourceVersion: this.#rv,
-    });
-    for await (const batch of batches) {
-      for (const event of batch) {
-        received++;
-        this.#apply(event);
+  /** Applies one step of the watch loop. */
+  #step(step: WatcherStep<T>): void {
+    switch (step.type) {
+      case "events": {
+        const events = step.events;
+        for (let i = 0; i < events.length; i++) this.#apply(events[i]);
+        return;
       }
-    }
-    return received;
-  }
-
-  /**
-   * Fills a new map and swaps it in. With a watch list and `keepWatching`, goes on applying the
-   * stream's later events until it ends.
-   *
-   * @returns How many events (or lists) were received.
-   */
-  async #sync(
-    signal: AbortSignal | undefined,
-    timeoutSeconds: number,
-    keepWatching: boolean,
-  ): Promise<number> {
-    const mode = this.#options.initialSync ?? "auto";
-    if (mode === "list" || (mode === "auto" && this.#watchListUnsupported)) {
-      await this.#listSync(signal);
-      return 1;
-    }
-    const path = this.api.collectionPath();
-    let building: Map<string, T> | undefined = new Map();
-    let received = 0;
-    let why = "the stream ended before the initial-events-end bookmark";
-    try {
-      const batches = watchBatches(this.#client, this.api, {
-        ...this.#watchOptions(signal, timeoutSeconds),
-        sendInitialEvents: true,
-        resourceVersionMatch: "NotOlderThan",
-      });
-      stream: for await (const batch of batches) {
-        for (const event of batch) {
-          received++;
-          if (!building) {
-            this.#apply(event);
-            continue;
-          }
-          switch (event.type) {
-            case "ADDED":
-            case "MODIFIED":
-              building.set(this.api.keyOf(event.object), this.#prepare(event.object));
-              break;
-            case "DELETED":
-              building.delete(this.api.keyOf(event.object));
-              break;
-            case "BOOKMARK":
-              if (event.initialEventsEnd) {
-                this.#swap(building, event.resourceVersion);
-                building = undefined;
-                if (!keepWatching) return received;
-              } else if (mode === "auto") {
-                why = "the server sent an ordinary bookmark before the initial-events-end bookmark";
-                break stream;
-              }
-              break;
-            case "ERROR":
-              throw event.error;
-          }
+      case "init-start":
+        this.#building = new Map();
+        return;
+      case "init-objects": {
+        const building = this.#building!;
+        const api = this.api;
+        const objects = step.objects;
+        for (let i = 0; i < objects.length; i++) {
+          const object = this.#prepare(objects[i]);
+          building.set(api.keyOf(object), object);
         }
+        return;
       }
-    } catch (e) {
-      if (
-        building && mode === "auto" && !signal?.aborted && e instanceof ApiError &&
-        (e.status === 400 || e.status === 403 || e.status === 405 || e.status === 422 ||
-          e.status === 501)
-      ) {
-        this.#watchListUnsupported = true;
-        log.info("The server refused a watch list of {path} ({error}): using list and watch", {
-          path,
-          error: describe(e),
-        });
-        await this.#listSync(signal);
-        return 1;
-      }
-      throw e;
+      case "init-delete":
+        for (const object of step.objects) this.#building!.delete(this.api.keyOf(object));
+        return;
+      case "init-done":
+        this.#swap(this.#building ?? new Map(), step.resourceVersion);
+        this.#building = undefined;
+        return;
     }
-    if (building) {
-      if (mode !== "auto") {
-        throw new ApiError({
-          status: 0,
-          message: `The watch list of ${path} was incomplete: ${why}`,
-        });
-      }
-      this.#watchListUnsupported = true;
-      log.info("Watch list of {path} unsupported ({why}): using list and watch", { path, why });
-      await this.#listSync(signal);
-      return 1;
-    }
-    return received;
-  }
-
-  async #listSync(signal: AbortSignal | undefined): Promise<void> {
-    const snapshot = await listSnapshot(this.#client, this.api, {
-      labelSelector: this.#labels,
-      fieldSelector: this.#fields,
-      pageSize: this.#options.pageSize ?? DEFAULT_PAGE_SIZE,
-      signal,
-    });
-    const map = new Map<string, T>();
-    for (const object of snapshot.items) map.set(this.api.keyOf(object), this.#prepare(object));
-    this.#swap(map, snapshot.resourceVersion);
   }
 
   #prepare(object: T): T {
@@ -644,20 +460,9 @@ export class Reflector<T extends KubeObject = KubeObject> {
 
   /** Replaces the cache and its indexes at once, and reports the difference. */
   #swap(next: Map<string, T>, resourceVersion: string): void {
-    const previous = this.#cache;
+    const previous = this.#store.replace(next);
     const changes: CacheChange<T>[] = [];
-    if (this.#reporting()) this.#diff(previous, next, changes);
-    const indexes = new Map<string, IndexData<T>>();
-    for (const [name, data] of this.#indexes) {
-      const fresh: IndexData<T> = { fn: data.fn, entries: new Map(), fixed: data.fixed };
-      for (const [key, object] of next) addToIndex(fresh, key, object);
-      indexes.set(name, fresh);
-    }
-    // The swap itself: nothing can observe the state between these assignments.
-    this.#cache = next;
-    this.#indexes = indexes;
-    this.#rv = resourceVersion;
-    this.#needSync = false;
+    if (this.#reporting()) diffContent(previous, next, changes);
     log.debug("Synced {count} objects of {path} at resourceVersion {resourceVersion}", {
       path: this.api.collectionPath(),
       count: next.size,
@@ -671,70 +476,31 @@ export class Reflector<T extends KubeObject = KubeObject> {
     }
   }
 
-  /** The changes from one map to the next: ADDED, MODIFIED (new resourceVersion), DELETED. */
-  #diff(previous: Map<string, T>, next: Map<string, T>, changes: CacheChange<T>[]): void {
-    for (const [key, object] of next) {
-      const old = previous.get(key);
-      if (old === undefined) changes.push({ type: "ADDED", object });
-      else if (old.metadata?.resourceVersion !== object.metadata?.resourceVersion) {
-        changes.push({ type: "MODIFIED", object, old });
-      }
-    }
-    for (const [key, old] of previous) {
-      if (!next.has(key)) changes.push({ type: "DELETED", object: old, old });
-    }
-  }
-
   /** Applies one watch event to the cache. */
-  #apply(event: WatchEvent<T>): void {
+  #apply(event: LiveEvent<T>): void {
     switch (event.type) {
       case "ADDED":
       case "MODIFIED": {
         const object = this.#prepare(event.object);
-        const key = this.api.keyOf(object);
-        const rv = object.metadata?.resourceVersion;
-        if (rv) this.#rv = rv;
-        const old = this.#cache.get(key);
-        if (old !== undefined && rv !== undefined && old.metadata?.resourceVersion === rv) return;
-        this.#cache.set(key, object);
-        for (const data of this.#indexes.values()) {
-          if (old === undefined) addToIndex(data, key, object);
-          else if (!data.fixed) reindex(data, key, old, object);
-        }
-        if (this.#reporting()) {
-          this.#report(
-            old === undefined ? { type: "ADDED", object } : { type: "MODIFIED", object, old },
-            event.type,
-          );
-        }
+        const old = this.#store.upsert(this.api.keyOf(object), object);
+        if (old === UNCHANGED || !this.#reporting()) return;
+        this.#report(
+          old === undefined ? { type: "ADDED", object } : { type: "MODIFIED", object, old },
+          event.type,
+        );
         return;
       }
       case "DELETED": {
         const object = this.#prepare(event.object);
-        const key = this.api.keyOf(object);
-        const rv = object.metadata?.resourceVersion;
-        if (rv) this.#rv = rv;
-        const old = this.#cache.get(key);
-        if (old !== undefined) {
-          this.#cache.delete(key);
-          for (const data of this.#indexes.values()) removeFromIndex(data, key, old);
-        }
-        if (this.#reporting()) {
-          this.#report(
-            old === undefined ? { type: "DELETED", object } : {
-              type: "DELETED",
-              object,
-              old,
-            },
-          );
-        }
+        const old = this.#store.remove(this.api.keyOf(object));
+        if (!this.#reporting()) return;
+        this.#report(
+          old === undefined ? { type: "DELETED", object } : { type: "DELETED", object, old },
+        );
         return;
       }
       case "BOOKMARK":
-        if (event.resourceVersion) this.#rv = event.resourceVersion;
         return;
-      case "ERROR":
-        throw event.error;
     }
   }
 
@@ -767,82 +533,4 @@ export class Reflector<T extends KubeObject = KubeObject> {
   }
 }
 
-function addToIndex<T>(data: IndexData<T>, key: string, object: T): void {
-  for (const value of data.fn(object)) {
-    let keys = data.entries.get(value);
-    if (!keys) data.entries.set(value, keys = new Set());
-    keys.add(key);
-  }
-}
-
-/** Moves a key from the old object's index values to the new one's, touching only differences. */
-function reindex<T>(data: IndexData<T>, key: string, old: T, object: T): void {
-  const before = data.fn(old);
-  const after = data.fn(object);
-  if (before.length === after.length && before.every((v, i) => v === after[i])) return;
-  for (const value of before) {
-    if (after.includes(value)) continue;
-    const keys = data.entries.get(value);
-    if (!keys) continue;
-    keys.delete(key);
-    if (keys.size === 0) data.entries.delete(value);
-  }
-  for (const value of after) {
-    if (before.includes(value)) continue;
-    let keys = data.entries.get(value);
-    if (!keys) data.entries.set(value, keys = new Set());
-    keys.add(key);
-  }
-}
-
-function removeFromIndex<T>(data: IndexData<T>, key: string, object: T): void {
-  for (const value of data.fn(object)) {
-    const keys = data.entries.get(value);
-    if (!keys) continue;
-    keys.delete(key);
-    if (keys.size === 0) data.entries.delete(value);
-  }
-}
-
-/** A read-only view of whichever map is current. */
-class CacheView<T> implements ReadonlyMap<string, T> {
-  #current: () => Map<string, T>;
-
-  constructor(current: () => Map<string, T>) {
-    this.#current = current;
-  }
-
-  get size(): number {
-    return this.#current().size;
-  }
-
-  get(key: string): T | undefined {
-    return this.#current().get(key);
-  }
-
-  has(key: string): boolean {
-    return this.#current().has(key);
-  }
-
-  forEach(fn: (value: T, key: string, map: ReadonlyMap<string, T>) => void, thisArg?: unknown) {
-    for (const [key, value] of this.#current()) fn.call(thisArg, value, key, this);
-  }
-
-  entries(): MapIterator<[string, T]> {
-    return this.#current().entries();
-  }
-
-  keys(): MapIterator<string> {
-    return this.#current().keys();
-  }
-
-  values(): MapIterator<T> {
-    return this.#current().values();
-  }
-
-  [Symbol.iterator](): MapIterator<[string, T]> {
-    return this.#current()[Symbol.iterator]();
-  }
-}
-
-export type { BackoffOptions } from "./_backoff.ts";
+export type { BackoffOptions } from "./_retry.ts";

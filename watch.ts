@@ -11,9 +11,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { LineDecoder } from "./_lines.ts";
+import type { Transport } from "./_transport.ts";
 
 const log = getLogger(["kube", "watch"]);
 
@@ -163,7 +163,7 @@ export interface WatchOptions {
  * Breaking out of `for await`, calling `return()`, or aborting `signal` cancels the response
  * body and clears the timer.
  *
- * @param client The client.
+ * @param client The client (any {@linkcode Transport}).
  * @param api The resource type (and namespace) to watch.
  * @param options Resource version, selectors, timeouts and an abort signal.
  * @returns An async iterator of events.
@@ -179,7 +179,7 @@ export interface WatchOptions {
  * ```
  */
 export function watch<T extends KubeObject>(
-  client: Client,
+  client: Transport,
   api: Api<T>,
   options: WatchOptions = {},
 ): AsyncIterableIterator<WatchEvent<T>> {
@@ -218,19 +218,74 @@ function watchQuery(options: WatchOptions): Record<string, string | number | und
 }
 
 /**
+ * Internal seam: turns the bytes of a watch body into events. The JSON one splits lines; a
+ * protobuf one would read length-prefixed frames. `push` and `end` append the events of the
+ * frames they complete to `out` and return the error of the first malformed frame, if any (the
+ * events before it are in `out`; the stream ends after them).
+ */
+export interface WatchDecoder<T extends KubeObject> {
+  /** Feeds one chunk of the body. */
+  push(chunk: Uint8Array, out: WatchEvent<T>[]): unknown;
+  /** Ends the body. */
+  end(out: WatchEvent<T>[]): unknown;
+}
+
+/** Internal seam: the wire format of a watch: its `Accept` header and its decoder. */
+export interface WatchFormat {
+  /** The `Accept` header, or undefined for the default (`application/json`). */
+  accept(options: WatchOptions): string | undefined;
+  /** A decoder for one response body. */
+  decoder<T extends KubeObject>(url: string): WatchDecoder<T>;
+}
+
+/** The JSON wire format: line-delimited JSON watch events. */
+export const jsonWatchFormat: WatchFormat = {
+  accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : undefined,
+  decoder<T extends KubeObject>(url: string): WatchDecoder<T> {
+    const lines = new LineDecoder({ skipBlank: true });
+    const batch: string[] = [];
+    const decode = (out: WatchEvent<T>[]): unknown => {
+      let error: unknown;
+      for (let i = 0; i < batch.length; i++) {
+        try {
+          out.push(parseEvent<T>(batch[i], url));
+        } catch (e) {
+          error = e;
+          break;
+        }
+      }
+      batch.length = 0;
+      return error;
+    };
+    return {
+      push(chunk, out) {
+        lines.push(chunk, batch);
+        return batch.length === 0 ? undefined : decode(out);
+      },
+      end(out) {
+        lines.end(batch);
+        return batch.length === 0 ? undefined : decode(out);
+      },
+    };
+  },
+};
+
+/**
  * The watch itself, yielding the events of each chunk of the body together: one promise per
- * chunk (~16 pods in 64 KiB) instead of one per event. The Informer and the Reflector use it
+ * chunk (~16 pods in 64 KiB) instead of one per event. The watch loop (`_watcher.ts`) uses it
  * directly; {@linkcode watch} yields the events one by one. Each batch is a fresh array.
  *
- * @param client The client.
+ * @param client The transport.
  * @param api The resource type (and namespace) to watch.
  * @param options As for {@linkcode watch}.
+ * @param format The wire format (default JSON lines).
  * @returns The batches, in order; a malformed line ends it after the events before it.
  */
 export async function* watchBatches<T extends KubeObject>(
-  client: Client,
+  client: Transport,
   api: Api<T>,
   options: WatchOptions,
+  format: WatchFormat = jsonWatchFormat,
 ): AsyncGenerator<WatchEvent<T>[], void, undefined> {
   const userSignal = options.signal;
   userSignal?.throwIfAborted();
@@ -285,7 +340,7 @@ export async function* watchBatches<T extends KubeObject>(
       response = await client.request({
         path,
         query: watchQuery(options),
-        accept: options.metadataOnly ? PARTIAL_METADATA_ACCEPT : undefined,
+        accept: format.accept(options),
         signal: controller.signal,
         retry: options.retry,
       });
@@ -301,8 +356,7 @@ export async function* watchBatches<T extends KubeObject>(
       resourceVersion: options.resourceVersion ?? "",
     });
 
-    const lines = new LineDecoder({ skipBlank: true });
-    const batch: string[] = [];
+    const decoder = format.decoder<T>(url);
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -323,27 +377,11 @@ export async function* watchBatches<T extends KubeObject>(
         });
       }
       if (failure !== undefined) throw failure;
-      if (chunk.done) {
-        lines.end(batch);
-      } else {
-        lines.push(chunk.value, batch);
-      }
-      if (batch.length > 0) {
-        const events: WatchEvent<T>[] = [];
-        let malformed: unknown;
-        for (let i = 0; i < batch.length; i++) {
-          try {
-            events.push(parseEvent<T>(batch[i], url));
-          } catch (e) {
-            malformed = e;
-            break;
-          }
-        }
-        batch.length = 0;
-        // The events before a malformed line are delivered, then the error.
-        if (events.length > 0) yield events;
-        if (malformed !== undefined) throw malformed;
-      }
+      const events: WatchEvent<T>[] = [];
+      const malformed = chunk.done ? decoder.end(events) : decoder.push(chunk.value, events);
+      // The events before a malformed line are delivered, then the error.
+      if (events.length > 0) yield events;
+      if (malformed !== undefined) throw malformed;
       if (chunk.done) return;
     }
   } finally {

@@ -1,7 +1,11 @@
 /**
- * Builds the real `kube-apiserver` and `etcd` from the Go modules pinned in `testenv/apiserver`
- * and `testenv/etcd`, into a cache directory outside the repository. Rebuilt only when a pin
- * (go.mod or go.sum) changes. Test infrastructure only: the library itself is pure TypeScript.
+ * Builds the real Kubernetes components from the Go modules pinned under `testenv/`, into a cache
+ * directory outside the repository: `etcd` (`testenv/etcd`), `kube-apiserver`,
+ * `kube-controller-manager` and `kube-scheduler` (`testenv/apiserver`, one `k8s.io/kubernetes`
+ * module) and KWOK (`testenv/kwok`), which plays the nodes and their kubelet API. KWOK's stage
+ * definitions are copied from its module in the Go module cache into the same cache directory.
+ * Rebuilt only when a pin (any go.mod or go.sum) changes. Test infrastructure only: the library
+ * itself is pure TypeScript.
  *
  * Run: `deno run --allow-all testenv/build.ts`. Without Go it prints why the real-cluster tests
  * will be skipped and exits 0 — unless `CI=true` or `KUBE_E2E=require`, then it fails.
@@ -15,13 +19,23 @@ const here = new URL(".", import.meta.url);
 export interface ControlPlaneBinaries {
   /** The kube-apiserver executable. */
   kubeApiServer: string;
+  /** The kube-controller-manager executable. */
+  kubeControllerManager: string;
+  /** The kube-scheduler executable. */
+  kubeScheduler: string;
+  /** The kwok executable (simulated nodes and kubelet API). */
+  kwok: string;
   /** The etcd executable. */
   etcd: string;
+  /** Directory of KWOK's stage definitions (YAML), copied from its module at build time. */
+  kwokStagesDir: string;
   /** Kubernetes version, e.g. `v1.36.3`. */
   kubernetesVersion: string;
   /** etcd version, e.g. `v3.6.8`. */
   etcdVersion: string;
-  /** The cache directory holding both. */
+  /** KWOK version, e.g. `v0.8.0`. */
+  kwokVersion: string;
+  /** The cache directory holding them all. */
   dir: string;
 }
 
@@ -39,12 +53,33 @@ async function readPin(module: string, path: string): Promise<string> {
   return match[1];
 }
 
+/** The Go modules under `testenv/`; the cache digest covers all their pins. */
+const MODULES = ["apiserver", "etcd", "kwok"] as const;
+
+/**
+ * KWOK's stages that the test environment uses, by their path in KWOK's module: nodes become
+ * Ready at once and renew their Lease; pods run at once, Job pods complete, deleted pods go away.
+ */
+const KWOK_STAGES = [
+  "kustomize/stage/node/fast/node-initialize.yaml",
+  "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+  "kustomize/stage/pod/fast/pod-ready.yaml",
+  "kustomize/stage/pod/fast/pod-complete.yaml",
+  "kustomize/stage/pod/fast/pod-delete.yaml",
+];
+
 async function pinsDigest(): Promise<string> {
   const parts: Uint8Array[] = [];
-  for (const file of ["apiserver/go.mod", "apiserver/go.sum", "etcd/go.mod", "etcd/go.sum"]) {
-    parts.push(await Deno.readFile(new URL(file, here)));
+  for (const module of MODULES) {
+    for (const file of ["go.mod", "go.sum"]) {
+      parts.push(await Deno.readFile(new URL(`${module}/${file}`, here)));
+    }
   }
-  parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch + BUILD_RECIPE));
+  parts.push(
+    new TextEncoder().encode(
+      Deno.build.os + Deno.build.arch + BUILD_RECIPE + KWOK_STAGES.join(),
+    ),
+  );
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {
@@ -73,12 +108,19 @@ function cacheRoot(): string {
 export async function expectedBinaries(): Promise<ControlPlaneBinaries> {
   const kubernetesVersion = await readPin("apiserver", "k8s.io/kubernetes");
   const etcdVersion = await readPin("etcd", "go.etcd.io/etcd/server/v3");
-  const dir = `${cacheRoot()}/k8s-${kubernetesVersion}_etcd-${etcdVersion}_${await pinsDigest()}`;
+  const kwokVersion = await readPin("kwok", "sigs.k8s.io/kwok");
+  const dir =
+    `${cacheRoot()}/k8s-${kubernetesVersion}_etcd-${etcdVersion}_kwok-${kwokVersion}_${await pinsDigest()}`;
   return {
     kubeApiServer: `${dir}/kube-apiserver`,
+    kubeControllerManager: `${dir}/kube-controller-manager`,
+    kubeScheduler: `${dir}/kube-scheduler`,
+    kwok: `${dir}/kwok`,
     etcd: `${dir}/etcd`,
+    kwokStagesDir: `${dir}/kwok-stages`,
     kubernetesVersion,
     etcdVersion,
+    kwokVersion,
     dir,
   };
 }
@@ -91,14 +133,27 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** The files a complete build has, in build order. */
+function outputs(bins: ControlPlaneBinaries): string[] {
+  return [
+    bins.etcd,
+    bins.kubeApiServer,
+    bins.kubeControllerManager,
+    bins.kubeScheduler,
+    bins.kwok,
+    ...KWOK_STAGES.map((stage) => `${bins.kwokStagesDir}/${stage.split("/").pop()}`),
+  ];
+}
+
 /**
- * Returns the built binaries, or `undefined` when they have not been built.
+ * Returns the built binaries, or `undefined` when they have not (all) been built.
  *
  * @returns The binaries, if present.
  */
 export async function findBinaries(): Promise<ControlPlaneBinaries | undefined> {
   const bins = await expectedBinaries();
-  return (await exists(bins.kubeApiServer)) && (await exists(bins.etcd)) ? bins : undefined;
+  for (const file of outputs(bins)) if (!(await exists(file))) return undefined;
+  return bins;
 }
 
 /** Tells whether a Go toolchain is on the PATH. */
@@ -113,7 +168,7 @@ export async function haveGo(): Promise<boolean> {
 }
 
 // Bump when the build flags change, so cached binaries are rebuilt.
-const BUILD_RECIPE = "2";
+const BUILD_RECIPE = "3";
 
 async function goBuild(
   module: string,
@@ -122,8 +177,8 @@ async function goBuild(
   ldflags: string[] = [],
 ): Promise<void> {
   const started = Date.now();
-  const label = output.split("/").pop();
-  console.error(`testenv: building ${label} from ${pkg} (a cold build takes several minutes)…`);
+  const label = output.split("/").pop()!.replace(/\.tmp-\d+$/, "");
+  console.error(`testenv: building ${label} from ${pkg} (a cold build takes minutes)…`);
   const child = new Deno.Command("go", {
     args: ["build", `-ldflags=-s -w ${ldflags.join(" ")}`, "-o", output, pkg],
     cwd: new URL(module, here),
@@ -144,8 +199,34 @@ async function goBuild(
   console.error(`testenv: built ${label} in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
+/** Copies KWOK's stage definitions from its module in the Go module cache. */
+async function copyKwokStages(bins: ControlPlaneBinaries): Promise<void> {
+  const out = await new Deno.Command("go", {
+    args: ["list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"],
+    cwd: new URL("kwok", here),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const moduleDir = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !moduleDir) {
+    throw new Error(
+      `go list -m sigs.k8s.io/kwok (in testenv/kwok) failed: ${
+        new TextDecoder().decode(out.stderr).trim()
+      }`,
+    );
+  }
+  const staging = `${bins.kwokStagesDir}.tmp-${Deno.pid}`;
+  await Deno.mkdir(staging, { recursive: true });
+  for (const stage of KWOK_STAGES) {
+    await Deno.copyFile(`${moduleDir}/${stage}`, `${staging}/${stage.split("/").pop()}`);
+  }
+  await Deno.remove(bins.kwokStagesDir, { recursive: true }).catch(() => {});
+  await Deno.rename(staging, bins.kwokStagesDir);
+}
+
 /**
- * Builds the binaries unless they are already cached for the current pins.
+ * Builds the binaries unless they are already cached for the current pins. A partial build (one
+ * interrupted) is completed: binaries already in place are kept.
  *
  * @returns The binaries.
  */
@@ -155,24 +236,38 @@ export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
   const bins = await expectedBinaries();
   if (!(await haveGo())) {
     throw new Error(
-      "Go is not installed: it is needed to build kube-apiserver and etcd for the real-cluster tests",
+      "Go is not installed: it is needed to build kube-apiserver, etcd and kwok for the " +
+        "real-cluster tests",
     );
   }
   await Deno.mkdir(bins.dir, { recursive: true });
   const suffix = `.tmp-${Deno.pid}`;
-  await goBuild("etcd", "go.etcd.io/etcd/server/v3", bins.etcd + suffix);
+  const build = async (module: string, pkg: string, output: string, ldflags: string[] = []) => {
+    if (await exists(output)) return;
+    await goBuild(module, pkg, output + suffix, ldflags);
+    await Deno.rename(output + suffix, output);
+  };
+  await build("etcd", "go.etcd.io/etcd/server/v3", bins.etcd);
   // Stamp the version that /version reports (a module build has no git metadata).
   const [major, minor] = bins.kubernetesVersion.slice(1).split(".");
   const stamp = (name: string, value: string) =>
     `-X k8s.io/component-base/version.${name}=${value}`;
-  await goBuild("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer + suffix, [
+  const k8sStamps = [
     stamp("gitVersion", bins.kubernetesVersion),
     stamp("gitMajor", major),
     stamp("gitMinor", minor),
     stamp("gitTreeState", "clean"),
-  ]);
-  await Deno.rename(bins.etcd + suffix, bins.etcd);
-  await Deno.rename(bins.kubeApiServer + suffix, bins.kubeApiServer);
+  ];
+  await build("apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", bins.kubeApiServer, k8sStamps);
+  await build(
+    "apiserver",
+    "k8s.io/kubernetes/cmd/kube-controller-manager",
+    bins.kubeControllerManager,
+    k8sStamps,
+  );
+  await build("apiserver", "k8s.io/kubernetes/cmd/kube-scheduler", bins.kubeScheduler, k8sStamps);
+  await build("kwok", "sigs.k8s.io/kwok/cmd/kwok", bins.kwok);
+  await copyKwokStages(bins);
   return bins;
 }
 
@@ -182,9 +277,10 @@ if (import.meta.main) {
     const cached = await findBinaries();
     const bins = cached ?? await ensureBinaries();
     console.error(
-      `testenv: kube-apiserver ${bins.kubernetesVersion} and etcd ${bins.etcdVersion} ${
-        cached ? "cached" : `built in ${Math.round((Date.now() - started) / 1000)} s`
-      } in ${bins.dir}`,
+      `testenv: kube-apiserver, kube-controller-manager, kube-scheduler ${bins.kubernetesVersion}, ` +
+        `etcd ${bins.etcdVersion} and kwok ${bins.kwokVersion} ${
+          cached ? "cached" : `built in ${Math.round((Date.now() - started) / 1000)} s`
+        } in ${bins.dir}`,
     );
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);

@@ -33,6 +33,8 @@ export class VirtualClock implements Clock {
   #timers: Timer[] = [];
 
   /**
+   * Creates a clock that stands still until {@linkcode VirtualClock.advance} moves it.
+   *
    * @param start The initial time in milliseconds (default 0).
    */
   constructor(start = 0) {

@@ -4,7 +4,11 @@
 // except when CI=true or KUBE_E2E=require: then a missing prerequisite fails the run.
 
 import { e2eRequired, findBinaries, haveGo } from "../../testenv/build.ts";
-import { type ControlPlane, startControlPlane } from "../../testenv/control_plane.ts";
+import {
+  type ControlPlane,
+  type ControlPlaneOptions,
+  startControlPlane,
+} from "../../testenv/control_plane.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 
@@ -28,15 +32,14 @@ export interface E2eContext {
 
 /**
  * Registers one Deno test that starts a control plane, runs `fn` with it, and stops it, also when
- * `fn` fails. Steps inside share the control plane.
+ * `fn` fails. Steps inside share the control plane. By default it is kube-apiserver + etcd only;
+ * `{ cluster: "full" }` adds the controller-manager, the scheduler and KWOK's nodes. The test
+ * fails when a component died during it.
  */
 export function e2eTest(
   name: string,
   fn: (ctx: E2eContext) => Promise<void>,
-  options: {
-    watchCache?: boolean;
-    extraTokens?: { token: string; user: string; groups?: string[] }[];
-  } = {},
+  options: Omit<ControlPlaneOptions, "build"> = {},
 ): void {
   const ignore = skipReason !== undefined && !e2eRequired();
   if (ignore && !reported) {
@@ -56,6 +59,7 @@ export function e2eTest(
       const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
       try {
         await fn({ cp, client, t });
+        await cp.assertHealthy();
       } catch (e) {
         console.error(await cp.logs(20));
         throw e;
@@ -83,4 +87,29 @@ export async function kubectl(kubeconfigPath: string, ...args: string[]): Promis
 /** A unique namespace name for a test. */
 export function uniqueNamespace(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * Retries `check` (an assertion) every 100 ms until it passes, and rethrows its last error after
+ * `timeoutMs` (default 30 s). For waiting on controllers, which act on their own time.
+ */
+export async function eventually(
+  what: string,
+  check: () => Promise<void> | void,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${what}: not true after ${timeoutMs} ms: ${e instanceof Error ? e.message : e}`,
+        );
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

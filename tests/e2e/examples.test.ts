@@ -1,7 +1,8 @@
-// The examples against the real control plane: each one runs as `deno run` with the permission
-// flags of its first comment line (narrowed to the control plane's port and files), while the
-// test creates, changes and deletes the objects it follows; its output must name them. Every
-// example is stopped with SIGINT (Ctrl-C) and must exit 0.
+// The examples against the whole small cluster (controller-manager, scheduler and KWOK's nodes):
+// each one runs as `deno run` with the permission flags of its first comment line (narrowed to the
+// control plane's port and files), while the test creates, changes and deletes the objects it
+// follows; its output must name them, and show the real nodes and running pods (checked against
+// kubectl). Every example is stopped with SIGINT (Ctrl-C) and must exit 0.
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -124,7 +125,9 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
     await example.waitFor(`Watching pods in namespace ${ns}`);
     const pods = Api.v1Pod().within(ns);
     await client.create(pods, pod("informed-1"));
-    await example.waitFor(`ADDED    ${ns}/informed-1  phase=Pending`);
+    // Created Pending; the scheduler and KWOK make it Running (maybe before the first list).
+    await example.waitFor(new RegExp(`ADDED    ${ns}/informed-1  phase=(Pending|Running)`));
+    await example.waitFor(new RegExp(`(ADDED   |MODIFIED) ${ns}/informed-1  phase=Running`));
     await client.patch(pods, "informed-1", { metadata: { labels: { step: "2" } } }, merge);
     await example.waitFor(`MODIFIED ${ns}/informed-1`);
     await client.delete(pods, "informed-1", { gracePeriodSeconds: 0 });
@@ -141,7 +144,13 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
     const name = uniqueNamespace("cached");
     await client.create(pods, pod(name));
     await example.waitFor(`ADDED    default/${name}`);
-    await example.waitFor(new RegExp(`pod\\(s\\) cached in default:\\n.*\\n  ${name} +Pending`));
+    // Scheduled onto a KWOK node, then Running: the table shows where.
+    await example.waitFor(new RegExp(`\\n  ${name} +Running +kwok-node-\\d+ `));
+    const node = example.output.match(new RegExp(`\\n  ${name} +Running +(kwok-node-\\d+) `))![1];
+    assert.equal(
+      await kubectl(cp.kubeconfigPath, "get", "pod", name, "-o", "jsonpath={.spec.nodeName}"),
+      node,
+    );
     await client.delete(pods, name, { gracePeriodSeconds: 0 });
     await example.waitFor(`DELETED  default/${name}`);
     assert.equal(await example.interrupt(), 0, example.output);
@@ -152,6 +161,40 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
   await t.step("node_informer.ts (lists the pods of a node from its event handler)", async () => {
     await using example = await start("examples/node_informer.ts", "--log=info");
     await example.waitFor("Watching nodes");
+    // The cluster's nodes, as kubectl sees them.
+    const kwokNodes = cp.kwok!.nodes;
+    const ready = await kubectl(
+      cp.kubeconfigPath,
+      "get",
+      "nodes",
+      "-o",
+      'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}',
+    );
+    assert.deepEqual(ready.trim().split(" ").sort(), kwokNodes.map((n) => `${n}=True`));
+    for (const name of kwokNodes) {
+      await example.waitFor(`ADDED    node ${name}  ready=True  taints=none`);
+    }
+    // A pod on the first node shows up in the list made from the event handler.
+    const [first] = kwokNodes;
+    await client.create(Api.v1Pod().within(ns), pod("on-kwok", {}, first));
+    await client.patch(Api.v1Node(), first, { metadata: { labels: { example: "yes" } } }, merge);
+    await example.waitFor(new RegExp(`pod\\(s\\) on ${first}: .*${ns}/on-kwok`));
+    const listed = example.output.match(
+      new RegExp(`(\\d+) pod\\(s\\) on ${first}: (.*${ns}/on-kwok.*)`),
+    )!;
+    const onNode = await kubectl(
+      cp.kubeconfigPath,
+      "get",
+      "pods",
+      "-A",
+      "--field-selector",
+      `spec.nodeName=${first}`,
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}",
+    );
+    assert.deepEqual(listed[2].split(", ").sort(), onNode.trim().split(" ").sort());
+    await client.delete(Api.v1Pod().within(ns), "on-kwok", { gracePeriodSeconds: 0 });
+    // A node nobody plays: never Ready, its pod stays Pending.
     await client.create(Api.v1Node(), { metadata: { name: node } });
     await example.waitFor(`ADDED    node ${node}`);
     await example.waitFor(`0 pod(s) on ${node}: -`);
@@ -182,7 +225,8 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
     await example.waitFor(`ADDED    ${ns}/web  images=registry.invalid/examples:2`);
     await client.patch(deployments, "web", { spec: { replicas: 3 } }, merge);
     await example.waitFor("replicas 2 → 3");
-    await example.waitFor(/ {2}web +0\/3 /);
+    // The controller-manager rolls it out and KWOK runs the pods: 3 of 3 ready.
+    await example.waitFor(/ {2}web +3\/3 /);
     await client.delete(deployments, "web");
     await example.waitFor(`DELETED  ${ns}/web`);
     assert.equal(await example.interrupt(), 0, example.output);
@@ -206,4 +250,4 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
   });
 
   await client.delete(Api.v1Namespace(), ns);
-});
+}, { cluster: "full" });

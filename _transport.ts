@@ -1,0 +1,513 @@
+// Internal: the transport of the client — everything between a request description and a 2xx
+// `Response`: the URL, the headers (credentials, impersonation, user agent), the HTTP-client pool
+// (TLS trust, client certificates, proxy), the request loop (retries from the status table with
+// backoff and `Retry-After`, one credential refresh after 401) and the mapping of failures to
+// `ApiError`s with messages a user can act on. The verbs (`client.ts`), the list helpers
+// (`_list.ts`) and the watch (`watch.ts`) depend only on the small `Transport` interface, never
+// on each other or on the concrete class. The runtime (Deno today; Node/Bun later) plugs in as an
+// `HttpConnector`.
+
+import { getLogger } from "@logtape/logtape";
+import { type Clock, systemClock } from "./clock.ts";
+import type { Config, Credentials } from "./config.ts";
+import { ApiError, type Status } from "./errors.ts";
+import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
+import { clientRetries, reasonForCode } from "./_status_table.ts";
+
+const log = getLogger(["kube", "client"]);
+
+/** The library version, sent in the default `User-Agent`. */
+export const VERSION = "0.1.0";
+
+/** A `fetch`-compatible function. Tests pass a stub; the default is the global `fetch`. */
+export type FetchLike = (input: Request | URL | string, init?: RequestInit) => Promise<Response>;
+
+/** Query parameters: `undefined` values are left out, arrays repeat the key. */
+export type QueryParams = Record<
+  string,
+  string | number | boolean | undefined | null | readonly string[]
+>;
+
+/** A request made through {@linkcode Transport.request}. */
+export interface RequestOptions {
+  /** HTTP method. Default `GET`. */
+  method?: string;
+  /** Path below the server URL, starting with `/`, e.g. `/api/v1/namespaces`. */
+  path: string;
+  /** Query parameters. */
+  query?: QueryParams;
+  /** A JSON-serialisable body (sent as `contentType`, default `application/json`), or raw text. */
+  body?: unknown;
+  /** Content type of the body. Default `application/json`. */
+  contentType?: string;
+  /** The `Accept` header. Default `application/json`. */
+  accept?: string;
+  /** Extra headers. */
+  headers?: Record<string, string>;
+  /** Aborts the request (and the response body stream). */
+  signal?: AbortSignal;
+  /** Whether retryable answers (429, 503, 504) are retried. Default true. */
+  retry?: boolean;
+}
+
+/**
+ * What watches, lists and caches need of a connection to the API server: one method that sends a
+ * request and resolves with the successful (2xx) response, or rejects with an
+ * {@linkcode ApiError} (status 0 when no response arrived). `Client` implements it.
+ */
+export interface Transport {
+  /**
+   * Sends a request; resolves with the 2xx response (the caller consumes or cancels its body).
+   *
+   * @param options The request.
+   * @returns The successful response.
+   */
+  request(options: RequestOptions): Promise<Response>;
+}
+
+/** How to reach the server: what an {@linkcode HttpConnector} needs to open a connection. */
+export interface ConnectionOptions {
+  /** PEM CA certificates to trust instead of the system's. */
+  caCerts?: string[];
+  /** PEM client certificate. */
+  cert?: string;
+  /** PEM client key. */
+  key?: string;
+  /** Proxy URL (`http:`, `https:`, `socks5:`, `socks5h:`), credentials allowed in it. */
+  proxyUrl?: string;
+}
+
+/** One reusable connection pool: a `fetch` bound to TLS settings. */
+export interface HttpConnection {
+  /** Sends a request through this connection. */
+  fetch: FetchLike;
+  /** Closes the pool. */
+  close(): void;
+}
+
+/** The runtime seam: opens connections with custom TLS trust, client certificates or a proxy. */
+export interface HttpConnector {
+  /**
+   * Opens a connection pool.
+   *
+   * @param options TLS and proxy settings.
+   * @returns The connection.
+   */
+  open(options: ConnectionOptions): HttpConnection;
+}
+
+/** Deno's connector: `Deno.createHttpClient` and the global `fetch`. */
+export const denoConnector: HttpConnector = {
+  open(options: ConnectionOptions): HttpConnection {
+    const init: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
+    if (options.caCerts) init.caCerts = options.caCerts;
+    if (options.cert !== undefined && options.key !== undefined) {
+      init.cert = options.cert;
+      init.key = options.key;
+    }
+    if (options.proxyUrl) init.proxy = proxyOption(options.proxyUrl);
+    const client = Deno.createHttpClient(init as Deno.CreateHttpClientOptions);
+    return {
+      fetch: (input, requestInit) =>
+        fetch(input, { ...requestInit, client } as RequestInit & { client: Deno.HttpClient }),
+      close: () => client.close(),
+    };
+  },
+};
+
+/** Settings of {@linkcode HttpTransport}. */
+export interface HttpTransportOptions {
+  /** A `fetch` to use for every request instead of the connector's (stubs, the fake server). */
+  fetch?: FetchLike;
+  /** The runtime's connector. Default {@linkcode denoConnector}. */
+  connector?: HttpConnector;
+  /** The `User-Agent` header. */
+  userAgent?: string;
+  /** How many times a retryable answer is retried. Default 4. */
+  maxRetries?: number;
+  /** First retry delay in milliseconds. Default 200. */
+  retryBaseMs?: number;
+  /** Largest retry delay in milliseconds. Default 10 000. */
+  retryMaxMs?: number;
+  /** The clock the retries wait on. Default the system clock. */
+  clock?: Clock;
+}
+
+/** The transport of a {@linkcode Config}: see the module comment. */
+export class HttpTransport implements Transport {
+  readonly config: Config;
+  #fetch: FetchLike | undefined;
+  #connector: HttpConnector;
+  #userAgent: string;
+  #maxRetries: number;
+  #retryBaseMs: number;
+  #retryMaxMs: number;
+  #clock: Clock;
+  #connections = new Map<string, HttpConnection>();
+  #closed = false;
+
+  constructor(config: Config, options: HttpTransportOptions = {}) {
+    this.config = config;
+    this.#fetch = options.fetch;
+    this.#connector = options.connector ?? denoConnector;
+    this.#userAgent = options.userAgent ?? `denokube/${VERSION} (Deno ${Deno.version.deno})`;
+    this.#maxRetries = options.maxRetries ?? 4;
+    this.#retryBaseMs = options.retryBaseMs ?? 200;
+    this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Sends a request and returns the response when it succeeded (2xx); see `Client.request`.
+   *
+   * @param options The request.
+   * @returns The successful response.
+   */
+  async request(options: RequestOptions): Promise<Response> {
+    if (this.#closed) throw new TypeError("This Client is closed: create a new one");
+    const method = (options.method ?? "GET").toUpperCase();
+    const url = this.url(options.path, options.query);
+    const backoff = new Backoff({
+      initialMs: this.#retryBaseMs,
+      maxMs: this.#retryMaxMs,
+      resetAfterMs: Infinity,
+    });
+    let refreshed = false;
+    for (let attempt = 0;; attempt++) {
+      const started = performance.now();
+      const credentials = await this.#credentials(method, url, options.signal);
+      const response = await this.#send(method, url, options, credentials);
+      const ms = Math.round(performance.now() - started);
+      const warning = response.headers.get("Warning");
+      if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
+      if (response.ok) {
+        log.debug("{method} {url} → {status} in {ms} ms", {
+          method,
+          url: url.href,
+          status: response.status,
+          ms,
+        });
+        return response;
+      }
+      const error = await errorFromResponse(response, method, url.href);
+      log.debug("{method} {url} → {status} {reason} in {ms} ms", {
+        method,
+        url: url.href,
+        status: response.status,
+        reason: error.reason,
+        ms,
+      });
+      if (
+        response.status === 401 && !refreshed && this.config.invalidateCredentials(credentials)
+      ) {
+        refreshed = true;
+        log.info("401 Unauthorized from {url}: refreshing credentials and retrying once", {
+          url: url.href,
+        });
+        continue;
+      }
+      if (
+        options.retry !== false && attempt < this.#maxRetries &&
+        clientRetries(response.status, method)
+      ) {
+        const delay = error.retryAfterSeconds !== undefined
+          ? Math.min(error.retryAfterSeconds * 1000, MAX_RETRY_AFTER_MS)
+          : backoff.next();
+        log.warn("{method} {url} → {status}; retrying in {delay} ms (attempt {attempt})", {
+          method,
+          url: url.href,
+          status: response.status,
+          delay: Math.round(delay),
+          attempt: attempt + 1,
+        });
+        await this.#clock.sleep(delay, options.signal);
+        continue;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Builds the full URL for a path and query.
+   *
+   * @param path Path below the server URL.
+   * @param query Query parameters.
+   * @returns The URL.
+   */
+  url(path: string, query?: QueryParams): URL {
+    const url = new URL(this.config.server.replace(/\/+$/, "") + path);
+    if (query) {
+      for (const [key, value] of Object.entries(query)) {
+        if (value === undefined || value === null) continue;
+        if (Array.isArray(value)) {
+          for (const item of value) url.searchParams.append(key, item);
+        } else {
+          url.searchParams.set(key, String(value));
+        }
+      }
+    }
+    return url;
+  }
+
+  /** Closes the HTTP connections. Requests made afterwards fail. */
+  close(): void {
+    this.#closed = true;
+    for (const connection of this.#connections.values()) connection.close();
+    this.#connections.clear();
+  }
+
+  /**
+   * Gets the credentials for a request. A failure to get them (an exec plugin that failed, a token
+   * file that cannot be read) is an ApiError with status 0, which watch loops retry with backoff
+   * as client-go does; a missing permission or an aborted signal is passed on as it is.
+   */
+  async #credentials(method: string, url: URL, signal?: AbortSignal): Promise<Credentials> {
+    try {
+      return await this.config.credentials({ signal });
+    } catch (cause) {
+      if (signal?.aborted || cause instanceof Deno.errors.NotCapable) throw cause;
+      const text = cause instanceof Error ? cause.message : String(cause);
+      throw new ApiError({
+        status: 0,
+        reason: "CredentialsUnavailable",
+        message: `No credentials for ${method} ${url.href}: ${text}`,
+        method,
+        url: url.href,
+        cause,
+      });
+    }
+  }
+
+  async #send(
+    method: string,
+    url: URL,
+    options: RequestOptions,
+    credentials: Credentials,
+  ): Promise<Response> {
+    const headers = this.#headers(credentials, options);
+    let body: BodyInit | undefined;
+    if (options.body !== undefined) {
+      body = typeof options.body === "string" || options.body instanceof Uint8Array
+        ? options.body as BodyInit
+        : JSON.stringify(options.body);
+      headers.set("Content-Type", options.contentType ?? "application/json");
+    }
+    const init: RequestInit = { method, headers, body, signal: options.signal };
+    const send = this.#fetch ?? this.#connection(credentials)?.fetch ?? fetch;
+    try {
+      return await send(url, init);
+    } catch (cause) {
+      throw this.#networkError(cause, method, url, options.signal);
+    }
+  }
+
+  #headers(credentials: Credentials, options: RequestOptions): Headers {
+    const headers = new Headers(options.headers);
+    if (!headers.has("Accept")) headers.set("Accept", options.accept ?? "application/json");
+    headers.set("User-Agent", this.#userAgent);
+    if (this.config.cluster.disableCompression) headers.set("Accept-Encoding", "identity");
+    if (credentials.token) {
+      headers.set("Authorization", `Bearer ${credentials.token}`);
+    } else if (credentials.basic) {
+      const raw = `${credentials.basic.username}:${credentials.basic.password}`;
+      headers.set("Authorization", `Basic ${base64(raw)}`);
+    }
+    const as = this.config.impersonate;
+    if (as) {
+      if (as.user) headers.set("Impersonate-User", as.user);
+      if (as.uid) headers.set("Impersonate-Uid", as.uid);
+      for (const group of as.groups ?? []) headers.append("Impersonate-Group", group);
+      for (const [key, values] of Object.entries(as.extra ?? {})) {
+        for (const value of values) {
+          headers.append(`Impersonate-Extra-${encodeURIComponent(key)}`, value);
+        }
+      }
+    }
+    return headers;
+  }
+
+  /** The pooled connection for these TLS settings, or undefined for the global `fetch`. */
+  #connection(credentials: Credentials): HttpConnection | undefined {
+    const cluster = this.config.cluster;
+    const cert = credentials.clientCertificate;
+    if (!cluster.certificateAuthority && !cert && !cluster.proxyUrl) return undefined;
+    const key = JSON.stringify([
+      cluster.certificateAuthority,
+      cert?.cert,
+      cert?.key,
+      cluster.proxyUrl,
+    ]);
+    let connection = this.#connections.get(key);
+    if (!connection) {
+      connection = this.#connector.open({
+        caCerts: cluster.certificateAuthority ? [cluster.certificateAuthority] : undefined,
+        cert: cert?.cert,
+        key: cert?.key,
+        proxyUrl: cluster.proxyUrl,
+      });
+      this.#connections.set(key, connection);
+      // Rotating exec client certificates make a new connection each time: keep the two newest
+      // (streams opened with the previous certificate may still run) and close older ones.
+      while (this.#connections.size > 2) {
+        const [oldestKey, oldest] = this.#connections.entries().next().value!;
+        this.#connections.delete(oldestKey);
+        oldest.close();
+      }
+      log.debug("Created an HTTP client for {server}", { server: cluster.server });
+    }
+    return connection;
+  }
+
+  #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
+    if (signal?.aborted) return signal.reason;
+    if (cause instanceof Deno.errors.NotCapable) {
+      const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
+      return new Deno.errors.NotCapable(
+        `Cannot connect to the Kubernetes API server at ${url.origin}: missing network permission. ` +
+          `Run again with --allow-net=${host}`,
+        { cause },
+      );
+    }
+    const text = causeChain(cause);
+    const tls = tlsReason(text);
+    let hint = "";
+    if (tls !== undefined) {
+      const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+      hint = this.config.cluster.insecureSkipTlsVerify
+        ? ` The kubeconfig sets insecure-skip-tls-verify, which Deno cannot apply per client: run with --unsafely-ignore-certificate-errors=${host}, or better, set certificate-authority-data.`
+        : ` The TLS certificate of ${host} was refused (${tls}): set certificate-authority-data ` +
+          `(or certificate-authority) of the cluster in the kubeconfig to the CA that signed it, ` +
+          `or, for a throwaway test cluster only, run with ` +
+          `--unsafely-ignore-certificate-errors=${host}.`;
+    }
+    return new ApiError({
+      status: 0,
+      message:
+        `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
+      method,
+      url: url.href,
+      cause,
+    });
+  }
+}
+
+/**
+ * The messages of an error and of its `cause` chain, outermost first, without repeats: Deno puts
+ * the real reason of a failed `fetch` (`invalid peer certificate: UnknownIssuer`) in a nested
+ * `cause` under a generic `fetch failed`.
+ *
+ * @param error The error.
+ * @returns The messages joined with `: `.
+ */
+export function causeChain(error: unknown): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e = error, depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
+    if (seen.has(e)) break;
+    seen.add(e);
+    const text = e instanceof Error ? e.message : String(e);
+    if (text && !parts.some((p) => p.includes(text))) parts.push(text);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ") || String(error);
+}
+
+/** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
+function tlsReason(text: string): string | undefined {
+  const peer = /invalid peer certificate:\s*([A-Za-z]+(?:\([^)]*\))?)/i.exec(text);
+  if (peer) return peer[1];
+  if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
+  return undefined;
+}
+
+/**
+ * Builds an {@linkcode ApiError} from an error response: a `Status` body, or any other (plain
+ * text) body. Consumes the body.
+ *
+ * @param response The failed response.
+ * @param method The request method.
+ * @param url The request URL.
+ * @returns The error.
+ */
+export async function errorFromResponse(
+  response: Response,
+  method: string,
+  url: string,
+): Promise<ApiError> {
+  const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    // The body could not be read; the status line still tells what happened.
+  }
+  let status: Status | undefined;
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && parsed.kind === "Status") status = parsed;
+  } catch {
+    // Not JSON: a proxy or a plain-text 429.
+  }
+  if (status) {
+    return ApiError.fromStatus(status, { status: response.status, method, url, retryAfterSeconds });
+  }
+  const snippet = text.trim().slice(0, 200);
+  const reason = reasonForCode(response.status) ?? "";
+  return new ApiError({
+    status: response.status,
+    reason,
+    message: `${response.status} ${response.statusText || reason}${
+      snippet ? `: ${snippet}` : ""
+    } (${method} ${url})`,
+    method,
+    url,
+    retryAfterSeconds,
+  });
+}
+
+/**
+ * Sends a request and parses the JSON response.
+ *
+ * @param transport The transport.
+ * @param options The request.
+ * @returns The parsed body.
+ */
+export async function requestJson<T>(transport: Transport, options: RequestOptions): Promise<T> {
+  const response = await transport.request(options);
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch (cause) {
+    throw new ApiError({
+      status: response.status,
+      message: `The API server sent a body that is not JSON for ${
+        options.method ?? "GET"
+      } ${options.path}: ${JSON.stringify(text.slice(0, 200))}`,
+      cause,
+    });
+  }
+}
+
+function proxyOption(proxyUrl: string): Deno.Proxy {
+  const url = new URL(proxyUrl);
+  const transport = url.protocol === "socks5:" || url.protocol === "socks5h:"
+    ? "socks5"
+    : url.protocol === "https:"
+    ? "https"
+    : "http";
+  const proxy: Deno.Proxy = { transport, url: `${url.protocol}//${url.host}` };
+  if (url.username) {
+    proxy.basicAuth = {
+      username: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+    };
+  }
+  return proxy;
+}
+
+function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
