@@ -4,7 +4,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
-import { type QueryParams, requestJson, type Transport } from "./_transport.ts";
+import { type QueryParams, requestObject, type Transport } from "./_transport.ts";
+import { acceptFor } from "./_protobuf/negotiate.ts";
 import { ApiError } from "./errors.ts";
 
 const log = getLogger(["kube", "list"]);
@@ -90,12 +91,12 @@ export async function listPage<T extends KubeObject>(
   api: Api<T>,
   options: ListPageOptions = {},
 ): Promise<KubeList<T>> {
-  const list = await requestJson<KubeList<T>>(client, {
+  const list = await requestObject<KubeList<T>>(client, {
     path: api.collectionPath(),
     query: listQuery(options),
     signal: options.signal,
     retry: options.retry,
-  });
+  }, acceptFor(client.wireFormat, api.apiVersion, `${api.kind}List`));
   if (!list || typeof list !== "object" || !Array.isArray(list.items)) {
     if (list && typeof list === "object" && list.items === null) list.items = [];
     else {

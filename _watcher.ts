@@ -35,7 +35,6 @@ import {
 import type { Transport } from "./_transport.ts";
 import {
   type BookmarkWatchEvent,
-  jsonWatchFormat,
   type ObjectWatchEvent,
   watchBatches,
   type WatchEvent,
@@ -93,7 +92,7 @@ export class Watcher<T extends KubeObject> {
   #options: WatcherOptions;
   #log: Logger;
   #pacer: RetryPacer;
-  #format: WatchFormat;
+  #format: WatchFormat | undefined;
   #rv: string | undefined;
   #needSync: boolean;
   #watchListUnsupported = false;
@@ -117,7 +116,7 @@ export class Watcher<T extends KubeObject> {
     this.#options = options;
     this.#log = logger;
     this.#pacer = new RetryPacer(options, logger, what);
-    this.#format = options.format ?? jsonWatchFormat;
+    this.#format = options.format; // undefined: by the client's wire format
     this.labelSelector = options.labelSelector;
     this.fieldSelector = options.fieldSelector;
     this.#rv = options.resourceVersion || undefined;

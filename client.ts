@@ -24,17 +24,33 @@ import {
   HttpTransport,
   type QueryParams,
   requestJson,
+  requestObject,
   type RequestOptions,
   type Transport,
+  type WireFormat,
 } from "./_transport.ts";
+import { acceptFor } from "./_protobuf/negotiate.ts";
 import { watch, type WatchEvent, type WatchOptions } from "./watch.ts";
 
 export type { ListAllOptions, ListChunk, ListPageOptions, ListSnapshot } from "./_list.ts";
 export type { DiscoveredResource } from "./_discovery.ts";
-export type { FetchLike, QueryParams, RequestOptions, Transport } from "./_transport.ts";
+export type {
+  FetchLike,
+  QueryParams,
+  RequestOptions,
+  Transport,
+  WireFormat,
+} from "./_transport.ts";
 
 /** Options of {@linkcode Client}. */
 export interface ClientOptions {
+  /**
+   * The wire format of reads (get, list, watch, and the Informer's and Reflector's lists and
+   * watches) of built-in kinds. `protobuf` asks for `application/vnd.kubernetes.protobuf` (with
+   * JSON as the fallback), as client-go does, and decodes it into the same plain objects JSON
+   * gives; custom resources, metadata-only reads and writes always use JSON. Default `json`.
+   */
+  wireFormat?: WireFormat;
   /** A `fetch` to use instead of the global one (a stub in tests, or {@linkcode FakeApiServer}). */
   fetch?: FetchLike;
   /** The `User-Agent` header. Default `denokube/<version>`. */
@@ -80,7 +96,11 @@ export class Client implements Transport, AsyncDisposable {
   constructor(config: Config, options: ClientOptions = {}) {
     this.config = config;
     this.#transport = new HttpTransport(config, options);
+    this.wireFormat = options.wireFormat ?? "json";
   }
+
+  /** The wire format of reads of built-in kinds (see {@linkcode ClientOptions.wireFormat}). */
+  readonly wireFormat: WireFormat;
 
   /**
    * Creates a client from the configuration kubectl would use: `$KUBECONFIG`, `~/.kube/config`,
@@ -150,10 +170,10 @@ export class Client implements Transport, AsyncDisposable {
     name: string,
     options: ItemOptions = {},
   ): Promise<T> {
-    return await this.requestJson<T>({
+    return await requestObject<T>(this, {
       path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
       signal: options.signal,
-    });
+    }, acceptFor(this.wireFormat, api.apiVersion, api.kind));
   }
 
   /**

@@ -10,7 +10,7 @@ const text = new TextEncoder();
 
 /** A growable byte buffer with protobuf primitives. */
 class Writer {
-  bytes = new Uint8Array(1024);
+  bytes: Uint8Array<ArrayBuffer> = new Uint8Array(1024);
   length = 0;
 
   #room(n: number): void {
@@ -67,12 +67,12 @@ class Writer {
     this.length += 8;
   }
 
-  finish(): Uint8Array {
+  finish(): Uint8Array<ArrayBuffer> {
     return this.bytes.slice(0, this.length);
   }
 }
 
-function sub(fill: (w: Writer) => void): Uint8Array {
+function sub(fill: (w: Writer) => void): Uint8Array<ArrayBuffer> {
   const w = new Writer();
   fill(w);
   return w.finish();
@@ -264,7 +264,7 @@ export function encodeMessage(name: string, object: Record<string, unknown>): Ui
  * @param object A built-in object with `apiVersion` and `kind`.
  * @returns The bytes.
  */
-export function encodeObject(object: Record<string, unknown>): Uint8Array {
+export function encodeObject(object: Record<string, unknown>): Uint8Array<ArrayBuffer> {
   const apiVersion = String(object.apiVersion ?? "");
   const kind = String(object.kind ?? "");
   const message = messageForKind(apiVersion, kind);
@@ -291,7 +291,10 @@ export function encodeObject(object: Record<string, unknown>): Uint8Array {
  * @param object The object (with apiVersion and kind).
  * @returns The frame.
  */
-export function encodeWatchFrame(type: string, object: Record<string, unknown>): Uint8Array {
+export function encodeWatchFrame(
+  type: string,
+  object: Record<string, unknown>,
+): Uint8Array<ArrayBuffer> {
   const event = sub((w) => {
     w.bytesField(1, text.encode(type));
     w.bytesField(2, sub((r) => r.bytesField(1, encodeObject(object))));

@@ -8,7 +8,10 @@
 
 import { deepStrictEqual, ok as assert, strictEqual as assertEquals } from "node:assert/strict";
 import { e2eTest, uniqueNamespace } from "./_harness.ts";
-import type { Client } from "../../client.ts";
+import { Client } from "../../client.ts";
+import { Config } from "../../config.ts";
+import { Api, type KubeObject } from "../../api.ts";
+import { Reflector } from "../../reflector.ts";
 import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
 import { FrameDecoder } from "../../_protobuf/frames.ts";
 
@@ -899,6 +902,52 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
       const protoEvents = await watchProtobuf(client, path + query, n);
       same(`watch ${path}`, jsonEvents, protoEvents);
     }
+  });
+
+  await t.step("through the client: get, list, watch and Reflector syncs agree", async () => {
+    await using pb = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }), {
+      wireFormat: "protobuf",
+    });
+    const apis: Api<KubeObject>[] = [
+      Api.v1Pod().within(ns),
+      Api.v1ConfigMap().within(ns),
+      Api.v1Service().within(ns),
+      Api.appsV1Deployment().within(ns),
+      Api.batchV1Job().within(ns),
+      Api.coordinationV1Lease().within(ns),
+      Api.v1Namespace(),
+    ] as Api<KubeObject>[];
+    for (const api of apis) {
+      const viaJson = await client.list(api);
+      const viaProto = await pb.list(api);
+      same(`client.list ${api.collectionPath()}`, viaJson, viaProto);
+      const name = viaJson.items[0].metadata!.name!;
+      same(`client.get ${name}`, await client.get(api, name), await pb.get(api, name));
+      for (const initialSync of ["watchList", "list"] as const) {
+        const maps = [];
+        for (const c of [client, pb]) {
+          const reflector = new Reflector(c, api, { initialSync });
+          const controller = new AbortController();
+          const running = reflector.run({ signal: controller.signal });
+          await reflector.ready;
+          maps.push(new Map(reflector.read()));
+          controller.abort();
+          await running;
+        }
+        same(`Reflector ${initialSync} ${api.collectionPath()}`, maps[0], maps[1]);
+      }
+    }
+    // client.watch from the namespace's first version: the same events as over JSON.
+    const pods = Api.v1Pod().within(ns);
+    const collect = async (c: Client) => {
+      const out = [];
+      for await (const e of c.watch(pods, { resourceVersion: rv, timeoutSeconds: 30 })) {
+        out.push(e);
+        if (out.length === created.filter((x) => x.kind === "Pod").length) break;
+      }
+      return out;
+    };
+    same("client.watch pods", await collect(client), await collect(pb));
   });
 
   await t.step("errors are protobuf Status objects", async () => {
