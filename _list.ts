@@ -4,11 +4,57 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
-import { type QueryParams, requestObject, type Transport } from "./_transport.ts";
-import { acceptFor } from "./_protobuf/negotiate.ts";
+import { type QueryParams, readJson, readObject, type Transport } from "./_transport.ts";
+import { acceptFor, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
 import { ApiError } from "./errors.ts";
 
 const log = getLogger(["kube", "list"]);
+
+/**
+ * Internal seam: the wire format of list responses — the `Accept` header and how a body becomes
+ * a list (JSON by default; a protobuf decoder plugs in here and in the watch's `WatchFormat`).
+ */
+export interface ListFormat {
+  /** The `Accept` header, or undefined for the default (`application/json`). */
+  readonly accept: string | undefined;
+  /**
+   * Reads a successful list response.
+   *
+   * @param response The response (its body is consumed).
+   * @param path The request path, for messages.
+   * @returns The parsed list (validated by the caller).
+   */
+  read(response: Response, path: string): Promise<unknown>;
+}
+
+/** The JSON list format. */
+export const jsonListFormat: ListFormat = {
+  accept: undefined,
+  read: (response, path) => readJson(response, "GET", path),
+};
+
+/**
+ * The protobuf list format (client-go's default): asks for protobuf with JSON as the fallback and
+ * reads the body by the Content-Type the server chose.
+ */
+export const protobufListFormat: ListFormat = {
+  accept: PROTOBUF_ACCEPT,
+  read: (response, path) => readObject(response, "GET", path),
+};
+
+/**
+ * The list format for `api` on `client`: protobuf when the client's wire format is protobuf and
+ * the list kind has a protobuf encoding, else JSON.
+ *
+ * @param client The transport.
+ * @param api The resource type.
+ * @returns The format.
+ */
+export function listFormatFor(client: Transport, api: Api<KubeObject>): ListFormat {
+  return acceptFor(client.wireFormat, api.apiVersion, `${api.kind}List`) === undefined
+    ? jsonListFormat
+    : protobufListFormat;
+}
 
 /** Default page size of {@linkcode listAll} and {@linkcode listSnapshot}. */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -84,19 +130,24 @@ export function listQuery(options: ListPageOptions): QueryParams {
  * @param client The client.
  * @param api The resource type.
  * @param options Limit, continue token, selectors, resource version.
+ * @param format The wire format (default JSON).
  * @returns The list.
  */
 export async function listPage<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListPageOptions = {},
+  format: ListFormat = listFormatFor(client, api as Api<KubeObject>),
 ): Promise<KubeList<T>> {
-  const list = await requestObject<KubeList<T>>(client, {
-    path: api.collectionPath(),
+  const path = api.collectionPath();
+  const response = await client.request({
+    path,
     query: listQuery(options),
+    accept: format.accept,
     signal: options.signal,
     retry: options.retry,
-  }, acceptFor(client.wireFormat, api.apiVersion, `${api.kind}List`));
+  });
+  const list = await format.read(response, path) as KubeList<T>;
   if (!list || typeof list !== "object" || !Array.isArray(list.items)) {
     if (list && typeof list === "object" && list.items === null) list.items = [];
     else {
@@ -127,12 +178,14 @@ export async function listPage<T extends KubeObject>(
  * @param client The client.
  * @param api The resource type.
  * @param options Page size, selectors, resource version.
+ * @param format The wire format (default JSON).
  * @returns The pages.
  */
 export async function* listAll<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListAllOptions = {},
+  format: ListFormat = listFormatFor(client, api as Api<KubeObject>),
 ): AsyncGenerator<ListChunk<T>, void, undefined> {
   const { pageSize = DEFAULT_PAGE_SIZE, ...rest } = options;
   let limit = pageSize;
@@ -154,6 +207,7 @@ export async function* listAll<T extends KubeObject>(
           resourceVersion: undefined,
           resourceVersionMatch: undefined,
         },
+        format,
       );
     } catch (e) {
       if (token === undefined || !(e instanceof ApiError) || !e.expired) throw e;

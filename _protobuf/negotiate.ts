@@ -9,7 +9,10 @@ import { canDecode, decodeObject, PROTOBUF_MEDIA_TYPE } from "./decode.ts";
 /** The Accept header of a protobuf-first request. */
 export const PROTOBUF_ACCEPT = `${PROTOBUF_MEDIA_TYPE}, application/json`;
 
-/** The wire format a client asks for: see `ClientOptions.wireFormat`. */
+/**
+ * The wire format of a client's reads of built-in kinds: `protobuf` (Kubernetes protobuf, with
+ * JSON as the fallback, as client-go) or `json`. See `ClientOptions.wireFormat`.
+ */
 export type WireFormat = "json" | "protobuf";
 
 /**
