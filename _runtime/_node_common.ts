@@ -10,9 +10,19 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
+import { connect as tlsConnect, rootCertificates } from "node:tls";
 import process from "node:process";
-import type { ProcessOutput, RunOptions, ServeHandle, ServeHandler } from "./types.ts";
+import type {
+  ByteListener,
+  ByteStream,
+  ProcessOutput,
+  RunOptions,
+  ServeHandle,
+  ServeHandler,
+  TcpTarget,
+} from "./types.ts";
 
 /**
  * Reads an environment variable.
@@ -229,4 +239,107 @@ export function onSignal(signal: "SIGTERM" | "SIGINT", listener: () => void): ()
  */
 export function exit(code: number): never {
   process.exit(code);
+}
+
+/**
+ * Adapts a `node:net` / `node:tls` socket to web streams, with backpressure both ways.
+ *
+ * @param socket A connected socket.
+ * @returns The byte stream.
+ */
+export function nodeSocketToByteStream(socket: Duplex): ByteStream {
+  let done = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      socket.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) socket.pause();
+      });
+      socket.once("end", () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      socket.once("close", () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      socket.once("error", (e: Error) => {
+        if (done) return;
+        done = true;
+        controller.error(e);
+      });
+      socket.resume();
+    },
+    pull() {
+      socket.resume();
+    },
+    cancel() {
+      done = true;
+      socket.destroy();
+    },
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write(chunk) {
+      return new Promise((resolve, reject) => {
+        socket.write(chunk, (error?: Error | null) => error ? reject(error) : resolve());
+      });
+    },
+    close() {
+      return new Promise((resolve) => socket.end(() => resolve()));
+    },
+    abort() {
+      socket.destroy();
+    },
+  });
+  return { readable, writable, close: () => socket.destroy() };
+}
+
+/**
+ * Opens a direct TCP or TLS connection with `node:net` / `node:tls`.
+ *
+ * @param target Host, port, TLS settings.
+ * @returns The connected stream.
+ */
+export function connectTcp(target: TcpTarget): Promise<ByteStream> {
+  return new Promise((resolve, reject) => {
+    const tls = target.tls;
+    const ip = /^[\d.]+$/.test(target.hostname) || target.hostname.includes(":");
+    const socket: Duplex = tls
+      ? tlsConnect({
+        host: target.hostname,
+        port: target.port,
+        servername: ip ? undefined : target.hostname,
+        // Node's `ca` replaces the system roots; add to them, as Deno does.
+        ca: tls.caCerts?.length ? [...rootCertificates, ...tls.caCerts] : undefined,
+        cert: tls.cert,
+        key: tls.key,
+        ALPNProtocols: ["http/1.1"],
+      })
+      : netConnect({ host: target.hostname, port: target.port });
+    const onError = (e: Error) => reject(e);
+    socket.once("error", onError);
+    socket.once(tls ? "secureConnect" : "connect", () => {
+      socket.off("error", onError);
+      resolve(nodeSocketToByteStream(socket));
+    });
+  });
+}
+
+/**
+ * Refuses a synchronous listener: a `node:net` server learns its port only after `listen` calls
+ * back, and the API that needs one (`forwardPort`) returns the port at once.
+ *
+ * @param hostname The local address.
+ * @param port The port.
+ * @returns Never.
+ */
+export function listenTcp(hostname: string, port: number): ByteListener {
+  throw new TypeError(
+    `forwardPort (listening on ${hostname}:${port}) is not available on Node and Bun yet: their ` +
+      `listeners learn their port only asynchronously. Use portForward(client, pod, port) for one ` +
+      `stream, served from your own node:net server.`,
+  );
 }

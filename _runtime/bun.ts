@@ -11,9 +11,11 @@
 import process from "node:process";
 import { rootCertificates } from "node:tls";
 import {
+  connectTcp,
   env,
   errorCode,
   exit,
+  listenTcp,
   onSignal,
   readTextFile,
   run,
@@ -165,6 +167,8 @@ export function createBunRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    connectTcp,
+    listenTcp,
     onSignal,
     exit,
     isAddrInUse: (error) => errorCode(error) === "EADDRINUSE",

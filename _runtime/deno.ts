@@ -7,6 +7,8 @@
  */
 
 import type {
+  ByteListener,
+  ByteStream,
   HttpPool,
   PermissionNeed,
   ProcessOutput,
@@ -14,6 +16,7 @@ import type {
   Runtime,
   ServeHandle,
   ServeHandler,
+  TcpTarget,
   TransportOptions,
 } from "./types.ts";
 
@@ -154,6 +157,62 @@ function serve(
   });
 }
 
+async function connectTcp(target: TcpTarget): Promise<ByteStream> {
+  const conn = target.tls
+    ? await Deno.connectTls({
+      hostname: target.hostname,
+      port: target.port,
+      caCerts: target.tls.caCerts,
+      alpnProtocols: ["http/1.1"],
+      ...(target.tls.cert && target.tls.key ? { cert: target.tls.cert, key: target.tls.key } : {}),
+    })
+    : await Deno.connect({ hostname: target.hostname, port: target.port });
+  return connToByteStream(conn);
+}
+
+function connToByteStream(conn: Deno.Conn): ByteStream {
+  let closed = false;
+  return {
+    readable: conn.readable,
+    writable: conn.writable,
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch {
+        // Already closed by a finished readable and writable.
+      }
+    },
+  };
+}
+
+function listenTcp(hostname: string, port: number): ByteListener {
+  const listener = Deno.listen({ hostname, port, transport: "tcp" });
+  let closed = false;
+  return {
+    port: listener.addr.port,
+    hostname: listener.addr.hostname,
+    close() {
+      if (closed) return;
+      closed = true;
+      listener.close();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        let conn: Deno.Conn;
+        try {
+          conn = await listener.accept();
+        } catch (e) {
+          if (closed || e instanceof Deno.errors.BadResource) return;
+          throw e;
+        }
+        yield connToByteStream(conn);
+      }
+    },
+  };
+}
+
 /**
  * Creates the runtime seam on Deno (call it only on Deno).
  *
@@ -170,6 +229,8 @@ export function createDenoRuntime(): Runtime {
     run,
     connect,
     serve,
+    connectTcp,
+    listenTcp,
     onSignal(signal, listener) {
       Deno.addSignalListener(signal, listener);
       return () => Deno.removeSignalListener(signal, listener);

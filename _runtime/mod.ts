@@ -11,7 +11,10 @@ import { createDenoRuntime } from "./deno.ts";
 import { createNodeRuntime } from "./node.ts";
 import type { Runtime, RuntimeName } from "./types.ts";
 
+export { nodeSocketToByteStream } from "./_node_common.ts";
 export type {
+  ByteListener,
+  ByteStream,
   HttpPool,
   PermissionNeed,
   ProcessOutput,
@@ -20,6 +23,7 @@ export type {
   RuntimeName,
   ServeHandle,
   ServeHandler,
+  TcpTarget,
   TransportOptions,
   TransportSupport,
 } from "./types.ts";

@@ -12,9 +12,11 @@
 import process from "node:process";
 import { rootCertificates } from "node:tls";
 import {
+  connectTcp,
   env,
   errorCode,
   exit,
+  listenTcp,
   onSignal,
   readTextFile,
   run,
@@ -141,6 +143,8 @@ export function createNodeRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    connectTcp,
+    listenTcp,
     onSignal,
     exit,
     isAddrInUse: (error) => errorCode(error) === "EADDRINUSE",

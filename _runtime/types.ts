@@ -76,6 +76,36 @@ export interface HttpPool {
   close(): void;
 }
 
+/** A bidirectional byte stream (a TCP or TLS connection). */
+export interface ByteStream {
+  /** Bytes from the peer; ends when the peer closes. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Closes the connection at once (idempotent). */
+  close(): void;
+}
+
+/** A listening TCP socket that yields accepted connections. */
+export interface ByteListener extends AsyncIterable<ByteStream> {
+  /** The local port (the one chosen by the system when 0 was asked). */
+  readonly port: number;
+  /** The local address. */
+  readonly hostname: string;
+  /** Stops listening. */
+  close(): void;
+}
+
+/** Where to open a direct TCP (or TLS) connection. */
+export interface TcpTarget {
+  /** Host name or IP address. */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+  /** TLS settings (ALPN `http/1.1`); plain TCP when undefined. */
+  tls?: { caCerts?: string[]; cert?: string; key?: string };
+}
+
 /** A running loopback HTTP server. */
 export interface ServeHandle {
   /** The port it listens on. */
@@ -159,6 +189,24 @@ export interface Runtime {
    * @returns The running server.
    */
   serve(handler: ServeHandler, options: { hostname: string; port: number }): Promise<ServeHandle>;
+
+  /**
+   * Opens a direct TCP or TLS connection (ALPN `http/1.1`, extra CAs added to the system roots).
+   *
+   * @param target Host, port, TLS settings.
+   * @returns The connected stream.
+   */
+  connectTcp(target: TcpTarget): Promise<ByteStream>;
+
+  /**
+   * Listens on a local TCP port, at once (the port is known when this returns).
+   *
+   * @param hostname The local address.
+   * @param port The port; 0 lets the system choose.
+   * @returns The listener.
+   * @throws {TypeError} On Node and Bun, whose listeners learn their port only asynchronously.
+   */
+  listenTcp(hostname: string, port: number): ByteListener;
 
   /**
    * Calls `listener` when the process receives `signal`.

@@ -49,6 +49,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ],
   "client.ts": [
     "_transport.ts",
+    "_protobuf/negotiate.ts",
     "_list.ts",
     "_discovery.ts",
     "_lines.ts",
@@ -58,7 +59,15 @@ const MAY_IMPORT: Record<string, string[]> = {
     "errors.ts",
     "clock.ts",
   ],
-  "watch.ts": ["_transport.ts", "_lines.ts", "api.ts", "errors.ts"],
+  "watch.ts": [
+    "_transport.ts",
+    "_lines.ts",
+    "_protobuf/negotiate.ts",
+    "_protobuf/decode.ts",
+    "_protobuf/frames.ts",
+    "api.ts",
+    "errors.ts",
+  ],
   "informer.ts": ["_watcher.ts", "_retry.ts", "_transport.ts", "watch.ts", "api.ts", "clock.ts"],
   "reflector.ts": [
     "_watcher.ts",
@@ -75,6 +84,7 @@ const MAY_IMPORT: Record<string, string[]> = {
     "_status_table.ts",
     "_permissions.ts",
     "_runtime/mod.ts",
+    "_protobuf/negotiate.ts",
     "config.ts",
     "errors.ts",
     "clock.ts",
@@ -91,7 +101,10 @@ const MAY_IMPORT: Record<string, string[]> = {
     "clock.ts",
   ],
   "_store.ts": [],
-  "_list.ts": ["_transport.ts", "api.ts", "errors.ts"],
+  "_list.ts": ["_transport.ts", "_protobuf/negotiate.ts", "api.ts", "errors.ts"],
+  "_protobuf/negotiate.ts": ["_protobuf/decode.ts"],
+  "_protobuf/decode.ts": [],
+  "_protobuf/frames.ts": [],
   "_lines.ts": [],
   "_config_types.ts": [],
   "_kubeconfig.ts": [
@@ -107,6 +120,7 @@ const MAY_IMPORT: Record<string, string[]> = {
     "_runtime/deno.ts",
     "_runtime/node.ts",
     "_runtime/bun.ts",
+    "_runtime/_node_common.ts",
   ],
   "_runtime/deno.ts": ["_runtime/types.ts"],
   "_runtime/node.ts": ["_runtime/types.ts", "_runtime/_node_common.ts"],
@@ -126,6 +140,18 @@ const MAY_IMPORT: Record<string, string[]> = {
     "clock.ts",
     "_runtime/mod.ts",
   ],
+  "exec.ts": [
+    "_channels.ts",
+    "_socket.ts",
+    "_websocket.ts",
+    "_transport.ts",
+    "api.ts",
+    "client.ts",
+    "errors.ts",
+  ],
+  "_socket.ts": ["_runtime/mod.ts"],
+  "_websocket.ts": ["_socket.ts"],
+  "_channels.ts": ["_websocket.ts", "errors.ts"],
 };
 
 test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
