@@ -12,6 +12,7 @@ import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
 import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
+import process from "node:process";
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -86,9 +87,9 @@ function stream(seed: number): { sent: Sent[]; frames: Uint8Array[] } {
   return { sent, frames };
 }
 
-const seeds = Deno.env.get("SEED")
-  ? [Number(Deno.env.get("SEED"))]
-  : Array.from({ length: Number(Deno.env.get("SEEDS") ?? 60) }, (_, i) => i + 1);
+const seeds = process.env.SEED
+  ? [Number(process.env.SEED)]
+  : Array.from({ length: Number(process.env.SEEDS ?? 60) }, (_, i) => i + 1);
 
 test("randomized: protobuf frames split at random points decode to exactly the events", () => {
   for (const seed of seeds) {

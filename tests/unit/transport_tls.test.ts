@@ -9,7 +9,7 @@ import { testConfig } from "./_helpers.ts";
 import { ApiError } from "../../errors.ts";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { RUNTIME, test } from "../_test.ts";
 import { FIXTURES_DIR } from "../fixtures/paths.ts";
 
@@ -81,12 +81,11 @@ test("transport: an untrusted server certificate names host, reason and fix; tru
 });
 
 test("transport: a server that closes during the TLS handshake gets no certificate hint", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepting = (async () => {
-    for await (const conn of listener) conn.close(); // accept, then hang up before any TLS
-  })();
+  // Accept, then hang up before any TLS.
+  const server = createTcpServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   try {
-    const url = `https://127.0.0.1:${listener.addr.port}`;
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const error = await new Client(config(url), { maxRetries: 0 }).request({ path: "/version" })
       .catch((e) => e);
     assert.ok(error instanceof ApiError, String(error));
@@ -94,7 +93,6 @@ test("transport: a server that closes during the TLS handshake gets no certifica
     assert.match(error.message, /Cannot reach the Kubernetes API server/);
     assert.doesNotMatch(error.message, /certificate/i);
   } finally {
-    listener.close();
-    await accepting.catch(() => {});
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
