@@ -300,7 +300,7 @@ export class Watcher<T extends KubeObject> {
           const event = batch[i];
           if (!building) {
             // The rest of the batch after the end bookmark: live events.
-            if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+            if (objects.length > 0) yield { type: "init-objects", objects };
             yield* this.#live(batch.slice(i));
             break;
           }
@@ -310,12 +310,18 @@ export class Watcher<T extends KubeObject> {
               objects.push(event.object);
               break;
             case "DELETED":
-              if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+              if (objects.length > 0) {
+                yield { type: "init-objects", objects };
+                objects = [];
+              }
               yield { type: "init-delete", objects: [event.object] };
               break;
             case "BOOKMARK":
               if (event.initialEventsEnd) {
-                if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+                if (objects.length > 0) {
+                  yield { type: "init-objects", objects };
+                  objects = [];
+                }
                 this.#rv = event.resourceVersion;
                 this.#needSync = false;
                 building = false;
@@ -327,7 +333,7 @@ export class Watcher<T extends KubeObject> {
               }
               break;
             case "ERROR":
-              if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+              if (objects.length > 0) yield { type: "init-objects", objects };
               throw event.error;
           }
         }
