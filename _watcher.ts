@@ -91,6 +91,8 @@ export class Watcher<T extends KubeObject> {
   labelSelector: string | undefined;
   /** Field selector; may change until the first request. */
   fieldSelector: string | undefined;
+  /** Rounds of {@linkcode Watcher.prototype.run}: full syncs, and watches resumed from the resourceVersion. */
+  readonly counts = { syncs: 0, watches: 0 };
   #client: Transport;
   #options: WatcherOptions;
   #log: Logger;
@@ -163,6 +165,8 @@ export class Watcher<T extends KubeObject> {
       try {
         await this.#pacer.wait(signal);
         const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
+        if (this.#needSync) this.counts.syncs++;
+        else this.counts.watches++;
         const received = this.#needSync
           ? yield* this.#sync(signal, timeout, true)
           : yield* this.#watch(signal, timeout);

@@ -136,4 +136,79 @@ export {
   type SchemaOutput,
   type ZodSchema,
 } from "./custom_resource.ts";
+export {
+  Action,
+  Controller,
+  type ControllerBackoff,
+  type ControllerOptions,
+  type ControllerStats,
+  type ErrorDecision,
+  type ErrorInfo,
+  type ErrorPolicy,
+  type Logger,
+  type ObjectKey,
+  type ObjectRecorder,
+  type OutcomeResult,
+  ownerReference,
+  type Predicate,
+  predicates,
+  type ReconcileAction,
+  type ReconcileContext,
+  type ReconcileOutcome,
+  type Reconciler,
+  type ReconcileResult,
+  type RelatedMapper,
+  type RelatedOptions,
+  type Selectors,
+  type SharedCache,
+  sharedCache,
+  TerminalError,
+} from "./controller.ts";
+export {
+  type EventInit,
+  type EventObjectReference,
+  EventRecorder,
+  type EventRecorderOptions,
+  EVENTS_API,
+  type KubeEvent,
+} from "./events.ts";
+export { finalizer, type FinalizerContext, type FinalizerHandlers } from "./finalizer.ts";
+export { conditions, type WaitCondition, waitFor, type WaitForOptions } from "./wait.ts";
+export {
+  type LeaderElectionRecord,
+  LeaderElector,
+  type LeaderElectorOptions,
+  type Leadership,
+  LeadershipLostError,
+} from "./leader_election.ts";
+export {
+  Counter,
+  DEFAULT_BUCKETS,
+  Gauge,
+  Histogram,
+  type HistogramOptions,
+  type HistogramSeries,
+  type Labels,
+  Metric,
+  type MetricOptions,
+  Registry,
+} from "./metrics.ts";
+export {
+  endpointsHandler,
+  type EndpointsHandlerOptions,
+  type EndpointsOptions,
+  type EndpointsServer,
+  type HealthCheck,
+  serveEndpoints,
+} from "./endpoints.ts";
+export {
+  type AddOptions,
+  type ControllerStatsView,
+  type InstrumentedController,
+  Manager,
+  type ManagerOptions,
+  type ReconcileReport,
+  type Runnable,
+  shutdownSignal,
+} from "./manager.ts";
 export * from "./generated/mod.ts";

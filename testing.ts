@@ -62,6 +62,12 @@ import { StatusError } from "./testing/_status.ts";
 import { FakeCluster } from "./testing/_store.ts";
 
 export { VirtualClock } from "./testing/virtual_clock.ts";
+export {
+  ControllerHarness,
+  type ControllerHarnessOptions,
+  type HarnessRequest,
+  type HarnessServer,
+} from "./testing/controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./testing/_faults.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */

@@ -7,6 +7,8 @@
  * - `--runs N`: alternated runs per figure (default 5).
  * - `--no-cluster`: skip the real control plane part of a full run.
  * - `--out PATH`: where to write the results (default `bench/RESULTS.md`).
+ * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
+ *   replace its section (6) in the results file, keeping the rest as it is.
  *
  * Every measured client runs in a fresh `deno run --v8-flags=--expose-gc` process per run
  * (`bench/measure.ts`), and the runs alternate (a, b, c, …, a, b, c, …) so that drift affects all
@@ -42,6 +44,7 @@ const sizes = smoke
     paced: 1_500,
     warmup: 500,
     cluster: 1_000,
+    controller: 1_000,
   }
   : {
     watch: 100_000,
@@ -53,6 +56,7 @@ const sizes = smoke
     paced: 6_000,
     warmup: 1_000,
     cluster: 10_000,
+    controller: 10_000,
   };
 
 const CHILD_TIMEOUT_MS = smoke ? 30_000 : 600_000;
@@ -454,6 +458,68 @@ async function steadyState(server: Server): Promise<void> {
   });
 }
 
+const CONTROLLER_SECTION = "## 6. Controller runtime";
+
+/** Runs `bench/controller.ts` in a fresh process per run. */
+async function controllerRuntime(): Promise<void> {
+  const results: Result[] = [];
+  for (let round = 0; round < runs; round++) {
+    await loadAverage();
+    const started = performance.now();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--v8-flags=--expose-gc",
+        "--allow-all",
+        new URL("controller.ts", here).pathname,
+        String(sizes.controller),
+      ],
+      cwd: root.pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    const line = text.split("\n").find((l) => l.startsWith("RESULT "));
+    if (!out.success || !line) {
+      throw new Error(
+        `bench/controller.ts failed (exit ${out.code}):\n${text}\n${
+          new TextDecoder().decode(out.stderr)
+        }`,
+      );
+    }
+    results.push(JSON.parse(line.slice("RESULT ".length)));
+    log(`controller run ${round + 1}/${runs}: ${Math.round(performance.now() - started)} ms`);
+  }
+  const s = (f: (r: Result) => number) => stat(results.map(f));
+  const n = fmt(sizes.controller, 0);
+  report.push(CONTROLLER_SECTION);
+  report.push("");
+  report.push(
+    `A \`Controller\` with a no-op reconcile (concurrency 1) over ${n} ConfigMaps served by an ` +
+      "in-memory `FakeApiServer` (no sockets), in a fresh process per run " +
+      "(`bench/controller.ts`). The sync floor is a plain `Reflector.init()` of the same " +
+      "objects; the controller cannot start reconciling before its cache is synced.",
+  );
+  report.push("");
+  table(["", "value"], [
+    [`Reflector initial sync of ${n} (floor)`, show(s((r) => r.syncMs), 0, " ms")],
+    [`run() → each of ${n} keys reconciled once`, show(s((r) => r.allReconciledMs), 0, " ms")],
+    [
+      "controller overhead per reconcile (queue, state, ctx, outcome)",
+      show(s((r) => r.perReconcileUs), 1, " µs"),
+    ],
+    ["bare work queue per key (add + hand out + finish)", show(s((r) => r.queueUs), 2, " µs")],
+    [
+      `heap per queued key (${n} keys in a paused queue)`,
+      show(s((r) => r.queuedBytesPerKey), 0, " B"),
+    ],
+    [
+      `controller heap per key beyond its cache (${n} cached, ${n} − 1 queued)`,
+      show(s((r) => r.controllerBytesPerKey), 0, " B"),
+    ],
+  ]);
+}
+
 let kubernetesVersion = "";
 
 async function realCluster(): Promise<void> {
@@ -558,6 +624,25 @@ async function machine(): Promise<string[]> {
 
 // ---------------------------------------------------------------------------------------------
 
+if (import.meta.main && flag("--only") === "controller") {
+  await controllerRuntime();
+  const section = report.join("\n");
+  if (smoke) {
+    console.log(section);
+  } else {
+    const old = await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n");
+    const at = old.indexOf(CONTROLLER_SECTION);
+    const next = at < 0 ? -1 : old.indexOf("\n## ", at + CONTROLLER_SECTION.length);
+    const text = at < 0
+      ? `${old.trimEnd()}\n\n${section}`
+      : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next)}`;
+    await Deno.writeTextFile(outPath, text);
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] }).output();
+    log(`updated ${CONTROLLER_SECTION} in ${outPath}`);
+  }
+  Deno.exit(0);
+}
+
 if (import.meta.main) {
   const started = performance.now();
   const server = await startServer();
@@ -579,6 +664,7 @@ if (import.meta.main) {
     }
     await latency(server);
     await steadyState(server);
+    await controllerRuntime();
   } finally {
     await server.stop();
   }

@@ -1,0 +1,393 @@
+// Internal: the level-based work queue of a Controller.
+//
+// It holds keys, not events: a key queued again while it waits is still one entry (its reasons
+// are merged); a key is never handed to two workers at once (a key added while it runs is marked
+// dirty and queued again when that run ends); at most `concurrency` keys run together. Delayed
+// adds (requeues and retries) wait in a heap ordered by due time; one Clock sleep is armed for
+// the earliest of them, so a VirtualClock drives it exactly. An optional token bucket limits how
+// many runs start per second across all keys.
+
+import type { Clock } from "../clock.ts";
+
+/** Why a key is queued, as the reconcile sees it in `ctx.reason`. */
+export type QueueReason = string;
+
+/** What kind of delayed add a timer is: a retry is moot after a success, a requeue is not. */
+export type TimerKind = "requeue" | "retry";
+
+interface Entry {
+  key: string;
+  reasons: QueueReason[];
+  queued: boolean;
+  running: boolean;
+  dirty: boolean;
+  /** Due time of the pending timer, if any. */
+  dueAt: number | undefined;
+  dueKind: TimerKind | undefined;
+  dueReason: QueueReason | undefined;
+  /** Sequence number of the pending timer, to skip stale heap nodes. */
+  timerSeq: number;
+}
+
+interface HeapNode {
+  at: number;
+  seq: number;
+  entry: Entry;
+}
+
+/** Settings of a {@link WorkQueue}. */
+export interface WorkQueueOptions {
+  clock: Clock;
+  concurrency: number;
+  /** Global limit of starts: `qps` tokens per second, up to `burst` saved. */
+  rateLimit?: { qps: number; burst: number };
+  /** Start paused: keys are collected, none runs until {@link WorkQueue.resume}. */
+  paused?: boolean;
+  /** Runs one key; the promise settles when the run is over (it must not reject). */
+  worker: (key: string, reasons: QueueReason[]) => Promise<void>;
+}
+
+/** How many distinct reasons a waiting key remembers. */
+const MAX_REASONS = 8;
+
+/** The work queue; see the module comment. */
+export class WorkQueue {
+  #clock: Clock;
+  #concurrency: number;
+  #worker: WorkQueueOptions["worker"];
+  #entries = new Map<string, Entry>();
+  #ready: Entry[] = [];
+  #head = 0;
+  #heap: HeapNode[] = [];
+  #seq = 0;
+  #inFlight = 0;
+  #depth = 0;
+  #stopped = false;
+  #paused = false;
+  #alarm: AbortController | undefined;
+  #alarmAt = Infinity;
+  #pumpAt: number | undefined;
+  #bucket: { qps: number; burst: number; tokens: number; at: number } | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(options: WorkQueueOptions) {
+    if (!(Number.isInteger(options.concurrency) && options.concurrency >= 1)) {
+      throw new RangeError(
+        `concurrency must be an integer ≥ 1, got ${options.concurrency}`,
+      );
+    }
+    this.#clock = options.clock;
+    this.#concurrency = options.concurrency;
+    this.#worker = options.worker;
+    this.#paused = options.paused ?? false;
+    const limit = options.rateLimit;
+    if (limit) {
+      if (!(limit.qps > 0) || !(limit.burst >= 1)) {
+        throw new RangeError(
+          `rateLimit needs qps > 0 and burst ≥ 1, got ${JSON.stringify(limit)}`,
+        );
+      }
+      this.#bucket = { ...limit, tokens: limit.burst, at: this.#clock.now() };
+    }
+  }
+
+  /** Keys waiting to run (not running, not waiting for a timer). */
+  get depth(): number {
+    return this.#depth;
+  }
+
+  /** Keys waiting for a timer (requeue or retry). */
+  get scheduled(): number {
+    let n = 0;
+    for (const node of this.#heap) if (node.entry.timerSeq === node.seq) n++;
+    return n;
+  }
+
+  /** Runs in progress. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Whether the key is running now. */
+  isRunning(key: string): boolean {
+    return this.#entries.get(key)?.running ?? false;
+  }
+
+  /** The pending timer of a key, if any. */
+  timerOf(key: string): { at: number; kind: TimerKind } | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry || entry.dueAt === undefined || entry.dueKind === undefined) return undefined;
+    return { at: entry.dueAt, kind: entry.dueKind };
+  }
+
+  /** Queues a key now. A waiting key is not queued twice; a running key runs again after. */
+  add(key: string, reason: QueueReason): void {
+    if (this.#stopped) return;
+    const entry = this.#entry(key);
+    if (!entry.reasons.includes(reason) && entry.reasons.length < MAX_REASONS) {
+      entry.reasons.push(reason);
+    }
+    if (entry.running) {
+      entry.dirty = true;
+      return;
+    }
+    if (!entry.queued) {
+      entry.queued = true;
+      this.#depth++;
+      this.#ready.push(entry);
+    }
+    this.#pump();
+  }
+
+  /**
+   * Queues a key after `delayMs`. A key keeps only its earliest timer: a later one is ignored, an
+   * earlier one replaces it (a retry never pushes back a requeue that is due sooner).
+   */
+  addAfter(key: string, reason: QueueReason, delayMs: number, kind: TimerKind): void {
+    if (this.#stopped) return;
+    if (!(delayMs > 0)) {
+      this.add(key, reason);
+      return;
+    }
+    const entry = this.#entry(key);
+    const at = this.#clock.now() + delayMs;
+    if (entry.dueAt !== undefined && entry.dueAt <= at) return;
+    entry.dueAt = at;
+    entry.dueKind = kind;
+    entry.dueReason = reason;
+    entry.timerSeq = ++this.#seq;
+    heapPush(this.#heap, { at, seq: entry.timerSeq, entry });
+    this.#arm();
+  }
+
+  /** Cancels the key's pending timer when it is a retry (after a success). */
+  cancelRetry(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry?.dueKind === "retry") this.#clearTimer(entry);
+  }
+
+  /** Forgets a key: no pending timer, not queued (a running key finishes its run). */
+  forget(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#clearTimer(entry);
+    entry.dirty = false;
+    entry.reasons = [];
+    if (entry.queued) {
+      entry.queued = false; // skipped when it reaches the head
+      this.#depth--;
+    }
+    this.#maybeDrop(entry);
+  }
+
+  /** Starts handing out keys (after construction with `paused`). */
+  resume(): void {
+    this.#paused = false;
+    this.#pump();
+  }
+
+  /** Stops handing out keys and drops every timer; runs in progress go on. */
+  stop(): void {
+    this.#stopped = true;
+    this.#alarm?.abort();
+    this.#alarm = undefined;
+    this.#alarmAt = Infinity;
+    this.#heap = [];
+    this.#notifyIdle();
+  }
+
+  /** Resolves when no run is in progress (after {@link WorkQueue.stop}: for good). */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #entry(key: string): Entry {
+    let entry = this.#entries.get(key);
+    if (!entry) {
+      entry = {
+        key,
+        reasons: [],
+        queued: false,
+        running: false,
+        dirty: false,
+        dueAt: undefined,
+        dueKind: undefined,
+        dueReason: undefined,
+        timerSeq: 0,
+      };
+      this.#entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  #clearTimer(entry: Entry): void {
+    entry.dueAt = undefined;
+    entry.dueKind = undefined;
+    entry.dueReason = undefined;
+    entry.timerSeq = 0;
+  }
+
+  #maybeDrop(entry: Entry): void {
+    if (!entry.queued && !entry.running && entry.dueAt === undefined) {
+      this.#entries.delete(entry.key);
+    }
+  }
+
+  #pump(): void {
+    while (
+      !this.#stopped && !this.#paused && this.#inFlight < this.#concurrency &&
+      this.#head < this.#ready.length
+    ) {
+      const entry = this.#ready[this.#head];
+      if (!entry.queued) {
+        this.#shift();
+        continue;
+      }
+      const wait = this.#takeToken();
+      if (wait > 0) {
+        this.#pumpAt = this.#clock.now() + wait;
+        this.#arm();
+        return;
+      }
+      this.#shift();
+      this.#start(entry);
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
+      this.#ready = this.#ready.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #shift(): void {
+    this.#head++;
+    if (this.#head === this.#ready.length) {
+      this.#ready = [];
+      this.#head = 0;
+    }
+  }
+
+  #start(entry: Entry): void {
+    entry.queued = false;
+    this.#depth--;
+    entry.running = true;
+    const reasons = entry.reasons;
+    entry.reasons = [];
+    this.#inFlight++;
+    this.#worker(entry.key, reasons).finally(() => this.#finish(entry));
+  }
+
+  #finish(entry: Entry): void {
+    this.#inFlight--;
+    entry.running = false;
+    if (entry.dirty && !this.#stopped) {
+      entry.dirty = false;
+      entry.queued = true;
+      this.#depth++;
+      this.#ready.push(entry);
+    } else {
+      entry.dirty = false;
+      this.#maybeDrop(entry);
+    }
+    if (this.#inFlight === 0) this.#notifyIdle();
+    this.#pump();
+  }
+
+  #notifyIdle(): void {
+    if (this.#inFlight !== 0) return;
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Takes a token of the global rate limit; answers how long to wait when there is none. */
+  #takeToken(): number {
+    const bucket = this.#bucket;
+    if (!bucket) return 0;
+    const now = this.#clock.now();
+    bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.at) * bucket.qps) / 1000);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - bucket.tokens) * 1000) / bucket.qps);
+  }
+
+  /** Arms one Clock sleep for the earliest timer or rate-limit wait. */
+  #arm(): void {
+    if (this.#stopped) return;
+    while (this.#heap.length > 0 && this.#heap[0].entry.timerSeq !== this.#heap[0].seq) {
+      heapPop(this.#heap);
+    }
+    const at = Math.min(this.#heap[0]?.at ?? Infinity, this.#pumpAt ?? Infinity);
+    if (at === this.#alarmAt) return;
+    this.#alarm?.abort();
+    this.#alarm = undefined;
+    this.#alarmAt = at;
+    if (at === Infinity) return;
+    const alarm = new AbortController();
+    this.#alarm = alarm;
+    this.#clock.sleep(Math.max(0, at - this.#clock.now()), alarm.signal).then(
+      () => {
+        if (this.#alarm !== alarm) return;
+        this.#alarm = undefined;
+        this.#alarmAt = Infinity;
+        this.#fire();
+      },
+      () => {},
+    );
+  }
+
+  #fire(): void {
+    const now = this.#clock.now();
+    while (this.#heap.length > 0 && this.#heap[0].at <= now) {
+      const node = heapPop(this.#heap)!;
+      const entry = node.entry;
+      if (entry.timerSeq !== node.seq) continue;
+      const reason = entry.dueReason ?? "requeue";
+      this.#clearTimer(entry);
+      this.add(entry.key, reason);
+    }
+    if (this.#pumpAt !== undefined && this.#pumpAt <= now) {
+      this.#pumpAt = undefined;
+      this.#pump();
+    }
+    this.#arm();
+  }
+}
+
+function less(a: HeapNode, b: HeapNode): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+function heapPush(heap: HeapNode[], node: HeapNode): void {
+  heap.push(node);
+  let i = heap.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!less(heap[i], heap[parent])) break;
+    [heap[i], heap[parent]] = [heap[parent], heap[i]];
+    i = parent;
+  }
+}
+
+function heapPop(heap: HeapNode[]): HeapNode | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (heap.length > 0 && last) {
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && less(heap[l], heap[m])) m = l;
+      if (r < heap.length && less(heap[r], heap[m])) m = r;
+      if (m === i) break;
+      [heap[i], heap[m]] = [heap[m], heap[i]];
+      i = m;
+    }
+  }
+  return top;
+}

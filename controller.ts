@@ -1,0 +1,1338 @@
+/**
+ * {@linkcode Controller}: the runtime of a Kubernetes controller. It watches a primary resource
+ * (and the objects it owns or relates to) through shared caches, and calls your reconcile
+ * function for each object that needs it, level-based: keys, not events; never two reconciles of
+ * one key at once; per-key backoff after errors; requeues that are never dropped; and a
+ * reconcile that never starts from a cache older than its own last write.
+ *
+ * @example A controller that keeps a ConfigMap per Foo
+ * ```ts ignore
+ * import { Api, Client, Controller } from "@denokube/kube";
+ *
+ * await using client = await Client.infer();
+ * const foos = Api.customResource<{ info: string }>("foos").group("clux.dev").version("v1");
+ * const controller = new Controller(client, foos, async (foo, ctx) => {
+ *   await ctx.client.apply(Api.v1ConfigMap(), {
+ *     metadata: {
+ *       name: foo.metadata!.name,
+ *       namespace: foo.metadata!.namespace,
+ *       ownerReferences: [ownerReference(foo)],
+ *     },
+ *     data: { info: foo.spec.info },
+ *   }, { fieldManager: "foo-controller" });
+ *   return { requeueAfter: 5 * 60_000 };
+ * }).owns(Api.v1ConfigMap());
+ * const stop = new AbortController();
+ * Deno.addSignalListener("SIGTERM", () => stop.abort());
+ * await controller.run(stop.signal);
+ * ```
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Api, KubeObject } from "./api.ts";
+import type { Client } from "./client.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { ApiError, isForbidden } from "./errors.ts";
+import { type EventInit, EventRecorder } from "./events.ts";
+import type { CacheChange, IndexFunction } from "./reflector.ts";
+import type { OwnerReference } from "./generated/meta_v1.ts";
+import { acquireSource, type SharedSource } from "./_controller/cache.ts";
+import { WorkQueue } from "./_controller/queue.ts";
+import { compareResourceVersions } from "./_controller/resource_version.ts";
+
+const log = getLogger(["kube", "controller"]);
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+/** Label and field selectors of a watched collection (each makes its own watch and cache). */
+export interface Selectors {
+  /** A label selector, e.g. `app=web`. */
+  labelSelector?: string;
+  /** A field selector, e.g. `spec.nodeName=node-1`. */
+  fieldSelector?: string;
+}
+
+/** The logger of a reconcile (a LogTape logger with `controller`, `key` and `attempt`). */
+export interface Logger {
+  /** Logs at debug level; `{name}` placeholders are filled from `properties`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at warning level. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
+/**
+ * What a reconcile asks for next: nothing (`undefined` or `{}`: done until something changes), a
+ * requeue after `requeueAfter` milliseconds, or, with `error`, a failed run that is retried
+ * (after `requeueAfter` when given, else after the per-key backoff).
+ */
+export interface ReconcileAction {
+  /** Reconcile this key again after this many milliseconds (even without a change). */
+  requeueAfter?: number;
+  /** The run failed: counted and logged as an error, and retried. */
+  error?: unknown;
+}
+
+/** The result of a reconcile function. */
+export type ReconcileResult = ReconcileAction | void | undefined;
+
+/**
+ * Builders for {@linkcode ReconcileAction}s.
+ *
+ * @example
+ * ```ts
+ * import { Action } from "@denokube/kube";
+ * const next = Action.requeue(30_000); // { requeueAfter: 30000 }
+ * ```
+ */
+export const Action: {
+  /** Done until something changes. */
+  done(): ReconcileAction;
+  /** Reconcile again after `ms` milliseconds. */
+  requeue(ms: number): ReconcileAction;
+  /** A failure to retry, after `ms` when given (else after the backoff). */
+  retry(error: unknown, ms?: number): ReconcileAction;
+} = Object.freeze({
+  /**
+   * Done until something changes.
+   *
+   * @returns The action.
+   */
+  done(): ReconcileAction {
+    return {};
+  },
+  /**
+   * Reconcile again after a delay.
+   *
+   * @param ms Milliseconds.
+   * @returns The action.
+   */
+  requeue(ms: number): ReconcileAction {
+    return { requeueAfter: ms };
+  },
+  /**
+   * A failure to retry, after `ms` when given (else after the backoff).
+   *
+   * @param error The failure.
+   * @param ms Milliseconds before the retry.
+   * @returns The action.
+   */
+  retry(error: unknown, ms?: number): ReconcileAction {
+    return ms === undefined ? { error } : { error, requeueAfter: ms };
+  },
+});
+
+/**
+ * Thrown (or returned as `error`) by a reconcile to say that retrying cannot help until the
+ * object changes (an invalid spec, say). The key is not retried until its object changes (or a
+ * {@linkcode Controller.prototype.reconcileAllOn} trigger fires).
+ *
+ * @example
+ * ```ts
+ * import { TerminalError } from "@denokube/kube";
+ * throw new TerminalError("spec.replicas must be at most 10");
+ * ```
+ */
+export class TerminalError extends Error {
+  /**
+   * Creates a terminal error.
+   *
+   * @param message What is wrong and how to fix it.
+   * @param options The cause.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TerminalError";
+  }
+}
+
+/** The object recorder of a reconcile: records events about the object being reconciled. */
+export interface ObjectRecorder {
+  /**
+   * Records an event about the reconciled object (see {@linkcode EventRecorder.prototype.publish}).
+   *
+   * @param event Type, reason, action, note, related object.
+   * @returns Resolves when written (never rejects for API failures).
+   */
+  publish(event: EventInit): Promise<void>;
+}
+
+/** What a reconcile gets besides the object. */
+export interface ReconcileContext {
+  /** The key: `namespace/name`, or `name` for cluster-scoped kinds. */
+  readonly key: string;
+  /**
+   * Aborted when the controller stops and the grace period is over, or when
+   * {@linkcode Controller.prototype.abortInFlight} is called (leadership loss). Pass it on.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Why this run happens: `added`, `changed`, `owned ConfigMap ns/x changed`,
+   * `Secret ns/y changed`, `requeue`, `retry after error`, `trigger: …`, `initial sync`.
+   */
+  readonly reason: string;
+  /** Every reason collected while the key waited (the first is {@linkcode ReconcileContext.reason}). */
+  readonly reasons: readonly string[];
+  /** 1 for the first run after a success; n for the (n-1)th retry after consecutive failures. */
+  readonly attempt: number;
+  /** A logger with `controller`, `key` and `attempt` properties. */
+  readonly logger: Logger;
+  /** Records events about the object. */
+  readonly recorder: ObjectRecorder;
+  /**
+   * The client. Writes through it are remembered, so that the next reconcile of this key waits
+   * until the caches have seen them (read your own writes).
+   */
+  readonly client: Client;
+  /** The controller's name. */
+  readonly controller: string;
+}
+
+/** A reconcile function. */
+export type Reconciler<T extends KubeObject> = (
+  object: T,
+  ctx: ReconcileContext,
+) => ReconcileResult | Promise<ReconcileResult>;
+
+/** What the error policy decides: a delay in milliseconds, `"terminal"`, or the default. */
+export type ErrorDecision = number | "terminal" | undefined;
+
+/** The facts an error policy sees. */
+export interface ErrorInfo {
+  /** The key. */
+  key: string;
+  /** Consecutive failures of this key, this one included (1 = first failure). */
+  attempt: number;
+  /** The delay the controller would use: the server's Retry-After, else the backoff. */
+  defaultDelayMs: number;
+}
+
+/** Picks the retry of a failed reconcile: see {@linkcode ControllerOptions.onError}. */
+export type ErrorPolicy<T extends KubeObject> = (
+  error: unknown,
+  object: T,
+  info: ErrorInfo,
+) => ErrorDecision;
+
+/** Decides whether a change of a watched object should queue its key. */
+export type Predicate<T extends KubeObject> = (change: CacheChange<T>) => boolean;
+
+/** Per-key exponential backoff after failures. */
+export interface ControllerBackoff {
+  /** Delay after the first failure, in milliseconds. Default 250. */
+  initialMs?: number;
+  /** Largest delay. Default 300 000 (5 minutes). */
+  maxMs?: number;
+  /** Growth per consecutive failure. Default 2. */
+  factor?: number;
+  /** Random stretch of each delay: up to `+jitter` of it. Default 0.2. */
+  jitter?: number;
+  /** Random source in [0, 1) (tests pass a constant). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** Options of {@linkcode Controller}. */
+export interface ControllerOptions<T extends KubeObject> extends Selectors {
+  /** Name in logs, outcomes, counters and as the events' reporting controller. Default `<kind>-controller`. */
+  name?: string;
+  /** How many keys are reconciled at once (never two runs of one key). Default 1. */
+  concurrency?: number;
+  /**
+   * Filters changes of the primary objects: a MODIFIED change queues its key only when every
+   * predicate answers true (ADDED and DELETED always do). See {@linkcode predicates}.
+   */
+  predicates?: readonly Predicate<T>[];
+  /** Per-key backoff after failures. Default 250 ms doubling to 5 minutes, +0–20 % jitter. */
+  backoff?: ControllerBackoff;
+  /**
+   * Chooses the delay after a failure (or `"terminal"`): it sees the error, the object and the
+   * attempt. Without it (or when it answers `undefined`): a {@linkcode TerminalError} is
+   * terminal, an {@linkcode ApiError} with `retryAfterSeconds` (429, 503) waits that long, and
+   * anything else waits the backoff.
+   */
+  onError?: ErrorPolicy<T>;
+  /** Optional global limit of reconcile starts per second across all keys. Default: none. */
+  rateLimit?: { qps: number; burst: number };
+  /** How long a stopping controller lets reconciles in progress finish before aborting their signal. Default 30 000 ms. */
+  gracePeriodMs?: number;
+  /** Longest wait for the caches to see this key's own last writes before a reconcile. Default 10 000 ms. */
+  readYourWritesTimeoutMs?: number;
+  /** Clock of every delay (backoff, requeue, grace period). Default: the system clock. */
+  clock?: Clock;
+  /** The event recorder (default: one reporting as `name`, instance `$POD_NAME` or random). */
+  recorder?: EventRecorder;
+}
+
+/** Options of {@linkcode Controller.prototype.owns} and {@linkcode Controller.prototype.watches}. */
+export interface RelatedOptions<U extends KubeObject> extends Selectors {
+  /** Filters the changes of the related objects (MODIFIED only, as for the primary). */
+  predicates?: readonly Predicate<U>[];
+}
+
+/** A primary object a related object maps to: a key (`ns/name` or `name`) or a name and namespace. */
+export type ObjectKey = string | { name: string; namespace?: string };
+
+/** Maps a related object to the keys of the primaries to reconcile. */
+export type RelatedMapper<U extends KubeObject> = (object: U) => Iterable<ObjectKey>;
+
+/** The result of one reconcile run. */
+export type OutcomeResult = "success" | "requeue" | "error" | "terminal" | "gone" | "aborted";
+
+/** One reconcile run, as reported by {@linkcode Controller.prototype.outcomes}. */
+export interface ReconcileOutcome {
+  /** The controller's name. */
+  controller: string;
+  /** The key. */
+  key: string;
+  /**
+   * `success` (done), `requeue` (done, again later), `error` (retried), `terminal` (not retried
+   * until the object changes), `gone` (the object no longer exists: nothing ran), `aborted` (the
+   * run ended after its signal aborted at shutdown).
+   */
+  result: OutcomeResult;
+  /** Milliseconds the reconcile took (by the controller's clock). */
+  durationMs: number;
+  /** The attempt (see {@linkcode ReconcileContext.attempt}). */
+  attempt: number;
+  /** The first reason of the run. */
+  reason: string;
+  /** The failure, for `error`, `terminal` and `aborted`. */
+  error?: unknown;
+  /** When the key runs again (requeue or retry delay), in milliseconds. */
+  requeueAfterMs?: number;
+}
+
+/** Counters of a controller, as plain numbers (see {@linkcode Controller.prototype.stats}). */
+export interface ControllerStats {
+  /** Finished runs by result. */
+  reconciles: Record<OutcomeResult, number>;
+  /** Keys waiting to run now. */
+  queueDepth: number;
+  /** Keys waiting for a requeue or retry timer. */
+  scheduled: number;
+  /** Runs in progress. */
+  inFlight: number;
+  /** Retries scheduled after failures. */
+  retries: number;
+  /** Sum of the durations of finished runs, in milliseconds. */
+  durationMsTotal: number;
+  /** Longest run so far, in milliseconds. */
+  durationMsMax: number;
+  /** Reconciles that waited for the caches to see their own writes. */
+  readYourWritesWaits: number;
+  /** Of those, how many gave up after `readYourWritesTimeoutMs`. */
+  readYourWritesTimeouts: number;
+}
+
+/**
+ * Ready-made predicates for {@linkcode ControllerOptions.predicates}.
+ *
+ * @example Skip status-only changes
+ * ```ts ignore
+ * new Controller(client, foos, reconcile, { predicates: [predicates.generationChanged] });
+ * ```
+ */
+export const predicates: {
+  /** True when `metadata.generation` changed, or the object started being deleted. */
+  generationChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when the labels changed. */
+  labelsChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when the annotations changed. */
+  annotationsChanged(change: CacheChange<KubeObject>): boolean;
+  /** True when any of the predicates is. */
+  anyOf<T extends KubeObject>(...list: Predicate<T>[]): Predicate<T>;
+} = Object.freeze({
+  /**
+   * True when `metadata.generation` changed (a spec change, not a status or metadata one), or
+   * when the object started being deleted.
+   *
+   * @param change The change.
+   * @returns Whether to queue.
+   */
+  generationChanged(change: CacheChange<KubeObject>): boolean {
+    const before = change.old?.metadata;
+    const after = change.object.metadata;
+    if (!before?.deletionTimestamp && after?.deletionTimestamp) return true;
+    return before?.generation !== after?.generation;
+  },
+  /**
+   * True when the labels changed.
+   *
+   * @param change The change.
+   * @returns Whether to queue.
+   */
+  labelsChanged(change: CacheChange<KubeObject>): boolean {
+    return !sameRecord(change.old?.metadata?.labels, change.object.metadata?.labels);
+  },
+  /**
+   * True when the annotations changed.
+   *
+   * @param change The change.
+   * @returns Whether to queue.
+   */
+  annotationsChanged(change: CacheChange<KubeObject>): boolean {
+    return !sameRecord(change.old?.metadata?.annotations, change.object.metadata?.annotations);
+  },
+  /**
+   * True when any of the predicates is.
+   *
+   * @param list Predicates.
+   * @returns The combined predicate.
+   */
+  anyOf<T extends KubeObject>(...list: Predicate<T>[]): Predicate<T> {
+    return (change) => list.some((p) => p(change));
+  },
+});
+
+function sameRecord(
+  a: Record<string, string> | undefined,
+  b: Record<string, string> | undefined,
+): boolean {
+  const ka = Object.keys(a ?? {});
+  const kb = Object.keys(b ?? {});
+  return ka.length === kb.length && ka.every((k) => a![k] === b?.[k]);
+}
+
+/**
+ * An owner reference pointing at `owner` as its controller (what `owns()` follows), for the
+ * `metadata.ownerReferences` of the objects a controller creates.
+ *
+ * @param owner The owner (needs `apiVersion`, `kind`, `metadata.name` and `metadata.uid`).
+ * @param options `blockOwnerDeletion` (default true: foreground deletion waits for the dependent).
+ * @returns The reference.
+ *
+ * @example
+ * ```ts ignore
+ * metadata: { name: "web", ownerReferences: [ownerReference(foo)] }
+ * ```
+ */
+export function ownerReference(
+  owner: KubeObject,
+  options: { blockOwnerDeletion?: boolean } = {},
+): OwnerReference {
+  const { apiVersion, kind } = owner;
+  const name = owner.metadata?.name;
+  const uid = owner.metadata?.uid;
+  if (!apiVersion || !kind || !name || !uid) {
+    throw new TypeError(
+      "ownerReference: the owner needs apiVersion, kind, metadata.name and metadata.uid (use the object as read from the API server)",
+    );
+  }
+  return {
+    apiVersion,
+    kind,
+    name,
+    uid,
+    controller: true,
+    blockOwnerDeletion: options.blockOwnerDeletion ?? true,
+  };
+}
+
+/**
+ * A cache of a collection shared in the process: one watch per client, api and selectors,
+ * whoever asks (controllers included). Release it when done; the watch stops with the last
+ * holder.
+ */
+export interface SharedCache<T extends KubeObject> extends AsyncDisposable {
+  /** Resolves after the first complete sync. */
+  readonly ready: Promise<void>;
+  /** The objects, keyed `namespace/name` (`name` for cluster-scoped kinds). */
+  read(): ReadonlyMap<string, T>;
+  /**
+   * One object by key.
+   *
+   * @param key `namespace/name` or `name`.
+   * @returns The object or `undefined`.
+   */
+  get(key: string): T | undefined;
+  /**
+   * Adds a secondary index (shared by every holder).
+   *
+   * @param name The index name.
+   * @param fn Lists the values an object is indexed under.
+   * @returns This cache.
+   */
+  index(name: string, fn: IndexFunction<T>): SharedCache<T>;
+  /**
+   * The objects indexed under a value.
+   *
+   * @param name The index name.
+   * @param value The value.
+   * @returns The objects.
+   */
+  byIndex(name: string, value: string): T[];
+  /**
+   * The resource version the cache is at.
+   *
+   * @returns The opaque version.
+   */
+  version(): string;
+  /**
+   * How often the cache's watch had to list again (after a 410 Expired or a failure that needs
+   * it) or to watch again from its resource version (a stream that ended or broke).
+   *
+   * @returns The counters since the cache started.
+   */
+  stats(): { relists: number; watchRestarts: number };
+  /**
+   * Releases this holder.
+   *
+   * @returns Resolves when released (and the watch stopped, for the last holder).
+   */
+  release(): Promise<void>;
+}
+
+/**
+ * The shared cache of a collection (see {@linkcode SharedCache}): the same watch and cache a
+ * {@linkcode Controller} of this client uses for the same api and selectors.
+ *
+ * @param client The client.
+ * @param api The resource type (and namespace).
+ * @param options Label and field selectors; a clock for the watch's retry delays.
+ * @returns A holder of the cache.
+ *
+ * @example
+ * ```ts ignore
+ * await using secrets = sharedCache(client, Api.v1Secret().within("apps"));
+ * await secrets.ready;
+ * console.log(secrets.read().size);
+ * ```
+ */
+export function sharedCache<T extends KubeObject>(
+  client: Client,
+  api: Api<T>,
+  options: Selectors & { clock?: Clock } = {},
+): SharedCache<T> {
+  const source = acquireSource(client, api, options, options.clock ?? systemClock);
+  const cache: SharedCache<T> = {
+    ready: source.ready,
+    read: () => source.read(),
+    get: (key) => source.get(key),
+    index(name, fn) {
+      source.index(name, fn);
+      return cache;
+    },
+    byIndex: (name, value) => source.byIndex(name, value),
+    version: () => source.version(),
+    stats: () => source.stats(),
+    release: () => source.release(),
+    [Symbol.asyncDispose]: () => source.release(),
+  };
+  return cache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
+
+interface Related {
+  api: Api<KubeObject>;
+  selectors: Selectors;
+  predicates: readonly Predicate<KubeObject>[];
+  /** Keys of the primaries an object maps to. */
+  map: (object: KubeObject) => string[];
+  /** How a change is described in ctx.reason. */
+  label: (object: KubeObject) => string;
+  source?: SharedSource<KubeObject>;
+}
+
+interface KeyState {
+  /** Consecutive failures. */
+  failures: number;
+  /** The primary's resource version a terminal error was recorded at (ours after our writes). */
+  terminalRv?: string;
+  /** Resource versions the caches must reach before the next run (read your own writes). */
+  writes: Map<SharedSource<KubeObject>, string>;
+}
+
+const WRITE_VERBS = new Set([
+  "create",
+  "replace",
+  "patch",
+  "apply",
+  "delete",
+  "replaceStatus",
+  "patchStatus",
+  "patchScale",
+]);
+
+function groupOf(apiVersion: string | undefined): string {
+  if (!apiVersion) return "";
+  const slash = apiVersion.indexOf("/");
+  return slash < 0 ? "" : apiVersion.slice(0, slash);
+}
+
+function toKey(ref: ObjectKey, namespaced: boolean): string | undefined {
+  if (typeof ref === "string") return ref || undefined;
+  if (!ref?.name) return undefined;
+  return namespaced && ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+/**
+ * A controller: reconciles each object of a primary resource whenever it, an object it owns, a
+ * related object, or a global trigger changes, with the guarantees of the module description.
+ *
+ * Defaults, compared with controller-runtime (Go): per-key backoff 250 ms doubling to 5 min
+ * with up to 20 % jitter (controller-runtime: 5 ms doubling to 1000 s, no jitter): the first
+ * retries of a conflict should wait for the cache to catch up rather than hammer the server, and
+ * a key that failed for a while (a dependency that was down) is retried within 5 minutes, not
+ * 16. No global rate limit by default (controller-runtime: 10/s, burst 100): the server's API
+ * Priority and Fairness and the client's 429 handling protect it; set `rateLimit` for a
+ * bucket. `concurrency` 1, as `MaxConcurrentReconciles`. Grace period 30 s, as the manager's
+ * `GracefulShutdownTimeout`.
+ *
+ * @typeParam T The primary object type.
+ */
+export class Controller<T extends KubeObject> {
+  /** The name in logs, outcomes and counters, and the events' reporting controller. */
+  readonly name: string;
+  /** The primary resource type. */
+  readonly api: Api<T>;
+  /** The event recorder of the reconciles. */
+  readonly recorder: EventRecorder;
+  #client: Client;
+  #reconcile: Reconciler<T>;
+  #options: ControllerOptions<T>;
+  #clock: Clock;
+  #related: Related[] = [];
+  #triggers: AsyncIterable<unknown>[] = [];
+  #keys = new Map<string, KeyState>();
+  #queue: WorkQueue | undefined;
+  #primary: SharedSource<T> | undefined;
+  #running = false;
+  #stopping = false;
+  #inFlight = new Set<AbortController>();
+  #hooks = new Set<(outcome: ReconcileOutcome) => void>();
+  #stats: ControllerStats = {
+    reconciles: { success: 0, requeue: 0, error: 0, terminal: 0, gone: 0, aborted: 0 },
+    queueDepth: 0,
+    scheduled: 0,
+    inFlight: 0,
+    retries: 0,
+    durationMsTotal: 0,
+    durationMsMax: 0,
+    readYourWritesWaits: 0,
+    readYourWritesTimeouts: 0,
+  };
+  #warnedOpaque = false;
+  #started = false;
+  /** Keys queued by the start from a cache that was already synced, with their versions. */
+  #initial = new Map<string, string | undefined>();
+
+  /**
+   * Creates a controller. Nothing is watched until {@linkcode Controller.prototype.run}.
+   *
+   * @param client The client (its shared caches are used).
+   * @param api The primary resource, narrowed with `.within(ns)` or across all namespaces.
+   * @param reconcile Called with the cached object and a {@linkcode ReconcileContext}.
+   * @param options Name, concurrency, selectors, predicates, backoff, error policy, clock, …
+   */
+  constructor(
+    client: Client,
+    api: Api<T>,
+    reconcile: Reconciler<T>,
+    options: ControllerOptions<T> = {},
+  ) {
+    if (typeof reconcile !== "function") {
+      throw new TypeError("Controller needs a reconcile function (object, ctx) => action");
+    }
+    this.#client = client;
+    this.api = api;
+    this.#reconcile = reconcile;
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.name = options.name ?? `${api.kind.toLowerCase()}-controller`;
+    this.recorder = options.recorder ??
+      new EventRecorder(client, { reportingController: this.name, clock: this.#clock });
+    const concurrency = options.concurrency ?? 1;
+    if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
+      throw new RangeError(
+        `Controller ${this.name}: concurrency must be an integer ≥ 1, got ${concurrency}`,
+      );
+    }
+  }
+
+  /**
+   * Reconciles the owner of every object of `api` whose controller owner reference points at a
+   * primary (same group and kind; other owners are ignored).
+   *
+   * @param api The owned resource (narrowed to the primary's namespace when it has none).
+   * @param options Selectors and predicates for the owned objects.
+   * @returns This controller.
+   */
+  owns<U extends KubeObject>(api: Api<U>, options: RelatedOptions<U> = {}): this {
+    const primary = this.api;
+    const scoped = this.#scope(api);
+    this.#addRelated({
+      api: scoped as Api<KubeObject>,
+      selectors: options,
+      predicates: (options.predicates ?? []) as Predicate<KubeObject>[],
+      map: (object) => {
+        const keys: string[] = [];
+        for (const ref of object.metadata?.ownerReferences ?? []) {
+          if (ref.controller !== true) continue;
+          if (ref.kind !== primary.kind || groupOf(ref.apiVersion) !== primary.group) continue;
+          const ns = object.metadata?.namespace;
+          if (primary.namespaced) {
+            if (!ns) continue;
+            if (primary.namespace !== undefined && ns !== primary.namespace) continue;
+            keys.push(`${ns}/${ref.name}`);
+          } else {
+            keys.push(ref.name);
+          }
+        }
+        return keys;
+      },
+      label: (object) => `owned ${api.kind} ${scoped.keyOf(object)} changed`,
+    });
+    return this;
+  }
+
+  /**
+   * Reconciles the primaries a related object maps to, for objects that are not owned (a
+   * Secret a Foo names, say). The mapper may read a {@linkcode sharedCache}'s index.
+   *
+   * @param api The related resource.
+   * @param map Maps an object (its old and new state both) to primary keys.
+   * @param options Selectors and predicates.
+   * @returns This controller.
+   */
+  watches<U extends KubeObject>(
+    api: Api<U>,
+    map: RelatedMapper<U>,
+    options: RelatedOptions<U> = {},
+  ): this {
+    const namespaced = this.api.namespaced;
+    this.#addRelated({
+      api: api as Api<KubeObject>,
+      selectors: options,
+      predicates: (options.predicates ?? []) as Predicate<KubeObject>[],
+      map: (object) => {
+        const keys: string[] = [];
+        for (const ref of map(object as U)) {
+          const key = toKey(ref, namespaced);
+          if (key !== undefined) keys.push(key);
+        }
+        return keys;
+      },
+      label: (object) => `${api.kind} ${api.keyOf(object)} changed`,
+    });
+    return this;
+  }
+
+  /**
+   * Reconciles every cached primary each time the iterable yields (a configuration reload, a
+   * timer). Keys stopped by a terminal error run again too.
+   *
+   * @param trigger Any async iterable; its values name the trigger in `ctx.reason`.
+   * @returns This controller.
+   */
+  reconcileAllOn(trigger: AsyncIterable<unknown>): this {
+    if (this.#running) throw new TypeError("reconcileAllOn() must be called before run()");
+    this.#triggers.push(trigger);
+    return this;
+  }
+
+  /**
+   * Subscribes to outcomes synchronously (for metrics): called after every run.
+   *
+   * @param hook Called with each outcome; exceptions are logged and ignored.
+   * @returns A function that unsubscribes.
+   */
+  onOutcome(hook: (outcome: ReconcileOutcome) => void): () => void {
+    this.#hooks.add(hook);
+    return () => this.#hooks.delete(hook);
+  }
+
+  /**
+   * The outcomes of the runs from now on, as an async iterable (buffered for a slow reader).
+   *
+   * @param options Ends the iteration when the signal aborts.
+   * @returns The outcomes.
+   */
+  async *outcomes(options: { signal?: AbortSignal } = {}): AsyncGenerator<ReconcileOutcome> {
+    const queue: ReconcileOutcome[] = [];
+    let wake: (() => void) | undefined;
+    const off = this.onOutcome((outcome) => {
+      queue.push(outcome);
+      wake?.();
+    });
+    const signal = options.signal;
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (signal?.aborted) return;
+        await new Promise<void>((resolve) => wake = resolve);
+        wake = undefined;
+      }
+    } finally {
+      off();
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * The counters, as plain numbers (a fresh object each call).
+   *
+   * @returns The counters.
+   */
+  stats(): ControllerStats {
+    const s = this.#stats;
+    return {
+      ...s,
+      reconciles: { ...s.reconciles },
+      queueDepth: this.#queue?.depth ?? 0,
+      scheduled: this.#queue?.scheduled ?? 0,
+      inFlight: this.#inFlight.size,
+    };
+  }
+
+  /**
+   * Aborts the `ctx.signal` of every reconcile running now (leadership lost, say); the
+   * controller goes on. Runs that end because of it count as `aborted` when the controller is
+   * stopping, else as errors (retried).
+   *
+   * @param reason The abort reason.
+   */
+  abortInFlight(reason: unknown = new DOMException("Reconciles aborted", "AbortError")): void {
+    for (const controller of this.#inFlight) controller.abort(reason);
+  }
+
+  /**
+   * Runs the controller until `signal` aborts: waits for every cache to sync, then reconciles.
+   * On abort it stops taking work, lets reconciles in progress finish within `gracePeriodMs`,
+   * then aborts their `ctx.signal` and waits for them, stops the watches and resolves.
+   *
+   * @param signal Stops the controller.
+   * @returns Resolves after a clean drain; rejects when a watch fails permanently (a 403
+   *   Forbidden, say: the message names the resource and the verbs to grant).
+   */
+  async run(signal?: AbortSignal): Promise<void> {
+    if (this.#running) throw new TypeError(`Controller ${this.name} is already running`);
+    this.#running = true;
+    this.#stopping = false;
+    const options = this.#options;
+    const queue = new WorkQueue({
+      clock: this.#clock,
+      concurrency: options.concurrency ?? 1,
+      rateLimit: options.rateLimit,
+      paused: true,
+      worker: (key, reasons) => this.#process(key, reasons),
+    });
+    this.#queue = queue;
+    const sources: SharedSource<KubeObject>[] = [];
+    const unsubscribe: (() => void)[] = [];
+    const stopTriggers = new AbortController();
+    let failure: unknown;
+    try {
+      const primary = acquireSource(this.#client, this.api, options, this.#clock);
+      this.#primary = primary;
+      sources.push(primary as SharedSource<KubeObject>);
+      unsubscribe.push(primary.subscribe((change) => this.#onPrimary(change)));
+      for (const related of this.#related) {
+        const source = acquireSource(this.#client, related.api, related.selectors, this.#clock);
+        related.source = source;
+        sources.push(source);
+        unsubscribe.push(source.subscribe((change) => this.#onRelated(related, change)));
+      }
+      const stopped = new Promise<"stopped">((resolve) => {
+        if (signal?.aborted) resolve("stopped");
+        signal?.addEventListener("abort", () => resolve("stopped"), { once: true });
+      });
+      const failed = Promise.race(
+        sources.map((s) => s.failed.catch((e) => Promise.reject({ source: s, error: e }))),
+      );
+      failed.catch(() => {});
+      // A permanent failure before the first sync rejects `ready` too: `failed` reports it.
+      const synced = Promise.all(
+        sources.map((s) => s.ready.catch(() => new Promise<never>(() => {}))),
+      ).then(() => "synced" as const);
+      const first = await Promise.race([synced, stopped, failed]);
+      if (first === "synced") {
+        // The first sync's ADDED changes may arrive after these runs: they are not changes.
+        for (const [key, object] of primary.read()) {
+          this.#initial.set(key, object.metadata?.resourceVersion);
+          queue.add(key, "initial sync");
+        }
+        this.#started = true;
+        queue.resume();
+        log.info("Controller {controller} started: {count} {kind} objects in {source}", {
+          controller: this.name,
+          count: primary.read().size,
+          kind: this.api.kind,
+          source: primary.description,
+        });
+        for (const trigger of this.#triggers) this.#follow(trigger, stopTriggers.signal);
+        await Promise.race([stopped, failed]);
+      }
+    } catch (e) {
+      const { source, error } = e as { source?: SharedSource<KubeObject>; error?: unknown };
+      failure = source ? this.#watchFailure(source, error) : e;
+    } finally {
+      this.#stopping = true;
+      stopTriggers.abort();
+      queue.stop();
+      await this.#drain(queue);
+      for (const off of unsubscribe) off();
+      await Promise.all(sources.map((s) => s.release()));
+      for (const related of this.#related) related.source = undefined;
+      this.#primary = undefined;
+      this.#keys.clear();
+      this.#initial.clear();
+      this.#started = false;
+      this.#running = false;
+      log.info("Controller {controller} stopped", { controller: this.name });
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #scope<U extends KubeObject>(api: Api<U>): Api<U> {
+    if (api.namespaced && api.namespace === undefined && this.api.namespace !== undefined) {
+      return api.within(this.api.namespace);
+    }
+    return api;
+  }
+
+  #addRelated(related: Related): void {
+    if (this.#running) throw new TypeError("owns() and watches() must be called before run()");
+    this.#related.push(related);
+  }
+
+  #state(key: string): KeyState {
+    let state = this.#keys.get(key);
+    if (!state) this.#keys.set(key, state = { failures: 0, writes: new Map() });
+    return state;
+  }
+
+  #onPrimary(change: CacheChange<T>): void {
+    const queue = this.#queue;
+    if (!queue || this.#stopping) return;
+    const key = this.api.keyOf(change.object);
+    if (this.#initial.size > 0 && this.#initial.has(key)) {
+      const rv = this.#initial.get(key);
+      this.#initial.delete(key);
+      if (
+        change.type === "ADDED" && rv !== undefined &&
+        rv === change.object.metadata?.resourceVersion
+      ) {
+        return;
+      }
+    }
+    if (change.type === "MODIFIED") {
+      for (const p of this.#options.predicates ?? []) if (!p(change)) return;
+    }
+    const state = this.#keys.get(key);
+    if (state?.terminalRv !== undefined && change.type !== "DELETED") {
+      const rv = change.object.metadata?.resourceVersion;
+      const cmp = compareResourceVersions(rv, state.terminalRv);
+      // Not changed since the terminal error (our own writes included): stay stopped.
+      if (rv === state.terminalRv || (cmp !== undefined && cmp <= 0)) return;
+      state.terminalRv = undefined;
+      state.failures = 0;
+    }
+    const reason = !this.#started
+      ? "initial sync"
+      : change.type === "ADDED"
+      ? "added"
+      : change.type === "DELETED"
+      ? "deleted"
+      : "changed";
+    queue.add(key, reason);
+  }
+
+  #onRelated(related: Related, change: CacheChange<KubeObject>): void {
+    const queue = this.#queue;
+    if (!queue || this.#stopping) return;
+    if (change.type === "MODIFIED") {
+      for (const p of related.predicates) if (!p(change)) return;
+    }
+    const keys = new Set(related.map(change.object));
+    if (change.old) { for (const key of related.map(change.old)) keys.add(key); }
+    if (keys.size === 0) return;
+    const reason = related.label(change.object);
+    for (const key of keys) {
+      if (this.#keys.get(key)?.terminalRv !== undefined) continue;
+      queue.add(key, reason);
+    }
+  }
+
+  async #follow(trigger: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
+    const iterator = trigger[Symbol.asyncIterator]();
+    const aborted = new Promise<IteratorResult<unknown>>((resolve) => {
+      signal.addEventListener("abort", () => resolve({ done: true, value: undefined }), {
+        once: true,
+      });
+    });
+    try {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), aborted]);
+        if (next.done || signal.aborted) break;
+        const reason = `trigger: ${String(next.value).slice(0, 80)}`;
+        const primary = this.#primary;
+        if (!primary || !this.#queue) break;
+        for (const key of primary.read().keys()) {
+          const state = this.#keys.get(key);
+          if (state) {
+            state.terminalRv = undefined;
+          }
+          this.#queue.add(key, reason);
+        }
+      }
+    } catch (e) {
+      log.error("The reconcileAllOn trigger of {controller} failed: {error}", {
+        controller: this.name,
+        error: describeError(e),
+      });
+    } finally {
+      // Do not wait: a generator blocked in its own await finishes when it next resumes.
+      iterator.return?.()?.catch?.(() => {});
+    }
+  }
+
+  #watchFailure(source: SharedSource<KubeObject>, error: unknown): Error {
+    const api = source.api;
+    const resource = api.group ? `${api.plural}.${api.group}` : api.plural;
+    const scope = api.namespaced
+      ? api.namespace ? `in namespace ${api.namespace}` : "across all namespaces"
+      : "(cluster-scoped)";
+    const text = describeError(error);
+    const hint = isForbidden(error)
+      ? ` Grant the controller the verbs list and watch on ${resource} ${scope} (RBAC: a Role or ClusterRole rule with apiGroups: ["${api.group}"], resources: ["${api.plural}"], verbs: ["get", "list", "watch"]).`
+      : "";
+    const message =
+      `Controller ${this.name} stopped: cannot list/watch ${source.description}: ${text}.${hint}`;
+    log.error("{message}", { controller: this.name, message, resource, verb: "watch" });
+    return new Error(message, { cause: error });
+  }
+
+  async #drain(queue: WorkQueue): Promise<void> {
+    if (queue.inFlight === 0) return;
+    const grace = this.#options.gracePeriodMs ?? 30_000;
+    const timer = new AbortController();
+    const timedOut = this.#clock.sleep(grace, timer.signal).then(() => true, () => false);
+    const finished = await Promise.race([queue.idle().then(() => false), timedOut]);
+    timer.abort();
+    if (finished) {
+      log.warn(
+        "Controller {controller}: {count} reconciles still running after the {grace} ms grace period: aborting them",
+        { controller: this.name, count: queue.inFlight, grace },
+      );
+      this.abortInFlight(new DOMException("The controller is stopping", "AbortError"));
+      await queue.idle();
+    }
+  }
+
+  /** One run of one key: the worker of the queue. Never rejects. */
+  async #process(key: string, reasons: string[]): Promise<void> {
+    const queue = this.#queue!;
+    const primary = this.#primary!;
+    const state = this.#state(key);
+    const reason = reasons[0] ?? "requeue";
+    const attempt = state.failures + 1;
+    const abort = new AbortController();
+    this.#inFlight.add(abort);
+    try {
+      await this.#awaitOwnWrites(key, state, abort.signal);
+      const object = primary.get(key);
+      if (object === undefined) {
+        // Deleted (or never there): nothing to reconcile, nothing to retry.
+        this.#keys.delete(key);
+        queue.forget(key);
+        this.#emit({ key, result: "gone", durationMs: 0, attempt, reason });
+        return;
+      }
+      if (state.terminalRv !== undefined && !reasons.some((r) => r.startsWith("trigger: "))) {
+        return; // queued before its terminal error was recorded
+      }
+      const logger = log.with({ controller: this.name, key, attempt });
+      const written: { api: Api<KubeObject>; object: KubeObject }[] = [];
+      const ctx: ReconcileContext = {
+        key,
+        signal: abort.signal,
+        reason,
+        reasons,
+        attempt,
+        logger,
+        controller: this.name,
+        recorder: { publish: (event) => this.recorder.publish(object, event) },
+        client: trackingClient(
+          this.#client,
+          (api, result) => written.push({ api, object: result }),
+        ),
+      };
+      const started = this.#clock.now();
+      let result: ReconcileResult;
+      let error: unknown;
+      let threw = false;
+      try {
+        result = await this.#reconcile(object, ctx);
+      } catch (e) {
+        error = e;
+        threw = true;
+      }
+      const durationMs = this.#clock.now() - started;
+      this.#rememberWrites(key, state, written);
+      if (!threw && result !== undefined && (typeof result !== "object" || result === null)) {
+        error = new TypeError(
+          `The reconcile of ${this.name} returned ${
+            JSON.stringify(result)
+          }: return undefined, { requeueAfter: ms } or { error }`,
+        );
+        threw = true;
+      }
+      const action = threw ? { error } : (result ?? {}) as ReconcileAction;
+      this.#settle(key, object, state, action, threw || action.error !== undefined, {
+        attempt,
+        reason,
+        durationMs,
+        aborted: abort.signal.aborted,
+        logger,
+        written,
+      });
+    } catch (e) {
+      // A bug of the controller itself (never of the reconcile): log it, keep going.
+      log.error("Controller {controller}: internal error while processing {key}: {error}", {
+        controller: this.name,
+        key,
+        error: e,
+      });
+    } finally {
+      this.#inFlight.delete(abort);
+    }
+  }
+
+  #settle(
+    key: string,
+    object: T,
+    state: KeyState,
+    action: ReconcileAction,
+    failed: boolean,
+    run: {
+      attempt: number;
+      reason: string;
+      durationMs: number;
+      aborted: boolean;
+      logger: Logger;
+      written: { api: Api<KubeObject>; object: KubeObject }[];
+    },
+  ): void {
+    const queue = this.#queue!;
+    const { attempt, reason, durationMs, logger } = run;
+    const requeueAfter = action.requeueAfter;
+    if (requeueAfter !== undefined && !(requeueAfter >= 0)) {
+      logger.warn("Ignoring requeueAfter {requeueAfter}: it must be a number of milliseconds ≥ 0", {
+        requeueAfter,
+      });
+    }
+    const explicit = requeueAfter !== undefined && requeueAfter >= 0 ? requeueAfter : undefined;
+    if (!failed) {
+      state.failures = 0;
+      if (state.writes.size === 0) this.#keys.delete(key);
+      queue.cancelRetry(key);
+      if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue");
+      this.#emit({
+        key,
+        result: explicit !== undefined ? "requeue" : "success",
+        durationMs,
+        attempt,
+        reason,
+        requeueAfterMs: explicit,
+      });
+      return;
+    }
+    const error = action.error;
+    if (run.aborted && this.#stopping) {
+      logger.info("Reconcile of {key} ended after the controller stopped it: {error}", {
+        key,
+        error: describeError(error),
+      });
+      this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
+      return;
+    }
+    state.failures++;
+    const retryAfter = error instanceof ApiError && error.retryAfterSeconds !== undefined
+      ? error.retryAfterSeconds * 1000
+      : undefined;
+    const defaultDelayMs = retryAfter ?? this.#backoff(state.failures);
+    let decision: ErrorDecision = error instanceof TerminalError ? "terminal" : undefined;
+    if (this.#options.onError) {
+      try {
+        decision = this.#options.onError(error, object, { key, attempt, defaultDelayMs }) ??
+          decision;
+      } catch (e) {
+        logger.error("The onError policy of {controller} threw: {error}; using the default", {
+          controller: this.name,
+          error: e,
+        });
+      }
+    }
+    if (decision === "terminal") {
+      // Stopped until the object changes: remember its version after our own writes.
+      let rv = object.metadata?.resourceVersion;
+      for (const w of run.written) {
+        if (
+          w.api.group === this.api.group && w.api.plural === this.api.plural &&
+          this.api.keyOf(w.object) === key
+        ) {
+          const wrv = w.object.metadata?.resourceVersion;
+          const cmp = compareResourceVersions(wrv, rv);
+          if (wrv && (cmp === undefined || cmp > 0)) rv = wrv;
+        }
+      }
+      state.terminalRv = rv ?? "";
+      queue.cancelRetry(key);
+      logger.warn(
+        "Reconcile of {key} failed with a terminal error (attempt {attempt}): {error}; not retried until the object changes",
+        { key, attempt, error: describeError(error) },
+      );
+      this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
+      return;
+    }
+    const delay = explicit ??
+      (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
+    this.#stats.retries++;
+    queue.addAfter(key, "retry after error", delay, "retry");
+    const bug = !(error instanceof ApiError);
+    logger[bug ? "error" : "warn"](
+      "Reconcile of {key} failed (attempt {attempt}): {error}; retrying in {delayMs} ms",
+      {
+        key,
+        attempt,
+        delayMs: Math.round(delay),
+        error: bug ? error : describeError(error),
+      },
+    );
+    this.#emit({ key, result: "error", durationMs, attempt, reason, error, requeueAfterMs: delay });
+  }
+
+  #backoff(failures: number): number {
+    const b = this.#options.backoff ?? {};
+    const initial = b.initialMs ?? 250;
+    const max = b.maxMs ?? 300_000;
+    const factor = b.factor ?? 2;
+    const jitter = b.jitter ?? 0.2;
+    const random = b.random ?? Math.random;
+    const base = Math.min(max, initial * Math.pow(factor, failures - 1));
+    return Math.round(base * (1 + jitter * random()));
+  }
+
+  /** Read your own writes, step 1: after a run, remember what it wrote per cache. */
+  #rememberWrites(
+    key: string,
+    state: KeyState,
+    written: { api: Api<KubeObject>; object: KubeObject }[],
+  ): void {
+    if (written.length === 0) return;
+    const sources: SharedSource<KubeObject>[] = [this.#primary as SharedSource<KubeObject>];
+    for (const related of this.#related) if (related.source) sources.push(related.source);
+    for (const { api, object } of written) {
+      const rv = object.metadata?.resourceVersion;
+      if (!rv) continue;
+      const ns = object.metadata?.namespace;
+      for (const source of sources) {
+        const sapi = source.api;
+        if (sapi.group !== api.group || sapi.plural !== api.plural) continue;
+        if (sapi.namespace !== undefined && sapi.namespace !== ns) continue;
+        const cmp = compareResourceVersions(rv, state.writes.get(source));
+        if (cmp === undefined && !this.#warnedOpaque && !/^[1-9][0-9]*$/.test(rv)) {
+          this.#warnedOpaque = true;
+          log.info(
+            "Resource versions of {resource} are not comparable integers ({rv}): reconciles cannot wait for their own writes",
+            { resource: source.description, rv },
+          );
+        }
+        if (cmp === undefined || cmp > 0) state.writes.set(source, rv);
+      }
+    }
+    if (state.writes.size > 0) this.#keys.set(key, state);
+  }
+
+  /** Read your own writes, step 2: before a run, wait until the caches have seen them. */
+  async #awaitOwnWrites(key: string, state: KeyState, signal: AbortSignal): Promise<void> {
+    if (state.writes.size === 0) return;
+    const timeout = this.#options.readYourWritesTimeoutMs ?? 10_000;
+    const started = this.#clock.now();
+    let waited = false;
+    for (const [source, rv] of state.writes) {
+      const cmp = compareResourceVersions(source.version(), rv);
+      if (cmp !== undefined && cmp >= 0) continue;
+      if (cmp === undefined) continue;
+      waited = true;
+      const left = Math.max(0, timeout - (this.#clock.now() - started));
+      const ok = await source.waitForVersion(rv, left, signal);
+      if (!ok && !signal.aborted) {
+        this.#stats.readYourWritesTimeouts++;
+        log.warn(
+          "Reconcile of {key}: the cache of {source} has not seen resourceVersion {rv} written by the previous run after {timeout} ms; going on with it",
+          { controller: this.name, key, source: source.description, rv, timeout },
+        );
+      }
+    }
+    if (waited) this.#stats.readYourWritesWaits++;
+    state.writes.clear();
+  }
+
+  #emit(partial: Omit<ReconcileOutcome, "controller">): void {
+    const outcome: ReconcileOutcome = { controller: this.name, ...partial };
+    const s = this.#stats;
+    s.reconciles[outcome.result]++;
+    if (outcome.result !== "gone") {
+      s.durationMsTotal += outcome.durationMs;
+      if (outcome.durationMs > s.durationMsMax) s.durationMsMax = outcome.durationMs;
+    }
+    for (const hook of this.#hooks) {
+      try {
+        hook(outcome);
+      } catch (e) {
+        log.error("An outcome hook of {controller} threw: {error}", {
+          controller: this.name,
+          error: e,
+        });
+      }
+    }
+  }
+}
+
+/**
+ * The client a reconcile gets: the same client, whose write verbs also report what they wrote.
+ */
+function trackingClient(
+  client: Client,
+  onWrite: (api: Api<KubeObject>, object: KubeObject) => void,
+): Client {
+  return new Proxy(client, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      if (typeof property === "string" && WRITE_VERBS.has(property)) {
+        return async (api: Api<KubeObject>, ...rest: unknown[]) => {
+          const result = await (value as (...args: unknown[]) => Promise<unknown>).call(
+            target,
+            api,
+            ...rest,
+          );
+          if (result && typeof result === "object" && (result as KubeObject).metadata) {
+            const object = result as KubeObject;
+            if (object.kind !== "Status") onWrite(api, object);
+          }
+          return result;
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
