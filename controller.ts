@@ -618,6 +618,10 @@ export class Controller<T extends KubeObject> {
   };
   #warnedOpaque = false;
   #started = false;
+  /** Resource versions the running reconcile of a key wrote to its own object. */
+  #runWrites = new Map<string, Set<string>>();
+  /** Keys whose own-write echo arrived while they ran. */
+  #echoes = new Set<string>();
   /** Keys queued by the start from a cache that was already synced, with their versions. */
   #initial = new Map<string, string | undefined>();
 
@@ -927,7 +931,25 @@ export class Controller<T extends KubeObject> {
     if (change.type === "MODIFIED") {
       for (const p of this.#options.predicates ?? []) if (!p(change)) return;
     }
+    if (change.type === "MODIFIED") {
+      const own = this.#runWrites.get(key);
+      const rv = change.object.metadata?.resourceVersion;
+      if (own !== undefined && rv !== undefined && own.has(rv)) {
+        this.#echoes.add(key);
+        return;
+      }
+    }
     const state = this.#keys.get(key);
+    if (
+      change.type === "MODIFIED" && state !== undefined && state.failures > 0 &&
+      queue.timerOf(key)?.kind === "retry" &&
+      state.writes.get(this.#primary as SharedSource<KubeObject>) ===
+        change.object.metadata?.resourceVersion
+    ) {
+      // The echo of the failed run's own write (a status condition, say) while its retry waits:
+      // not a reason to skip the backoff.
+      return;
+    }
     if (state?.terminalRv !== undefined && change.type !== "DELETED") {
       const rv = change.object.metadata?.resourceVersion;
       const cmp = compareResourceVersions(rv, state.terminalRv);
@@ -1052,6 +1074,8 @@ export class Controller<T extends KubeObject> {
       }
       const logger = log.with({ controller: this.name, key, attempt });
       const written: { api: Api<KubeObject>; object: KubeObject }[] = [];
+      const ownWrites = new Set<string>();
+      this.#runWrites.set(key, ownWrites);
       const ctx: ReconcileContext = {
         key,
         signal: abort.signal,
@@ -1061,10 +1085,16 @@ export class Controller<T extends KubeObject> {
         logger,
         controller: this.name,
         recorder: { publish: (event) => this.recorder.publish(object, event) },
-        client: trackingClient(
-          this.#client,
-          (api, result) => written.push({ api, object: result }),
-        ),
+        client: trackingClient(this.#client, (api, result) => {
+          written.push({ api, object: result });
+          const rv = result.metadata?.resourceVersion;
+          if (
+            rv && api.group === this.api.group && api.plural === this.api.plural &&
+            this.api.keyOf(result) === key
+          ) {
+            ownWrites.add(rv);
+          }
+        }),
       };
       const started = this.#clock.now();
       let result: ReconcileResult;
@@ -1087,7 +1117,16 @@ export class Controller<T extends KubeObject> {
         threw = true;
       }
       const action = threw ? { error } : (result ?? {}) as ReconcileAction;
-      this.#settle(key, object, state, action, threw || action.error !== undefined, {
+      const failed = threw || action.error !== undefined;
+      this.#runWrites.delete(key);
+      // The echo of this run's own write to its object: after a success it queues the key as
+      // any change would; after a failure the retry (with its backoff) covers it.
+      if (this.#echoes.delete(key) && !failed) queue.add(key, "changed");
+      // The echo may also have come before the write's answer (the run was marked to run again):
+      // when the cache holds nothing newer than this failed run's own write, the retry covers it.
+      const cachedRv = primary.get(key)?.metadata?.resourceVersion;
+      if (failed && cachedRv !== undefined && ownWrites.has(cachedRv)) queue.clearDirty(key);
+      this.#settle(key, object, state, action, failed, {
         attempt,
         reason,
         durationMs,
@@ -1104,6 +1143,8 @@ export class Controller<T extends KubeObject> {
       });
     } finally {
       this.#inFlight.delete(abort);
+      this.#runWrites.delete(key);
+      this.#echoes.delete(key);
     }
   }
 

@@ -610,3 +610,20 @@ Deno.test("controller: ctx.recorder writes events.k8s.io/v1 Events with series",
   assert.deepEqual((e.series as { count: number }).count, 2);
   assert.equal((e.regarding as { name: string }).name, "a");
 });
+
+Deno.test("controller: the echo of a failed run's own status write does not skip its backoff", async () => {
+  await using server = fooServer();
+  seedFoo(server, "f");
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  h.start(
+    new Controller(h.client, foos, async (foo: Foo, ctx) => {
+      at.push(h.clock.now());
+      if (at.length >= 4) return;
+      await ctx.client.patchStatus(foos, "f", { status: { count: (foo.status?.count ?? 0) + 1 } });
+      throw new Error("not yet");
+    }, { clock: h.clock, backoff: { initialMs: 100, jitter: 0 } }),
+  );
+  await h.advance(10_000);
+  assert.deepEqual(at.slice(0, 4), [0, 100, 300, 700]);
+});
