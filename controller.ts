@@ -261,6 +261,11 @@ export interface ControllerOptions<T extends KubeObject> extends Selectors {
   rateLimit?: { qps: number; burst: number };
   /** How long a stopping controller lets reconciles in progress finish before aborting their signal. Default 30 000 ms. */
   gracePeriodMs?: number;
+  /**
+   * Batches bursts: a key queued by a change runs this many milliseconds after the first change
+   * of the burst (later changes within the window join it). Default 0 (at once).
+   */
+  debounceMs?: number;
   /** Longest wait for the caches to see this key's own last writes before a reconcile. Default 10 000 ms. */
   readYourWritesTimeoutMs?: number;
   /** Clock of every delay (backoff, requeue, grace period). Default: the system clock. */
@@ -958,14 +963,24 @@ export class Controller<T extends KubeObject> {
       state.terminalRv = undefined;
       state.failures = 0;
     }
-    const reason = !this.#started
-      ? "initial sync"
-      : change.type === "ADDED"
-      ? "added"
-      : change.type === "DELETED"
-      ? "deleted"
-      : "changed";
-    queue.add(key, reason);
+    if (!this.#started) {
+      queue.add(key, "initial sync");
+      return;
+    }
+    this.#enqueue(
+      key,
+      change.type === "ADDED" ? "added" : change.type === "DELETED" ? "deleted" : "changed",
+    );
+  }
+
+  /** Queues a key for a change: at once, or after the debounce window. */
+  #enqueue(key: string, reason: string): void {
+    const debounce = this.#options.debounceMs ?? 0;
+    if (debounce > 0 && !this.#queue!.isRunning(key)) {
+      this.#queue!.addAfter(key, reason, debounce, "requeue");
+    } else {
+      this.#queue!.add(key, reason);
+    }
   }
 
   #onRelated(related: Related, change: CacheChange<KubeObject>): void {
@@ -980,7 +995,8 @@ export class Controller<T extends KubeObject> {
     const reason = related.label(change.object);
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
-      queue.add(key, reason);
+      if (this.#started) this.#enqueue(key, reason);
+      else queue.add(key, reason);
     }
   }
 

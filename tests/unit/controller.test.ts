@@ -627,3 +627,22 @@ Deno.test("controller: the echo of a failed run's own status write does not skip
   await h.advance(10_000);
   assert.deepEqual(at.slice(0, 4), [0, 100, 300, 700]);
 });
+
+Deno.test("controller: debounceMs batches a burst of changes into one run after the window", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  await using h = new ControllerHarness(server);
+  const runs: string[] = [];
+  h.start(
+    new Controller(h.client, configMaps, (cm, ctx) => {
+      runs.push(`${h.clock.now()}:${cm.data?.v}:${ctx.reasons.join("+")}`);
+    }, { clock: h.clock, debounceMs: 500 }),
+  );
+  await h.settle();
+  for (let i = 1; i <= 3; i++) {
+    await h.client.patch(configMaps, "a", { data: { v: String(i) } });
+    await h.advance(100);
+  }
+  await h.advance(1_000);
+  assert.deepEqual(runs, ["0:0:initial sync", "500:3:changed"]);
+});
