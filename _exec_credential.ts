@@ -10,7 +10,7 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import type { Credentials } from "./config.ts";
+import type { Credentials } from "./_config_types.ts";
 import { permissionError, runFlag } from "./_permissions.ts";
 
 const log = getLogger(["kube", "config"]);

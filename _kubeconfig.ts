@@ -14,7 +14,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import type { ClusterConnection, Credentials, Impersonation } from "./config.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
 import { permissionState, readTextFileWithPermission } from "./_permissions.ts";
 import {
   EXEC_API_V1,
@@ -536,6 +536,7 @@ export async function resolveKubeconfig(
     }
   }
 
+  assertFilesReadable(cluster, user);
   const connection = await resolveCluster(cluster);
   const auth = await resolveUser(user, cluster, connection);
   const impersonate = user ? resolveImpersonation(user) : undefined;
@@ -556,6 +557,59 @@ export async function resolveKubeconfig(
     source: `kubeconfig ${fileList} (${selected})`,
     auth,
   };
+}
+
+/**
+ * Checks, before reading any of them, that every file the selected cluster and user name (CA,
+ * client certificate and key, token file) is inside the granted read paths, and names all that
+ * are not in one `--allow-read=<a>,<b>,<c>` flag — instead of failing once per file. Skipped
+ * where Deno could still prompt (an interactive terminal), so that prompts keep working.
+ */
+function assertFilesReadable(cluster: Entry<KubeCluster>, user: Entry<KubeUser> | undefined) {
+  const needed: { path: string; what: string }[] = [];
+  const c = cluster.value;
+  if (!c["certificate-authority-data"] && c["certificate-authority"]) {
+    needed.push({
+      path: resolvePath(c["certificate-authority"], cluster.origin),
+      what: `certificate-authority of cluster ${q(cluster.name)}`,
+    });
+  }
+  if (user) {
+    const v = user.value;
+    const of = `of user ${q(user.name)}`;
+    if (v["client-certificate"] && !v["client-certificate-data"]) {
+      needed.push({
+        path: resolvePath(v["client-certificate"], user.origin),
+        what: `client-certificate ${of}`,
+      });
+    }
+    if (v["client-key"] && !v["client-key-data"]) {
+      needed.push({ path: resolvePath(v["client-key"], user.origin), what: `client-key ${of}` });
+    }
+    if (v.tokenFile) {
+      needed.push({ path: resolvePath(v.tokenFile, user.origin), what: `tokenFile ${of}` });
+    }
+  }
+  const missing = needed.filter(({ path }) => {
+    const state = permissionState({ name: "read", path });
+    if (state === "granted" || state === "unknown") return false;
+    return !(state === "prompt" && interactive());
+  });
+  if (missing.length === 0) return;
+  const paths = [...new Set(missing.map((m) => m.path))];
+  const list = missing.map((m) => `${m.what} (${m.path})`).join(", ");
+  throw new Deno.errors.NotCapable(
+    `Reading the files of kubeconfig ${cluster.origin.label} needs a Deno permission that was ` +
+      `not granted: ${list}. Run again with --allow-read=${paths.join(",")}.`,
+  );
+}
+
+function interactive(): boolean {
+  try {
+    return Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -4,10 +4,33 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
-import { type QueryParams, requestJson, type Transport } from "./_transport.ts";
+import { type QueryParams, readJson, type Transport } from "./_transport.ts";
 import { ApiError } from "./errors.ts";
 
 const log = getLogger(["kube", "list"]);
+
+/**
+ * Internal seam: the wire format of list responses — the `Accept` header and how a body becomes
+ * a list (JSON by default; a protobuf decoder plugs in here and in the watch's `WatchFormat`).
+ */
+export interface ListFormat {
+  /** The `Accept` header, or undefined for the default (`application/json`). */
+  readonly accept: string | undefined;
+  /**
+   * Reads a successful list response.
+   *
+   * @param response The response (its body is consumed).
+   * @param path The request path, for messages.
+   * @returns The parsed list (validated by the caller).
+   */
+  read(response: Response, path: string): Promise<unknown>;
+}
+
+/** The JSON list format. */
+export const jsonListFormat: ListFormat = {
+  accept: undefined,
+  read: (response, path) => readJson(response, "GET", path),
+};
 
 /** Default page size of {@linkcode listAll} and {@linkcode listSnapshot}. */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -83,19 +106,24 @@ export function listQuery(options: ListPageOptions): QueryParams {
  * @param client The client.
  * @param api The resource type.
  * @param options Limit, continue token, selectors, resource version.
+ * @param format The wire format (default JSON).
  * @returns The list.
  */
 export async function listPage<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListPageOptions = {},
+  format: ListFormat = jsonListFormat,
 ): Promise<KubeList<T>> {
-  const list = await requestJson<KubeList<T>>(client, {
-    path: api.collectionPath(),
+  const path = api.collectionPath();
+  const response = await client.request({
+    path,
     query: listQuery(options),
+    accept: format.accept,
     signal: options.signal,
     retry: options.retry,
   });
+  const list = await format.read(response, path) as KubeList<T>;
   if (!list || typeof list !== "object" || !Array.isArray(list.items)) {
     if (list && typeof list === "object" && list.items === null) list.items = [];
     else {
@@ -126,12 +154,14 @@ export async function listPage<T extends KubeObject>(
  * @param client The client.
  * @param api The resource type.
  * @param options Page size, selectors, resource version.
+ * @param format The wire format (default JSON).
  * @returns The pages.
  */
 export async function* listAll<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListAllOptions = {},
+  format: ListFormat = jsonListFormat,
 ): AsyncGenerator<ListChunk<T>, void, undefined> {
   const { pageSize = DEFAULT_PAGE_SIZE, ...rest } = options;
   let limit = pageSize;
@@ -153,6 +183,7 @@ export async function* listAll<T extends KubeObject>(
           resourceVersion: undefined,
           resourceVersionMatch: undefined,
         },
+        format,
       );
     } catch (e) {
       if (token === undefined || !(e instanceof ApiError) || !e.expired) throw e;

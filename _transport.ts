@@ -65,22 +65,23 @@ export interface Transport {
   request(options: RequestOptions): Promise<Response>;
 }
 
-/** How to reach the server: what an {@linkcode HttpConnector} needs to open a connection. */
+/**
+ * How to reach the server: what an {@linkcode HttpConnector} needs to open a connection pool.
+ * (The same shape as the runtime layer's transport options, so a runtime's `connect` plugs in.)
+ */
 export interface ConnectionOptions {
-  /** PEM CA certificates to trust instead of the system's. */
-  caCerts?: string[];
-  /** PEM client certificate. */
-  cert?: string;
-  /** PEM client key. */
-  key?: string;
-  /** Proxy URL (`http:`, `https:`, `socks5:`, `socks5h:`), credentials allowed in it. */
+  /** PEM bundle of certificate authorities to trust, in addition to the system roots. */
+  certificateAuthority?: string;
+  /** A client certificate and key in PEM, for mutual TLS. */
+  clientCertificate?: { cert: string; key: string };
+  /** An `http://`, `https://` or `socks5://` proxy (with optional user info). */
   proxyUrl?: string;
 }
 
 /** One reusable connection pool: a `fetch` bound to TLS settings. */
 export interface HttpConnection {
   /** Sends a request through this connection. */
-  fetch: FetchLike;
+  fetch(url: URL, init: RequestInit): Promise<Response>;
   /** Closes the pool. */
   close(): void;
 }
@@ -100,10 +101,10 @@ export interface HttpConnector {
 export const denoConnector: HttpConnector = {
   open(options: ConnectionOptions): HttpConnection {
     const init: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-    if (options.caCerts) init.caCerts = options.caCerts;
-    if (options.cert !== undefined && options.key !== undefined) {
-      init.cert = options.cert;
-      init.key = options.key;
+    if (options.certificateAuthority) init.caCerts = [options.certificateAuthority];
+    if (options.clientCertificate) {
+      init.cert = options.clientCertificate.cert;
+      init.key = options.clientCertificate.key;
     }
     if (options.proxyUrl) init.proxy = proxyOption(options.proxyUrl);
     const client = Deno.createHttpClient(init as Deno.CreateHttpClientOptions);
@@ -293,9 +294,10 @@ export class HttpTransport implements Transport {
       headers.set("Content-Type", options.contentType ?? "application/json");
     }
     const init: RequestInit = { method, headers, body, signal: options.signal };
-    const send = this.#fetch ?? this.#connection(credentials)?.fetch ?? fetch;
     try {
-      return await send(url, init);
+      if (this.#fetch) return await this.#fetch(url, init);
+      const connection = this.#connection(credentials);
+      return await (connection ? connection.fetch(url, init) : fetch(url, init));
     } catch (cause) {
       throw this.#networkError(cause, method, url, options.signal);
     }
@@ -340,9 +342,8 @@ export class HttpTransport implements Transport {
     let connection = this.#connections.get(key);
     if (!connection) {
       connection = this.#connector.open({
-        caCerts: cluster.certificateAuthority ? [cluster.certificateAuthority] : undefined,
-        cert: cert?.cert,
-        key: cert?.key,
+        certificateAuthority: cluster.certificateAuthority,
+        clientCertificate: cert,
         proxyUrl: cluster.proxyUrl,
       });
       this.#connections.set(key, connection);
@@ -414,8 +415,9 @@ export function causeChain(error: unknown): string {
 
 /** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
 function tlsReason(text: string): string | undefined {
-  const peer = /invalid peer certificate:\s*([A-Za-z]+(?:\([^)]*\))?)/i.exec(text);
-  if (peer) return peer[1];
+  // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
+  const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
+  if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
   if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
   return undefined;
 }
@@ -474,15 +476,27 @@ export async function errorFromResponse(
  */
 export async function requestJson<T>(transport: Transport, options: RequestOptions): Promise<T> {
   const response = await transport.request(options);
+  return await readJson<T>(response, options.method ?? "GET", options.path);
+}
+
+/**
+ * Reads a JSON response body; a body that is not JSON is an {@linkcode ApiError} quoting it.
+ *
+ * @param response The response.
+ * @param method The request method, for the message.
+ * @param path The request path, for the message.
+ * @returns The parsed body.
+ */
+export async function readJson<T>(response: Response, method: string, path: string): Promise<T> {
   const text = await response.text();
   try {
     return JSON.parse(text) as T;
   } catch (cause) {
     throw new ApiError({
       status: response.status,
-      message: `The API server sent a body that is not JSON for ${
-        options.method ?? "GET"
-      } ${options.path}: ${JSON.stringify(text.slice(0, 200))}`,
+      message: `The API server sent a body that is not JSON for ${method} ${path}: ${
+        JSON.stringify(text.slice(0, 200))
+      }`,
       cause,
     });
   }

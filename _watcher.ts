@@ -24,7 +24,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import type { Clock } from "./clock.ts";
 import { ApiError } from "./errors.ts";
-import { DEFAULT_PAGE_SIZE, listAll } from "./_list.ts";
+import { DEFAULT_PAGE_SIZE, jsonListFormat, listAll, type ListFormat } from "./_list.ts";
 import {
   type BackoffOptions,
   describe,
@@ -80,6 +80,8 @@ export interface WatcherOptions {
   pageSize?: number;
   /** The wire format of the watch requests. Default JSON lines. */
   format?: WatchFormat;
+  /** The wire format of the list requests. Default JSON. */
+  listFormat?: ListFormat;
 }
 
 /** The watch loop of one collection (see the module comment). */
@@ -89,6 +91,8 @@ export class Watcher<T extends KubeObject> {
   labelSelector: string | undefined;
   /** Field selector; may change until the first request. */
   fieldSelector: string | undefined;
+  /** Rounds of {@linkcode Watcher.prototype.run}: full syncs, and watches resumed from the resourceVersion. */
+  readonly counts = { syncs: 0, watches: 0 };
   #client: Transport;
   #options: WatcherOptions;
   #log: Logger;
@@ -161,6 +165,8 @@ export class Watcher<T extends KubeObject> {
       try {
         await this.#pacer.wait(signal);
         const timeout = this.#options.watchTimeoutSeconds ?? randomWatchTimeout();
+        if (this.#needSync) this.counts.syncs++;
+        else this.counts.watches++;
         const received = this.#needSync
           ? yield* this.#sync(signal, timeout, true)
           : yield* this.#watch(signal, timeout);
@@ -376,7 +382,7 @@ export class Watcher<T extends KubeObject> {
         fieldSelector: this.fieldSelector,
         pageSize: this.#options.pageSize ?? DEFAULT_PAGE_SIZE,
         signal,
-      })
+      }, this.#options.listFormat ?? jsonListFormat)
     ) {
       if (chunk.restart && !first) yield { type: "init-start" };
       first = false;

@@ -362,10 +362,7 @@ export class Client implements Transport, AsyncDisposable {
     name: string,
     options: ItemOptions = {},
   ): Promise<T> {
-    return await this.requestJson<T>({
-      path: api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
-      signal: options.signal,
-    });
+    return await this.#getSubresource<T>(api, name, "status", options);
   }
 
   /**
@@ -383,11 +380,7 @@ export class Client implements Transport, AsyncDisposable {
   ): Promise<T> {
     return await this.requestJson<T>({
       method: "PUT",
-      path: api.subresourcePath(
-        nameOf(api, object),
-        "status",
-        this.#namespaceFor(api, options.namespace, object),
-      ),
+      path: this.#subresourcePath(api, nameOf(api, object), "status", options, object),
       query: writeQuery(options),
       body: withTypeMeta(api, object),
       signal: options.signal,
@@ -409,11 +402,7 @@ export class Client implements Transport, AsyncDisposable {
     patch: unknown,
     options: PatchOptions = {},
   ): Promise<T> {
-    return await this.requestJson<T>(this.#patchRequest(
-      api.subresourcePath(name, "status", this.#namespaceFor(api, options.namespace)),
-      patch,
-      options,
-    ));
+    return await this.#patchSubresource<T>(api, name, "status", patch, options);
   }
 
   /**
@@ -426,10 +415,7 @@ export class Client implements Transport, AsyncDisposable {
    * @returns The `autoscaling/v1` Scale.
    */
   async getScale(api: Api<KubeObject>, name: string, options: ItemOptions = {}): Promise<Scale> {
-    return await this.requestJson<Scale>({
-      path: api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
-      signal: options.signal,
-    });
+    return await this.#getSubresource<Scale>(api, name, "scale", options);
   }
 
   /**
@@ -447,11 +433,7 @@ export class Client implements Transport, AsyncDisposable {
     patch: unknown,
     options: PatchOptions = {},
   ): Promise<Scale> {
-    return await this.requestJson<Scale>(this.#patchRequest(
-      api.subresourcePath(name, "scale", this.#namespaceFor(api, options.namespace)),
-      patch,
-      options,
-    ));
+    return await this.#patchSubresource<Scale>(api, name, "scale", patch, options);
   }
 
   /**
@@ -566,6 +548,47 @@ export class Client implements Transport, AsyncDisposable {
   #namespaceFor(api: Api<KubeObject>, explicit?: string, object?: KubeObject): string | undefined {
     if (!api.namespaced) return undefined;
     return explicit ?? api.namespace ?? object?.metadata?.namespace ?? this.config.namespace;
+  }
+
+  // The one subresource helper: `status` and `scale` (and any other) resolve their path and
+  // namespace the same way, and read and patch through the same requests as the main resource.
+
+  #subresourcePath(
+    api: Api<KubeObject>,
+    name: string,
+    subresource: string,
+    options: ItemOptions,
+    object?: KubeObject,
+  ): string {
+    return api.subresourcePath(
+      name,
+      subresource,
+      this.#namespaceFor(api, options.namespace, object),
+    );
+  }
+
+  #getSubresource<R>(
+    api: Api<KubeObject>,
+    name: string,
+    subresource: string,
+    options: ItemOptions,
+  ): Promise<R> {
+    return this.requestJson<R>({
+      path: this.#subresourcePath(api, name, subresource, options),
+      signal: options.signal,
+    });
+  }
+
+  #patchSubresource<R>(
+    api: Api<KubeObject>,
+    name: string,
+    subresource: string,
+    patch: unknown,
+    options: PatchOptions,
+  ): Promise<R> {
+    return this.requestJson<R>(
+      this.#patchRequest(this.#subresourcePath(api, name, subresource, options), patch, options),
+    );
   }
 
   #patchRequest(path: string, patch: unknown, options: PatchOptions): RequestOptions {

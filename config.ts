@@ -3,7 +3,7 @@
  * in-cluster service account.
  *
  * ```ts
- * import { Config } from "./config.ts";
+ * import { Config } from "@denokube/kube";
  *
  * const config = await Config.infer();
  * console.log(config.source, config.server, config.namespace);
@@ -36,44 +36,11 @@ import {
 } from "./_kubeconfig.ts";
 import { execCacheKey, ExecCredentialSource } from "./_exec_credential.ts";
 import { envFlag, readEnv, readTextFileWithPermission } from "./_permissions.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
+
+export type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
 
 const log = getLogger(["kube", "config"]);
-
-/** How to reach the API server: URL, TLS trust, proxy. Never holds credentials. */
-export interface ClusterConnection {
-  /** The API server URL without a trailing slash, e.g. `https://127.0.0.1:6443`. */
-  server: string;
-  /** PEM bundle of certificate authorities to trust, in addition to the system roots. */
-  certificateAuthority?: string;
-  /** `insecure-skip-tls-verify` from the kubeconfig. */
-  insecureSkipTlsVerify: boolean;
-  /** `proxy-url` from the kubeconfig (http, https or socks5). */
-  proxyUrl?: string;
-  /** `disable-compression` from the kubeconfig. */
-  disableCompression: boolean;
-}
-
-/** Impersonation settings (`as`, `as-uid`, `as-groups`, `as-user-extra`). */
-export interface Impersonation {
-  /** User to act as (`Impersonate-User`). */
-  user?: string;
-  /** UID to act as (`Impersonate-Uid`). */
-  uid?: string;
-  /** Groups to act as (`Impersonate-Group`, repeated). */
-  groups?: string[];
-  /** Extra fields (`Impersonate-Extra-<key>`). */
-  extra?: Record<string, string[]>;
-}
-
-/** Credentials to present on a request. */
-export interface Credentials {
-  /** A bearer token for the `Authorization` header. */
-  token?: string;
-  /** HTTP basic authentication. */
-  basic?: { username: string; password: string };
-  /** A client certificate and key in PEM format, for mutual TLS. */
-  clientCertificate?: { cert: string; key: string };
-}
 
 /** Which context, cluster, user and namespace of a kubeconfig to use. */
 export interface KubeconfigSelection {
@@ -167,7 +134,7 @@ let attachProvider: (config: Config, provider: CredentialProvider) => void;
  *
  * @example
  * ```ts
- * import { Config } from "./config.ts";
+ * import { Config } from "@denokube/kube";
  *
  * const config = new Config({
  *   cluster: { server: "https://127.0.0.1:6443", insecureSkipTlsVerify: false, disableCompression: false },
@@ -203,7 +170,7 @@ export class Config {
    *   `impersonate`, `source` (default `explicit`) and static `credentials`.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = new Config({
    *   cluster: { server: "http://127.0.0.1:8001", insecureSkipTlsVerify: false, disableCompression: false },
    * });
@@ -229,7 +196,7 @@ export class Config {
    * @returns {@linkcode ClusterConnection.server}.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * Config.fromUrl("http://127.0.0.1:8001/").server; // "http://127.0.0.1:8001"
    * ```
    */
@@ -246,7 +213,7 @@ export class Config {
    * @returns The credentials (an empty object for anonymous access).
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "abc" } });
    * const { token } = await config.credentials();
    * ```
@@ -265,7 +232,7 @@ export class Config {
    *   succeed; `false` for static credentials.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "abc" } });
    * config.invalidateCredentials(); // false: static credentials
    * ```
@@ -290,7 +257,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.infer();
    * console.log(`using ${config.source}`);
    * ```
@@ -381,7 +348,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.fromKubeconfig({ context: "kind-kind" });
    * ```
    */
@@ -442,7 +409,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.fromKubeconfigString(`
    * apiVersion: v1
    * kind: Config
@@ -479,7 +446,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = await Config.inCluster();
    * ```
    */
@@ -581,7 +548,7 @@ export class Config {
    * @returns The configuration.
    * @example
    * ```ts
-   * import { Config } from "./config.ts";
+   * import { Config } from "@denokube/kube";
    * const config = Config.fromUrl("http://127.0.0.1:8001");
    * ```
    */

@@ -416,6 +416,18 @@ export class Reflector<T extends KubeObject = KubeObject> {
     }
   }
 
+  /**
+   * Counters of {@linkcode Reflector.prototype.run}, for metrics.
+   *
+   * @returns `relists`: full syncs after the first one (after a 410 or a failure that needs one);
+   *   `watchRestarts`: watch requests that resumed from the cached resourceVersion (a stream
+   *   that ended or broke).
+   */
+  stats(): { relists: number; watchRestarts: number } {
+    const counts = this.#watcher.counts;
+    return { relists: Math.max(0, counts.syncs - 1), watchRestarts: counts.watches };
+  }
+
   #enter(): void {
     if (this.#busy) {
       throw new TypeError("This Reflector is already running (init, poll or run in progress)");

@@ -19,7 +19,7 @@
  *   grace period 0: MODIFIED) then removed (DELETED), like an unscheduled pod on the real
  *   server. Finalizers are honoured.
  * - Strategic merge patch is applied as a JSON merge patch (no `$patch` directives, lists are
- *   replaced). Server-side apply treats every list as atomic (see `_fake_apply.ts`).
+ *   replaced). Server-side apply treats every list as atomic (see `testing/_apply.ts`).
  * - Custom resources are stored once for all versions; reading another version only changes
  *   `apiVersion` (the `None` conversion strategy).
  * - Built-in objects are not defaulted like the real server does (no pod `restartPolicy`,
@@ -54,12 +54,12 @@ import type { KubeObject } from "./api.ts";
 import { Client, type ClientOptions } from "./client.ts";
 import { Config } from "./config.ts";
 import { ApiError } from "./errors.ts";
-import type { FaultHandle, FaultRule } from "./_fake_faults.ts";
-import { ConnectionFault, FakeHttp } from "./_fake_http.ts";
-import type { JsonObject } from "./_fake_json.ts";
-import type { ResourceType } from "./_fake_resources.ts";
-import { StatusError } from "./_fake_status.ts";
-import { FakeCluster } from "./_fake_store.ts";
+import type { FaultHandle, FaultRule } from "./testing/_faults.ts";
+import { ConnectionFault, FakeHttp } from "./testing/_http.ts";
+import type { JsonObject } from "./testing/_json.ts";
+import type { ResourceType } from "./testing/_resources.ts";
+import { StatusError } from "./testing/_status.ts";
+import { FakeCluster } from "./testing/_store.ts";
 
 export { VirtualClock } from "./testing/virtual_clock.ts";
 export {
@@ -67,7 +67,7 @@ export {
   type ControllerHarnessOptions,
   type HarnessRequest,
 } from "./testing/controller_harness.ts";
-export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_fake_faults.ts";
+export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./testing/_faults.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;

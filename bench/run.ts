@@ -590,7 +590,7 @@ async function machine(): Promise<string[]> {
   const meminfo = await Deno.readTextFile("/proc/meminfo").catch(() => "");
   const cpu = cpuinfo.match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown";
   const memKb = Number(meminfo.match(/^MemTotal:\s*(\d+)/m)?.[1] ?? 0);
-  const lock = JSON.parse(await Deno.readTextFile(new URL("deno.lock", root)));
+  const lock = JSON.parse(await Deno.readTextFile(new URL("deno.lock", here)));
   const clientNode =
     Object.entries(lock.specifiers ?? {}).find(([k]) =>
       k.startsWith("npm:@kubernetes/client-node@")

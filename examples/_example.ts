@@ -39,7 +39,9 @@ export async function startExample(options: { namespaced: boolean }): Promise<Ex
     ],
   });
 
-  const client = await Client.infer();
+  // A kubeconfig that cannot be used (a missing permission, a bad field, an unreachable file)
+  // is one clear message naming what to fix, not a stack trace.
+  const client = await Client.infer().catch((e) => exitWithError(e));
   const namespace = positionals[0] ?? client.namespace;
 
   const controller = new AbortController();
@@ -58,6 +60,20 @@ export async function startExample(options: { namespaced: boolean }): Promise<Ex
       await client[Symbol.asyncDispose]();
     },
   };
+}
+
+/** The name of the running example, e.g. `pod_informer`. */
+export function exampleName(): string {
+  return Deno.mainModule.replace(/^.*\//, "").replace(/\.ts$/, "");
+}
+
+/**
+ * Prints an error as one line, `<example>: <message>` (the message of an `ApiError` or a
+ * permission error already says what failed and how to fix it), and exits with status 1.
+ */
+export function exitWithError(e: unknown): never {
+  console.error(`${exampleName()}: ${e instanceof Error ? e.message : String(e)}`);
+  Deno.exit(1);
 }
 
 /** Prints rows as a table with aligned columns (the first row is the header). */

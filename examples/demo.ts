@@ -1,16 +1,19 @@
 // deno task demo [--fake] [--follow] [--verbose]      (= deno run --allow-all examples/demo.ts)
 //
-// The library at work, with nothing to set up: starts an embedded API server, fills a namespace
-// with pods and a custom resource, and shows a live view of a Reflector (a cache of the pods) and
-// an Informer (the events of the custom resource, Foo) while it creates, changes and deletes
-// objects on a schedule.
+// The library at work on a whole small cluster, with nothing to set up: it starts a real
+// Kubernetes control plane with its controllers, a scheduler and two simulated nodes, and shows a
+// live view of a Reflector (a cache of the pods) and an Informer (the events of a custom resource,
+// Foo) while it rolls out a Deployment, scales it up and down (its pods go Pending → Running on
+// the nodes), changes Foos and deletes owners, whose dependants the garbage collector removes.
 //
-// The API server is the real one (kube-apiserver and etcd, built from source by testenv/build.ts
-// and cached in ~/.cache/denokube/testenv; built now when Go is installed, which takes several
-// minutes the first time), else the in-memory FakeApiServer of `@denokube/kube/testing`. The first
-// lines of the output say which.
+// The cluster is real: kube-apiserver, etcd, kube-controller-manager and kube-scheduler, and KWOK
+// playing the nodes (their kubelets), built from source by testenv/build.ts and cached in
+// ~/.cache/denokube/testenv (built now when Go is installed, which takes several minutes the
+// first time). Without them it falls back to the in-memory FakeApiServer of
+// `@denokube/kube/testing`, which has no controllers: then the demo makes the pods itself and they
+// stay Pending. The first lines of the output say which.
 //
-//   --fake     use the FakeApiServer even when the real API server is available
+//   --fake     use the FakeApiServer even when the real cluster is available
 //   --follow   keep changing objects until Ctrl-C (default: stop after one round, ~25 s)
 //   --verbose  show the library's trace-level logs (default: info and above)
 //
@@ -54,18 +57,21 @@ await configure({
 
 const NAMESPACE = "demo";
 const STEP_MS = 1_800;
-const started = Date.now();
+/** Reset when the cluster is ready: the view's clock does not count the build or the start. */
+let started = Date.now();
 
-/** Seconds since the start, for the live view. */
+/** Seconds since the cluster was ready, for the live view. */
 function clock(): string {
   return `+${((Date.now() - started) / 1000).toFixed(1).padStart(4)}s`;
 }
 
 // ---------------------------------------------------------------------------------------------
-// The API server
+// The cluster
 
 interface Backend {
   client: Client;
+  /** True for the real cluster (controllers, scheduler, nodes); false for the FakeApiServer. */
+  real: boolean;
   stop(): Promise<void>;
 }
 
@@ -73,31 +79,36 @@ async function startReal(): Promise<Backend | string> {
   let binaries = await findBinaries();
   if (!binaries) {
     if (!(await haveGo())) {
-      return "kube-apiserver is not built here and Go is not installed to build it";
+      return "the cluster's binaries are not built here and Go is not installed to build them";
     }
     console.log(
-      "Building kube-apiserver and etcd from source with Go (once; a cold build takes about " +
-        "8 minutes, progress below; Ctrl-C and `deno task demo --fake` to skip)…",
+      "Building kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from " +
+        "source with Go (once; a cold build takes about 10 minutes, progress below; Ctrl-C and " +
+        "`deno task demo --fake` to skip)…",
     );
     binaries = await ensureBinaries();
   }
   let cp: ControlPlane;
   try {
-    cp = await startControlPlane({ build: false });
+    cp = await startControlPlane({ build: false, cluster: "full" });
   } catch (e) {
-    return `the control plane did not start: ${e instanceof Error ? e.message : e}`;
+    return `the cluster did not start: ${e instanceof Error ? e.message : e}`;
   }
   console.log(
-    `API server: REAL kube-apiserver ${binaries.kubernetesVersion} + etcd ${binaries.etcdVersion}` +
-      ` at ${cp.server}, ready in ${(cp.startMs / 1000).toFixed(1)} s` +
-      ` (binaries cached in ${binaries.dir})`,
+    `Cluster: REAL Kubernetes ${binaries.kubernetesVersion} (kube-apiserver, etcd ` +
+      `${binaries.etcdVersion}, kube-controller-manager, kube-scheduler) and KWOK ` +
+      `${binaries.kwokVersion} playing ${cp.kwok!.nodes.length} nodes ` +
+      `(${cp.kwok!.nodes.join(", ")}), at ${cp.server}, ready in ${
+        (cp.startMs / 1000).toFixed(1)
+      } s`,
   );
   console.log(
-    `            kubectl --kubeconfig ${cp.kubeconfigPath} get pods,foos -n ${NAMESPACE}`,
+    `         kubectl --kubeconfig ${cp.kubeconfigPath} get deploy,pods,foos -n ${NAMESPACE} -o wide`,
   );
   const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
   return {
     client,
+    real: true,
     async stop() {
       client.close();
       await cp.stop();
@@ -110,9 +121,13 @@ async function startFake(reason: string): Promise<Backend> {
   await server.listen();
   // Through a kubeconfig and a socket, like a real cluster.
   const client = new Client(await Config.fromKubeconfigString(server.kubeconfig()));
-  console.log(`API server: FakeApiServer (in memory) at ${server.url} — ${reason}`);
+  console.log(
+    `API server: FakeApiServer (in memory) at ${server.url} — ${reason}. It has no controllers ` +
+      `and no nodes: the demo creates and deletes pods itself, and they stay Pending.`,
+  );
   return {
     client,
+    real: false,
     async stop() {
       client.close();
       await server.close();
@@ -120,7 +135,7 @@ async function startFake(reason: string): Promise<Backend> {
   };
 }
 
-console.log("kube demo: a Reflector and an Informer against an embedded Kubernetes API server");
+console.log("kube demo: a Reflector and an Informer on a small Kubernetes cluster");
 let backend: Backend;
 if (flags.fake) {
   backend = await startFake("chosen with --fake");
@@ -129,6 +144,7 @@ if (flags.fake) {
   backend = typeof real === "string" ? await startFake(`${real}`) : real;
 }
 const { client } = backend;
+started = Date.now();
 
 // ---------------------------------------------------------------------------------------------
 // Ctrl-C
@@ -169,6 +185,8 @@ interface FooStatus {
 }
 
 const pods = Api.v1Pod().within(NAMESPACE);
+const deployments = Api.appsV1Deployment().within(NAMESPACE);
+const configMaps = Api.v1ConfigMap().within(NAMESPACE);
 const foos = Api.customResource<FooSpec, FooStatus>("foos").group("clux.dev").version("v1")
   .within(NAMESPACE);
 const crds = Api.dynamic({
@@ -179,9 +197,24 @@ const crds = Api.dynamic({
   namespaced: false,
 });
 
-function pod(name: string, tier: string): KubeObject {
+function deployment(name: string, replicas: number): KubeObject {
   return {
-    metadata: { name, labels: { app: "web", tier } },
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: "main", image: "registry.invalid/web:1" }] },
+      },
+    },
+  } as KubeObject;
+}
+
+/** A pod the demo makes itself (FakeApiServer only: there are no controllers there). */
+function pod(name: string): KubeObject {
+  return {
+    metadata: { name, labels: { app: "web" } },
     spec: { containers: [{ name: "main", image: "registry.invalid/web:1" }] },
   } as KubeObject;
 }
@@ -191,11 +224,11 @@ function foo(name: string, info: string, replicas: number) {
 }
 
 interface PodView {
+  spec?: { nodeName?: string };
   status?: { phase?: string };
 }
 const phaseOf = (object: KubeObject) => (object as PodView).status?.phase ?? "-";
-const labelsOf = (object: KubeObject) =>
-  Object.entries(object.metadata?.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",") || "-";
+const nodeOf = (object: KubeObject) => (object as PodView).spec?.nodeName ?? "-";
 
 async function setUp(): Promise<void> {
   await client.create(Api.v1Namespace(), { metadata: { name: NAMESPACE } });
@@ -213,27 +246,22 @@ async function setUp(): Promise<void> {
     await pause(100);
   }
   await client.list(foos);
-  const tiers = ["frontend", "frontend", "backend", "backend"];
-  for (const [i, tier] of tiers.entries()) await client.create(pods, pod(`web-${i + 1}`, tier));
   await client.create(foos, foo("baz", "the first Foo", 1));
-  console.log(
-    `Set up: namespace ${NAMESPACE}, pods web-1…web-4, CRD foos.clux.dev (examples/foo.yaml), ` +
-      `Foo baz`,
-  );
+  console.log(`Set up: namespace ${NAMESPACE}, CRD foos.clux.dev (examples/foo.yaml), Foo baz`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The live view
 
 function printTable<T extends KubeObject>(reflector: Reflector<T>): void {
-  const rows = [["NAME", "PHASE", "LABELS", "RESOURCEVERSION"]];
+  const rows = [["NAME", "PHASE", "NODE", "RESOURCEVERSION"]];
   const cached = [...reflector.read().values()]
     .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
   for (const object of cached) {
     rows.push([
       object.metadata?.name ?? "",
-      phaseOf(object),
-      labelsOf(object),
+      phaseOf(object) + (object.metadata?.deletionTimestamp ? " (terminating)" : ""),
+      nodeOf(object),
       object.metadata?.resourceVersion ?? "",
     ]);
   }
@@ -251,27 +279,33 @@ function describePodChange<T extends KubeObject>(change: CacheChange<T>): string
   const { object, old } = change;
   let what = `phase=${phaseOf(object)}`;
   if (old && phaseOf(old) !== phaseOf(object)) what = `phase ${phaseOf(old)} → ${phaseOf(object)}`;
-  else if (old && labelsOf(old) !== labelsOf(object)) what += `  labels=${labelsOf(object)}`;
+  if (old && nodeOf(old) !== nodeOf(object)) what += `  scheduled on ${nodeOf(object)}`;
+  else if (nodeOf(object) !== "-") what += `  node=${nodeOf(object)}`;
+  if (object.metadata?.deletionTimestamp && !old?.metadata?.deletionTimestamp) {
+    what += "  terminating";
+  }
   return `${what}  rv=${object.metadata?.resourceVersion}`;
 }
 
-const counts = { pods: 0, foos: 0, actions: 0 };
+const counts = { pods: 0, foos: 0, actions: 0, running: 0 };
 
 async function viewPods<T extends KubeObject>(reflector: Reflector<T>): Promise<void> {
   let tableTimer: ReturnType<typeof setTimeout> | undefined;
   try {
     for await (const change of reflector.changes({ signal })) {
       counts.pods++;
+      if (change.old && phaseOf(change.old) === "Pending" && phaseOf(change.object) === "Running") {
+        counts.running++;
+      }
       console.log(
         `${clock()}  Reflector  pod ${change.type.padEnd(8)} ${change.object.metadata?.name}  ` +
           describePodChange(change),
       );
-      // One table per burst of changes (a sync reports all its changes at once; deleting a pod
-      // may first set its deletionTimestamp).
+      // One table per burst of changes (a rollout changes several pods at once).
       tableTimer ??= setTimeout(() => {
         tableTimer = undefined;
         printTable(reflector);
-      }, 200);
+      }, 300);
     }
   } finally {
     clearTimeout(tableTimer);
@@ -293,28 +327,84 @@ async function viewFoos(): Promise<void> {
   }
 }
 
-/** One round of changes; round 0 first, then (with --follow) 1, 2, … with fresh names. */
-function script(round: number): [string, () => Promise<unknown>][] {
-  const n = (i: number) => `web-${round * 10 + i}`;
-  const first = round === 0 ? "web-1" : n(1);
-  const foo2 = `qux-${round}`;
-  const steps: [string, () => Promise<unknown>][] = [];
-  if (round > 0) {
-    steps.push([
-      `create pod ${n(1)}`,
-      () => client.create(pods, pod(n(1), "frontend"), { signal }),
-    ]);
+/** Waits (up to 15 s) until the garbage collector has deleted a ConfigMap, and says so. */
+async function collected(name: string, owner: string): Promise<void> {
+  for (let i = 0; i < 150 && !signal.aborted; i++) {
+    const list = await client.list(configMaps, { signal });
+    if (!list.items.some((cm) => cm.metadata?.name === name)) {
+      console.log(
+        `${clock()}  ─── the garbage collector deleted ConfigMap ${name}: its owner ${owner} is gone`,
+      );
+      return;
+    }
+    await pause(100);
   }
-  steps.push(
-    [`create pod ${n(5)}`, () => client.create(pods, pod(n(5), "frontend"), { signal })],
+  throw new Error(`ConfigMap ${name} was not garbage-collected after its owner ${owner} went`);
+}
+
+type Step = [string, () => Promise<unknown>];
+
+/** One round on the real cluster; round 0 first, then (with --follow) 1, 2, … with fresh names. */
+function clusterScript(round: number): Step[] {
+  const web = round === 0 ? "web" : `web-${round}`;
+  const foo2 = `qux-${round}`;
+  const settings = `${web}-settings`;
+  const scale = (replicas: number) => () =>
+    client.patchScale(deployments, web, { spec: { replicas } }, { signal });
+  return [
     [
-      `set status.phase of ${first} to Running`,
-      () => client.patchStatus(pods, first, { status: { phase: "Running" } }, { signal }),
+      `create Deployment ${web} (2 replicas): the controller-manager makes its pods, the ` +
+      `scheduler places them, the nodes run them`,
+      () => client.create(deployments, deployment(web, 2), { signal }),
+    ],
+    [`create Foo ${foo2}`, () => client.create(foos, foo(foo2, "a second Foo", 1), { signal })],
+    [`scale Deployment ${web} up to 4`, scale(4)],
+    [
+      `scale Foo baz: spec.replicas=${round + 2}`,
+      () => client.patch(foos, "baz", { spec: { replicas: round + 2 } }, { signal }),
     ],
     [
-      `label ${n(5)} tier=canary`,
-      () => client.patch(pods, n(5), { metadata: { labels: { tier: "canary" } } }, { signal }),
+      `create ConfigMap ${settings}, owned by Deployment ${web} (an ownerReference)`,
+      async () => {
+        const owner = await client.get(deployments, web, { signal });
+        await client.create(configMaps, {
+          metadata: {
+            name: settings,
+            ownerReferences: [{
+              apiVersion: "apps/v1",
+              kind: "Deployment",
+              name: web,
+              uid: owner.metadata!.uid!,
+            }],
+          },
+          data: { greeting: "hello" },
+        }, { signal });
+      },
     ],
+    [
+      `set status.isBad of Foo ${foo2}`,
+      () => client.patchStatus(foos, foo2, { status: { isBad: round % 2 === 0 } }, { signal }),
+    ],
+    [`scale Deployment ${web} down to 1`, scale(1)],
+    [`delete Foo ${foo2}`, () => client.delete(foos, foo2, { signal })],
+    [
+      `delete Deployment ${web}: the garbage collector removes what it owns (its ReplicaSet, ` +
+      `whose pods go next, and ConfigMap ${settings})`,
+      async () => {
+        await client.delete(deployments, web, { propagationPolicy: "Background", signal });
+        await collected(settings, `Deployment ${web}`);
+      },
+    ],
+  ];
+}
+
+/** One round on the FakeApiServer: no controllers, so the demo makes and deletes pods itself. */
+function fakeScript(round: number): Step[] {
+  const n = (i: number) => `web-${round * 10 + i}`;
+  const foo2 = `qux-${round}`;
+  return [
+    [`create pod ${n(1)}`, () => client.create(pods, pod(n(1)), { signal })],
+    [`create pod ${n(2)}`, () => client.create(pods, pod(n(2)), { signal })],
     [`create Foo ${foo2}`, () => client.create(foos, foo(foo2, "a second Foo", 1), { signal })],
     [
       `scale Foo baz: spec.replicas=${round + 2}`,
@@ -324,21 +414,14 @@ function script(round: number): [string, () => Promise<unknown>][] {
       `set status.isBad of Foo ${foo2}`,
       () => client.patchStatus(foos, foo2, { status: { isBad: round % 2 === 0 } }, { signal }),
     ],
-    [
-      `set status.phase of ${n(5)} to Running`,
-      () => client.patchStatus(pods, n(5), { status: { phase: "Running" } }, { signal }),
-    ],
-    [`delete pod ${first}`, () => client.delete(pods, first, { gracePeriodSeconds: 0, signal })],
-    [
-      `set status.phase of ${n(5)} to Succeeded`,
-      () => client.patchStatus(pods, n(5), { status: { phase: "Succeeded" } }, { signal }),
-    ],
+    [`delete pod ${n(1)}`, () => client.delete(pods, n(1), { gracePeriodSeconds: 0, signal })],
     [`delete Foo ${foo2}`, () => client.delete(foos, foo2, { signal })],
-  );
-  return steps;
+    [`delete pod ${n(2)}`, () => client.delete(pods, n(2), { gracePeriodSeconds: 0, signal })],
+  ];
 }
 
 async function act(): Promise<void> {
+  const script = backend.real ? clusterScript : fakeScript;
   for (let round = 0; round === 0 || flags.follow; round++) {
     for (const [what, action] of script(round)) {
       await pause(STEP_MS);
@@ -357,8 +440,8 @@ let failed = false;
 try {
   await setUp();
   console.log(
-    `Live view: a Reflector caches the pods of ${NAMESPACE} (table after each change), an ` +
-      `Informer follows the Foos; a change every ${STEP_MS / 1000} s. ` +
+    `Live view: a Reflector caches the pods of ${NAMESPACE} (a table after each burst of ` +
+      `changes), an Informer follows the Foos; a change every ${STEP_MS / 1000} s. ` +
       (flags.follow ? "Ctrl-C to stop." : "Stops after one round (--follow: until Ctrl-C)."),
   );
   const reflector = new Reflector(client, pods).transform(stripManagedFields);
@@ -371,7 +454,8 @@ try {
   controller.abort();
   await Promise.all([running, viewingPods, viewingFoos]);
   const seen = `${counts.actions} changes made, ${counts.pods} pod changes seen by the ` +
-    `Reflector, ${counts.foos} Foo events by the Informer`;
+    `Reflector (${counts.running} pods went Pending → Running), ${counts.foos} Foo events by the ` +
+    `Informer`;
   const elapsed = `${((Date.now() - started) / 1000).toFixed(1)} s`;
   if (interrupted) {
     // Ctrl-C in a terminal also reaches kube-apiserver and etcd: do not ask them anything more.
@@ -388,6 +472,10 @@ try {
         `list (${list.items.length} pods).`,
     );
     if (!same) failed = true;
+    if (backend.real && counts.running === 0) {
+      console.log("No pod was seen going Pending → Running: the nodes did not run pods.");
+      failed = true;
+    }
     // Act 2: the Foo operator (examples/_demo_operator.ts).
     if (!failed && !(await operatorAct(client, NAMESPACE, clock))) failed = true;
   }
@@ -396,13 +484,13 @@ try {
     console.log(`Interrupted: ${counts.actions} changes made.`);
   } else {
     failed = true;
-    console.error(`demo failed: ${e instanceof Error ? e.stack : e}`);
+    console.error(`demo failed: ${e instanceof Error ? e.message : e}`);
   }
 } finally {
   controller.abort();
   Deno.removeSignalListener("SIGINT", stop);
   if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", stop);
-  console.log("Stopping the API server…");
+  console.log(backend.real ? "Stopping the cluster…" : "Stopping the API server…");
   await backend.stop();
   console.log("Stopped.");
 }

@@ -563,7 +563,7 @@ export type {
   CapacityRequestPolicyRange,
   CapacityRequirements,
   CELDeviceSelector,
-  Counter,
+  Counter as ResourceV1Counter,
   CounterSet,
   Device,
   DeviceAllocationConfiguration,

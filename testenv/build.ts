@@ -7,6 +7,9 @@
  * Rebuilt only when a pin (any go.mod or go.sum) changes. Test infrastructure only: the library
  * itself is pure TypeScript.
  *
+ * Also builds `promlint` (testenv/promlint: promtool's `check metrics`), and with `--promtool` the
+ * full Prometheus promtool (testenv/promtool).
+ *
  * Run: `deno run --allow-all testenv/build.ts`. Without Go it prints why the real-cluster tests
  * will be skipped and exits 0 — unless `CI=true` or `KUBE_E2E=require`, then it fails.
  *
@@ -271,6 +274,76 @@ export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
   return bins;
 }
 
+/** A cached Go tool of testenv: the module directory, the package and the binary name. */
+interface ToolSpec {
+  module: string;
+  pkg: string;
+  binary: string;
+}
+
+/**
+ * Prometheus's `promtool check metrics` check, narrowly: client_golang's promlint run exactly as
+ * promtool runs it (testenv/promlint/main.go). Builds in seconds.
+ */
+export const PROMLINT: ToolSpec = { module: "promlint", pkg: ".", binary: "promlint" };
+
+/**
+ * The full Prometheus promtool (testenv/promtool). Its cold build compiles all of Prometheus
+ * (service discovery for every cloud, TSDB, PromQL): see the note in issue 13 for the time.
+ */
+export const PROMTOOL: ToolSpec = {
+  module: "promtool",
+  pkg: "github.com/prometheus/prometheus/cmd/promtool",
+  binary: "promtool",
+};
+
+async function toolPath(tool: ToolSpec): Promise<string> {
+  const parts: Uint8Array[] = [];
+  for (const file of ["go.mod", "go.sum"]) {
+    parts.push(await Deno.readFile(new URL(`${tool.module}/${file}`, here)));
+  }
+  parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch + tool.pkg + BUILD_RECIPE));
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  const digest = Array.from(hash.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${cacheRoot()}/${tool.binary}_${digest}/${tool.binary}`;
+}
+
+/**
+ * The path of a built tool, or `undefined` when it is not built for the current pins.
+ *
+ * @param tool Which tool.
+ * @returns The executable's path, if built.
+ */
+export async function findTool(tool: ToolSpec): Promise<string | undefined> {
+  const path = await toolPath(tool);
+  return (await exists(path)) ? path : undefined;
+}
+
+/**
+ * Builds a tool unless it is cached for the current pins of its module.
+ *
+ * @param tool Which tool.
+ * @returns The executable's path.
+ */
+export async function ensureTool(tool: ToolSpec): Promise<string> {
+  const found = await findTool(tool);
+  if (found) return found;
+  if (!(await haveGo())) {
+    throw new Error(`Go is not installed: it is needed to build ${tool.binary}`);
+  }
+  const path = await toolPath(tool);
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await goBuild(tool.module, tool.pkg, `${path}.tmp-${Deno.pid}`);
+  await Deno.rename(`${path}.tmp-${Deno.pid}`, path);
+  return path;
+}
+
 if (import.meta.main) {
   const started = Date.now();
   try {
@@ -282,6 +355,24 @@ if (import.meta.main) {
           cached ? "cached" : `built in ${Math.round((Date.now() - started) / 1000)} s`
         } in ${bins.dir}`,
     );
+    const lintStarted = Date.now();
+    const cachedLint = await findTool(PROMLINT);
+    const lint = cachedLint ?? await ensureTool(PROMLINT);
+    console.error(
+      `testenv: promlint (promtool check metrics) ${
+        cachedLint ? "cached" : `built in ${Math.round((Date.now() - lintStarted) / 1000)} s`
+      } at ${lint}`,
+    );
+    if (Deno.args.includes("--promtool")) {
+      const toolStarted = Date.now();
+      const cachedTool = await findTool(PROMTOOL);
+      const tool = cachedTool ?? await ensureTool(PROMTOOL);
+      console.error(
+        `testenv: promtool ${
+          cachedTool ? "cached" : `built in ${Math.round((Date.now() - toolStarted) / 1000)} s`
+        } at ${tool}`,
+      );
+    }
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     if (e2eRequired()) {

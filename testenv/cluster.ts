@@ -1,25 +1,51 @@
 /**
- * `deno task cluster`: starts a real control plane for a person, prints the kubeconfig path and a
- * kubectl line to try, and stops cleanly on Ctrl-C.
+ * `deno task cluster`: starts a whole small cluster for a person (kube-apiserver, etcd,
+ * kube-controller-manager, kube-scheduler, and KWOK playing 2 nodes), prints the kubeconfig path
+ * and kubectl lines to try, and stops cleanly on Ctrl-C. `--apiserver-only` starts just
+ * kube-apiserver and etcd; `--nodes=<n>` sets the number of nodes.
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
+
 import { startControlPlane } from "./control_plane.ts";
 
-const controlPlane = await startControlPlane();
+const { values: flags } = parseArgs({
+  args: Deno.args.filter((arg) => arg !== "--"),
+  options: { "apiserver-only": { type: "boolean", default: false }, nodes: { type: "string" } },
+});
+const nodes = Number(flags.nodes ?? 2);
+if (!Number.isInteger(nodes) || nodes < 1) {
+  throw new RangeError(`--nodes=${flags.nodes}: give a whole number of nodes, at least 1`);
+}
+const full = !flags["apiserver-only"];
+const controlPlane = await startControlPlane(
+  full ? { cluster: "full", kwok: { nodes } } : { cluster: "apiserver" },
+);
 const { binaries } = controlPlane;
+const kubeconfig = controlPlane.kubeconfigPath;
 console.log(
-  `Kubernetes ${binaries.kubernetesVersion} (etcd ${binaries.etcdVersion}) is ready at ${controlPlane.server} (started in ${
+  `Kubernetes ${binaries.kubernetesVersion} is ready at ${controlPlane.server} (started in ${
     (controlPlane.startMs / 1000).toFixed(1)
-  } s)
+  } s): ${controlPlane.components.join(", ")}${
+    full
+      ? `; KWOK ${binaries.kwokVersion} plays the nodes ${controlPlane.kwok!.nodes.join(", ")}`
+      : ""
+  }
 
-  kubeconfig (client certificate): ${controlPlane.kubeconfigPath}
+  kubeconfig (client certificate): ${kubeconfig}
   kubeconfig (bearer token):       ${controlPlane.tokenKubeconfigPath}
 
 Try:
-  kubectl --kubeconfig ${controlPlane.kubeconfigPath} get namespaces
-  KUBECONFIG=${controlPlane.kubeconfigPath} deno run --allow-all examples/pod_informer.ts
+  kubectl --kubeconfig ${kubeconfig} get nodes,namespaces
+${
+    full
+      ? `  kubectl --kubeconfig ${kubeconfig} create deployment web --image=registry.invalid/web --replicas=3
+  kubectl --kubeconfig ${kubeconfig} get pods -o wide
+`
+      : ""
+  }  KUBECONFIG=${kubeconfig} deno run --allow-all examples/pod_informer.ts
 
 Logs are in ${controlPlane.dir}. Press Ctrl-C to stop.`,
 );

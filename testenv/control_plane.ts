@@ -101,7 +101,12 @@ export interface ControlPlaneOptions {
   controllerManager?: boolean | { controllers?: string[]; flags?: string[] };
   /** Run kube-scheduler (default: on with `cluster: "full"`). Without it pods stay Pending. */
   scheduler?: boolean | { flags?: string[] };
-  /** Run KWOK and create its nodes (default: on with `cluster: "full"`, 2 nodes). */
+  /**
+   * Run KWOK and create its nodes (default: on with `cluster: "full"`, 2 nodes). Without the
+   * controller-manager's node lifecycle controller the nodes keep the `not-ready` taint that the
+   * apiserver puts on new nodes, so the scheduler places no pod on them (bind pods with
+   * `spec.nodeName` instead).
+   */
   kwok?: boolean | KwokOptions;
 }
 
@@ -907,7 +912,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           process,
         ),
       );
-      // Ready, and (with the node lifecycle controller) no longer tainted not-ready.
+      // Ready, and (with the node lifecycle controller) no longer tainted not-ready: the
+      // TaintNodesByCondition admission plugin taints new nodes, only that controller lifts it.
+      const lifecycle = cmOptions &&
+        (cmOptions === true || !cmOptions.controllers ||
+          cmOptions.controllers.includes("node-lifecycle-controller"));
       waits.push(waitUntil(
         "kwok nodes",
         async () => {
@@ -923,7 +932,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
               t.key.startsWith("node.kubernetes.io/not-ready") ||
               t.key.startsWith("node.kubernetes.io/unreachable")
             );
-            return !ready || tainted;
+            return !ready || (lifecycle && tainted);
           });
           return notReady.length ? `not ready: ${notReady.join(", ")}` : undefined;
         },

@@ -5,12 +5,39 @@
 
 import assert from "node:assert/strict";
 import { Api, type KubeObject } from "../../api.ts";
+import type { Client } from "../../client.ts";
 import { isNotFound } from "../../errors.ts";
 import { type CacheChange, Reflector } from "../../reflector.ts";
 import { e2eTest, eventually, kubectl, uniqueNamespace } from "./_harness.ts";
 
 /** The namespace whose pods have their own KWOK log file (the logs step). */
 const LOGS_NS = "cluster-e2e-logs";
+/** The namespace whose pods run `exec` as local commands (the exec step). */
+const EXEC_NS = "cluster-e2e-exec";
+/** The namespace whose pods forward their ports to a loopback server (the port-forward step). */
+const FORWARD_NS = "cluster-e2e-forward";
+
+/** A free loopback port, for the server the port-forward step starts (KWOK's config is fixed). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+const forwardTarget = { address: "127.0.0.1", port: freePort() };
+
+/** Creates a namespace and a pod in it, and waits until the pod runs. */
+async function runningPod(client: Client, namespace: string, name: string): Promise<void> {
+  await client.create(Api.v1Namespace(), { metadata: { name: namespace } });
+  const pods = Api.v1Pod().within(namespace);
+  await client.create(pods, {
+    metadata: { name },
+    spec: { containers: [{ name: "main", image: "registry.invalid/app:1" }] },
+  });
+  await eventually(`${namespace}/${name} runs`, async () => {
+    assert.equal(((await client.get(pods, name)) as PodView).status?.phase, "Running");
+  });
+}
 
 /** The parts of a Pod these tests read. */
 interface PodView {
@@ -44,6 +71,7 @@ function deployment(name: string, replicas: number): KubeObject {
 e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, client, t }) => {
   const kube = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
   const kwok = cp.kwok!;
+  const deletedNs = uniqueNamespace("ns-delete");
   assert.deepEqual(cp.components, [
     "etcd",
     "kube-apiserver",
@@ -79,6 +107,27 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
           assert.match(leases, new RegExp(`^lease.coordination.k8s.io/${node}$`, "m"));
         }
       });
+    },
+  );
+
+  await t.step(
+    "a namespace with objects starts deleting (the last step sees it gone)",
+    async () => {
+      await client.create(Api.v1Namespace(), { metadata: { name: deletedNs } });
+      await client.create(Api.v1ConfigMap().within(deletedNs), { metadata: { name: "settings" } });
+      await client.create(Api.appsV1Deployment().within(deletedNs), deployment("web", 2));
+      await eventually("2 pods run", async () => {
+        const list = await client.list(Api.v1Pod().within(deletedNs));
+        assert.equal(
+          list.items.filter((p) => (p as PodView).status?.phase === "Running").length,
+          2,
+        );
+      });
+      await client.delete(Api.v1Namespace(), deletedNs);
+      assert.equal(
+        await kube("get", "namespace", deletedNs, "-o", "jsonpath={.status.phase}"),
+        "Terminating",
+      );
     },
   );
 
@@ -270,28 +319,6 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     await client.delete(Api.v1Namespace(), ns);
   });
 
-  await t.step("a namespace with objects finishes deleting", async () => {
-    const ns = uniqueNamespace("ns-delete");
-    await client.create(Api.v1Namespace(), { metadata: { name: ns } });
-    await client.create(Api.v1ConfigMap().within(ns), { metadata: { name: "settings" } });
-    await client.create(Api.appsV1Deployment().within(ns), deployment("web", 2));
-    await eventually("2 pods run", async () => {
-      const list = await client.list(Api.v1Pod().within(ns));
-      assert.equal(list.items.filter((p) => (p as PodView).status?.phase === "Running").length, 2);
-    });
-    await client.delete(Api.v1Namespace(), ns);
-    assert.equal(
-      await kube("get", "namespace", ns, "-o", "jsonpath={.status.phase}"),
-      "Terminating",
-    );
-    // The namespace controller empties it, then removes it (it waits at least 5 s by design).
-    await eventually("the namespace is gone", async () => {
-      await assert.rejects(client.get(Api.v1Namespace(), ns), isNotFound);
-    }, 60_000);
-    const out = await kube("get", "namespace", ns, "--ignore-not-found", "-o", "name");
-    assert.equal(out.trim(), "");
-  });
-
   await t.step("a Job runs its pod to completion", async () => {
     const ns = uniqueNamespace("job");
     await client.create(Api.v1Namespace(), { metadata: { name: ns } });
@@ -326,37 +353,131 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     await client.delete(Api.v1Namespace(), ns);
   });
 
-  await t.step("client.logs and followLogs read a KWOK container's log", async () => {
-    await client.create(Api.v1Namespace(), { metadata: { name: LOGS_NS } });
-    const pods = Api.v1Pod().within(LOGS_NS);
-    await client.create(pods, {
-      metadata: { name: "talker" },
-      spec: { containers: [{ name: "main", image: "registry.invalid/talker:1" }] },
-    });
-    await eventually("talker runs", async () => {
-      assert.equal(((await client.get(pods, "talker")) as PodView).status?.phase, "Running");
-    });
-    const target = { namespace: LOGS_NS, pod: "talker" };
-    assert.notEqual(kwok.logFile(LOGS_NS, "talker"), kwok.logFile("default", "other"));
-    await kwok.appendLog(target, ["hello", "from kwok"]);
-    assert.equal(await client.logs("talker", { namespace: LOGS_NS }), "hello\nfrom kwok\n");
-    assert.equal(
-      await client.logs("talker", { namespace: LOGS_NS, tailLines: 1 }),
-      "from kwok\n",
-    );
-    assert.equal(await kube("logs", "-n", LOGS_NS, "talker"), "hello\nfrom kwok\n");
+  await t.step(
+    "client.logs, followLogs and kubectl attach read a KWOK container's log",
+    async () => {
+      await runningPod(client, LOGS_NS, "talker");
+      const target = { namespace: LOGS_NS, pod: "talker" };
+      assert.notEqual(kwok.logFile(LOGS_NS, "talker"), kwok.logFile("default", "other"));
+      await kwok.appendLog(target, ["hello", "from kwok"]);
+      assert.equal(await client.logs("talker", { namespace: LOGS_NS }), "hello\nfrom kwok\n");
+      assert.equal(
+        await client.logs("talker", { namespace: LOGS_NS, tailLines: 1 }),
+        "from kwok\n",
+      );
+      assert.equal(await kube("logs", "-n", LOGS_NS, "talker"), "hello\nfrom kwok\n");
 
-    const controller = new AbortController();
-    const lines = client.followLogs("talker", { namespace: LOGS_NS, signal: controller.signal });
-    try {
-      assert.deepEqual((await lines.next()).value, "hello");
-      assert.deepEqual((await lines.next()).value, "from kwok");
-      await kwok.appendLog(target, ["a line written while following"]);
-      assert.deepEqual((await lines.next()).value, "a line written while following");
-    } finally {
-      await lines.return(undefined);
-      controller.abort();
-    }
-    await client.delete(Api.v1Namespace(), LOGS_NS);
+      const controller = new AbortController();
+      const lines = client.followLogs("talker", { namespace: LOGS_NS, signal: controller.signal });
+      try {
+        assert.deepEqual((await lines.next()).value, "hello");
+        assert.deepEqual((await lines.next()).value, "from kwok");
+        await kwok.appendLog(target, ["a line written while following"]);
+        assert.deepEqual((await lines.next()).value, "a line written while following");
+      } finally {
+        await lines.return(undefined);
+        controller.abort();
+      }
+
+      // `kubectl attach` shows what the container writes from now on (the same file).
+      const attach = new Deno.Command("kubectl", {
+        args: ["--kubeconfig", cp.kubeconfigPath, "attach", "-n", LOGS_NS, "talker"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let said = "";
+      const collecting = (async () => {
+        for await (const text of attach.stdout.pipeThrough(new TextDecoderStream())) said += text;
+      })();
+      try {
+        // Appended until seen: attach reads from the end of the file, a moment after it starts.
+        await eventually("kubectl attach shows a new line", async () => {
+          await kwok.appendLog(target, ["written while attached"]);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          assert.match(said, /written while attached/);
+        }, 20_000);
+        assert.doesNotMatch(said, /hello/, "attach does not replay the old lines");
+      } finally {
+        attach.kill("SIGTERM");
+        await attach.status;
+        await collecting;
+        await attach.stderr.cancel();
+      }
+      await client.delete(Api.v1Namespace(), LOGS_NS);
+    },
+  );
+
+  await t.step("kubectl exec runs a local command for the selected pods only", async () => {
+    await runningPod(client, EXEC_NS, "shell");
+    const workDir = kwok.execWorkDir(EXEC_NS, "shell")!;
+    assert.ok(workDir, "exec is enabled for the namespace");
+    assert.equal(kwok.execWorkDir("default", "shell"), undefined);
+    const out = await kube("exec", "-n", EXEC_NS, "shell", "--", "sh", "-c", "pwd; echo $GREETING");
+    assert.equal(out, `${await Deno.realPath(workDir)}\nhello\n`);
+    // A pod outside the rule's namespace: KWOK refuses, the apiserver reports the failure.
+    await runningPod(client, `${EXEC_NS}-not`, "shell");
+    await assert.rejects(kube("exec", "-n", `${EXEC_NS}-not`, "shell", "--", "pwd"));
+    await client.delete(Api.v1Namespace(), EXEC_NS);
+    await client.delete(Api.v1Namespace(), `${EXEC_NS}-not`);
   });
-}, { cluster: "full", kwok: { logs: [{ namespace: LOGS_NS }] } });
+
+  await t.step("kubectl port-forward reaches the loopback server of the rule", async () => {
+    await using server = Deno.serve(
+      { hostname: forwardTarget.address, port: forwardTarget.port, onListen() {} },
+      () => new Response("hello through port-forward"),
+    );
+    await runningPod(client, FORWARD_NS, "web");
+    const local = freePort();
+    const child = new Deno.Command("kubectl", {
+      args: [
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "port-forward",
+        "-n",
+        FORWARD_NS,
+        "pod/web",
+        `${local}:8080`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let said = "";
+      while (!said.includes("Forwarding from")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`kubectl port-forward ended: ${said}`);
+        said += value;
+      }
+      reader.releaseLock();
+      const res = await fetch(`http://127.0.0.1:${local}/`);
+      assert.equal(await res.text(), "hello through port-forward");
+    } finally {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel();
+    }
+    await server.shutdown();
+    await client.delete(Api.v1Namespace(), FORWARD_NS);
+  });
+
+  await t.step("the namespace with objects has finished deleting", async () => {
+    // The namespace controller empties it, then removes it (it waits at least 5 s by design: the
+    // steps in between use that time).
+    await eventually("the namespace is gone", async () => {
+      await assert.rejects(client.get(Api.v1Namespace(), deletedNs), isNotFound);
+    }, 60_000);
+    const out = await kube("get", "namespace", deletedNs, "--ignore-not-found", "-o", "name");
+    assert.equal(out.trim(), "");
+    const left = await kube("get", "all", "-n", deletedNs, "-o", "name");
+    assert.equal(left.trim(), "");
+  });
+}, {
+  cluster: "full",
+  kwok: {
+    logs: [{ namespace: LOGS_NS }],
+    exec: [{ namespace: EXEC_NS, env: { GREETING: "hello" } }],
+    portForward: [{ namespace: FORWARD_NS, target: forwardTarget }],
+  },
+});

@@ -1,6 +1,7 @@
 // Client.request and the verbs' request shapes, with a stubbed fetch.
 
 import assert from "node:assert/strict";
+import { testConfig } from "./_helpers.ts";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { Api } from "../../api.ts";
 import { Client, type FetchLike } from "../../client.ts";
@@ -38,16 +39,7 @@ function scripted(responses: Array<() => Response | Promise<Response>>): {
 }
 
 function config(overrides: Partial<ConstructorParameters<typeof Config>[0]> = {}): Config {
-  return new Config({
-    cluster: {
-      server: "https://k8s.test:6443",
-      insecureSkipTlsVerify: false,
-      disableCompression: false,
-    },
-    credentials: { token: TOKEN },
-    namespace: "team",
-    ...overrides,
-  });
+  return testConfig({ credentials: { token: TOKEN }, namespace: "team", ...overrides });
 }
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) => () =>

@@ -40,24 +40,24 @@ function assertNotCapable(result: LoaderResult, flag: string): void {
   assert.ok(result.message!.includes(flag), `"${result.message}" should name ${flag}`);
 }
 
-Deno.test("fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
+Deno.test("Config permissions: fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
   const path = `${FIXTURE_DIR}/full.yaml`;
   const result = await load([], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${path}`);
 });
 
-Deno.test("fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
+Deno.test("Config permissions: fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
   const result = await load([], "fromKubeconfig", {}, { HOME: "/nonexistent" });
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
 });
 
-Deno.test("infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
+Deno.test("Config permissions: infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
   const result = await load([], "infer", {});
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
   assert.match(result.message!, /KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_NAMESPACE/);
 });
 
-Deno.test("inCluster() without --allow-env names the in-cluster variables", async () => {
+Deno.test("Config permissions: inCluster() without --allow-env names the in-cluster variables", async () => {
   const result = await load([], "inCluster", {});
   assertNotCapable(
     result,
@@ -65,7 +65,7 @@ Deno.test("inCluster() without --allow-env names the in-cluster variables", asyn
   );
 });
 
-Deno.test("inCluster() without --allow-read names the service account directory", async () => {
+Deno.test("Config permissions: inCluster() without --allow-read names the service account directory", async () => {
   await using sa = await tempDir();
   await sa.write("token", "t");
   const result = await load(["--allow-env"], "inCluster", { serviceAccountDir: sa.path }, {
@@ -75,7 +75,7 @@ Deno.test("inCluster() without --allow-read names the service account directory"
   assertNotCapable(result, `--allow-read=${sa.path}`);
 });
 
-Deno.test("a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
+Deno.test("Config permissions: a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write(
     "config",
@@ -86,14 +86,38 @@ Deno.test("a certificate file outside the allowed paths names --allow-read=<that
   assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
 });
 
-Deno.test("a token file outside the allowed paths names --allow-read=<that file>", async () => {
+Deno.test("Config permissions: CA, client certificate and key all outside the allowed paths: one error names all three in one --allow-read", async () => {
+  await using dir = await tempDir();
+  const path = await dir.write(
+    "config",
+    kubeconfig(
+      {
+        "client-certificate": `${FIXTURE_DIR}/client.crt`,
+        "client-key": `${FIXTURE_DIR}/client.key`,
+      },
+      { "certificate-authority": `${FIXTURE_DIR}/ca.crt` },
+    ),
+  );
+  const flag =
+    `--allow-read=${FIXTURE_DIR}/ca.crt,${FIXTURE_DIR}/client.crt,${FIXTURE_DIR}/client.key`;
+  const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
+  assertNotCapable(result, flag);
+  assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
+  assert.match(result.message!, /client-certificate of user "test-user"/);
+  assert.match(result.message!, /client-key of user "test-user"/);
+  // With exactly that flag added, the same kubeconfig loads.
+  const granted = await load([`--allow-read=${path}`, flag], "fromKubeconfig", { path });
+  assert.equal(granted.ok, true, granted.message ?? "");
+});
+
+Deno.test("Config permissions: a token file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ tokenFile: `${FIXTURE_DIR}/token` }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${FIXTURE_DIR}/token`);
 });
 
-Deno.test("an exec plugin without --allow-run names --allow-run=<command>", async () => {
+Deno.test("Config permissions: an exec plugin without --allow-run names --allow-run=<command>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "x" }) }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path }, {}, [
@@ -103,7 +127,7 @@ Deno.test("an exec plugin without --allow-run names --allow-run=<command>", asyn
   assert.match(result.message!, /users\[0\]\.user\.exec/);
 });
 
-Deno.test("with the named flags, the same configs load", async () => {
+Deno.test("Config permissions: with the named flags, the same configs load", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "granted" }) }));
   const result = await load(
@@ -117,7 +141,7 @@ Deno.test("with the named flags, the same configs load", async () => {
   assert.equal(result.token, "granted");
 });
 
-Deno.test("infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
+Deno.test("Config permissions: infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
   await using home = await tempDir();
   await using sa = await tempDir();
   await sa.write("token", "pod-token");
@@ -144,7 +168,7 @@ Deno.test("infer(): an unreadable ~/.kube/config does not block the in-cluster f
   assert.match(fail.message!, /in-cluster service account: Not running inside a Kubernetes pod/);
 });
 
-Deno.test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
+Deno.test("Config permissions: yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
   // The `yaml` package's Node build reads process.env.LOG_TOKENS for every token; without the
   // shim in _kubeconfig.ts that read throws NotCapable under `deno run` without --allow-env.
   await using dir = await tempDir();
@@ -178,7 +202,7 @@ Deno.test("yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS
   assert.equal(debug.ok, true, debug.message ?? "");
 });
 
-Deno.test("permissionError and helpers", () => {
+Deno.test("Config permissions: permissionError and helpers", () => {
   const denied = new Deno.errors.NotCapable("Requires read access");
   const converted = permissionError(denied, "--allow-read=/x", "reading /x");
   assert.ok(converted instanceof Deno.errors.NotCapable);

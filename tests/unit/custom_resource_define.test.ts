@@ -43,7 +43,7 @@ const Foo = defineCustomResource({
   scale: { labelSelectorPath: ".status.selector" },
 });
 
-Deno.test("plural, singular and listKind defaults; overrides", () => {
+Deno.test("defineCustomResource: plural, singular and listKind defaults; overrides", () => {
   assert.equal(Foo.plural, "foos");
   assert.equal(Foo.kind, "Foo");
   assert.equal(Foo.apiVersion, "example.com/v1");
@@ -70,7 +70,7 @@ Deno.test("plural, singular and listKind defaults; overrides", () => {
   assert.equal(Policy.crd().spec.scope, "Cluster");
 });
 
-Deno.test("crd(): the apiextensions.k8s.io/v1 definition", () => {
+Deno.test("defineCustomResource: crd(): the apiextensions.k8s.io/v1 definition", () => {
   const crd: CustomResourceDefinition = Foo.crd();
   assert.equal(crd.apiVersion, "apiextensions.k8s.io/v1");
   assert.equal(crd.kind, "CustomResourceDefinition");
@@ -120,7 +120,7 @@ Deno.test("crd(): the apiextensions.k8s.io/v1 definition", () => {
   assert.equal(Foo.crd().spec.group, "example.com");
 });
 
-Deno.test("crd(): no status schema, no subresources; an optional spec is not required", () => {
+Deno.test("defineCustomResource: crd(): no status schema, no subresources; an optional spec is not required", () => {
   const Bar = defineCustomResource({
     group: "example.com",
     version: "v1",
@@ -137,7 +137,7 @@ Deno.test("crd(): no status schema, no subresources; an optional spec is not req
   assert.deepEqual(root.properties!.spec.default, { a: "x" });
 });
 
-Deno.test("invalid names are refused with what to use instead", () => {
+Deno.test("defineCustomResource: invalid names are refused with what to use instead", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true, spec };
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ group: "example" }, /invalid group "example".*at least one dot/],
@@ -162,7 +162,7 @@ Deno.test("invalid names are refused with what to use instead", () => {
   }
 });
 
-Deno.test("schema errors name the path; spec and status must be objects", () => {
+Deno.test("defineCustomResource: schema errors name the path; spec and status must be objects", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true };
   assert.throws(
     () =>
@@ -185,7 +185,7 @@ Deno.test("schema errors name the path; spec and status must be objects", () => 
   );
 });
 
-Deno.test("printer columns, scale and selectable fields are checked against the schema", () => {
+Deno.test("defineCustomResource: printer columns, scale and selectable fields are checked against the schema", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true, spec, status };
   const bad: [Record<string, unknown>, RegExp][] = [
     [
@@ -244,7 +244,7 @@ Deno.test("printer columns, scale and selectable fields are checked against the 
   assert.deepEqual(ok.crd().spec.versions[0].selectableFields, [{ jsonPath: ".spec.labels.app" }]);
 });
 
-Deno.test("parse(): returns the typed object with zod's output", () => {
+Deno.test("defineCustomResource: parse(): returns the typed object with zod's output", () => {
   const object = {
     apiVersion: "example.com/v1",
     kind: "Foo",
@@ -263,7 +263,7 @@ Deno.test("parse(): returns the typed object with zod's output", () => {
   assert.equal(Foo.parse({ metadata: { name: "b" }, spec: { image: "x" } }).status, undefined);
 });
 
-Deno.test("parse(): errors name the object, the kind and each field path, not the values", () => {
+Deno.test("defineCustomResource: parse(): errors name the object, the kind and each field path, not the values", () => {
   const secret = "hunter2-secret-value";
   const object = {
     apiVersion: "example.com/v1",
@@ -308,7 +308,7 @@ Deno.test("parse(): errors name the object, the kind and each field path, not th
   assert.equal(error.issues[0].code, "invalid_type");
 });
 
-Deno.test("parse(): missing fields, wrong kinds, non-objects, cluster-scoped names", () => {
+Deno.test("defineCustomResource: parse(): missing fields, wrong kinds, non-objects, cluster-scoped names", () => {
   assert.throws(
     () => Foo.parse({ metadata: { name: "a", namespace: "ns" } }),
     /Invalid Foo ns\/a \(example\.com\/v1\): spec: required, but missing \(expected object\)/,
@@ -332,7 +332,7 @@ Deno.test("parse(): missing fields, wrong kinds, non-objects, cluster-scoped nam
   assert.throws(many, /… and 14 more$/);
 });
 
-Deno.test("a CustomResource is an Api; within() and allNamespaces() keep the methods", () => {
+Deno.test("defineCustomResource: a CustomResource is an Api; within() and allNamespaces() keep the methods", () => {
   assert.ok(Foo instanceof Api);
   assert.ok(Foo instanceof CustomResource);
   assert.equal(Foo.namespace, undefined);
@@ -368,13 +368,13 @@ Deno.test("a CustomResource is an Api; within() and allNamespaces() keep the met
   assert.ok(noStatus);
 });
 
-Deno.test("CustomResource.crdApi() addresses CustomResourceDefinitions", () => {
+Deno.test("defineCustomResource: CustomResource.crdApi() addresses CustomResourceDefinitions", () => {
   const api = CustomResource.crdApi();
   assert.equal(api.collectionPath(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
   assert.equal(api.namespaced, false);
 });
 
-Deno.test("install() applies the CRD and waits until Established; then the verbs work", async () => {
+Deno.test("defineCustomResource: install() applies the CRD and waits until Established; then the verbs work", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const installed = await Foo.install(client, { timeoutMs: 5000 });
@@ -397,7 +397,7 @@ Deno.test("install() applies the CRD and waits until Established; then the verbs
   await Foo.install(client);
 });
 
-Deno.test("install() gives up after the timeout, naming the definition", async () => {
+Deno.test("defineCustomResource: install() gives up after the timeout, naming the definition", async () => {
   const crd = Foo.crd();
   const fetch = (input: Request | URL | string, init?: RequestInit) => {
     const method = init?.method ?? (input instanceof Request ? input.method : "GET");

@@ -66,7 +66,7 @@ function assertStructural(node: JSONSchemaProps, path = "spec", nested = false):
   }
 }
 
-Deno.test("objects: properties, required fields, nested objects and arrays", () => {
+Deno.test("structural schema: objects: properties, required fields, nested objects and arrays", () => {
   const schema = z.object({
     name: z.string(),
     size: z.number().optional(),
@@ -101,7 +101,7 @@ Deno.test("objects: properties, required fields, nested objects and arrays", () 
   assertStructural(node);
 });
 
-Deno.test("objects: an empty object, loose, strict and catchall objects", () => {
+Deno.test("structural schema: objects: an empty object, loose, strict and catchall objects", () => {
   assert.deepEqual(conv(z.object({})), { type: "object" });
   assert.deepEqual(conv(z.looseObject({ a: z.string() })), {
     type: "object",
@@ -128,7 +128,7 @@ Deno.test("objects: an empty object, loose, strict and catchall objects", () => 
   refused(z.object({ a: z.string() }).catchall(z.int()), "spec", /catchall.*z\.record/s);
 });
 
-Deno.test("optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
+Deno.test("structural schema: optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
   const node = conv(z.object({
     req: z.string(),
     opt: z.string().optional(),
@@ -144,7 +144,7 @@ Deno.test("optional vs required: optional, default, nullish, catch, nonoptional,
   assert.deepEqual(node.required, ["req", "nullable", "forced"]);
 });
 
-Deno.test("records: additionalProperties, enum keys, unknown values", () => {
+Deno.test("structural schema: records: additionalProperties, enum keys, unknown values", () => {
   assert.deepEqual(prop(z.record(z.string(), z.string())), {
     type: "object",
     additionalProperties: { type: "string" },
@@ -177,13 +177,13 @@ Deno.test("records: additionalProperties, enum keys, unknown values", () => {
   refused(z.object({ m: z.record(z.number(), z.string()) }), "spec.m", /keyed by number/);
 });
 
-Deno.test("unknown and any keep whatever the server is sent", () => {
+Deno.test("structural schema: unknown and any keep whatever the server is sent", () => {
   assert.deepEqual(prop(z.unknown()), { "x-kubernetes-preserve-unknown-fields": true });
   assert.deepEqual(prop(z.any()), { "x-kubernetes-preserve-unknown-fields": true });
   assertStructural(conv(z.object({ a: z.unknown(), b: z.array(z.any()) })));
 });
 
-Deno.test("enums and literals", () => {
+Deno.test("structural schema: enums and literals", () => {
   assert.deepEqual(prop(z.enum(["Always", "Never"])), {
     type: "string",
     enum: ["Always", "Never"],
@@ -205,7 +205,7 @@ Deno.test("enums and literals", () => {
   refused(z.object({ l: z.literal(null) }), "spec.l", /nullable/);
 });
 
-Deno.test("nullable: nullable: true; a nullable enum checks its values in allOf", () => {
+Deno.test("structural schema: nullable: nullable: true; a nullable enum checks its values in allOf", () => {
   assert.deepEqual(prop(z.string().nullable()), { type: "string", nullable: true });
   assert.deepEqual(prop(z.object({ a: z.int() }).nullable()), {
     type: "object",
@@ -223,7 +223,7 @@ Deno.test("nullable: nullable: true; a nullable enum checks its values in allOf"
   assertStructural(conv(z.object({ e: z.enum(["a", "b"]).nullable() })));
 });
 
-Deno.test("defaults: the outermost default, JSON only", () => {
+Deno.test("structural schema: defaults: the outermost default, JSON only", () => {
   assert.deepEqual(prop(z.int().default(3)), { type: "integer", default: 3 });
   assert.deepEqual(prop(z.array(z.string()).default(() => ["a"])), {
     type: "array",
@@ -254,7 +254,7 @@ Deno.test("defaults: the outermost default, JSON only", () => {
   );
 });
 
-Deno.test("descriptions from .describe() and .meta(), outermost first", () => {
+Deno.test("structural schema: descriptions from .describe() and .meta(), outermost first", () => {
   assert.deepEqual(prop(z.string().describe("The image.")), {
     description: "The image.",
     type: "string",
@@ -269,7 +269,7 @@ Deno.test("descriptions from .describe() and .meta(), outermost first", () => {
   assert.equal(node.description, "The spec.");
 });
 
-Deno.test("x-kubernetes-* extensions from .meta() are copied", () => {
+Deno.test("structural schema: x-kubernetes-* extensions from .meta() are copied", () => {
   const node = prop(
     z.array(z.object({ name: z.string(), port: z.int() })).meta({
       "x-kubernetes-list-type": "map",
@@ -287,7 +287,7 @@ Deno.test("x-kubernetes-* extensions from .meta() are copied", () => {
   assert.equal((node as Record<string, unknown>).title, undefined);
 });
 
-Deno.test("string constraints and formats", () => {
+Deno.test("structural schema: string constraints and formats", () => {
   assert.deepEqual(prop(z.string().min(1).max(63).regex(/^[a-z]+$/)), {
     type: "string",
     minLength: 1,
@@ -334,7 +334,7 @@ Deno.test("string constraints and formats", () => {
   assert.deepEqual(prop(z.string().regex(/^ab$/i)), { type: "string", pattern: "(?i)^ab$" });
 });
 
-Deno.test("patterns are translated to RE2, or refused when RE2 cannot run them", () => {
+Deno.test("structural schema: patterns are translated to RE2, or refused when RE2 cannot run them", () => {
   assert.equal(translatePattern(/\u00e9\u{1F600}/u), "\\x{00e9}\\x{1F600}");
   assert.equal(translatePattern(/(?<year>\d{4})/), "(?P<year>\\d{4})");
   assert.equal(translatePattern(/a\0b/), "a\\x00b");
@@ -354,7 +354,7 @@ Deno.test("patterns are translated to RE2, or refused when RE2 cannot run them",
   assert.match(e.message, /\/\^\(\?!-\)\[a-z-\]\+\$\//);
 });
 
-Deno.test("number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
+Deno.test("structural schema: number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
   assert.deepEqual(prop(z.number().min(1).max(10)), { type: "number", minimum: 1, maximum: 10 });
   assert.deepEqual(prop(z.number().gt(0).lt(1)), {
     type: "number",
@@ -401,7 +401,7 @@ Deno.test("number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), 
   });
 });
 
-Deno.test("int-or-string: number | string unions, with each side's constraints", () => {
+Deno.test("structural schema: int-or-string: number | string unions, with each side's constraints", () => {
   const expected = {
     "x-kubernetes-int-or-string": true,
     anyOf: [{ type: "integer" }, { type: "string" }],
@@ -423,7 +423,7 @@ Deno.test("int-or-string: number | string unions, with each side's constraints",
   refused(z.object({ p: z.union([z.literal(80), z.string()]) }), "spec.p", /int-or-string/);
 });
 
-Deno.test("unions of one scalar type: merged enums or anyOf value validations", () => {
+Deno.test("structural schema: unions of one scalar type: merged enums or anyOf value validations", () => {
   assert.deepEqual(prop(z.union([z.literal("a"), z.literal("b"), z.enum(["c", "a"])])), {
     type: "string",
     enum: ["a", "b", "c"],
@@ -441,7 +441,7 @@ Deno.test("unions of one scalar type: merged enums or anyOf value validations", 
   assertStructural(conv(z.object({ a: z.union([z.email(), z.ipv4()]) })));
 });
 
-Deno.test("unions of objects: merged fields, common required, anyOf per option", () => {
+Deno.test("structural schema: unions of objects: merged fields, common required, anyOf per option", () => {
   const source = z.discriminatedUnion("type", [
     z.object({ type: z.literal("git"), url: z.string(), ref: z.string().optional() }),
     z.object({ type: z.literal("s3"), bucket: z.string() }),
@@ -471,7 +471,7 @@ Deno.test("unions of objects: merged fields, common required, anyOf per option",
   );
 });
 
-Deno.test("intersections of objects merge", () => {
+Deno.test("structural schema: intersections of objects merge", () => {
   assert.deepEqual(prop(z.object({ a: z.string() }).and(z.object({ b: z.int().optional() }))), {
     type: "object",
     properties: { a: { type: "string" }, b: { type: "integer" } },
@@ -480,7 +480,7 @@ Deno.test("intersections of objects merge", () => {
   refused(z.object({ i: z.string().and(z.int()) }), "spec.i", /intersection of string and integer/);
 });
 
-Deno.test("incompatible unions are refused with the path and the fix", () => {
+Deno.test("structural schema: incompatible unions are refused with the path and the fix", () => {
   const e = refused(
     z.object({ items: z.array(z.object({ size: z.union([z.string(), z.boolean()]) })) }),
     "spec.items[].size",
@@ -505,7 +505,7 @@ Deno.test("incompatible unions are refused with the path and the fix", () => {
   );
 });
 
-Deno.test("constructs JSON cannot carry are refused with a fix", () => {
+Deno.test("structural schema: constructs JSON cannot carry are refused with a fix", () => {
   refused(z.object({ when: z.date() }), "spec.when", /z\.date\(\).*z\.iso\.datetime\(\)/);
   refused(z.object({ n: z.bigint() }), "spec.n", /z\.bigint\(\).*z\.int\(\)/);
   refused(z.object({ m: z.map(z.string(), z.string()) }), "spec.m", /z\.record/);
@@ -516,7 +516,7 @@ Deno.test("constructs JSON cannot carry are refused with a fix", () => {
   refused(z.object({ n: z.nan() }), "spec.n", /z\.nan\(\)/);
 });
 
-Deno.test("recursive schemas are refused instead of looping", () => {
+Deno.test("structural schema: recursive schemas are refused instead of looping", () => {
   const Node: z.ZodType = z.lazy(() => z.object({ name: z.string(), children: z.array(Node) }));
   refused(z.object({ tree: Node }), "spec.tree.children[]", /recursive.*z\.unknown\(\)/s);
   const Category = z.object({
@@ -531,7 +531,7 @@ Deno.test("recursive schemas are refused instead of looping", () => {
   assert.ok(conv(z.object({ a: Port, b: Port, c: z.array(Port) })));
 });
 
-Deno.test("pipes, transforms, readonly and lazy use the input side", () => {
+Deno.test("structural schema: pipes, transforms, readonly and lazy use the input side", () => {
   assert.deepEqual(prop(z.string().transform((s) => s.length)), { type: "string" });
   assert.deepEqual(prop(z.preprocess((v) => String(v), z.string().min(1))), {
     type: "string",
@@ -542,7 +542,7 @@ Deno.test("pipes, transforms, readonly and lazy use the input side", () => {
   assert.deepEqual(prop(z.templateLiteral(["v", z.int()])).type, "string");
 });
 
-Deno.test("convertField reports whether the root may be absent; non-zod input is refused", () => {
+Deno.test("structural schema: convertField reports whether the root may be absent; non-zod input is refused", () => {
   assert.equal(convertField(z.object({}), "spec").optional, false);
   assert.equal(convertField(z.object({}).optional(), "spec").optional, true);
   assert.throws(
@@ -551,7 +551,7 @@ Deno.test("convertField reports whether the root may be absent; non-zod input is
   );
 });
 
-Deno.test("a realistic spec is structural end to end", () => {
+Deno.test("structural schema: a realistic spec is structural end to end", () => {
   const spec = z.object({
     replicas: z.int().min(0).max(100).default(1).describe("Desired replicas."),
     image: z.string().min(1),

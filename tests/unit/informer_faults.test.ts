@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { summary } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { ApiError } from "../../errors.ts";
 import { Informer, type InformerOptions } from "../../informer.ts";
@@ -41,21 +42,11 @@ async function take<T extends KubeObject>(
   return out;
 }
 
-function summary(list: WatchEvent[]): string[] {
-  return list.map((e) =>
-    e.type === "BOOKMARK"
-      ? `BOOKMARK:${e.resourceVersion}`
-      : e.type === "ERROR"
-      ? "ERROR"
-      : `${e.type}:${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}`
-  );
-}
-
 function rv(stub: StubServer, i: number): string | null {
   return stub.requests[i].query.get("resourceVersion");
 }
 
-Deno.test("first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
+Deno.test("Informer: first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -84,7 +75,7 @@ Deno.test("first delivers existing objects as ADDED, then re-watches from the la
   assert.equal(stub.cancelled, 1);
 });
 
-Deno.test("streaming mode picks a random server timeout in [300, 600] s by default", async () => {
+Deno.test("Informer: streaming mode picks a random server timeout in [300, 600] s by default", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "2"))]));
   const inf = new Informer(stub.client(), configMaps, { resourceVersion: "1" });
   await take(inf, 1);
@@ -92,7 +83,7 @@ Deno.test("streaming mode picks a random server timeout in [300, 600] s by defau
   assert.ok(seconds >= 300 && seconds <= 600, `timeoutSeconds ${seconds}`);
 });
 
-Deno.test("after init() only changes are delivered", async () => {
+Deno.test("Informer: after init() only changes are delivered", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -106,7 +97,7 @@ Deno.test("after init() only changes are delivered", async () => {
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("poll() watches once with the timeout and queues events; pop() takes them", async () => {
+Deno.test("Informer: poll() watches once with the timeout and queues events; pop() takes them", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -122,7 +113,7 @@ Deno.test("poll() watches once with the timeout and queues events; pop() takes t
   assert.equal(inf.version(), "12");
 });
 
-Deno.test("bookmark-only stream advances the resource version and queues nothing", async () => {
+Deno.test("Informer: bookmark-only stream advances the resource version and queues nothing", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([], "10"),
@@ -138,7 +129,7 @@ Deno.test("bookmark-only stream advances the resource version and queues nothing
   assert.equal(rv(stub, 2), "20");
 });
 
-Deno.test("bookmarks are delivered with the bookmarks option", async () => {
+Deno.test("Informer: bookmarks are delivered with the bookmarks option", async () => {
   const stub = new StubServer().push(events([bookmark("15")]));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10", bookmarks: true });
   assert.deepEqual(summary(await take(inf, 1)), ["BOOKMARK:15"]);
@@ -191,7 +182,7 @@ async function assertRelistDiff(stub: StubServer, sleeps: Sleeps) {
   assert.deepEqual(sleeps.delays, []);
 }
 
-Deno.test("410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
+Deno.test("Informer: 410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
   const sleeps = new Sleeps();
   await assertRelistDiff(relistScenario(status(410, expiredStatus)), sleeps);
 });
@@ -206,7 +197,7 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-Deno.test("poll(): a 410 re-lists in the same call and queues the difference", async () => {
+Deno.test("Informer: poll(): a 410 re-lists in the same call and queues the difference", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "1")], "10"),
@@ -222,7 +213,7 @@ Deno.test("poll(): a 410 re-lists in the same call and queues the difference", a
   assert.equal(inf.version(), "30");
 });
 
-Deno.test("429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
+Deno.test("Informer: 429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(429, "Too many requests, please try again later.\n", { "Retry-After": "7" }),
@@ -235,7 +226,7 @@ Deno.test("429 with a plain-text body and Retry-After is retried after the serve
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("500 and 503 are retried with backoff", async () => {
+Deno.test("Informer: 500 and 503 are retried with backoff", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, { kind: "Status", status: "Failure", reason: "InternalError", code: 500 }),
@@ -248,7 +239,7 @@ Deno.test("500 and 503 are retried with backoff", async () => {
   assert.equal(stub.requests.length, 3);
 });
 
-Deno.test("a refused connection (fetch throws TypeError) is retried", async () => {
+Deno.test("Informer: a refused connection (fetch throws TypeError) is retried", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     refused(),
@@ -259,7 +250,7 @@ Deno.test("a refused connection (fetch throws TypeError) is retried", async () =
   assert.deepEqual(sleeps.delays, [800]);
 });
 
-Deno.test("a malformed line is retried from the last good resource version", async () => {
+Deno.test("Informer: a malformed line is retried from the last good resource version", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), "this is not json\n"], { hang: true }),
@@ -272,7 +263,7 @@ Deno.test("a malformed line is retried from the last good resource version", asy
   assert.equal(stub.open, 0);
 });
 
-Deno.test("a stalled stream is abandoned and re-watched", async () => {
+Deno.test("Informer: a stalled stream is abandoned and re-watched", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))], { hang: true }),
@@ -285,7 +276,7 @@ Deno.test("a stalled stream is abandoned and re-watched", async () => {
   assert.equal(stub.open, 0);
 });
 
-Deno.test("403 ends the iteration with the ApiError", async () => {
+Deno.test("Informer: 403 ends the iteration with the ApiError", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))]),
@@ -299,7 +290,7 @@ Deno.test("403 ends the iteration with the ApiError", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-Deno.test("poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
+Deno.test("Informer: poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, "boom"),
@@ -316,7 +307,7 @@ Deno.test("poll(): permanent failures reject, transient ones resolve and delay t
   await assert.rejects(inf.poll(), (e: unknown) => e instanceof ApiError && e.status === 404);
 });
 
-Deno.test("breaking out of for-await cancels the watch body", async () => {
+Deno.test("Informer: breaking out of for-await cancels the watch body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), ev("ADDED", cm("b", "12"))], { hang: true }),
   );
@@ -327,7 +318,7 @@ Deno.test("breaking out of for-await cancels the watch body", async () => {
   assert.equal(inf.version(), "11");
 });
 
-Deno.test("aborting the signal ends the stream quietly and closes the body", async () => {
+Deno.test("Informer: aborting the signal ends the stream quietly and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const controller = new AbortController();
@@ -339,7 +330,7 @@ Deno.test("aborting the signal ends the stream quietly and closes the body", asy
   assert.equal(stub.open, 0);
 });
 
-Deno.test("only one poll or iteration at a time", async () => {
+Deno.test("Informer: only one poll or iteration at a time", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const iterator = inf.stream();

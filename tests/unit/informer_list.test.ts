@@ -21,7 +21,7 @@ function bare(name: string, resourceVersion: string) {
   return { metadata: { name, namespace: "default", resourceVersion } };
 }
 
-Deno.test("listPage sends the paging query and fills apiVersion and kind", async () => {
+Deno.test("paged list: listPage sends the paging query and fills apiVersion and kind", async () => {
   const stub = new StubServer().push(list([bare("a", "1")], "10", "tok"));
   const page = await listPage(stub.client(), configMaps, {
     limit: 2,
@@ -36,7 +36,7 @@ Deno.test("listPage sends the paging query and fills apiVersion and kind", async
   assert.deepEqual(page.items[0], { apiVersion: "v1", kind: "ConfigMap", ...bare("a", "1") });
 });
 
-Deno.test("an expired continue token restarts the list from scratch and says so", async () => {
+Deno.test("paged list: an expired continue token restarts the list from scratch and says so", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1"), bare("b", "2")], "10", "t1"),
     status(410, expiredContinue),
@@ -53,7 +53,7 @@ Deno.test("an expired continue token restarts the list from scratch and says so"
   assert.deepEqual(queries, [["2", null], ["2", "t1"], ["2", null], ["2", "t2"]]);
 });
 
-Deno.test("listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
+Deno.test("paged list: listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),
@@ -68,7 +68,7 @@ Deno.test("listSnapshot never mixes snapshots; a second expiry falls back to one
   assert.equal(stub.requests[4].query.get("continue"), null);
 });
 
-Deno.test("a 410 on the first page (no continue token) is thrown", async () => {
+Deno.test("paged list: a 410 on the first page (no continue token) is thrown", async () => {
   const stub = new StubServer().push(status(410, { ...expiredContinue, message: "too old" }));
   await assert.rejects(
     listSnapshot(stub.client(), configMaps, {
@@ -79,7 +79,7 @@ Deno.test("a 410 on the first page (no continue token) is thrown", async () => {
   );
 });
 
-Deno.test("Informer.init() after an expired continue token knows only the new snapshot", async () => {
+Deno.test("paged list: Informer.init() after an expired continue token knows only the new snapshot", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),

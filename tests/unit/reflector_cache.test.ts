@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { summary } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector, stripManagedFields } from "../../reflector.ts";
-import type { WatchEvent } from "../../watch.ts";
 import { bookmark, ev, events, list, Sleeps, StubServer } from "./_stub_server.ts";
 
 function obj(
@@ -27,19 +27,11 @@ function names(objects: KubeObject[]): string[] {
   return objects.map((o) => `${o.metadata?.namespace}/${o.metadata?.name}`).sort();
 }
 
-function summary(list: WatchEvent[]): string[] {
-  return list.map((e) =>
-    e.type === "ADDED" || e.type === "MODIFIED" || e.type === "DELETED"
-      ? `${e.type}:${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}`
-      : e.type
-  );
-}
-
 function sync(...objects: KubeObject[]) {
   return events([...objects.map((o) => ev("ADDED", o)), bookmark("100", true)]);
 }
 
-Deno.test("indexes: the built-in namespace index and a custom one follow every change", async () => {
+Deno.test("Reflector: indexes: the built-in namespace index and a custom one follow every change", async () => {
   const stub = new StubServer().push(
     sync(
       obj("a", "1", "ns1", { app: "web" }),
@@ -68,7 +60,7 @@ Deno.test("indexes: the built-in namespace index and a custom one follow every c
   assert.throws(() => rf.byIndex("nope", "x"), TypeError);
 });
 
-Deno.test("transform (stripManagedFields) is applied before caching", async () => {
+Deno.test("Reflector: transform (stripManagedFields) is applied before caching", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([ev("MODIFIED", obj("a", "2"))]),
@@ -87,7 +79,7 @@ Deno.test("transform (stripManagedFields) is applied before caching", async () =
   );
 });
 
-Deno.test("events() returns and removes the events seen since the last call", async () => {
+Deno.test("Reflector: events() returns and removes the events seen since the last call", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([ev("MODIFIED", obj("a", "3")), bookmark("4"), ev("DELETED", obj("b", "5"))]),
@@ -102,7 +94,7 @@ Deno.test("events() returns and removes the events seen since the last call", as
   assert.equal(rf.version(), "5");
 });
 
-Deno.test("events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
+Deno.test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
   const objects = Array.from({ length: 30 }, (_, i) => obj(`o${i}`, String(i + 1)));
   const stub = new StubServer().push(sync(...objects));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { maxBufferedEvents: 8 });
@@ -113,7 +105,7 @@ Deno.test("events() keeps at most maxBufferedEvents, dropping the oldest", async
   assert.equal(rf.read().size, 30);
 });
 
-Deno.test("get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
+Deno.test("Reflector: get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
   const stub = new StubServer().push(sync(obj("a", "1", "ns1")));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap());
   await rf.init();
@@ -131,7 +123,7 @@ Deno.test("get() and keys: namespace/name for namespaced kinds, name for cluster
   assert.equal(namespaces.get("kube-system")?.kind, "Namespace");
 });
 
-Deno.test("read() is a live read-only view: iteration started before a resync sees the old content", async () => {
+Deno.test("Reflector: read() is a live read-only view: iteration started before a resync sees the old content", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([{ type: "ERROR", object: { kind: "Status", code: 410, reason: "Gone" } }]),
@@ -150,7 +142,7 @@ Deno.test("read() is a live read-only view: iteration started before a resync se
   assert.equal("set" in view, false);
 });
 
-Deno.test("changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
+Deno.test("Reflector: changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([
@@ -176,7 +168,7 @@ Deno.test("changes() normalises watch events against the cache (no duplicate, AD
   assert.deepEqual(seen, ["ADDED:1:-", "MODIFIED:2:1", "DELETED:3:2"]);
 });
 
-Deno.test("run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
+Deno.test("Reflector: run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
   const { FakeApiServer } = await import("../../testing.ts");
   await using server = new FakeApiServer();
   const client = server.client();

@@ -44,7 +44,7 @@ async function take<T>(iterator: AsyncIterableIterator<T>, n: number): Promise<T
   return out;
 }
 
-Deno.test("init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
+Deno.test("Reflector: init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2")), bookmark("10", true)], {
       hang: true,
@@ -65,7 +65,7 @@ Deno.test("init() syncs with a watch list ending at the initial-events-end bookm
   assert.equal(stub.open, 0);
 });
 
-Deno.test("poll() after init() watches from the bookmark's resource version", async () => {
+Deno.test("Reflector: poll() after init() watches from the bookmark's resource version", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true)]),
     events([ev("MODIFIED", cm("a", "11")), ev("ADDED", cm("b", "12"))]),
@@ -80,7 +80,7 @@ Deno.test("poll() after init() watches from the bookmark's resource version", as
   assert.equal(rf.version(), "12");
 });
 
-Deno.test("a resync builds the new map aside and swaps it in atomically", async () => {
+Deno.test("Reflector: a resync builds the new map aside and swaps it in atomically", async () => {
   const stub = new StubServer().push(
     events([
       ev("ADDED", cm("a", "1")),
@@ -127,7 +127,7 @@ Deno.test("a resync builds the new map aside and swaps it in atomically", async 
   await changes.return!();
 });
 
-Deno.test("auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
+Deno.test("Reflector: auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
   const stub = new StubServer().push(
     status(422, {
       kind: "Status",
@@ -152,7 +152,7 @@ Deno.test("auto falls back to a paged list when the server rejects sendInitialEv
   assert.equal(rf.version(), "20");
 });
 
-Deno.test("auto falls back to a list when the stream ends before the end bookmark", async () => {
+Deno.test("Reflector: auto falls back to a list when the stream ends before the end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1"))]),
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -163,14 +163,14 @@ Deno.test("auto falls back to a list when the stream ends before the end bookmar
   assert.equal(stub.requests[1].watch, false);
 });
 
-Deno.test("initialSync watchList does not fall back: an incomplete stream is an error", async () => {
+Deno.test("Reflector: initialSync watchList does not fall back: an incomplete stream is an error", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))]));
   const rf = reflector(stub, new Sleeps(), { initialSync: "watchList" });
   await assert.rejects(rf.init(), (e: unknown) => e instanceof ApiError && e.status === 0);
   assert.equal(rf.read().size, 0);
 });
 
-Deno.test("initialSync list uses a paged list and then watches from its resource version", async () => {
+Deno.test("Reflector: initialSync list uses a paged list and then watches from its resource version", async () => {
   const stub = new StubServer().push(
     list([cm("a", "1")], "10", "next"),
     list([cm("b", "2")], "11"),
@@ -186,7 +186,7 @@ Deno.test("initialSync list uses a paged list and then watches from its resource
   assert.deepEqual(content(rf.read()), ["default/b@2"]);
 });
 
-Deno.test("run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
+Deno.test("Reflector: run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true), ev("MODIFIED", cm("a", "11"))]),
     events([ev("ADDED", cm("b", "12"))], { hang: true }),
@@ -206,7 +206,7 @@ Deno.test("run() keeps the same watch-list stream after the sync, re-watches, an
   assert.equal(stub.open, 0);
 });
 
-Deno.test("run() retries transient failures with backoff and honours Retry-After", async () => {
+Deno.test("Reflector: run() retries transient failures with backoff and honours Retry-After", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(503, "unavailable"),
@@ -224,7 +224,7 @@ Deno.test("run() retries transient failures with backoff and honours Retry-After
   assert.equal(stub.open, 0);
 });
 
-Deno.test("run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
+Deno.test("Reflector: run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
   const stub = new StubServer().push(
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),

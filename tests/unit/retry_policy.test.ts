@@ -3,26 +3,14 @@
 // recoveryFor, the client's own request retries — and the single Retry-After cap.
 
 import assert from "node:assert/strict";
+import { testConfig } from "./_helpers.ts";
 import { ApiError, isExpired, isTransient } from "../../errors.ts";
 import { Client, type FetchLike } from "../../client.ts";
-import { Config } from "../../config.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, recoveryFor, retryDelay } from "../../_retry.ts";
 import { clientRetries, statusClass, TABLED_STATUSES } from "../../_status_table.ts";
 import { VirtualClock } from "../../testing.ts";
 
 const CODES = [...TABLED_STATUSES, 418, 507, 599];
-
-function config(): Config {
-  return new Config({
-    cluster: {
-      server: "https://k8s.test:6443",
-      insecureSkipTlsVerify: false,
-      disableCompression: false,
-    },
-    credentials: { token: "t" },
-    namespace: "default",
-  });
-}
 
 Deno.test("retry policy: isTransient agrees with the status table for every code", () => {
   for (const code of CODES) {
@@ -59,7 +47,7 @@ Deno.test("retry policy: the client retries exactly the statuses the table says,
             : new Response("{}", { status: 200 }),
         );
       };
-      const client = new Client(config(), { fetch, maxRetries: 1, retryBaseMs: 0 });
+      const client = new Client(testConfig(), { fetch, maxRetries: 1, retryBaseMs: 0 });
       const result = await client.request({ method, path: "/x" }).then(
         async (r) => (await r.body?.cancel(), "ok"),
         (e) => e,
@@ -83,7 +71,7 @@ Deno.test("retry policy: one Retry-After cap for the client's retries (waited on
         ? new Response("busy", { status: 429, headers: { "Retry-After": "3600" } })
         : new Response("{}", { status: 200 }),
     );
-  const client = new Client(config(), { fetch, clock });
+  const client = new Client(testConfig(), { fetch, clock });
   const pending = client.request({ path: "/x" });
   await clock.advance(MAX_RETRY_AFTER_MS - 1);
   assert.equal(calls, 1, "retried before the cap elapsed");

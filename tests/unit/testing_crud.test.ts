@@ -1,6 +1,7 @@
 // FakeApiServer: CRUD verbs, error bodies, patches, apply, status subresource, deletion.
 import assert from "node:assert/strict";
-import { ApiError, type Client } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
+import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -21,16 +22,6 @@ async function send(
   return { status: res.status, body: await res.json() };
 }
 
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
-}
-
 function pod(name: string, extra: Obj = {}): Obj {
   return {
     apiVersion: "v1",
@@ -41,7 +32,7 @@ function pod(name: string, extra: Obj = {}): Obj {
   };
 }
 
-Deno.test("create, get, replace, delete a configmap with real metadata and codes", async () => {
+Deno.test("FakeApiServer: create, get, replace, delete a configmap with real metadata and codes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const startRv = Number(server.resourceVersion);
@@ -92,7 +83,7 @@ Deno.test("create, get, replace, delete a configmap with real metadata and codes
   assert.equal(gone.status, 404);
 });
 
-Deno.test("error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
+Deno.test("FakeApiServer: error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const missing = await failure(send(client, "GET", `${CM}/x`));
@@ -154,7 +145,7 @@ Deno.test('namespaced create in a missing namespace is 404 namespaces "x" not fo
   assert.equal(namespaces.body.items[0].status.phase, "Active");
 });
 
-Deno.test("422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
+Deno.test("FakeApiServer: 422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const noName = await failure(send(client, "POST", CM, { metadata: {} }));
@@ -216,7 +207,7 @@ Deno.test("422 Invalid for a missing or malformed name; 400 for a name or namesp
   assert.equal(withRv.body?.message, "resourceVersion should not be set on objects to be created");
 });
 
-Deno.test("405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
+Deno.test("FakeApiServer: 405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -261,7 +252,7 @@ Deno.test("405 for unsupported methods, Status 404 for unknown resources, plain 
   assert.equal(await res.text(), "404 page not found\n");
 });
 
-Deno.test("generateName, generation, and the status subresource", async () => {
+Deno.test("FakeApiServer: generateName, generation, and the status subresource", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(client, "POST", PODS, {
@@ -317,7 +308,7 @@ Deno.test("generateName, generation, and the status subresource", async () => {
   assert.equal(missing.status, 404);
 });
 
-Deno.test("merge patch, JSON patch (all ops) and strategic merge patch", async () => {
+Deno.test("FakeApiServer: merge patch, JSON patch (all ops) and strategic merge patch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "a" }, data: { x: "1", y: "2" } });
@@ -391,7 +382,7 @@ Deno.test("merge patch, JSON patch (all ops) and strategic merge patch", async (
   assert.equal(noObject.status, 404);
 });
 
-Deno.test("server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
+Deno.test("FakeApiServer: server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const yaml = (data: Record<string, string>) =>
@@ -473,7 +464,7 @@ Deno.test("server-side apply: create, conflicts, force, removal of unapplied fie
   assert.equal(forceOnMerge.status, 422);
 });
 
-Deno.test("strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
+Deno.test("FakeApiServer: strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -499,7 +490,7 @@ Deno.test("strategic merge patch is not allowed on custom resources (415, like t
   );
 });
 
-Deno.test("delete answers: pods return the object, deletecollection returns the list", async () => {
+Deno.test("FakeApiServer: delete answers: pods return the object, deletecollection returns the list", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", PODS, pod("p1", { metadata: { labels: { app: "a" } } }));
@@ -532,7 +523,7 @@ Deno.test("delete answers: pods return the object, deletecollection returns the 
   );
 });
 
-Deno.test("finalizers delay deletion until they are removed", async () => {
+Deno.test("FakeApiServer: finalizers delay deletion until they are removed", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "f", finalizers: ["example.com/keep"] } });
@@ -560,7 +551,7 @@ Deno.test("finalizers delay deletion until they are removed", async () => {
   assert.equal(gone.status, 404);
 });
 
-Deno.test("deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
+Deno.test("FakeApiServer: deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/api/v1/namespaces", { metadata: { name: "tmp" } });
@@ -579,7 +570,7 @@ Deno.test("deleting a namespace deletes its content; protected namespaces cannot
   );
 });
 
-Deno.test("dryRun=All validates and answers without storing", async () => {
+Deno.test("FakeApiServer: dryRun=All validates and answers without storing", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const rv = server.resourceVersion;
@@ -591,7 +582,7 @@ Deno.test("dryRun=All validates and answers without storing", async () => {
   assert.equal((await failure(send(client, "GET", `${CM}/dry`))).status, 404);
 });
 
-Deno.test("seed and objects: direct helpers share the API semantics", async () => {
+Deno.test("FakeApiServer: seed and objects: direct helpers share the API semantics", async () => {
   await using server = new FakeApiServer();
   const [created] = server.seed(
     pod("seeded", { metadata: { namespace: "apps" }, status: { phase: "Running" } }),
@@ -607,7 +598,7 @@ Deno.test("seed and objects: direct helpers share the API semantics", async () =
   );
 });
 
-Deno.test("secrets turn stringData into base64 data; services get a clusterIP", async () => {
+Deno.test("FakeApiServer: secrets turn stringData into base64 data; services get a clusterIP", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const secret = await send(client, "POST", "/api/v1/namespaces/default/secrets", {

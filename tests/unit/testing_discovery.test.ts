@@ -48,7 +48,7 @@ const CRD = {
   },
 };
 
-Deno.test("discovery documents for the built-in groups", async () => {
+Deno.test("FakeApiServer: discovery documents for the built-in groups", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const api = await get(client, "/api");
@@ -96,7 +96,7 @@ Deno.test("discovery documents for the built-in groups", async () => {
   assert.equal((await get(client, "/version")).major, "1");
 });
 
-Deno.test("creating a CRD serves its versions, Established, with discovery", async () => {
+Deno.test("FakeApiServer: creating a CRD serves its versions, Established, with discovery", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(
@@ -179,7 +179,7 @@ Deno.test("creating a CRD serves its versions, Established, with discovery", asy
   });
 });
 
-Deno.test("deleting a CRD deletes its custom resources and stops serving them", async () => {
+Deno.test("FakeApiServer: deleting a CRD deletes its custom resources and stops serving them", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD);
@@ -202,7 +202,7 @@ Deno.test("deleting a CRD deletes its custom resources and stops serving them", 
   assert.equal(server.objects("CustomResourceDefinition").length, 0);
 });
 
-Deno.test("an invalid CRD is 422", async () => {
+Deno.test("FakeApiServer: an invalid CRD is 422", async () => {
   await using server = new FakeApiServer();
   const error = await send(
     server.client(),
@@ -221,7 +221,7 @@ Deno.test("an invalid CRD is 422", async () => {
   );
 });
 
-Deno.test("registerResource serves a cluster-scoped custom resource at once", async () => {
+Deno.test("FakeApiServer: registerResource serves a cluster-scoped custom resource at once", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -256,7 +256,7 @@ Deno.test("registerResource serves a cluster-scoped custom resource at once", as
   assert.equal(any.items.length, 1, "without selectableFields any path is accepted");
 });
 
-Deno.test("listen() serves over loopback; kubeconfig() and config() point at it", async () => {
+Deno.test("FakeApiServer: listen() serves over loopback; kubeconfig() and config() point at it", async () => {
   const server = new FakeApiServer();
   assert.equal(server.config().server, "http://fake.invalid");
   assert.throws(() => server.kubeconfig(), /listen/);
@@ -306,7 +306,7 @@ Deno.test("listen() serves over loopback; kubeconfig() and config() point at it"
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("client() is wired to server.fetch", async () => {
+Deno.test("FakeApiServer: client() is wired to server.fetch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   assert.equal(client.namespace, "default");

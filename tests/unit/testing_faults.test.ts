@@ -1,6 +1,6 @@
 // FakeApiServer: every injectable fault, through Client.request() and server.fetch.
 import assert from "node:assert/strict";
-import { ApiError } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
 import { FakeApiServer } from "../../testing.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -19,16 +19,6 @@ function seed(server: FakeApiServer, n: number): void {
   }
 }
 
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
-}
-
 async function text(res: Response): Promise<string> {
   return await res.text();
 }
@@ -37,7 +27,7 @@ function lines(body: string): string[] {
   return body.split("\n").filter((l) => l !== "");
 }
 
-Deno.test("429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
+Deno.test("FakeApiServer: 429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: "list",
@@ -64,7 +54,7 @@ Deno.test("429 with a plain-text body and Retry-After; the client retries then s
   assert.match(error.message, /busy/);
 });
 
-Deno.test("status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
+Deno.test("FakeApiServer: status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
   await using server = new FakeApiServer();
   const client = server.client({ maxRetries: 0 });
   server.inject({ on: "get", fault: { status: 500 } });
@@ -104,7 +94,7 @@ Deno.test("status faults answer real Status bodies: 500, 503, 403, 429 without b
   await created.body?.cancel();
 });
 
-Deno.test("reset: fetch rejects like a refused connection; the client reports status 0", async () => {
+Deno.test("FakeApiServer: reset: fetch rejects like a refused connection; the client reports status 0", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "any", times: 2, fault: "reset" });
   await assert.rejects(
@@ -119,7 +109,7 @@ Deno.test("reset: fetch rejects like a refused connection; the client reports st
   await ok.body?.cancel();
 });
 
-Deno.test("after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
+Deno.test("FakeApiServer: after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: ["get", "list"],
@@ -156,7 +146,7 @@ Deno.test("after counts requests for request faults; on accepts verbs, lists and
   assert.equal((await server.fetch("http://fake.invalid/api")).status, 200, "disposed before use");
 });
 
-Deno.test("watch close: the stream ends normally after `after` events", async () => {
+Deno.test("FakeApiServer: watch close: the stream ends normally after `after` events", async () => {
   await using server = new FakeApiServer();
   seed(server, 4);
   server.inject({ on: "watch", after: 2, fault: "close" });
@@ -169,7 +159,7 @@ Deno.test("watch close: the stream ends normally after `after` events", async ()
   assert.equal(lines(next).length, 4);
 });
 
-Deno.test("watch stall: nothing more after `after` events until the client aborts", async () => {
+Deno.test("FakeApiServer: watch stall: nothing more after `after` events until the client aborts", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 5 });
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "stall" });
@@ -189,7 +179,7 @@ Deno.test("watch stall: nothing more after `after` events until the client abort
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("stall on a request: no answer until abort, or TypeError when the server closes", async () => {
+Deno.test("FakeApiServer: stall on a request: no answer until abort, or TypeError when the server closes", async () => {
   const server = new FakeApiServer();
   server.inject({ on: "get", times: 2, fault: "stall" });
   const controller = new AbortController();
@@ -201,7 +191,7 @@ Deno.test("stall on a request: no answer until abort, or TypeError when the serv
   await assert.rejects(second, TypeError);
 });
 
-Deno.test("malformed-line: one line that is not JSON, then the stream goes on", async () => {
+Deno.test("FakeApiServer: malformed-line: one line that is not JSON, then the stream goes on", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", after: 1, fault: "malformed-line" });
@@ -216,7 +206,7 @@ Deno.test("malformed-line: one line that is not JSON, then the stream goes on", 
   assert.match(error.message, /not JSON/);
 });
 
-Deno.test("truncate: the next event is cut in half without a newline and the stream ends", async () => {
+Deno.test("FakeApiServer: truncate: the next event is cut in half without a newline and the stream ends", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "truncate" });
@@ -233,7 +223,7 @@ Deno.test("truncate: the next event is cut in half without a newline and the str
   assert.ok(cut.startsWith('{"kind":"ConfigMapList"'));
 });
 
-Deno.test("bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
+Deno.test("FakeApiServer: bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", fault: "bookmark-only" });
@@ -251,7 +241,7 @@ Deno.test("bookmark-only: a stream holding one BOOKMARK at the current resourceV
   }]);
 });
 
-Deno.test("expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
+Deno.test("FakeApiServer: expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 2, fault: { expire: true } });
@@ -280,7 +270,7 @@ Deno.test("expire on a watch: ERROR event with reason Expired or Gone; http: tru
   assert.equal(http.body?.message, `too old resource version: 5 (${server.resourceVersion})`);
 });
 
-Deno.test("expire mid-list: the second page answers 410 Expired", async () => {
+Deno.test("FakeApiServer: expire mid-list: the second page answers 410 Expired", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "list", after: 1, fault: { expire: true } });
@@ -294,7 +284,7 @@ Deno.test("expire mid-list: the second page answers 410 Expired", async () => {
   assert.match(error.body?.message ?? "", /^The provided continue parameter is too old/);
 });
 
-Deno.test("close on a non-watch request drops the connection", async () => {
+Deno.test("FakeApiServer: close on a non-watch request drops the connection", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "get", fault: "close" });
   await assert.rejects(server.fetch(`${URL_CM}/x`), TypeError);

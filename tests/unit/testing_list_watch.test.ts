@@ -1,6 +1,7 @@
 // FakeApiServer: paging, selectors, watches (history, bookmarks, initial events, 410).
 import assert from "node:assert/strict";
-import { ApiError, type Client } from "../../mod.ts";
+import { failure } from "./_helpers.ts";
+import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -16,16 +17,6 @@ async function list(
 ): Promise<Obj> {
   const res = await client.request({ path, query, retry: false });
   return await res.json();
-}
-
-async function failure(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
-    return e;
-  }
-  assert.fail("expected the request to fail");
 }
 
 /** Reads newline-delimited events from a watch response. */
@@ -85,7 +76,7 @@ function seedConfigMaps(
   }
 }
 
-Deno.test("lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
+Deno.test("FakeApiServer: lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const body = await list(server.client(), CM);
@@ -99,7 +90,7 @@ Deno.test("lists carry the list kind, the current RV, and items without apiVersi
   assert.equal(all.items.length, 2);
 });
 
-Deno.test("limit/continue pages a consistent snapshot with remainingItemCount", async () => {
+Deno.test("FakeApiServer: limit/continue pages a consistent snapshot with remainingItemCount", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 5);
@@ -146,7 +137,7 @@ Deno.test("limit/continue pages a consistent snapshot with remainingItemCount", 
   assert.match(bad.body?.message ?? "", /^invalid continue token/);
 });
 
-Deno.test("expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
+Deno.test("FakeApiServer: expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -184,7 +175,7 @@ Deno.test("expired continue tokens answer 410 Expired with the real message and 
   );
 });
 
-Deno.test("a bounded history expires old continue tokens and watch resourceVersions", async () => {
+Deno.test("FakeApiServer: a bounded history expires old continue tokens and watch resourceVersions", async () => {
   await using server = new FakeApiServer({ historySize: 2 });
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -203,7 +194,7 @@ Deno.test("a bounded history expires old continue tokens and watch resourceVersi
   assert.equal(event.object.code, 410);
 });
 
-Deno.test("list with an exact or too new resourceVersion", async () => {
+Deno.test("FakeApiServer: list with an exact or too new resourceVersion", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -232,7 +223,7 @@ Deno.test("list with an exact or too new resourceVersion", async () => {
   );
 });
 
-Deno.test("label selectors: equality, inequality, set-based, existence", async () => {
+Deno.test("FakeApiServer: label selectors: equality, inequality, set-based, existence", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const labels = [{ app: "web", tier: "front" }, { app: "db" }, { app: "cache", tier: "back" }, {}];
@@ -259,7 +250,7 @@ Deno.test("label selectors: equality, inequality, set-based, existence", async (
   );
 });
 
-Deno.test("field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
+Deno.test("FakeApiServer: field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -298,7 +289,7 @@ Deno.test("field selectors: metadata fields, kind-specific fields, unsupported f
   assert.equal(malformed.body?.message, "invalid selector: 'foo'; can't understand 'foo'");
 });
 
-Deno.test("watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
+Deno.test("FakeApiServer: watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const rv = server.resourceVersion;
@@ -322,7 +313,7 @@ Deno.test("watch without resourceVersion: synthetic ADDED, then the initial-even
   assert.ok(legacyEvents.every((e) => e.type === "ADDED"));
 });
 
-Deno.test("watch from a resourceVersion replays history, then streams live changes", async () => {
+Deno.test("FakeApiServer: watch from a resourceVersion replays history, then streams live changes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -350,7 +341,7 @@ Deno.test("watch from a resourceVersion replays history, then streams live chang
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
+Deno.test("FakeApiServer: watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const from = server.resourceVersion;
@@ -381,7 +372,7 @@ Deno.test("watch selectors: objects that stop matching are DELETED, start matchi
   await reader.cancel();
 });
 
-Deno.test("periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
+Deno.test("FakeApiServer: periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 20 });
   const from = server.resourceVersion;
   const reader = await watch(
@@ -401,7 +392,7 @@ Deno.test("periodic bookmarks, timeoutSeconds ends the stream normally", async (
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("bookmarks of typed kinds carry their empty fields, like the real server", async () => {
+Deno.test("FakeApiServer: bookmarks of typed kinds carry their empty fields, like the real server", async () => {
   await using server = new FakeApiServer();
   const events =
     await (await watch(server, "/api/v1/pods", "allowWatchBookmarks=true&timeoutSeconds=1")).rest();
@@ -417,7 +408,7 @@ Deno.test("bookmarks of typed kinds carry their empty fields, like the real serv
   });
 });
 
-Deno.test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
+Deno.test("FakeApiServer: sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const events = await (await watch(
@@ -435,7 +426,7 @@ Deno.test("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () =
   );
 });
 
-Deno.test("watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
+Deno.test("FakeApiServer: watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
   await using server = new FakeApiServer();
   const old = server.resourceVersion;
   seedConfigMaps(server, 1);
@@ -466,7 +457,7 @@ Deno.test("watch from a compacted resourceVersion: 200 with one ERROR event 410 
   assert.deepEqual(late.map((e) => e.object.metadata.name), ["cm-12"]);
 });
 
-Deno.test("aborting a watch errors the body and cleans up; close() ends open watches", async () => {
+Deno.test("FakeApiServer: aborting a watch errors the body and cleans up; close() ends open watches", async () => {
   const server = new FakeApiServer();
   const controller = new AbortController();
   const reader = await watch(
@@ -495,7 +486,7 @@ Deno.test("aborting a watch errors the body and cleans up; close() ends open wat
   await assert.rejects(server.fetch(`${BASE}${CM}`), TypeError);
 });
 
-Deno.test("watch on a single object via its path", async () => {
+Deno.test("FakeApiServer: watch on a single object via its path", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const res = await server.fetch(`${BASE}${CM}/cm-01?watch=true&timeoutSeconds=1`);

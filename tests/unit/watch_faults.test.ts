@@ -6,7 +6,7 @@ import { cm, ev, events, refused, status, StubServer } from "./_stub_server.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
-Deno.test("breaking out of for-await cancels the body", async () => {
+Deno.test("watch: breaking out of for-await cancels the body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2"))], { hang: true }),
   );
@@ -18,7 +18,7 @@ Deno.test("breaking out of for-await cancels the body", async () => {
   assert.equal(stub.open, 0);
 });
 
-Deno.test("return() cancels the body", async () => {
+Deno.test("watch: return() cancels the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const iterator = watch(stub.client(), configMaps);
   const first = await iterator.next();
@@ -29,7 +29,7 @@ Deno.test("return() cancels the body", async () => {
   assert.deepEqual(await iterator.next(), { done: true, value: undefined });
 });
 
-Deno.test("aborting the signal while waiting rejects with its reason and closes the body", async () => {
+Deno.test("watch: aborting the signal while waiting rejects with its reason and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const controller = new AbortController();
   const iterator = watch(stub.client(), configMaps, { signal: controller.signal });
@@ -41,7 +41,7 @@ Deno.test("aborting the signal while waiting rejects with its reason and closes 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("a signal aborted before the request rejects without a request", async () => {
+Deno.test("watch: a signal aborted before the request rejects without a request", async () => {
   const stub = new StubServer();
   const controller = new AbortController();
   controller.abort(new Error("early"));
@@ -52,7 +52,7 @@ Deno.test("a signal aborted before the request rejects without a request", async
   assert.equal(stub.requests.length, 0);
 });
 
-Deno.test("a stream silent past the inactivity timeout ends with a stall error", async () => {
+Deno.test("watch: a stream silent past the inactivity timeout ends with a stall error", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const seen: string[] = [];
   await assert.rejects(async () => {
@@ -72,7 +72,7 @@ Deno.test("a stream silent past the inactivity timeout ends with a stall error",
   assert.equal(stub.open, 0);
 });
 
-Deno.test("a slow consumer is not a stalled stream", async () => {
+Deno.test("watch: a slow consumer is not a stalled stream", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2"))]),
   );
@@ -85,7 +85,7 @@ Deno.test("a slow consumer is not a stalled stream", async () => {
   assert.deepEqual(seen, ["a", "b"]);
 });
 
-Deno.test("a server that never answers the watch stalls too (no whole-request timeout)", async () => {
+Deno.test("watch: a server that never answers the watch stalls too (no whole-request timeout)", async () => {
   const stub = new StubServer().push((request) =>
     new Promise<Response>((_, reject) => {
       request.signal!.addEventListener("abort", () => reject(request.signal!.reason), {
@@ -99,7 +99,7 @@ Deno.test("a server that never answers the watch stalls too (no whole-request ti
   );
 });
 
-Deno.test("410 as an HTTP status is thrown as an expired ApiError", async () => {
+Deno.test("watch: 410 as an HTTP status is thrown as an expired ApiError", async () => {
   const stub = new StubServer().push(status(410, {
     kind: "Status",
     apiVersion: "v1",
@@ -114,7 +114,7 @@ Deno.test("410 as an HTTP status is thrown as an expired ApiError", async () => 
   );
 });
 
-Deno.test("403 is thrown as an ApiError", async () => {
+Deno.test("watch: 403 is thrown as an ApiError", async () => {
   const stub = new StubServer().push(status(403, {
     kind: "Status",
     status: "Failure",
@@ -128,7 +128,7 @@ Deno.test("403 is thrown as an ApiError", async () => {
   );
 });
 
-Deno.test("a refused connection is an ApiError with status 0", async () => {
+Deno.test("watch: a refused connection is an ApiError with status 0", async () => {
   const stub = new StubServer().push(refused());
   await assert.rejects(
     watch(stub.client(), configMaps).next(),
@@ -136,7 +136,7 @@ Deno.test("a refused connection is an ApiError with status 0", async () => {
   );
 });
 
-Deno.test("a stream that breaks mid-way is an ApiError with status 0", async () => {
+Deno.test("watch: a stream that breaks mid-way is an ApiError with status 0", async () => {
   const stub = new StubServer().push(() => {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -153,7 +153,7 @@ Deno.test("a stream that breaks mid-way is an ApiError with status 0", async () 
   }, (e: unknown) => e instanceof ApiError && e.status === 0 && /connection reset/.test(e.message));
 });
 
-Deno.test("503 on the watch request is retried by the client unless retry is false", async () => {
+Deno.test("watch: 503 on the watch request is retried by the client unless retry is false", async () => {
   const stub = new StubServer().push(
     status(503, "unavailable"),
     events([ev("ADDED", cm("a", "1"))]),

@@ -19,7 +19,7 @@ function names(list: WatchEvent[]): string[] {
   );
 }
 
-Deno.test("watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
+Deno.test("watch: watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, {
     resourceVersion: "41",
@@ -38,7 +38,7 @@ Deno.test("watch sends watch=1, bookmarks, resourceVersion, timeout and selector
   assert.equal(request.query.get("sendInitialEvents"), null);
 });
 
-Deno.test("watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
+Deno.test("watch: watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, { sendInitialEvents: true, allowWatchBookmarks: false });
   const query = stub.requests[0].query;
@@ -48,7 +48,7 @@ Deno.test("watch with sendInitialEvents asks for NotOlderThan and sends no resou
   assert.equal(query.get("allowWatchBookmarks"), null);
 });
 
-Deno.test("lines split across chunks, many lines per chunk, blank lines ignored", async () => {
+Deno.test("watch: lines split across chunks, many lines per chunk, blank lines ignored", async () => {
   const a = JSON.stringify(ev("ADDED", cm("a", "1")));
   const b = JSON.stringify(ev("MODIFIED", cm("b", "2")));
   const c = JSON.stringify(ev("DELETED", cm("c", "3")));
@@ -63,7 +63,7 @@ Deno.test("lines split across chunks, many lines per chunk, blank lines ignored"
   assert.equal(stub.open, 0);
 });
 
-Deno.test("multi-byte UTF-8 split across chunks is decoded", async () => {
+Deno.test("watch: multi-byte UTF-8 split across chunks is decoded", async () => {
   const object = { ...cm("é", "1"), data: { greeting: "héllo 🌍 日本" } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
   const chunks: Uint8Array[] = [];
@@ -74,14 +74,14 @@ Deno.test("multi-byte UTF-8 split across chunks is decoded", async () => {
   assert.deepEqual(event.object, object);
 });
 
-Deno.test("a complete last line without newline is parsed", async () => {
+Deno.test("watch: a complete last line without newline is parsed", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + JSON.stringify(ev("ADDED", cm("b", "2"))),
   ]));
   assert.deepEqual(names(await collect(stub)), ["ADDED:a", "ADDED:b"]);
 });
 
-Deno.test("a truncated last line is an error that quotes it", async () => {
+Deno.test("watch: a truncated last line is an error that quotes it", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + '\n{"type":"ADDED","object":{"metadata":{"na',
   ]));
@@ -99,7 +99,7 @@ Deno.test("a truncated last line is an error that quotes it", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-Deno.test("a malformed line throws with its first 200 characters and cancels the body", async () => {
+Deno.test("watch: a malformed line throws with its first 200 characters and cancels the body", async () => {
   const bad = "not json " + "x".repeat(500);
   const stub = new StubServer().push(
     events([JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + bad + "\n"], { hang: true }),
@@ -128,7 +128,7 @@ for (const line of ['{"kind":"ConfigMap"}', "[1,2]", "42", '{"type":"WHATEVER","
   });
 }
 
-Deno.test("a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
+Deno.test("watch: a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
   const big = "x".repeat(10 * 1024 * 1024);
   const object = { ...cm("big", "7"), data: { big } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
@@ -142,7 +142,7 @@ Deno.test("a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
   assert.equal(out[1].type, "BOOKMARK");
 });
 
-Deno.test("BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
+Deno.test("watch: BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
   const stub = new StubServer().push(events([bookmark("10"), bookmark("11", true)]));
   const out = await collect(stub);
   assert.equal(out.length, 2);
@@ -173,14 +173,14 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-Deno.test("an ERROR event that is not 410 is not expired", async () => {
+Deno.test("watch: an ERROR event that is not 410 is not expired", async () => {
   const stub = new StubServer().push(events([errorEvent(500, "InternalError", "boom")]));
   const [event] = await collect(stub);
   assert.equal(event.type, "ERROR");
   if (event.type === "ERROR") assert.equal(event.error.expired, false);
 });
 
-Deno.test("LineDecoder keeps blank lines unless asked to skip them", () => {
+Deno.test("watch: LineDecoder keeps blank lines unless asked to skip them", () => {
   const bytes = new TextEncoder().encode("a\n\nb\r\nc");
   const out: string[] = [];
   const keep = new LineDecoder();

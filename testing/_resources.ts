@@ -1,7 +1,7 @@
 // Internal: the resource types the fake API server serves (built-in kinds, registered custom
 // resources, CRDs) and its discovery documents. Not part of the public API.
 
-import type { JsonObject } from "./_fake_json.ts";
+import type { JsonObject } from "./_json.ts";
 
 /** A served resource type (one group/version/plural). */
 export interface ResourceType {

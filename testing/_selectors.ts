@@ -1,8 +1,8 @@
-// Internal: label and field selectors of the fake API server (testing.ts), with the grammar of
+// Internal: label and field selectors of the fake API server (../testing.ts), with the grammar of
 // k8s.io/apimachinery/pkg/labels and pkg/fields. Not part of the public API.
 
-import { getDotted, type JsonObject, metaMap } from "./_fake_json.ts";
-import { badRequest } from "./_fake_status.ts";
+import { getDotted, type JsonObject, metaMap } from "./_json.ts";
+import { badRequest } from "./_status.ts";
 
 /** One requirement of a label selector. */
 interface LabelRequirement {

@@ -1,4 +1,4 @@
-// Internal JSON helpers of the fake API server (testing.ts). Not part of the public API.
+// Internal JSON helpers of the fake API server (../testing.ts). Not part of the public API.
 
 /** A JSON object. */
 export type JsonObject = Record<string, unknown>;
@@ -123,3 +123,21 @@ export function rfc3339(date: Date): string {
 export function quote(value: string): string {
   return JSON.stringify(value);
 }
+
+/**
+ * The metadata fields the server owns (or that identify the object): a create sets them itself,
+ * and server-side apply does not track them as managed fields.
+ */
+export const SYSTEM_METADATA_FIELDS: ReadonlySet<string> = new Set([
+  "name",
+  "generateName",
+  "namespace",
+  "uid",
+  "resourceVersion",
+  "generation",
+  "creationTimestamp",
+  "deletionTimestamp",
+  "deletionGracePeriodSeconds",
+  "managedFields",
+  "selfLink",
+]);

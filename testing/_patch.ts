@@ -1,7 +1,7 @@
 // Internal: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) for the fake API server
-// (testing.ts). Not part of the public API.
+// (../testing.ts). Not part of the public API.
 
-import { clone, deepEqual, isObject } from "./_fake_json.ts";
+import { clone, deepEqual, isObject } from "./_json.ts";
 
 /** A patch that could not be applied (the real server answers 422 or 400). */
 export class PatchError extends Error {

@@ -1,19 +1,19 @@
-// Internal: the HTTP surface of the fake API server (testing.ts): routes paths and methods to
+// Internal: the HTTP surface of the fake API server (../testing.ts): routes paths and methods to
 // verbs like the real kube-apiserver, parses query parameters and bodies, encodes answers and
 // applies injected faults. Not part of the public API.
 
 import { parse as parseYaml } from "yaml";
-import { type Fault, type FaultRequest, FaultTable } from "./_fake_faults.ts";
-import { isObject, type JsonObject } from "./_fake_json.ts";
-import { jsonPatch, mergePatch, PatchError } from "./_fake_patch.ts";
+import { type Fault, type FaultRequest, FaultTable } from "./_faults.ts";
+import { isObject, type JsonObject } from "./_json.ts";
+import { jsonPatch, mergePatch, PatchError } from "./_patch.ts";
 import {
   apiGroupDocument,
   apiGroupListDocument,
   apiResourceListDocument,
   apiVersionsDocument,
   type ResourceType,
-} from "./_fake_resources.ts";
-import { parseFieldSelector, parseLabelSelector } from "./_fake_selectors.ts";
+} from "./_resources.ts";
+import { parseFieldSelector, parseLabelSelector } from "./_selectors.ts";
 import {
   badRequest,
   CONTINUE_EXPIRED,
@@ -32,9 +32,9 @@ import {
   required,
   StatusError,
   unsupportedMediaType,
-} from "./_fake_status.ts";
-import { type FakeCluster, grOf, type ListOptions } from "./_fake_store.ts";
-import { type StreamFault, WatchStream } from "./_fake_watch.ts";
+} from "./_status.ts";
+import { type FakeCluster, grOf, type ListOptions } from "./_store.ts";
+import { type StreamFault, WatchStream } from "./_watch.ts";
 
 /** Thrown by the handler to make the transport fail like a refused or dropped connection. */
 export class ConnectionFault extends Error {

@@ -1,11 +1,18 @@
 // Internal: field ownership (`metadata.managedFields`) and a simplified server-side apply for the
-// fake API server (testing.ts). Not part of the public API.
+// fake API server (../testing.ts). Not part of the public API.
 //
 // Simplifications against the real structured-merge-diff: every list is atomic (owned and replaced
 // as a whole; the real server merges associative lists such as `containers` by key), and no
 // `.` (whole-map) ownership entries are written.
 
-import { clone, deepEqual, isObject, type JsonObject, rfc3339 } from "./_fake_json.ts";
+import {
+  clone,
+  deepEqual,
+  isObject,
+  type JsonObject,
+  rfc3339,
+  SYSTEM_METADATA_FIELDS,
+} from "./_json.ts";
 
 /** A field set in the `FieldsV1` format: `{"f:spec":{"f:replicas":{}}}`; `{}` is a leaf. */
 export type FieldSet = { [key: string]: FieldSet };
@@ -29,19 +36,7 @@ export interface ApplyConflict {
   path: string;
 }
 
-const IGNORED_META = new Set([
-  "name",
-  "namespace",
-  "generateName",
-  "uid",
-  "resourceVersion",
-  "generation",
-  "creationTimestamp",
-  "deletionTimestamp",
-  "deletionGracePeriodSeconds",
-  "managedFields",
-  "selfLink",
-]);
+const IGNORED_META = SYSTEM_METADATA_FIELDS;
 
 /** Which part of the object a write may change: the main resource or the `status` subresource. */
 export type Part = "main" | "status";

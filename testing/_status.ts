@@ -1,9 +1,9 @@
 // Internal: the `Status` error bodies of the fake API server, worded like the real kube-apiserver
 // (k8s.io/apimachinery/pkg/api/errors). Not part of the public API.
 
-import { reasonForCode } from "./_status_table.ts";
-import type { Status, StatusCause } from "./errors.ts";
-import { quote } from "./_fake_json.ts";
+import { reasonForCode } from "../_status_table.ts";
+import type { Status, StatusCause } from "../errors.ts";
+import { quote } from "./_json.ts";
 
 /** A group and resource (plural), as the real server names them in messages: `deployments.apps`. */
 export interface GroupResource {

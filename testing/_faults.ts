@@ -1,4 +1,4 @@
-// Internal: fault injection rules of the fake API server (testing.ts). The public types are
+// Internal: fault injection rules of the fake API server (../testing.ts). The public types are
 // re-exported from testing.ts, where each fault is documented.
 
 /** A verb a fault can target. */

@@ -1,8 +1,10 @@
-// Internal: the state and write semantics of the fake API server (testing.ts): objects, the global
-// resourceVersion counter, the event history watches and paged lists read from, namespaces,
-// finalizers, CRDs. Not part of the public API.
+// Internal: the state and write semantics of the fake API server (../testing.ts): objects, the global
+// resourceVersion counter, the event history watches and paged lists read from, finalizers, and
+// the controllers the API server runs itself (namespace cleanup, CRD establishment and
+// finalization). What differs per kind (defaults, validation, delete behaviour) is in `_kinds/`.
+// Not part of the public API.
 
-import { apply, conflictMessage, type Part, trackUpdate, type Writer } from "./_fake_apply.ts";
+import { apply, conflictMessage, type Part, trackUpdate, type Writer } from "./_apply.ts";
 import {
   clone,
   deepEqual,
@@ -12,7 +14,8 @@ import {
   metaString,
   quote,
   rfc3339,
-} from "./_fake_json.ts";
+  SYSTEM_METADATA_FIELDS,
+} from "./_json.ts";
 import {
   apiVersionOf,
   builtinTypes,
@@ -20,8 +23,8 @@ import {
   ResourceRegistry,
   type ResourceType,
   storageIdOf,
-} from "./_fake_resources.ts";
-import { type FieldSelector, type LabelSelector, matchesSelectors } from "./_fake_selectors.ts";
+} from "./_resources.ts";
+import { type FieldSelector, type LabelSelector, matchesSelectors } from "./_selectors.ts";
 import {
   alreadyExists,
   badRequest,
@@ -36,12 +39,12 @@ import {
   invalidValue,
   LIST_EXPIRED,
   notFound,
-  notSupported,
   OBJECT_MODIFIED,
   required,
   StatusError,
   tooLargeResourceVersion,
-} from "./_fake_status.ts";
+} from "./_status.ts";
+import { kindBehaviour, type KindHost } from "./_kinds/mod.ts";
 
 /** A change, as kept in the history and sent to watches. */
 export interface HistoryEvent {
@@ -95,7 +98,6 @@ const LABEL_MSG =
 const LABEL_1035_MSG =
   "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 const GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
-const PROTECTED_NAMESPACES = new Set(["default", "kube-system", "kube-public"]);
 
 /** `group/resource` for messages. */
 export function grOf(type: ResourceType): GroupResource {
@@ -438,21 +440,7 @@ export class FakeCluster {
     if (type.generation) ordered.generation = 1;
     ordered.creationTimestamp = now;
     for (const [k, v] of Object.entries(meta)) {
-      if (
-        [
-          "name",
-          "generateName",
-          "namespace",
-          "uid",
-          "resourceVersion",
-          "generation",
-          "creationTimestamp",
-          "deletionTimestamp",
-          "deletionGracePeriodSeconds",
-          "managedFields",
-          "selfLink",
-        ].includes(k)
-      ) continue;
+      if (SYSTEM_METADATA_FIELDS.has(k)) continue;
       ordered[k] = v;
     }
     object.metadata = ordered;
@@ -462,126 +450,12 @@ export class FakeCluster {
 
   /** Kind-specific defaulting, like the real registry strategies (a small subset). */
   #defaults(type: ResourceType, object: JsonObject, old: JsonObject | undefined): void {
-    const id = storageIdOf(type);
-    const spec = isObject(object.spec) ? object.spec as JsonObject : undefined;
-    if (id === "/namespaces") {
-      const meta = metaOf(object);
-      meta.labels = {
-        ...(isObject(meta.labels) ? meta.labels : {}),
-        "kubernetes.io/metadata.name": String(meta.name),
-      };
-      if (!old) {
-        object.spec = { finalizers: ["kubernetes"], ...(spec ?? {}) };
-        object.status = { phase: "Active" };
-      }
-    } else if (id === "/pods" && !old) {
-      const containers = Array.isArray(spec?.containers) ? spec.containers as JsonObject[] : [];
-      const hasResources = containers.some((c) =>
-        isObject(c?.resources) && Object.keys(c.resources as JsonObject).length > 0
-      );
-      object.status = { phase: "Pending", qosClass: hasResources ? "Burstable" : "BestEffort" };
-    } else if (id === "/secrets") {
-      if (object.type === undefined) object.type = "Opaque";
-      if (isObject(object.stringData)) {
-        const data: JsonObject = isObject(object.data) ? object.data as JsonObject : {};
-        for (const [k, v] of Object.entries(object.stringData)) {
-          data[k] = btoa(String.fromCharCode(...new TextEncoder().encode(String(v))));
-        }
-        object.data = data;
-        delete object.stringData;
-      }
-    } else if (id === "/services" && spec) {
-      if (spec.type === undefined) spec.type = "ClusterIP";
-      if (spec.sessionAffinity === undefined) spec.sessionAffinity = "None";
-      if (old && isObject(old.spec)) {
-        const oldSpec = old.spec as JsonObject;
-        if (spec.clusterIP === undefined) spec.clusterIP = oldSpec.clusterIP;
-        if (spec.clusterIPs === undefined) spec.clusterIPs = oldSpec.clusterIPs;
-      } else if (spec.type !== "ExternalName" && spec.clusterIP === undefined) {
-        const n = this.#serviceIp++;
-        spec.clusterIP = `10.96.${Math.floor(n / 250)}.${(n % 250) + 1}`;
-        spec.clusterIPs = [spec.clusterIP];
-      }
-    } else if (id === "apps/deployments" && spec) {
-      if (spec.replicas === undefined) spec.replicas = 1;
-      if (!old) object.status = {};
-    } else if (id === "apiextensions.k8s.io/customresourcedefinitions" && spec) {
-      if (isObject(spec.names) && typeof spec.names.kind === "string") {
-        const names = spec.names as JsonObject;
-        if (!names.singular) names.singular = String(names.kind).toLowerCase();
-        if (!names.listKind) names.listKind = `${names.kind}List`;
-      }
-      if (spec.conversion === undefined) spec.conversion = { strategy: "None" };
-      if (!old) {
-        const versions = Array.isArray(spec.versions) ? spec.versions as JsonObject[] : [];
-        const storage = versions.find((v) => v?.storage === true)?.name;
-        object.status = {
-          conditions: null,
-          acceptedNames: { plural: "", kind: "" },
-          storedVersions: storage === undefined ? [] : [storage],
-        };
-      }
-    }
+    kindBehaviour(storageIdOf(type)).defaults?.(object, old, this.#host);
   }
 
   /** Kind-specific validation (a small subset of the real rules). */
   #validate(type: ResourceType, object: JsonObject): FieldError[] {
-    const id = storageIdOf(type);
-    const spec = isObject(object.spec) ? object.spec as JsonObject : undefined;
-    const errors: FieldError[] = [];
-    if (id === "/pods") {
-      const containers = spec?.containers;
-      if (!Array.isArray(containers) || containers.length === 0) {
-        errors.push(required("spec.containers"));
-      } else {
-        containers.forEach((c, i) => {
-          if (!isObject(c) || typeof c.name !== "string" || c.name === "") {
-            errors.push(required(`spec.containers[${i}].name`));
-          }
-          if (!isObject(c) || typeof c.image !== "string" || c.image === "") {
-            errors.push(required(`spec.containers[${i}].image`));
-          }
-        });
-      }
-    } else if (id === "apiextensions.k8s.io/customresourcedefinitions") {
-      errors.push(...this.#validateCrd(object));
-    }
-    return errors;
-  }
-
-  #validateCrd(object: JsonObject): FieldError[] {
-    const errors: FieldError[] = [];
-    const spec = isObject(object.spec) ? object.spec as JsonObject : {};
-    const names = isObject(spec.names) ? spec.names as JsonObject : {};
-    const group = typeof spec.group === "string" ? spec.group : "";
-    const plural = typeof names.plural === "string" ? names.plural : "";
-    if (!group) errors.push(required("spec.group"));
-    if (!plural) errors.push(required("spec.names.plural"));
-    if (typeof names.kind !== "string" || names.kind === "") {
-      errors.push(required("spec.names.kind"));
-    }
-    const name = metaString(object, "name");
-    if (group && plural && name !== `${plural}.${group}`) {
-      errors.push(invalidValue("metadata.name", name, `must be spec.names.plural+"."+spec.group`));
-    }
-    if (spec.scope !== "Namespaced" && spec.scope !== "Cluster") {
-      errors.push(notSupported("spec.scope", String(spec.scope ?? ""), ["Cluster", "Namespaced"]));
-    }
-    const versions = Array.isArray(spec.versions) ? spec.versions as JsonObject[] : [];
-    if (versions.length === 0) {
-      errors.push(
-        required("spec.versions", "must have exactly one version marked as storage version"),
-      );
-    } else if (versions.filter((v) => v?.storage === true).length !== 1) {
-      errors.push(
-        invalidValue(
-          "spec.versions",
-          versions.map((v) => v?.name),
-          "must have exactly one version marked as storage version",
-        ),
-      );
-    }
-    return errors;
+    return kindBehaviour(storageIdOf(type)).validate?.(object) ?? [];
   }
 
   /** Creates an object. */
@@ -854,7 +728,7 @@ export class FakeCluster {
     return this.#write(type, live, this.#merge(type, live, object, part), part, options, "update");
   }
 
-  /** Server-side apply (simplified, see `_fake_apply.ts`). Answers `created` for a create. */
+  /** Server-side apply (simplified, see `testing/_apply.ts`). Answers `created` for a create. */
   apply(
     type: ResourceType,
     namespace: string | undefined,
@@ -965,44 +839,26 @@ export class FakeCluster {
         }). The object might have been modified`,
       );
     }
-    const id = storageIdOf(type);
-    if (id === "/namespaces" && PROTECTED_NAMESPACES.has(name)) {
-      throw new StatusError(
-        failure(
-          403,
-          "Forbidden",
-          `namespaces ${quote(name)} is forbidden: this namespace may not be deleted`,
-          {
-            name,
-            kind: "namespaces",
-          },
-        ),
-      );
-    }
+    const kind = kindBehaviour(storageIdOf(type));
+    const refused = kind.refuseDelete?.(name);
+    if (refused) throw refused;
     const key = this.keyOf(type, namespace, name);
     const finalizers = (live.metadata as JsonObject).finalizers;
-    const isNamespace = id === "/namespaces";
-    const isCrd = id === "apiextensions.k8s.io/customresourcedefinitions";
-    if ((Array.isArray(finalizers) && finalizers.length) || isNamespace || isCrd) {
+    if ((Array.isArray(finalizers) && finalizers.length) || kind.finalize) {
       if (metaString(live, "deletionTimestamp")) return this.present(type, live);
       const next = clone(live);
       const meta = metaOf(next);
       meta.deletionTimestamp = rfc3339(this.#now());
-      if (!isNamespace) meta.deletionGracePeriodSeconds = 0;
-      if (isNamespace) {
-        next.status = { ...(isObject(next.status) ? next.status : {}), phase: "Terminating" };
-      }
+      if (kind.mark) kind.mark(next);
+      else meta.deletionGracePeriodSeconds = 0;
       this.#commit(type, "MODIFIED", key, next, live, options.dryRun);
       const answer = this.present(type, next);
-      if (!options.dryRun) {
-        if (isNamespace) this.#terminateNamespace(name);
-        if (isCrd) this.#terminateCrd(next);
-      }
+      if (!options.dryRun) kind.finalize?.(next, this.#host);
       return answer;
     }
     let before = live;
-    if (id === "/pods" && !options.dryRun) {
-      // Graceful deletion with a zero grace period (no kubelet here): the pod is first marked,
+    if (kind.graceful && !options.dryRun) {
+      // Graceful deletion with a zero grace period (no kubelet here): the object is first marked,
       // then removed, as the real server does for a pod that is not running on a node.
       const marked = clone(live);
       const meta = metaOf(marked);
@@ -1141,23 +997,35 @@ export class FakeCluster {
 
   #afterWrite(type: ResourceType, object: JsonObject, dryRun?: boolean): void {
     if (dryRun) return;
-    if (storageIdOf(type) === "apiextensions.k8s.io/customresourcedefinitions") {
-      this.#establishCrd(object);
-    }
+    kindBehaviour(storageIdOf(type)).afterWrite?.(object, this.#host);
   }
 
   #afterDelete(type: ResourceType, object: JsonObject, dryRun?: boolean): void {
     if (dryRun) return;
-    const id = storageIdOf(type);
-    if (id === "apiextensions.k8s.io/customresourcedefinitions") {
-      this.types.removeCrd(metaString(object, "name"));
-    }
+    kindBehaviour(storageIdOf(type)).afterDelete?.(object, this.#host);
+    // The namespace controller notices the last object of a terminating namespace go.
     const namespace = metaString(object, "namespace");
-    if (type.namespaced && namespace) {
-      const ns = this.#store(this.typeOf("", "v1", "namespaces")).get(namespace);
-      if (ns && metaString(ns, "deletionTimestamp")) this.#finishNamespace(namespace);
-    }
+    if (type.namespaced && namespace) this.#finishNamespaceIfEmpty(namespace);
   }
+
+  #finishNamespaceIfEmpty(namespace: string): void {
+    const ns = this.#store(this.typeOf("", "v1", "namespaces")).get(namespace);
+    if (ns && metaString(ns, "deletionTimestamp")) this.#finishNamespace(namespace);
+  }
+
+  /** What kind behaviour may use of the store (see `_kinds/kind.ts`). */
+  #host: KindHost = {
+    now: () => this.#now(),
+    nextServiceIp: () => {
+      const n = this.#serviceIp++;
+      return `10.96.${Math.floor(n / 250)}.${(n % 250) + 1}`;
+    },
+    terminateNamespace: (name) => this.#terminateNamespace(name),
+    finishNamespaceIfEmpty: (name) => this.#finishNamespaceIfEmpty(name),
+    terminateCrd: (crd) => this.#terminateCrd(crd),
+    establishCrd: (crd) => this.#establishCrd(crd),
+    forgetCrd: (name) => this.types.removeCrd(name),
+  };
 
   /** What the namespace controller does: delete the content, then the namespace. */
   #terminateNamespace(name: string): void {

@@ -1,14 +1,14 @@
-// Internal: the watch streams of the fake API server (testing.ts): newline-delimited JSON events
+// Internal: the watch streams of the fake API server (../testing.ts): newline-delimited JSON events
 // from the history or the live store, bookmarks, timeouts, selector transitions and stream faults.
 // Not part of the public API.
 
-import type { Status } from "./errors.ts";
-import { clone, type JsonObject, metaOf, metaString } from "./_fake_json.ts";
-import { apiVersionOf, type ResourceType, storageIdOf } from "./_fake_resources.ts";
-import type { FieldSelector, LabelSelector } from "./_fake_selectors.ts";
-import { matchesSelectors } from "./_fake_selectors.ts";
-import { failure } from "./_fake_status.ts";
-import type { FakeCluster, HistoryEvent } from "./_fake_store.ts";
+import type { Status } from "../errors.ts";
+import { clone, type JsonObject, metaOf, metaString } from "./_json.ts";
+import { apiVersionOf, type ResourceType, storageIdOf } from "./_resources.ts";
+import type { FieldSelector, LabelSelector } from "./_selectors.ts";
+import { matchesSelectors } from "./_selectors.ts";
+import { failure } from "./_status.ts";
+import type { FakeCluster, HistoryEvent } from "./_store.ts";
 
 /** A fault that acts on a watch stream after some events. */
 export interface StreamFault {

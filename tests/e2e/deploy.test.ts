@@ -1,0 +1,189 @@
+// The Foo operator's deployment manifests (examples/deploy/foo-operator.yaml) against the real
+// API server: accepted by a server-side dry run; the RBAC grants exactly what the operator uses
+// (`kubectl auth can-i --as` both ways), and the operator, run as its ServiceAccount, works.
+
+import assert from "node:assert/strict";
+import { Api } from "../../api.ts";
+import { e2eTest, kubectl } from "./_harness.ts";
+
+const SA = "system:serviceaccount:foo-system:foo-operator";
+const MANIFEST = new URL("../../examples/deploy/foo-operator.yaml", import.meta.url).pathname;
+const CRD = new URL("../../examples/foo.yaml", import.meta.url).pathname;
+
+/** [verb, resource, namespace or "" for all, expected]: what the operator does, and more. */
+const ACCESS: [string, string, string, boolean][] = [
+  // What it uses.
+  ["list", "foos.clux.dev", "", true],
+  ["watch", "foos.clux.dev", "", true],
+  ["patch", "foos.clux.dev --subresource=status", "demo", true],
+  ["create", "events.events.k8s.io", "demo", true],
+  ["create", "leases.coordination.k8s.io", "foo-system", true],
+  ["get", "leases.coordination.k8s.io/foo-operator", "foo-system", true],
+  ["update", "leases.coordination.k8s.io/foo-operator", "foo-system", true],
+  // Nothing more.
+  ["get", "foos.clux.dev", "demo", false],
+  ["update", "foos.clux.dev", "demo", false],
+  ["patch", "foos.clux.dev", "demo", false],
+  ["delete", "foos.clux.dev", "demo", false],
+  ["create", "foos.clux.dev", "demo", false],
+  ["update", "foos.clux.dev --subresource=status", "demo", false],
+  ["get", "foos.clux.dev --subresource=status", "demo", false],
+  ["get", "leases.coordination.k8s.io/kube-controller-manager", "kube-system", false],
+  ["update", "leases.coordination.k8s.io/other", "foo-system", false],
+  ["delete", "leases.coordination.k8s.io/foo-operator", "foo-system", false],
+  ["create", "leases.coordination.k8s.io", "demo", false],
+  ["list", "leases.coordination.k8s.io", "foo-system", false],
+  ["create", "events", "demo", false],
+  ["patch", "events.events.k8s.io", "demo", false],
+  ["list", "events.events.k8s.io", "demo", false],
+  ["get", "secrets", "foo-system", false],
+  ["list", "pods", "foo-system", false],
+  ["list", "configmaps", "demo", false],
+  ["create", "customresourcedefinitions.apiextensions.k8s.io", "", false],
+];
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+e2eTest(
+  "deploy: the Foo operator's manifests, its least-privilege RBAC, run as its ServiceAccount",
+  async ({ cp, client, t }) => {
+    const k = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
+    await k("apply", "-f", CRD);
+    await k("wait", "--for", "condition=established", "crd/foos.clux.dev", "--timeout=30s");
+    await k("create", "namespace", "demo");
+
+    await t.step("kubectl apply --dry-run=server accepts every object", async () => {
+      // The namespace must exist for the dry run of the objects in it.
+      await k("create", "namespace", "foo-system");
+      const out = await k("apply", "--dry-run=server", "-f", MANIFEST);
+      for (
+        const object of [
+          "namespace/foo-system",
+          "serviceaccount/foo-operator",
+          "clusterrole.rbac.authorization.k8s.io/foo-operator",
+          "clusterrolebinding.rbac.authorization.k8s.io/foo-operator",
+          "role.rbac.authorization.k8s.io/foo-operator-leader-election",
+          "rolebinding.rbac.authorization.k8s.io/foo-operator-leader-election",
+          "deployment.apps/foo-operator",
+        ]
+      ) {
+        assert.match(
+          out,
+          new RegExp(`^${object.replace(/\./g, "\\.")} .*\\(server dry run\\)$`, "m"),
+        );
+      }
+      const deployment = JSON.parse(
+        await k("apply", "--dry-run=server", "-f", MANIFEST, "-o", "json"),
+      ).items.find((o: { kind: string }) => o.kind === "Deployment");
+      assert.equal(deployment.spec.replicas, 3);
+      const container = deployment.spec.template.spec.containers[0];
+      assert.equal(container.livenessProbe.httpGet.path, "/healthz");
+      assert.equal(container.readinessProbe.httpGet.path, "/readyz");
+      assert.equal(deployment.spec.template.spec.serviceAccountName, "foo-operator");
+    });
+
+    await t.step(
+      "kubectl auth can-i --as the ServiceAccount: what it uses, and nothing more",
+      async () => {
+        await k("apply", "-f", MANIFEST);
+        const wrong: string[] = [];
+        await Promise.all(ACCESS.map(async ([verb, resource, namespace, expected]) => {
+          const args = ["auth", "can-i", verb, ...resource.split(" "), "--as", SA];
+          args.push(...(namespace ? ["-n", namespace] : ["--all-namespaces"]));
+          const out = await new Deno.Command("kubectl", {
+            args: ["--kubeconfig", cp.kubeconfigPath, ...args],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const answer = new TextDecoder().decode(out.stdout).trim();
+          if ((answer === "yes") !== expected) {
+            wrong.push(`${verb} ${resource} in ${namespace || "all namespaces"}: ${answer}`);
+          }
+        }));
+        assert.deepEqual(wrong, []);
+      },
+    );
+
+    await t.step(
+      "the operator, run as the ServiceAccount, reconciles a Foo and hands over on SIGTERM",
+      async () => {
+        const config = JSON.parse(await Deno.readTextFile(cp.kubeconfigPath));
+        config.users[0].user.as = SA;
+        const kubeconfig = await Deno.makeTempFile({ prefix: "kubeconfig-sa-" });
+        await Deno.writeTextFile(kubeconfig, JSON.stringify(config));
+        const port = freePort();
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            new URL("../../examples/deploy/foo_operator.ts", import.meta.url).pathname,
+          ],
+          env: {
+            KUBECONFIG: kubeconfig,
+            POD_NAME: "foo-operator-test",
+            POD_NAMESPACE: "foo-system",
+            METRICS_PORT: String(port),
+            METRICS_ADDRESS: "127.0.0.1",
+          },
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const output = Promise.all([
+          new Response(child.stdout).text(),
+          new Response(child.stderr).text(),
+        ]);
+        try {
+          const foos = Api.customResource("foos").group("clux.dev").version("v1").within("demo");
+          await client.create(foos, {
+            metadata: { name: "baz" },
+            spec: { name: "baz", info: "ok", replicas: 2 },
+          });
+          const deadline = Date.now() + 30_000;
+          let observed: unknown;
+          while (Date.now() < deadline) {
+            observed = (await client.get(foos, "baz")).status?.observedReplicas;
+            if (observed === 2) break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.equal(observed, 2, "the operator set status.observedReplicas");
+          // The Event follows the status patch; kubectl reads it back.
+          let recorded = false;
+          while (!recorded && Date.now() < deadline) {
+            const events = JSON.parse(
+              await k("get", "events.events.k8s.io", "-n", "demo", "-o", "json"),
+            );
+            recorded = events.items.some((
+              e: { regarding?: { name?: string }; reason?: string },
+            ) => e.regarding?.name === "baz" && e.reason === "ObservedReplicas");
+            if (!recorded) await new Promise((r) => setTimeout(r, 200));
+          }
+          if (!recorded) {
+            child.kill("SIGTERM");
+            const [stdout, stderr] = await output;
+            assert.fail(`no Event recorded:\n${stdout}\n${stderr}`);
+          }
+          const ready = await fetch(`http://127.0.0.1:${port}/readyz?verbose`);
+          assert.equal(ready.status, 200, await ready.text());
+          const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          assert.match(metrics, /^leader_election_master_status\{name="foo-operator"\} 1$/m);
+        } finally {
+          child.kill("SIGTERM");
+        }
+        const status = await child.status;
+        const [stdout, stderr] = await output;
+        await Deno.remove(kubeconfig);
+        assert.equal(status.code, 0, stderr);
+        assert.doesNotMatch(stdout + stderr, /Forbidden|forbidden/);
+        const lease = JSON.parse(
+          await k("get", "lease", "foo-operator", "-n", "foo-system", "-o", "json"),
+        );
+        assert.equal(lease.spec.holderIdentity, "", "released on SIGTERM");
+      },
+    );
+  },
+);

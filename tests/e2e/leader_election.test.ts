@@ -1,0 +1,317 @@
+// Leader election against the real kube-apiserver: three operator processes (separate `deno`
+// subprocesses, tests/e2e/_lease_operator.ts) on one Lease, each reaching the API server through
+// its own loopback TCP proxy so that the test can cut one off.
+//
+// Lease settings of this test (to keep CI short; the unit tests cover client-go's defaults):
+// lease 4 s, renew deadline 3 s, retry 0.5 s (acquire attempts jittered up to 0.5 × 2.2 = 1.1 s).
+//
+// Every write of a leader is an append "identity#transition@ms" to one ConfigMap (read, then
+// update with the resourceVersion), so the ConfigMap holds the writes in commit order; the
+// processes also print when their leader-only work starts and stops.
+
+import assert from "node:assert/strict";
+import { Api } from "../../api.ts";
+import { e2eTest, kubectl, uniqueNamespace } from "./_harness.ts";
+import { TcpProxy } from "./_tcp_proxy.ts";
+
+const LEASE_MS = 4_000;
+const RENEW_DEADLINE_MS = 3_000;
+const RETRY_MS = 500;
+const JITTER = 1.2;
+/** Process start, HTTP round trips and the 200 ms write period, on a loaded 2-core machine. */
+const SLACK_MS = 1_500;
+
+interface OpEvent {
+  event: string;
+  identity: string;
+  transition?: number;
+  at: number;
+  error?: string;
+}
+
+class Operator {
+  readonly events: OpEvent[] = [];
+  child!: Deno.ChildProcess;
+  proxy!: TcpProxy;
+  killedAt: number | undefined;
+  #reading: Promise<void> = Promise.resolve();
+  constructor(readonly identity: string) {}
+
+  async start(kubeconfig: string, namespace: string, target: { hostname: string; port: number }) {
+    this.proxy = new TcpProxy(target);
+    const config = JSON.parse(await Deno.readTextFile(kubeconfig));
+    config.clusters[0].cluster.server = `https://127.0.0.1:${this.proxy.port}`;
+    const path = await Deno.makeTempFile({ prefix: `kubeconfig-${this.identity}-` });
+    await Deno.writeTextFile(path, JSON.stringify(config));
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./_lease_operator.ts", import.meta.url).pathname,
+        path,
+        namespace,
+        this.identity,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+      stdin: "null",
+    }).spawn();
+    this.#reading = (async () => {
+      let rest = "";
+      for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        const lines = rest.split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          if (!line.startsWith("{")) continue;
+          const event = JSON.parse(line) as OpEvent;
+          this.events.push(event);
+          if (event.event === "error") console.error(`${this.identity}: ${event.error}`);
+        }
+      }
+      await Deno.remove(path).catch(() => {});
+    })();
+    await waitFor(
+      () => this.events.some((e) => e.event === "ready"),
+      30_000,
+      `${this.identity} ready`,
+    );
+  }
+
+  starts(after = 0): OpEvent[] {
+    return this.events.filter((e) => e.event === "start" && e.at >= after);
+  }
+
+  kill(signal: Deno.Signal): number {
+    const at = Date.now();
+    if (signal === "SIGKILL") this.killedAt = at;
+    this.child.kill(signal);
+    return at;
+  }
+
+  get leading(): boolean {
+    const last = this.events.filter((e) => e.event === "start" || e.event === "stop").at(-1);
+    return last?.event === "start" && this.killedAt === undefined;
+  }
+
+  async stop(): Promise<Deno.CommandStatus> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // exited
+    }
+    const status = await this.child.status;
+    await this.#reading;
+    await this.proxy.close();
+    return status;
+  }
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+e2eTest("leader election: three operator processes on one Lease", async ({ cp, client, t }) => {
+  const namespace = uniqueNamespace("lease");
+  await client.create(Api.v1Namespace(), { metadata: { name: namespace } });
+  await client.create(Api.v1ConfigMap().within(namespace), {
+    metadata: { name: "ledger" },
+    data: { log: "" },
+  });
+  const url = new URL(cp.server);
+  const target = { hostname: url.hostname, port: Number(url.port) };
+  const ops: Operator[] = [];
+  const spawn = async (identity: string) => {
+    const op = new Operator(identity);
+    ops.push(op);
+    await op.start(cp.kubeconfigPath, namespace, target);
+    return op;
+  };
+  const leaders = () => ops.filter((o) => o.leading);
+  const nextStart = async (after: number, what: string) => {
+    let found: { op: Operator; event: OpEvent } | undefined;
+    await waitFor(
+      () => {
+        for (const op of ops) {
+          const event = op.starts(after)[0];
+          if (event && (!found || event.at < found.event.at)) found = { op, event };
+        }
+        return found !== undefined;
+      },
+      30_000,
+      what,
+    );
+    return found!;
+  };
+  const measured: Record<string, number> = {};
+
+  try {
+    await Promise.all(["op-1", "op-2", "op-3"].map(spawn));
+    let leader = (await nextStart(0, "a first leader")).op;
+
+    await t.step(
+      "SIGKILL the leader: another leads within lease duration + retry period",
+      async () => {
+        await waitFor(() => leaders().length === 1, 10_000, "one leader");
+        const killedAt = leader.kill("SIGKILL");
+        const next = await nextStart(killedAt, "a leader after SIGKILL");
+        assert.notEqual(next.op, leader);
+        measured.sigkill = next.event.at - killedAt;
+        assert.ok(
+          measured.sigkill <= LEASE_MS + RETRY_MS * (1 + JITTER) + SLACK_MS,
+          `takeover after SIGKILL took ${measured.sigkill} ms`,
+        );
+        leader = next.op;
+        await spawn("op-4");
+      },
+    );
+
+    await t.step(
+      "SIGTERM the leader: it releases, another leads within about a retry period",
+      async () => {
+        await waitFor(() => leaders().length === 1, 10_000, "one leader");
+        const old = leader;
+        const termAt = old.kill("SIGTERM");
+        const next = await nextStart(termAt, "a leader after SIGTERM");
+        measured.sigterm = next.event.at - termAt;
+        assert.ok(
+          measured.sigterm <= RETRY_MS * (1 + JITTER) + SLACK_MS,
+          `takeover after SIGTERM took ${measured.sigterm} ms`,
+        );
+        assert.equal((await old.child.status).code, 0);
+        assert.ok(old.events.some((e) => e.event === "exit"));
+        leader = next.op;
+        await spawn("op-5");
+      },
+    );
+
+    await t.step(
+      "cut the leader off: it stops within the renew deadline, before the next leader starts",
+      async () => {
+        await waitFor(() => leaders().length === 1, 10_000, "one leader");
+        const old = leader;
+        const cutAt = Date.now();
+        old.proxy.pause();
+        await waitFor(
+          () => old.events.some((e) => e.event === "stop" && e.at >= cutAt),
+          RENEW_DEADLINE_MS + SLACK_MS + 5_000,
+          "the cut-off leader to stop",
+        );
+        const stoppedAt = old.events.find((e) => e.event === "stop" && e.at >= cutAt)!.at;
+        measured.cutStop = stoppedAt - cutAt;
+        assert.ok(
+          measured.cutStop <= RENEW_DEADLINE_MS + 500,
+          `stopped ${measured.cutStop} ms after the cut`,
+        );
+        const next = await nextStart(cutAt, "a leader after the cut");
+        assert.notEqual(next.op, old);
+        measured.cutTakeover = next.event.at - cutAt;
+        assert.ok(next.event.at >= stoppedAt, "the new leader started before the old one stopped");
+        old.proxy.resume();
+        leader = next.op;
+        await new Promise((r) => setTimeout(r, 2 * RETRY_MS * (1 + JITTER)));
+        assert.equal(old.leading, false, "the reconnected replica stays a standby");
+      },
+    );
+
+    await t.step("an API server restart does not create two leaders", async () => {
+      const before = Date.now();
+      await cp.restartApiServer();
+      measured.restartMs = Date.now() - before;
+      await waitFor(() => leaders().length === 1, 30_000, "one leader after the restart");
+      await new Promise((r) => setTimeout(r, LEASE_MS));
+      assert.equal(leaders().length, 1);
+    });
+  } finally {
+    await Promise.all(ops.map((o) => o.stop()));
+  }
+
+  await t.step(
+    "no two writers overlapped: terms, ledger order, kubectl's view of the Lease",
+    async () => {
+      // Terms from the processes' own reports (one machine: one clock).
+      const terms: { id: string; transition: number; from: number; to: number }[] = [];
+      for (const op of ops) {
+        let open: OpEvent | undefined;
+        for (const e of op.events) {
+          if (e.event === "start") open = e;
+          if (e.event === "stop" && open) {
+            terms.push({ id: op.identity, transition: open.transition!, from: open.at, to: e.at });
+            open = undefined;
+          }
+        }
+        if (open) {
+          terms.push({
+            id: op.identity,
+            transition: open.transition!,
+            from: open.at,
+            to: op.killedAt ?? Infinity,
+          });
+        }
+      }
+      terms.sort((a, b) => a.from - b.from);
+      assert.ok(terms.length >= 4, `expected at least 4 terms, got ${terms.length}`);
+      for (let i = 1; i < terms.length; i++) {
+        assert.ok(
+          terms[i].from >= terms[i - 1].to,
+          `terms overlap: ${JSON.stringify(terms[i - 1])} and ${JSON.stringify(terms[i])}`,
+        );
+      }
+      // The ledger, read by kubectl: commit order. Each writer term is one contiguous block, and
+      // every write lies inside its writer's term.
+      const log = await kubectl(
+        cp.kubeconfigPath,
+        "get",
+        "configmap",
+        "ledger",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.log}",
+      );
+      const writes = log.trim().split("\n").map((line) => {
+        const [, writer, transition, at] = line.match(/^(.+)#(\d+)@(\d+)$/)!;
+        return { writer: `${writer}#${transition}`, id: writer, at: Number(at) };
+      });
+      assert.ok(writes.length > 20, `only ${writes.length} writes`);
+      const blocks: string[] = [];
+      for (const w of writes) if (blocks.at(-1) !== w.writer) blocks.push(w.writer);
+      assert.equal(
+        new Set(blocks).size,
+        blocks.length,
+        `interleaved writers: ${blocks.join(" → ")}`,
+      );
+      for (const w of writes) {
+        const term = terms.find((x) => `${x.id}#${x.transition}` === w.writer && x.from <= w.at);
+        assert.ok(term && w.at <= term.to, `write ${JSON.stringify(w)} outside its writer's term`);
+      }
+      const lease = JSON.parse(
+        await kubectl(
+          cp.kubeconfigPath,
+          "get",
+          "lease",
+          "lease-e2e",
+          "-n",
+          namespace,
+          "-o",
+          "json",
+        ),
+      );
+      assert.equal(lease.spec.holderIdentity, "", "the last replica released the lease on SIGTERM");
+      const transitions = blocks.map((b) => Number(b.split("#")[1]));
+      assert.ok(transitions.every((n, i) => i === 0 || n > transitions[i - 1]), `${transitions}`);
+      assert.ok(lease.spec.leaseTransitions >= transitions.at(-1)!);
+      console.log(
+        `leader election e2e: takeover after SIGKILL ${measured.sigkill} ms, after SIGTERM ${measured.sigterm} ms; cut-off leader stopped after ${measured.cutStop} ms, next leader started ${measured.cutTakeover} ms after the cut; apiserver restart ${measured.restartMs} ms; ${writes.length} writes in ${blocks.length} terms (${
+          blocks.join(" → ")
+        })`,
+      );
+    },
+  );
+});

@@ -1,0 +1,60 @@
+// Helpers shared by the unit tests (instead of a copy in each file).
+
+import assert from "node:assert/strict";
+import type { KubeObject } from "../../api.ts";
+import { Config } from "../../config.ts";
+import { ApiError } from "../../errors.ts";
+import type { WatchEvent } from "../../watch.ts";
+
+/**
+ * Awaits a promise that must reject with an ApiError, and returns the error.
+ *
+ * @param promise The request.
+ * @returns The error.
+ */
+export async function failure(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof ApiError, `expected ApiError, got ${e}`);
+    return e;
+  }
+  assert.fail("expected the request to fail");
+}
+
+/**
+ * Events as short strings: `ADDED:name@rv`, `BOOKMARK:rv`, `ERROR`.
+ *
+ * @param list The events.
+ * @returns One string per event.
+ */
+export function summary<T extends KubeObject>(list: WatchEvent<T>[]): string[] {
+  return list.map((e) =>
+    e.type === "BOOKMARK"
+      ? `BOOKMARK:${e.resourceVersion}`
+      : e.type === "ERROR"
+      ? "ERROR"
+      : `${e.type}:${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}`
+  );
+}
+
+/**
+ * A configuration for `https://k8s.test:6443` with a token, for clients with a stub `fetch`.
+ *
+ * @param overrides Fields to replace.
+ * @returns The configuration.
+ */
+export function testConfig(
+  overrides: Partial<ConstructorParameters<typeof Config>[0]> = {},
+): Config {
+  return new Config({
+    cluster: {
+      server: "https://k8s.test:6443",
+      insecureSkipTlsVerify: false,
+      disableCompression: false,
+    },
+    credentials: { token: "t" },
+    namespace: "default",
+    ...overrides,
+  });
+}
