@@ -1,5 +1,5 @@
 /**
- * {@linkcode ControllerHarness}: runs controllers against a {@linkcode FakeApiServer} with a
+ * {@linkcode ControllerHarness}: runs controllers against a `FakeApiServer` with a
  * {@linkcode VirtualClock}, so that backoff, requeue and debounce tests are instant and exact.
  *
  * @module
@@ -7,8 +7,26 @@
 import type { KubeObject } from "../api.ts";
 import { Client } from "../client.ts";
 import type { Controller, ReconcileOutcome } from "../controller.ts";
-import type { FakeApiServer } from "../testing.ts";
+import type { Config } from "../config.ts";
 import { VirtualClock } from "./virtual_clock.ts";
+
+/**
+ * What the harness needs of a server: a `FakeApiServer` (from `@denokube/kube/testing`) has it.
+ */
+export interface HarnessServer {
+  /** Answers a request (the fake's socket-less `fetch`). */
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  /** A config pointing at the server. */
+  config(): Config;
+  /** Serves a custom resource type. */
+  registerResource(definition: {
+    group: string;
+    version: string;
+    kind: string;
+    plural: string;
+    namespaced: boolean;
+  }): void;
+}
 
 /** A request the harness saw going to the fake server. */
 export interface HarnessRequest {
@@ -55,7 +73,7 @@ export interface ControllerHarnessOptions {
  */
 export class ControllerHarness implements AsyncDisposable {
   /** The fake server. */
-  readonly server: FakeApiServer;
+  readonly server: HarnessServer;
   /** The virtual clock. */
   readonly clock: VirtualClock;
   /** A client of the server whose requests are recorded. */
@@ -74,7 +92,7 @@ export class ControllerHarness implements AsyncDisposable {
    * @param server The fake server.
    * @param options Clock and watch latency.
    */
-  constructor(server: FakeApiServer, options: ControllerHarnessOptions = {}) {
+  constructor(server: HarnessServer, options: ControllerHarnessOptions = {}) {
     this.server = server;
     this.clock = options.clock ?? new VirtualClock();
     this.#latency = options.watchLatencyMs ?? 0;
