@@ -189,6 +189,7 @@ export {
   type HistogramOptions,
   type HistogramSeries,
   type Labels,
+  Metric,
   type MetricOptions,
   Registry,
 } from "./metrics.ts";
