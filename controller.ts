@@ -479,6 +479,13 @@ export interface SharedCache<T extends KubeObject> extends AsyncDisposable {
    */
   version(): string;
   /**
+   * How often the cache's watch had to list again (after a 410 Expired or a failure that needs
+   * it) or to watch again from its resource version (a stream that ended or broke).
+   *
+   * @returns The counters since the cache started.
+   */
+  stats(): { relists: number; watchRestarts: number };
+  /**
    * Releases this holder.
    *
    * @returns Resolves when released (and the watch stopped, for the last holder).
@@ -518,6 +525,7 @@ export function sharedCache<T extends KubeObject>(
     },
     byIndex: (name, value) => source.byIndex(name, value),
     version: () => source.version(),
+    stats: () => source.stats(),
     release: () => source.release(),
     [Symbol.asyncDispose]: () => source.release(),
   };

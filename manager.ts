@@ -39,7 +39,7 @@ import {
   LeadershipLostError,
 } from "./leader_election.ts";
 import { Registry } from "./metrics.ts";
-import { Reflector } from "./reflector.ts";
+import { type Selectors, type SharedCache, sharedCache } from "./controller.ts";
 import { exitNow, onTerminationSignal } from "./_runtime.ts";
 
 const log = getLogger(["kube", "manager"]);
@@ -269,7 +269,7 @@ export class Manager {
   /** The candidate, when leader election is on. */
   readonly elector: LeaderElector | undefined;
   #entries: Entry[] = [];
-  #caches = new Map<string, Reflector<KubeObject>>();
+  #caches = new Map<string, SharedCache<KubeObject>>();
   #clock: Clock;
   #graceMs: number;
   #onLost: "campaign" | "exit";
@@ -348,20 +348,27 @@ export class Manager {
   }
 
   /**
-   * The shared cache of a resource: one {@linkcode Reflector} per resource (and namespace), run
-   * on every replica, so that standbys stay warm. `/readyz` waits for its first sync.
+   * Keeps the shared cache of a resource warm on every replica: the same watch and cache (one per
+   * client, resource, namespace and selectors) that a {@linkcode Controller} of this client uses,
+   * so that a standby that takes over starts reconciling without a new list. It syncs from now
+   * until `run()` has stopped everything; `/readyz` waits for its first sync.
+   *
+   * Cost: each standby holds the whole cache in memory and keeps one watch open per resource.
    *
    * @param api The resource (and namespace).
-   * @returns The reflector; read it with `read()`, `get()`, `byIndex()`.
+   * @param selectors Label and field selectors (must match the controller's to share its cache).
+   * @returns The cache; read it with `read()`, `get()`, `byIndex()`.
    */
-  cache<T extends KubeObject>(api: Api<T>): Reflector<T> {
-    const key = `${api.apiVersion}/${api.plural}@${api.namespace ?? ""}`;
+  cache<T extends KubeObject>(api: Api<T>, selectors: Selectors = {}): SharedCache<T> {
+    const key = `${api.apiVersion}/${api.plural}@${api.namespace ?? ""}${
+      selectors.labelSelector ? `?l=${selectors.labelSelector}` : ""
+    }${selectors.fieldSelector ? `?f=${selectors.fieldSelector}` : ""}`;
     const existing = this.#caches.get(key);
-    if (existing) return existing as unknown as Reflector<T>;
-    const reflector = new Reflector<T>(this.client, api, { clock: this.#clock });
+    if (existing) return existing as unknown as SharedCache<T>;
+    const cache = sharedCache(this.client, api, { ...selectors, clock: this.#clock });
     let synced = false;
-    reflector.ready.then(() => synced = true, () => {});
-    this.#caches.set(key, reflector as unknown as Reflector<KubeObject>);
+    cache.ready.then(() => synced = true, () => {});
+    this.#caches.set(key, cache as unknown as SharedCache<KubeObject>);
     const labels = { resource: key };
     const relists = this.registry.counter({
       name: "kube_reflector_relists_total",
@@ -376,16 +383,22 @@ export class Manager {
     relists.inc(labels, 0);
     restarts.inc(labels, 0);
     this.registry.onCollect(() => {
-      const stats = reflector.stats();
+      const stats = cache.stats();
       relists.inc(labels, Math.max(0, stats.relists - relists.get(labels)));
       restarts.inc(labels, Math.max(0, stats.watchRestarts - restarts.get(labels)));
     });
     this.add({
       name: `cache ${key}`,
-      run: (signal) => reflector.run({ signal }),
+      async run(signal) {
+        await new Promise<void>((resolve) => {
+          if (signal.aborted) resolve();
+          else signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+        await cache.release();
+      },
       ready: () => synced || "not synced yet",
     }, { leaderOnly: false });
-    return reflector;
+    return cache;
   }
 
   /**

@@ -47,6 +47,8 @@ export interface SharedSource<T extends KubeObject> {
    * not comparable.
    */
   waitForVersion(rv: string, timeoutMs: number, signal: AbortSignal): Promise<boolean>;
+  /** Relists and watch restarts of the underlying Reflector (for metrics). */
+  stats(): { relists: number; watchRestarts: number };
   release(): Promise<void>;
 }
 
@@ -195,6 +197,7 @@ function handle(entry: Entry, registry: Map<string, Entry>): SharedSource<KubeOb
       reflector.index(name, fn);
     },
     version: () => reflector.version(),
+    stats: () => reflector.stats(),
     subscribe(listener) {
       entry.listeners.add(listener);
       own.add(listener);

@@ -132,7 +132,6 @@ export const DEFAULT_CONTROLLERS: readonly string[] = [
   "pod-garbage-collector-controller",
   "node-lifecycle-controller",
   "disruption-controller",
-  "resourcequota-controller",
 ];
 
 /** KWOK's part of a running control plane: its nodes and the files behind its kubelet API. */

@@ -1,5 +1,5 @@
 /**
- * {@linkcode ControllerHarness}: runs controllers against a `FakeApiServer` with a
+ * {@linkcode ControllerHarness}: runs controllers against a {@linkcode FakeApiServer} with a
  * {@linkcode VirtualClock}, so that backoff, requeue and debounce tests are instant and exact.
  *
  * @module
@@ -11,14 +11,15 @@ import type { Config } from "../config.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 
 /**
- * What the harness needs of a server: a `FakeApiServer` (from `@denokube/kube/testing`) has it.
+ * What the harness needs of a server: the `FakeApiServer` of this module satisfies it. (A
+ * structural type, so that the harness does not import the entry point that re-exports it.)
  */
 export interface HarnessServer {
-  /** Answers a request (the fake's socket-less `fetch`). */
-  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
-  /** A config pointing at the server. */
+  /** A config whose client reaches the server. */
   config(): Config;
-  /** Serves a custom resource type. */
+  /** Answers one request. */
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  /** Serves one more resource type (throws when it is served already). */
   registerResource(definition: {
     group: string;
     version: string;

@@ -3,7 +3,7 @@
 // (`kubectl auth can-i --as` both ways), and the operator, run as its ServiceAccount, works.
 
 import assert from "node:assert/strict";
-import { Api } from "../../api.ts";
+import { FOOS } from "../../examples/foo_operator.ts";
 import { e2eTest, kubectl } from "./_harness.ts";
 
 const SA = "system:serviceaccount:foo-system:foo-operator";
@@ -15,31 +15,43 @@ const ACCESS: [string, string, string, boolean][] = [
   // What it uses.
   ["list", "foos.clux.dev", "", true],
   ["watch", "foos.clux.dev", "", true],
+  ["get", "foos.clux.dev", "demo", true],
+  ["patch", "foos.clux.dev", "demo", true],
   ["patch", "foos.clux.dev --subresource=status", "demo", true],
+  ["list", "deployments.apps", "", true],
+  ["watch", "deployments.apps", "", true],
+  ["patch", "deployments.apps", "demo", true],
+  ["create", "deployments.apps", "demo", true],
   ["create", "events.events.k8s.io", "demo", true],
+  ["patch", "events.events.k8s.io", "demo", true],
   ["create", "leases.coordination.k8s.io", "foo-system", true],
   ["get", "leases.coordination.k8s.io/foo-operator", "foo-system", true],
   ["update", "leases.coordination.k8s.io/foo-operator", "foo-system", true],
   // Nothing more.
-  ["get", "foos.clux.dev", "demo", false],
   ["update", "foos.clux.dev", "demo", false],
-  ["patch", "foos.clux.dev", "demo", false],
   ["delete", "foos.clux.dev", "demo", false],
   ["create", "foos.clux.dev", "demo", false],
   ["update", "foos.clux.dev --subresource=status", "demo", false],
   ["get", "foos.clux.dev --subresource=status", "demo", false],
+  ["get", "deployments.apps", "demo", false],
+  ["update", "deployments.apps", "demo", false],
+  ["delete", "deployments.apps", "demo", false],
+  ["patch", "deployments.apps --subresource=scale", "demo", false],
   ["get", "leases.coordination.k8s.io/kube-controller-manager", "kube-system", false],
   ["update", "leases.coordination.k8s.io/other", "foo-system", false],
   ["delete", "leases.coordination.k8s.io/foo-operator", "foo-system", false],
   ["create", "leases.coordination.k8s.io", "demo", false],
   ["list", "leases.coordination.k8s.io", "foo-system", false],
+  ["watch", "leases.coordination.k8s.io", "foo-system", false],
   ["create", "events", "demo", false],
-  ["patch", "events.events.k8s.io", "demo", false],
   ["list", "events.events.k8s.io", "demo", false],
+  ["delete", "events.events.k8s.io", "demo", false],
   ["get", "secrets", "foo-system", false],
-  ["list", "pods", "foo-system", false],
+  ["list", "pods", "demo", false],
+  ["create", "pods", "demo", false],
   ["list", "configmaps", "demo", false],
   ["create", "customresourcedefinitions.apiextensions.k8s.io", "", false],
+  ["create", "clusterrolebindings.rbac.authorization.k8s.io", "", false],
 ];
 
 function freePort(): number {
@@ -133,12 +145,19 @@ e2eTest(
           stdout: "piped",
           stderr: "piped",
         }).spawn();
+        const kill = () => {
+          try {
+            child.kill("SIGTERM");
+          } catch {
+            // exited already
+          }
+        };
         const output = Promise.all([
           new Response(child.stdout).text(),
           new Response(child.stderr).text(),
         ]);
         try {
-          const foos = Api.customResource("foos").group("clux.dev").version("v1").within("demo");
+          const foos = FOOS.within("demo");
           await client.create(foos, {
             metadata: { name: "baz" },
             spec: { name: "baz", info: "ok", replicas: 2 },
@@ -146,12 +165,17 @@ e2eTest(
           const deadline = Date.now() + 30_000;
           let observed: unknown;
           while (Date.now() < deadline) {
-            observed = (await client.get(foos, "baz")).status?.observedReplicas;
-            if (observed === 2) break;
+            observed = (await client.get(foos, "baz")).status?.observedGeneration;
+            if (observed === 1) break;
             await new Promise((r) => setTimeout(r, 100));
           }
-          assert.equal(observed, 2, "the operator set status.observedReplicas");
-          // The Event follows the status patch; kubectl reads it back.
+          assert.equal(observed, 1, "the operator wrote the Foo's status");
+          const deployment = JSON.parse(
+            await k("get", "deployment", "baz", "-n", "demo", "-o", "json"),
+          );
+          assert.equal(deployment.spec.replicas, 2);
+          assert.equal(deployment.metadata.ownerReferences[0].name, "baz");
+          // The Event follows the status write; kubectl reads it back.
           let recorded = false;
           while (!recorded && Date.now() < deadline) {
             const events = JSON.parse(
@@ -159,20 +183,29 @@ e2eTest(
             );
             recorded = events.items.some((
               e: { regarding?: { name?: string }; reason?: string },
-            ) => e.regarding?.name === "baz" && e.reason === "ObservedReplicas");
+            ) => e.regarding?.name === "baz" && e.reason === "Applied");
             if (!recorded) await new Promise((r) => setTimeout(r, 200));
           }
-          if (!recorded) {
-            child.kill("SIGTERM");
-            const [stdout, stderr] = await output;
-            assert.fail(`no Event recorded:\n${stdout}\n${stderr}`);
-          }
+          assert.ok(recorded, "no Event recorded");
           const ready = await fetch(`http://127.0.0.1:${port}/readyz?verbose`);
           assert.equal(ready.status, 200, await ready.text());
           const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
           assert.match(metrics, /^leader_election_master_status\{name="foo-operator"\} 1$/m);
+          assert.match(
+            metrics,
+            /^controller_runtime_reconcile_total\{controller="foo-operator",result="success"\} [1-9]/m,
+          );
+          assert.match(
+            metrics,
+            /^kube_reflector_relists_total\{resource="clux\.dev\/v1\/foos@"\} 0$/m,
+          );
+        } catch (e) {
+          kill();
+          const [stdout, stderr] = await output;
+          console.error(`operator output:\n${stdout}\n${stderr}`);
+          throw e;
         } finally {
-          child.kill("SIGTERM");
+          kill();
         }
         const status = await child.status;
         const [stdout, stderr] = await output;

@@ -105,6 +105,20 @@ const MAY_IMPORT: Record<string, string[]> = {
   ],
   "_controller/queue.ts": ["clock.ts"],
   "_controller/resource_version.ts": [],
+  "leader_election.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
+  "metrics.ts": [],
+  "endpoints.ts": ["metrics.ts", "_runtime.ts"],
+  "manager.ts": [
+    "leader_election.ts",
+    "endpoints.ts",
+    "metrics.ts",
+    "controller.ts",
+    "api.ts",
+    "client.ts",
+    "clock.ts",
+    "_runtime.ts",
+  ],
+  "_runtime.ts": [],
 };
 
 Deno.test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
