@@ -1,6 +1,7 @@
 // The controller runtime against the FakeApiServer on a virtual clock: every delay is exact.
 
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   Action,
   Api,
@@ -166,7 +167,7 @@ Deno.test("controller: concurrency bounds the runs across keys", async () => {
   assert.equal(controller.stats().reconciles.success, 6);
 });
 
-Deno.test("controller: per-key backoff doubles, resets after a success, and is logged per attempt", async () => {
+Deno.test("controller: per-key backoff doubles, resets after a success", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -645,4 +646,40 @@ Deno.test("controller: debounceMs batches a burst of changes into one run after 
   }
   await h.advance(1_000);
   assert.deepEqual(runs, ["0:0:initial sync", "500:3:changed"]);
+});
+
+Deno.test("controller: a failing reconcile is logged with its key and attempt (a bug with its error object)", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["kube", "controller"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+    reset: true,
+  });
+  try {
+    await using server = new FakeApiServer();
+    seedConfigMap(server, "a");
+    await using h = new ControllerHarness(server);
+    let n = 0;
+    h.start(
+      new Controller(h.client, configMaps, () => {
+        if (++n <= 2) throw new TypeError(`bug number ${n}`);
+      }, { clock: h.clock, backoff: { initialMs: 10, jitter: 0 } }),
+    );
+    await h.advance(1_000);
+    const failures = records.filter((r) =>
+      r.properties.attempt !== undefined && r.level === "error"
+    );
+    assert.deepEqual(failures.map((r) => [r.properties.key, r.properties.attempt]), [
+      ["default/a", 1],
+      ["default/a", 2],
+    ]);
+    assert.equal(failures[0].properties.delayMs, 10);
+    assert.ok(failures[0].properties.error instanceof TypeError, "a bug is logged with its stack");
+    assert.equal(n, 3);
+  } finally {
+    await reset();
+  }
 });
