@@ -71,7 +71,7 @@ export abstract class Metric<S> {
   /** The label names. */
   readonly labelNames: readonly string[];
   /** The series, by their rendered label set. */
-  protected readonly series = new Map<string, { labels: Labels; value: S }>();
+  protected readonly series: Map<string, { labels: Labels; value: S }> = new Map();
 
   /**
    * Checks the name, help text and label names.
