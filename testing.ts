@@ -66,6 +66,7 @@ export {
   ControllerHarness,
   type ControllerHarnessOptions,
   type HarnessRequest,
+  type HarnessServer,
 } from "./testing/controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./testing/_faults.ts";
 

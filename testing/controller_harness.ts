@@ -7,8 +7,27 @@
 import type { KubeObject } from "../api.ts";
 import { Client } from "../client.ts";
 import type { Controller, ReconcileOutcome } from "../controller.ts";
-import type { FakeApiServer } from "../testing.ts";
+import type { Config } from "../config.ts";
 import { VirtualClock } from "./virtual_clock.ts";
+
+/**
+ * What the harness needs of a server: the `FakeApiServer` of this module satisfies it. (A
+ * structural type, so that the harness does not import the entry point that re-exports it.)
+ */
+export interface HarnessServer {
+  /** A config whose client reaches the server. */
+  config(): Config;
+  /** Answers one request. */
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  /** Serves one more resource type (throws when it is served already). */
+  registerResource(definition: {
+    group: string;
+    version: string;
+    kind: string;
+    plural: string;
+    namespaced: boolean;
+  }): void;
+}
 
 /** A request the harness saw going to the fake server. */
 export interface HarnessRequest {
@@ -55,7 +74,7 @@ export interface ControllerHarnessOptions {
  */
 export class ControllerHarness implements AsyncDisposable {
   /** The fake server. */
-  readonly server: FakeApiServer;
+  readonly server: HarnessServer;
   /** The virtual clock. */
   readonly clock: VirtualClock;
   /** A client of the server whose requests are recorded. */
@@ -74,7 +93,7 @@ export class ControllerHarness implements AsyncDisposable {
    * @param server The fake server.
    * @param options Clock and watch latency.
    */
-  constructor(server: FakeApiServer, options: ControllerHarnessOptions = {}) {
+  constructor(server: HarnessServer, options: ControllerHarnessOptions = {}) {
     this.server = server;
     this.clock = options.clock ?? new VirtualClock();
     this.#latency = options.watchLatencyMs ?? 0;
