@@ -467,9 +467,9 @@ Deno.test("exec: aborting while the server has not answered the upgrade rejects 
 });
 
 /** A raw server: answers the upgrade with a valid 101, then hands the connection to `frames`. */
-async function rawServer(
+function rawServer(
   frames: (conn: Deno.Conn) => Promise<void>,
-): Promise<{ port: number; done: Promise<void>; close(): void }> {
+): { port: number; done: Promise<void>; close(): void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const done = (async () => {
     const conn = await listener.accept();
@@ -528,7 +528,7 @@ async function readClientFrame(conn: Deno.Conn): Promise<{ opcode: number; paylo
 
 Deno.test("websocket: a fragmented message with a ping inside is reassembled and the ping answered", async () => {
   let pong: Uint8Array | undefined;
-  const server = await rawServer(async (conn) => {
+  const server = rawServer(async (conn) => {
     // [1, "hel"] as a binary frame without FIN, a ping "p!", the continuation "lo" with FIN.
     await conn.write(new Uint8Array([0x02, 4, 1, 0x68, 0x65, 0x6c]));
     await conn.write(new Uint8Array([0x89, 2, 0x70, 0x21]));
