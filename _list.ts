@@ -4,7 +4,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "./api.ts";
-import { type QueryParams, readJson, type Transport } from "./_transport.ts";
+import { type QueryParams, readJson, readObject, type Transport } from "./_transport.ts";
+import { acceptFor, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
 import { ApiError } from "./errors.ts";
 
 const log = getLogger(["kube", "list"]);
@@ -31,6 +32,29 @@ export const jsonListFormat: ListFormat = {
   accept: undefined,
   read: (response, path) => readJson(response, "GET", path),
 };
+
+/**
+ * The protobuf list format (client-go's default): asks for protobuf with JSON as the fallback and
+ * reads the body by the Content-Type the server chose.
+ */
+export const protobufListFormat: ListFormat = {
+  accept: PROTOBUF_ACCEPT,
+  read: (response, path) => readObject(response, "GET", path),
+};
+
+/**
+ * The list format for `api` on `client`: protobuf when the client's wire format is protobuf and
+ * the list kind has a protobuf encoding, else JSON.
+ *
+ * @param client The transport.
+ * @param api The resource type.
+ * @returns The format.
+ */
+export function listFormatFor(client: Transport, api: Api<KubeObject>): ListFormat {
+  return acceptFor(client.wireFormat, api.apiVersion, `${api.kind}List`) === undefined
+    ? jsonListFormat
+    : protobufListFormat;
+}
 
 /** Default page size of {@linkcode listAll} and {@linkcode listSnapshot}. */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -113,7 +137,7 @@ export async function listPage<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListPageOptions = {},
-  format: ListFormat = jsonListFormat,
+  format: ListFormat = listFormatFor(client, api as Api<KubeObject>),
 ): Promise<KubeList<T>> {
   const path = api.collectionPath();
   const response = await client.request({
@@ -161,7 +185,7 @@ export async function* listAll<T extends KubeObject>(
   client: Transport,
   api: Api<T>,
   options: ListAllOptions = {},
-  format: ListFormat = jsonListFormat,
+  format: ListFormat = listFormatFor(client, api as Api<KubeObject>),
 ): AsyncGenerator<ListChunk<T>, void, undefined> {
   const { pageSize = DEFAULT_PAGE_SIZE, ...rest } = options;
   let limit = pageSize;

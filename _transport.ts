@@ -13,6 +13,9 @@ import type { Config, Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
+import { decodeProtobufBody, isProtobuf, type WireFormat } from "./_protobuf/negotiate.ts";
+
+export type { WireFormat } from "./_protobuf/negotiate.ts";
 
 const log = getLogger(["kube", "client"]);
 
@@ -63,6 +66,12 @@ export interface Transport {
    * @returns The successful response.
    */
   request(options: RequestOptions): Promise<Response>;
+  /**
+   * The wire format reads of built-in kinds ask for (lists, gets, watches): `protobuf` sends
+   * `Accept: application/vnd.kubernetes.protobuf, application/json` for kinds with a protobuf
+   * encoding. Undefined means JSON.
+   */
+  readonly wireFormat?: WireFormat;
 }
 
 /**
@@ -479,7 +488,12 @@ function tlsReason(text: string): string | undefined {
   // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
   const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
   if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
-  if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
+  // A handshake cut short (`tls handshake eof`, a reset) says nothing about trust: the server or
+  // something in between went away, and the retry rules apply without a certificate hint.
+  if (/handshake eof|connection reset|broken pipe/i.test(text)) return undefined;
+  if (/certificate|UnknownIssuer|BadSignature|NotValidForName|Expired/i.test(text)) {
+    return "TLS handshake failed";
+  }
   return undefined;
 }
 
@@ -498,15 +512,19 @@ export async function errorFromResponse(
   url: string,
 ): Promise<ApiError> {
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
-  let text = "";
+  let bytes = new Uint8Array(0);
   try {
-    text = await response.text();
+    bytes = new Uint8Array(await response.arrayBuffer());
   } catch {
     // The body could not be read; the status line still tells what happened.
   }
   let status: Status | undefined;
+  let text = "";
   try {
-    const parsed = JSON.parse(text);
+    // A protobuf request gets its error as a protobuf Status.
+    const parsed = isProtobuf(response.headers.get("content-type"))
+      ? decodeProtobufBody(bytes) as Status
+      : JSON.parse(text = new TextDecoder().decode(bytes));
     if (parsed && typeof parsed === "object" && parsed.kind === "Status") status = parsed;
   } catch {
     // Not JSON: a proxy or a plain-text 429.
@@ -526,6 +544,54 @@ export async function errorFromResponse(
     url,
     retryAfterSeconds,
   });
+}
+
+/**
+ * Sends a read of a built-in kind, asking for protobuf when the transport's wire format says so
+ * (and the kind has a protobuf encoding), and decodes the body by the Content-Type the server
+ * chose: protobuf into the same plain object as JSON, anything else as JSON.
+ *
+ * @param transport The transport.
+ * @param options The request (its `accept` is replaced when protobuf is asked for).
+ * @param accept The Accept header to send, or undefined for JSON.
+ * @returns The decoded body.
+ */
+export async function requestObject<T>(
+  transport: Transport,
+  options: RequestOptions,
+  accept: string | undefined,
+): Promise<T> {
+  if (accept === undefined) return await requestJson<T>(transport, options);
+  const response = await transport.request({ ...options, accept });
+  return await readObject<T>(response, options.method ?? "GET", options.path);
+}
+
+/**
+ * Reads a response body by its Content-Type: Kubernetes protobuf into the plain object its JSON
+ * would parse to, anything else as JSON.
+ *
+ * @param response The response.
+ * @param method The request method, for messages.
+ * @param path The request path, for messages.
+ * @returns The decoded body.
+ */
+export async function readObject<T>(response: Response, method: string, path: string): Promise<T> {
+  if (!isProtobuf(response.headers.get("content-type"))) {
+    return await readJson<T>(response, method, path);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  try {
+    return decodeProtobufBody(bytes) as T;
+  } catch (cause) {
+    throw new ApiError({
+      status: response.status,
+      message:
+        `The API server sent a protobuf body this client cannot decode for ${method} ${path}: ${
+          (cause as Error).message
+        }`,
+      cause,
+    });
+  }
 }
 
 /**

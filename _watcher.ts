@@ -24,7 +24,7 @@ import type { Logger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import type { Clock } from "./clock.ts";
 import { ApiError } from "./errors.ts";
-import { DEFAULT_PAGE_SIZE, jsonListFormat, listAll, type ListFormat } from "./_list.ts";
+import { DEFAULT_PAGE_SIZE, listAll, type ListFormat } from "./_list.ts";
 import {
   type BackoffOptions,
   describe,
@@ -35,7 +35,6 @@ import {
 import type { Transport } from "./_transport.ts";
 import {
   type BookmarkWatchEvent,
-  jsonWatchFormat,
   type ObjectWatchEvent,
   watchBatches,
   type WatchEvent,
@@ -97,7 +96,7 @@ export class Watcher<T extends KubeObject> {
   #options: WatcherOptions;
   #log: Logger;
   #pacer: RetryPacer;
-  #format: WatchFormat;
+  #format: WatchFormat | undefined;
   #rv: string | undefined;
   #needSync: boolean;
   #watchListUnsupported = false;
@@ -121,7 +120,7 @@ export class Watcher<T extends KubeObject> {
     this.#options = options;
     this.#log = logger;
     this.#pacer = new RetryPacer(options, logger, what);
-    this.#format = options.format ?? jsonWatchFormat;
+    this.#format = options.format; // undefined: by the client's wire format
     this.labelSelector = options.labelSelector;
     this.fieldSelector = options.fieldSelector;
     this.#rv = options.resourceVersion || undefined;
@@ -382,7 +381,7 @@ export class Watcher<T extends KubeObject> {
         fieldSelector: this.fieldSelector,
         pageSize: this.#options.pageSize ?? DEFAULT_PAGE_SIZE,
         signal,
-      }, this.#options.listFormat ?? jsonListFormat)
+      }, this.#options.listFormat) // undefined: by the client's wire format
     ) {
       if (chunk.restart && !first) yield { type: "init-start" };
       first = false;

@@ -74,6 +74,7 @@ export {
   type RequestOptions,
   type Scale,
   type Transport,
+  type WireFormat,
   type WriteOptions,
 } from "./client.ts";
 export {

@@ -14,6 +14,7 @@ import { Config } from "../config.ts";
 import { Informer } from "../informer.ts";
 import { Reflector, stripManagedFields } from "../reflector.ts";
 import { SENT_AT_ANNOTATION } from "./fixture.ts";
+import process from "node:process";
 
 /** The parameters of one measurement. */
 export interface Job {
@@ -33,6 +34,8 @@ export interface Job {
   kubeconfig?: string;
   mode?: "watchList" | "list";
   kind?: "ConfigMap";
+  /** Real-cluster pods: the wire format of this library's client. */
+  format?: "json" | "protobuf";
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -440,7 +443,75 @@ async function clusterSync(job: Job): Promise<Result> {
   return { ms, heap: held, objects };
 }
 
+/** Peak resident set size of this process so far (VmHWM), in bytes. */
+async function peakRss(): Promise<number> {
+  const status = await Deno.readTextFile("/proc/self/status").catch(() => "");
+  return Number(status.match(/^VmHWM:\s*(\d+)\s*kB/m)?.[1] ?? 0) * 1024;
+}
+
+/** User + system CPU of this process, in milliseconds. */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
+/**
+ * Real control plane, pods: a Reflector (WatchList or paged list, JSON or protobuf) until ready.
+ * Reports time, client CPU, heap per object and peak RSS, like bench/clientgo does for client-go.
+ */
+async function clusterPods(job: Job): Promise<Result> {
+  const kube = new Client(await Config.fromKubeconfig({ path: job.kubeconfig! }), {
+    wireFormat: job.format ?? "json",
+  });
+  const base = heap();
+  const cpu0 = cpuMs();
+  const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
+    initialSync: job.mode,
+    watchTimeoutSeconds: 3600,
+  });
+  if (job.strip) reflector.transform(stripManagedFields);
+  const controller = new AbortController();
+  const start = performance.now();
+  const running = reflector.run({ signal: controller.signal });
+  await reflector.ready;
+  const ms = performance.now() - start;
+  const cpu = cpuMs() - cpu0;
+  const rss = await peakRss();
+  controller.abort();
+  await running;
+  const held = heap() - base;
+  const objects = reflector.read().size;
+  check("cached objects", objects, job.n);
+  kube.close();
+  return { ms, cpuMs: cpu, heap: held, objects, peakRss: rss };
+}
+
+/** Real control plane, pods: client-node's informer (its ListWatch lists in one request). */
+async function clusterPodsClientNode(job: Job): Promise<Result> {
+  k8s = await import("@kubernetes/client-node");
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(job.kubeconfig!);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const base = heap();
+  const cpu0 = cpuMs();
+  const path = `/api/v1/namespaces/${job.ns}/pods`;
+  const informer = k8s.makeInformer(kc, path, () => core.listNamespacedPod({ namespace: job.ns! }));
+  informer.on("error", () => {});
+  const start = performance.now();
+  await informer.start();
+  const ms = performance.now() - start;
+  const cpu = cpuMs() - cpu0;
+  const rss = await peakRss();
+  await informer.stop();
+  const held = heap() - base;
+  const objects = informer.list().length;
+  check("cached objects", objects, job.n);
+  return { ms, cpuMs: cpu, heap: held, objects, peakRss: rss };
+}
+
 const SCENARIOS: Record<string, (job: Job) => Promise<Result>> = {
+  "cluster-pods": clusterPods,
+  "cluster-pods-client-node": clusterPodsClientNode,
   "watch-raw": watchRaw,
   "watch-client": watchClient,
   "watch-informer": watchInformer,

@@ -44,6 +44,7 @@ const sizes = smoke
     paced: 1_500,
     warmup: 500,
     cluster: 1_000,
+    clusterPods: 500,
     controller: 1_000,
   }
   : {
@@ -56,6 +57,7 @@ const sizes = smoke
     paced: 6_000,
     warmup: 1_000,
     cluster: 10_000,
+    clusterPods: 10_000,
     controller: 10_000,
   };
 
@@ -577,9 +579,184 @@ async function realCluster(): Promise<void> {
       ["initial sync", "time to ready", "heap/object"],
       jobs.map(([, label], i) => [label, show(times[i], 0, " ms"), show(perObject[i], 0, " B")]),
     );
+    await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
   } finally {
     await cp.stop();
   }
+}
+
+/** One contender of the side-by-side comparison. */
+interface Contender {
+  label: string;
+  run: () => Promise<Result>;
+  /** Managed fields dropped by a transform. */
+  strip?: boolean;
+}
+
+/**
+ * 3c: the same pods synced by client-go (protobuf and JSON), client-node and this library in
+ * each mode, alternated, with client CPU, apiserver CPU, heap per object and peak RSS.
+ */
+async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void> {
+  const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } = await import(
+    "./cluster.ts"
+  );
+  report.push("## 3c. Side by side with client-go on the real control plane");
+  report.push("");
+  const bin = await buildClientGo();
+  const pid = await apiServerPid(dir);
+  if (typeof bin !== "string" || pid === undefined) {
+    report.push(`Not measured: ${typeof bin !== "string" ? bin.missing : "no apiserver pid"}.`);
+    report.push("");
+    return;
+  }
+  const n = sizes.clusterPods;
+  const ns = "bench-pods";
+  log(`seeding ${n} pods`);
+  const seeded = await seedPods(kubeconfig, ns, n);
+  log(`seeded ${n} pods in ${Math.round(seeded.ms)} ms`);
+  const go = (format: string, mode: string, strip = false): Contender => ({
+    label: `client-go ${format}, ${mode === "watchlist" ? "WatchList" : "list"}${
+      strip ? " + strip" : ""
+    }`,
+    strip,
+    run: () =>
+      runClientGo(bin, [
+        `-kubeconfig=${kubeconfig}`,
+        `-namespace=${ns}`,
+        `-n=${n}`,
+        `-format=${format}`,
+        `-mode=${mode}`,
+        ...(strip ? ["-strip"] : []),
+      ]),
+  });
+  const kube = (format: "json" | "protobuf", mode: "watchList" | "list", strip = false) => ({
+    label: `this library ${format}, ${mode === "watchList" ? "WatchList" : "paged list"}${
+      strip ? " + strip" : ""
+    }`,
+    strip,
+    run: () =>
+      measure({ scenario: "cluster-pods", kubeconfig, ns, n, mode, format, strip }) as Promise<
+        Result
+      >,
+  });
+  const contenders: Contender[] = [
+    go("protobuf", "watchlist"),
+    go("protobuf", "list"),
+    go("json", "watchlist"),
+    go("json", "list"),
+    kube("protobuf", "watchList"),
+    kube("protobuf", "list"),
+    kube("json", "watchList"),
+    kube("json", "list"),
+    {
+      label: "client-node `makeInformer` (one list)",
+      run: () => measure({ scenario: "cluster-pods-client-node", kubeconfig, ns, n }),
+    },
+    go("protobuf", "watchlist", true),
+    kube("protobuf", "watchList", true),
+    kube("json", "watchList", true),
+  ];
+  const results: Result[][] = contenders.map(() => []);
+  for (let round = 0; round < runs; round++) {
+    for (let i = 0; i < contenders.length; i++) {
+      await loadAverage();
+      const cpu0 = await processCpuMs(pid);
+      const result = await contenders[i].run();
+      result.apiserverCpuMs = (await processCpuMs(pid)) - cpu0;
+      results[i].push(result);
+      log(
+        `client-go side by side run ${round + 1}/${runs} ${contenders[i].label}: ${
+          Math.round(result.ms)
+        } ms`,
+      );
+    }
+  }
+  const col = (i: number, f: (r: Result) => number) => stat(results[i].map(f));
+  const ref = 0; // client-go protobuf WatchList
+  const metrics = {
+    ms: (r: Result) => r.ms,
+    cpu: (r: Result) => r.cpuMs,
+    server: (r: Result) => r.apiserverCpuMs,
+    heap: (r: Result) => r.heap / n,
+    rss: (r: Result) => r.peakRss / 1024 / 1024,
+  };
+  const refs = Object.fromEntries(
+    Object.entries(metrics).map(([k, f]) => [k, col(ref, f).median]),
+  ) as Record<keyof typeof metrics, number>;
+  report.push(
+    `kube-apiserver ${kubernetesVersion} + etcd on loopback (TLS, watch cache on), ${
+      fmt(n, 0)
+    } pods in one namespace (created with a kubelet-like status update each, in ${
+      fmt(seeded.ms / 1000, 1)
+    } s): average ${fmt(seeded.json, 0)} B of JSON per pod, ${
+      fmt(seeded.stripped, 0)
+    } B without managedFields. Each run is a fresh process: the client-go program ` +
+      "(`bench/clientgo`, an informer from `informers.NewSharedInformerFactory`, " +
+      "WatchList by the `WatchListClient` gate) or `bench/measure.ts` (a `Reflector`; " +
+      "client-node's `makeInformer`). Sync: start to synced/ready. Client CPU: user + system " +
+      "of the client process during the sync. apiserver CPU: user + system of the " +
+      "kube-apiserver process over the whole run. Heap: Go `HeapAlloc` / V8 `heapUsed` after " +
+      "GC, minus the same before, per pod. Peak RSS: `VmHWM` of the client process. Ratios " +
+      "are to client-go protobuf WatchList.",
+  );
+  report.push("");
+  table(
+    ["client", "sync", "client CPU", "apiserver CPU", "heap/pod", "heap ÷ JSON", "peak RSS"],
+    contenders.map((c, i) => {
+      const cell = (k: keyof typeof metrics, digits: number, unit: string) => {
+        const s = col(i, metrics[k]);
+        return `${show(s, digits, unit)} (${ratio(s.median, refs[k])})`;
+      };
+      const h = col(i, metrics.heap).median;
+      return [
+        c.label,
+        cell("ms", 0, " ms"),
+        cell("cpu", 0, " ms"),
+        cell("server", 0, " ms"),
+        cell("heap", 0, " B"),
+        fmt(h / (c.strip ? seeded.stripped : seeded.json), 2),
+        cell("rss", 0, " MiB"),
+      ];
+    }),
+  );
+  const best = (indexes: number[], k: keyof typeof metrics) =>
+    Math.min(...indexes.map((i) => col(i, metrics[k]).median));
+  const ours = [4, 5, 6, 7];
+  const oursLabel = (k: keyof typeof metrics) => {
+    const i = ours.reduce((
+      a,
+      b,
+    ) => (col(a, metrics[k]).median <= col(b, metrics[k]).median ? a : b));
+    return contenders[i].label.replace("this library ", "");
+  };
+  for (
+    const [k, what] of [
+      ["ms", "sync to ready"],
+      ["cpu", "client CPU"],
+      ["server", "apiserver CPU"],
+      ["rss", "peak RSS"],
+    ] as const
+  ) {
+    const v = best(ours, k);
+    targets.push({
+      target: `${fmt(n, 0)} real pods: ${what} ≤ client-go protobuf (best: ${oursLabel(k)})`,
+      value: ratio(v, refs[k]),
+      met: v <= refs[k],
+    });
+  }
+  const heapBest = best(ours, "heap");
+  targets.push({
+    target: `${fmt(n, 0)} real pods: heap/pod ≤ 0.5× client-go's (best: ${oursLabel("heap")})`,
+    value: ratio(heapBest, refs.heap),
+    met: heapBest <= 0.5 * refs.heap,
+  });
+  const stripped = Math.min(col(10, metrics.heap).median, col(11, metrics.heap).median);
+  targets.push({
+    target: `${fmt(n, 0)} real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
+    value: `${fmt(stripped / seeded.stripped, 2)}×`,
+    met: stripped <= seeded.stripped,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@
  * - `deno task codegen` (`deno run --allow-all tools/codegen.ts`): regenerate generated/.
  * - `deno run --allow-all tools/codegen.ts --check`: regenerate in memory and exit 1 with a
  *   summary when a file under generated/ would change. Without the control plane binaries it
- *   prints a skip line and exits 0, unless `CI=true` or `KUBE_E2E=require`.
+ *   checks only `protobuf.ts`, prints a skip line for the rest and exits 0, unless `CI=true` or
+ *   `KUBE_E2E=require`.
+ *
+ * `generated/protobuf.ts` (the protobuf decoder's tables) comes from the `generated.proto` files
+ * and Go struct tags of the k8s.io/api and k8s.io/apimachinery versions testenv/apiserver/go.mod
+ * pins, read from the Go module cache (`tools/_codegen_protobuf.ts`).
  *
  * @module
  */
@@ -16,6 +21,7 @@ import { e2eRequired, findBinaries } from "../testenv/build.ts";
 import { type ControlPlane, startControlPlane } from "../testenv/control_plane.ts";
 import { generate, type GeneratedFiles, type OpenApiDocument } from "./_codegen_emit.ts";
 import { compareStrings } from "./_codegen_types.ts";
+import { findProtoModules, generateProtobuf } from "./_codegen_protobuf.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const GENERATED = new URL("../generated/", import.meta.url);
@@ -221,6 +227,23 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+/**
+ * Generates `protobuf.ts` from the pinned Go modules.
+ *
+ * @returns The unformatted source and a summary, or the reason it cannot be generated here.
+ */
+async function protobufFile(): Promise<{ source: string; summary: string } | { missing: string }> {
+  const modules = await findProtoModules(new URL("testenv/apiserver/go.mod", ROOT));
+  if ("missing" in modules) return modules;
+  const tables = await generateProtobuf(modules);
+  const s = tables.stats;
+  return {
+    source: tables.source,
+    summary: `protobuf: ${s.messages} messages of ${s.packages} packages (${s.kinds} group ` +
+      `versions), ${s.fields} fields`,
+  };
+}
+
 async function regenerate(build: boolean): Promise<{ result: GeneratedFiles; timings: string }> {
   const t0 = performance.now();
   const reservedPromise = reservedNames();
@@ -238,6 +261,11 @@ async function regenerate(build: boolean): Promise<{ result: GeneratedFiles; tim
     kubernetesVersion: fetched.kubernetesVersion,
     reservedNames: await reservedPromise,
   });
+  const proto = await protobufFile();
+  if ("missing" in proto) {
+    throw new Error(`cannot generate generated/protobuf.ts: ${proto.missing}`);
+  }
+  result.files.set("protobuf.ts", proto.source);
   result.files = await formatSources(result.files);
   const t3 = performance.now();
   return {
@@ -262,7 +290,21 @@ async function main(args: string[]): Promise<number> {
       console.error(`codegen --check: FAILED: ${reason}`);
       return 1;
     }
-    console.error(`codegen --check: skipped: ${reason}`);
+    const proto = await protobufFile();
+    if ("missing" in proto) {
+      console.error(`codegen --check: skipped: ${reason}; ${proto.missing}`);
+      return 0;
+    }
+    const formatted = await formatSources(new Map([["protobuf.ts", proto.source]]));
+    const current = await readGenerated();
+    const only = new Map([["protobuf.ts", current.get("protobuf.ts") ?? ""]]);
+    const summary = diffSummary(only, formatted);
+    if (summary.length > 0) {
+      console.error(`codegen --check: generated/ is out of date (run deno task codegen):`);
+      for (const line of summary) console.error(`  ${line}`);
+      return 1;
+    }
+    console.error(`codegen --check: protobuf.ts is up to date; the rest skipped: ${reason}`);
     return 0;
   }
   const { result, timings } = await regenerate(!check);
