@@ -12,7 +12,7 @@
 import nodeAssert from "node:assert/strict";
 import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { statusJson, WsStub } from "./_ws_stub.ts";
@@ -585,4 +585,70 @@ for (const attempt of [() => exec(client, "web", ["true"]), async () => forwardP
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("exec: an unread stdout does not block the result; it errors once 1 MiB is buffered", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i)); // 4 MiB
+    ws.send(2, "a little stderr\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["yes"]);
+  // Nobody reads stdout: the status still arrives, and so does stderr.
+  assertEquals((await session.result).exitCode, 0);
+  assertEquals(await readAll(session.stderr), "a little stderr\n");
+  const error = await assertRejects(() => readAll(session.stdout), RangeError, "stdout");
+  assert(error.message.includes("nobody read it"), error.message);
+});
+
+Deno.test("exec: a small unread output can still be read after the result", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "first\n");
+    ws.send(1, "second\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["true"], { stderr: false });
+  assertEquals((await session.result).exitCode, 0);
+  assertEquals(await readAll(session.stdout), "first\nsecond\n");
+});
+
+Deno.test("exec: a refusal whose body never arrives is still the refusal's ApiError", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(8192));
+    await conn.write(
+      new TextEncoder().encode("HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n"),
+    );
+    conn.close();
+  })();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  const error = await assertRejects(() => exec(client, "web", ["true"]), ApiError);
+  assertEquals(error.status, 404);
+  await serving;
+});
+
+Deno.test("exec: a server that never answers the upgrade times out on the client's clock", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const clock = new VirtualClock();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`), {
+    clock,
+  });
+  const pending = exec(client, "web", ["true"], { timeoutMs: 5_000 });
+  const conn = await accepted;
+  await clock.advance(4_999);
+  let done = false;
+  pending.then(() => done = true, () => done = true);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(done, false);
+  await clock.advance(1);
+  const error = await assertRejects(() => pending, ApiError, "within 5000 ms");
+  assertEquals(error.reason, "Timeout");
+  assertEquals(error.status, 0);
+  conn.close();
 });
