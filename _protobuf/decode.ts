@@ -341,24 +341,28 @@ const codes: number[][] = Array.from(
 function string(start: number, n: number): string {
   if (n === 0) return "";
   if (n <= INTERN_MAX_LENGTH) {
-    // One pass: ASCII check, hash, and the char codes of a new string.
+    // A cheap hash of the length and a few bytes picks the slot; equality is checked in full.
+    const last = start + n - 1;
+    let h = Math.imul(n ^ buf[start], 0x01000193);
+    h = Math.imul(h ^ buf[last], 0x01000193);
+    h = Math.imul(h ^ buf[start + (n >> 1)], 0x01000193);
+    h = Math.imul(h ^ buf[last - (n >> 2)], 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+    const known = interned[slot];
+    if (known.length === n) {
+      // Interned strings are ASCII, so equal char codes mean equal bytes (and ASCII input).
+      let j = 0;
+      while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
+      if (j === n) return known;
+    }
     const out = codes[n];
-    let h = n;
     let i = 0;
     for (; i < n; i++) {
       const c = buf[start + i];
       if (c >= 0x80) break;
       out[i] = c;
-      h = Math.imul(h ^ c, 0x01000193);
     }
     if (i === n) {
-      const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
-      const known = interned[slot];
-      if (known.length === n) {
-        let j = 0;
-        while (j < n && known.charCodeAt(j) === out[j]) j++;
-        if (j === n) return known;
-      }
       const made = String.fromCharCode.apply(null, out);
       interned[slot] = made;
       return made;

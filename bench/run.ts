@@ -228,14 +228,19 @@ async function watchThroughput(server: Server): Promise<void> {
     lastResourceVersion: info.lastResourceVersion as string,
     alive: info.alive as number,
   };
-  const names: [string, string][] = [
+  const names: [string, string, Partial<Job>?][] = [
     ["watch-raw", "(a) raw: fetch + split lines + JSON.parse"],
     ["watch-client", "(b) `client.watch`"],
     ["watch-informer", "(c) `Informer`"],
     ["watch-reflector", "(d) `Reflector` applying events (`run()`)"],
     ["watch-client-node", "(e) client-node `Watch`"],
+    ["watch-client", "(f) `client.watch`, protobuf", { format: "protobuf" }],
+    ["watch-reflector", "(g) `Reflector` applying events, protobuf", { format: "protobuf" }],
   ];
-  const results = await alternate("watch", names.map(([scenario]) => ({ ...base, scenario })));
+  const results = await alternate(
+    "watch",
+    names.map(([scenario, , extra]) => ({ ...base, scenario, ...extra })),
+  );
   const bytes = info.bytes as number;
   const rates = results.map((rs) => stat(rs.map((r) => (sizes.watch / r.ms) * 1000)));
   const mbs = results.map((rs) => stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000))));
@@ -321,6 +326,11 @@ async function initialSync(server: Server): Promise<void> {
       [{ ...base, scenario: "sync-reflector" }, "`Reflector`"],
       [{ ...base, scenario: "sync-reflector", strip: true }, "`Reflector` + `stripManagedFields`"],
       [{ ...base, scenario: "sync-client-node" }, "client-node `makeInformer`"],
+      [{ ...base, scenario: "sync-reflector", format: "protobuf" }, "`Reflector`, protobuf"],
+      [
+        { ...base, scenario: "sync-reflector", format: "protobuf", strip: true },
+        "`Reflector`, protobuf + `stripManagedFields`",
+      ],
     ];
     const results = await alternate(`sync ${n}`, jobs.map(([job]) => job));
     const times = results.map((rs) => stat(rs.map((r) => r.ms)));
