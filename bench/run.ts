@@ -7,6 +7,8 @@
  * - `--runs N`: alternated runs per figure (default 5).
  * - `--no-cluster`: skip the real control plane part of a full run.
  * - `--out PATH`: where to write the results (default `bench/RESULTS.md`).
+ * - `--only clientgo`: only section 3c (client-go side by side on the real control plane), spliced
+ *   into the existing results file (its section and target rows replaced, the rest kept).
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  *
@@ -30,7 +32,9 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1];
 };
 const runs = Number(flag("--runs") ?? (smoke ? 1 : 5));
-const withCluster = smoke ? args.includes("--with-cluster") : !args.includes("--no-cluster");
+const withCluster = smoke
+  ? args.includes("--with-cluster")
+  : !args.includes("--no-cluster");
 const outPath = flag("--out") ?? new URL("RESULTS.md", here).pathname;
 
 const sizes = smoke
@@ -92,11 +96,16 @@ async function startServer(): Promise<Server> {
   return {
     port,
     async prepare(ns) {
-      const response = await fetch(`http://127.0.0.1:${port}/_prepare?ns=${ns}`, {
-        method: "POST",
-      });
+      const response = await fetch(
+        `http://127.0.0.1:${port}/_prepare?ns=${ns}`,
+        {
+          method: "POST",
+        },
+      );
       const body = await response.json();
-      if (!response.ok) throw new Error(`prepare ${ns}: ${JSON.stringify(body)}`);
+      if (!response.ok) {
+        throw new Error(`prepare ${ns}: ${JSON.stringify(body)}`);
+      }
       return body;
     },
     async stop() {
@@ -165,11 +174,15 @@ async function alternate(label: string, jobs: Job[]): Promise<Result[][]> {
 }
 
 function describeJob(job: Job): string {
-  return `${job.scenario}${job.strip ? "+strip" : ""}${job.mode ? `(${job.mode})` : ""}`;
+  return `${job.scenario}${job.strip ? "+strip" : ""}${
+    job.mode ? `(${job.mode})` : ""
+  }`;
 }
 
 function log(message: string): void {
-  console.error(`[bench ${((performance.now()) / 1000).toFixed(1)}s] ${message}`);
+  console.error(
+    `[bench ${((performance.now()) / 1000).toFixed(1)}s] ${message}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,7 +197,9 @@ interface Stat {
 function stat(values: number[]): Stat {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const median = sorted.length % 2
+    ? sorted[mid]
+    : (sorted[mid - 1] + sorted[mid]) / 2;
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
@@ -197,7 +212,9 @@ function fmt(value: number, digits: number): string {
 
 function show(s: Stat, digits = 0, unit = ""): string {
   if (runs === 1) return `${fmt(s.median, digits)}${unit}`;
-  return `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+  return `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${
+    fmt(s.max, digits)
+  })`;
 }
 
 function ratio(a: number, b: number): string {
@@ -212,7 +229,9 @@ const targets: { target: string; value: string; met: boolean }[] = [];
 
 function table(head: string[], rows: string[][]): void {
   report.push(`| ${head.join(" | ")} |`);
-  report.push(`| ${head.map((_h, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`);
+  report.push(
+    `| ${head.map((_h, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+  );
   for (const row of rows) report.push(`| ${row.join(" | ")} |`);
   report.push("");
 }
@@ -235,22 +254,30 @@ async function watchThroughput(server: Server): Promise<void> {
     ["watch-reflector", "(d) `Reflector` applying events (`run()`)"],
     ["watch-client-node", "(e) client-node `Watch`"],
     ["watch-client", "(f) `client.watch`, protobuf", { format: "protobuf" }],
-    ["watch-reflector", "(g) `Reflector` applying events, protobuf", { format: "protobuf" }],
+    ["watch-reflector", "(g) `Reflector` applying events, protobuf", {
+      format: "protobuf",
+    }],
   ];
   const results = await alternate(
     "watch",
     names.map(([scenario, , extra]) => ({ ...base, scenario, ...extra })),
   );
   const bytes = info.bytes as number;
-  const rates = results.map((rs) => stat(rs.map((r) => (sizes.watch / r.ms) * 1000)));
-  const mbs = results.map((rs) => stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000))));
+  const rates = results.map((rs) =>
+    stat(rs.map((r) => (sizes.watch / r.ms) * 1000))
+  );
+  const mbs = results.map((rs) =>
+    stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000)))
+  );
   const counts = info.counts as Record<string, number>;
   report.push("## 2. Watch throughput");
   report.push("");
   report.push(
     `One stream of ${fmt(sizes.watch, 0)} events (${fmt(bytes / 1e6, 1)} MB; ` +
       `${counts.ADDED} ADDED, ${counts.MODIFIED} MODIFIED, ${counts.DELETED} DELETED over ` +
-      `${fmt(Math.min(10_000, sizes.watch / 4), 0)} keys), from request to the last event. ` +
+      `${
+        fmt(Math.min(10_000, sizes.watch / 4), 0)
+      } keys), from request to the last event. ` +
       "Ratios are of the medians.",
   );
   report.push("");
@@ -324,11 +351,22 @@ async function initialSync(server: Server): Promise<void> {
     const jobs: [Job, string][] = [
       [{ ...base, scenario: "sync-raw" }, "raw: fetch + JSON.parse into a Map"],
       [{ ...base, scenario: "sync-reflector" }, "`Reflector`"],
-      [{ ...base, scenario: "sync-reflector", strip: true }, "`Reflector` + `stripManagedFields`"],
-      [{ ...base, scenario: "sync-client-node" }, "client-node `makeInformer`"],
-      [{ ...base, scenario: "sync-reflector", format: "protobuf" }, "`Reflector`, protobuf"],
       [
-        { ...base, scenario: "sync-reflector", format: "protobuf", strip: true },
+        { ...base, scenario: "sync-reflector", strip: true },
+        "`Reflector` + `stripManagedFields`",
+      ],
+      [{ ...base, scenario: "sync-client-node" }, "client-node `makeInformer`"],
+      [
+        { ...base, scenario: "sync-reflector", format: "protobuf" },
+        "`Reflector`, protobuf",
+      ],
+      [
+        {
+          ...base,
+          scenario: "sync-reflector",
+          format: "protobuf",
+          strip: true,
+        },
         "`Reflector`, protobuf + `stripManagedFields`",
       ],
     ];
@@ -358,12 +396,16 @@ async function initialSync(server: Server): Promise<void> {
       met: times[1].median <= 1.2 * times[0].median,
     });
     targets.push({
-      target: `initial sync ${fmt(n, 0)}: \`Reflector\` ≥ 1.5× faster than client-node`,
+      target: `initial sync ${
+        fmt(n, 0)
+      }: \`Reflector\` ≥ 1.5× faster than client-node`,
       value: `${fmt(times[3].median / times[1].median, 2)}× faster`,
       met: times[3].median >= 1.5 * times[1].median,
     });
     targets.push({
-      target: `heap/object ${fmt(n, 0)} with strip ≤ 1.0× object JSON (full / stripped)`,
+      target: `heap/object ${
+        fmt(n, 0)
+      } with strip ≤ 1.0× object JSON (full / stripped)`,
       value: `${fmt(perObject[2].median / size.full, 2)}× / ${
         fmt(perObject[2].median / size.stripped, 2)
       }×`,
@@ -402,13 +444,19 @@ async function latency(server: Server): Promise<void> {
   report.push("## 4. Latency: server write → visible in the Reflector");
   report.push("");
   report.push(
-    `A paced watch of ${fmt(sizes.paced, 0)} pod events at ${fmt(sizes.pacedRate, 0)}/s; the ` +
-      `first ${fmt(sizes.warmup, 0)} are a JIT warm-up and not counted. The server stamps each ` +
+    `A paced watch of ${fmt(sizes.paced, 0)} pod events at ${
+      fmt(sizes.pacedRate, 0)
+    }/s; the ` +
+      `first ${
+        fmt(sizes.warmup, 0)
+      } are a JIT warm-up and not counted. The server stamps each ` +
       "event (an annotation) with `performance.timeOrigin + performance.now()` just before " +
       "handing it to the socket; the client takes the same clock when the change comes out of " +
       "`reflector.changes()` (so the cache already holds it). Both processes read the same " +
       "system clock; the residual offset is measured before each run (min-RTT sample of 30 " +
-      `\`GET /clock\`: |offset| ${show(offset, 3, " ms")}, RTT ${show(rtt, 3, " ms")}) and ` +
+      `\`GET /clock\`: |offset| ${show(offset, 3, " ms")}, RTT ${
+        show(rtt, 3, " ms")
+      }) and ` +
       "subtracted.",
   );
   report.push("");
@@ -442,9 +490,15 @@ async function steadyState(server: Server): Promise<void> {
   report.push("## 5. Steady state: long churn");
   report.push("");
   report.push(
-    `A \`Reflector\` (with \`stripManagedFields\`) over ${fmt(sizes.churnKeys, 0)} pods, then ` +
-      `${fmt(sizes.churn, 0)} MODIFIED events cycling through the ${fmt(sizes.churnKeys, 0)} ` +
-      `keys; heap after two \`gc()\` sampled every ${fmt(sizes.sampleEvery, 0)} events. The ` +
+    `A \`Reflector\` (with \`stripManagedFields\`) over ${
+      fmt(sizes.churnKeys, 0)
+    } pods, then ` +
+      `${fmt(sizes.churn, 0)} MODIFIED events cycling through the ${
+        fmt(sizes.churnKeys, 0)
+      } ` +
+      `keys; heap after two \`gc()\` sampled every ${
+        fmt(sizes.sampleEvery, 0)
+      } events. The ` +
       "reflector is driven by `run()` and nobody calls `events()`, as in an application that " +
       "only reads the cache.",
   );
@@ -457,9 +511,12 @@ async function steadyState(server: Server): Promise<void> {
     ["max sample", show(mb((r) => r.max), 1, " MB")],
     ["last − first", show(growth, 1, " MB")],
   ]);
-  const samples = results[Math.floor(results.length / 2)].samples as unknown as number[];
+  const samples = results[Math.floor(results.length / 2)]
+    .samples as unknown as number[];
   report.push(
-    `Samples of one run (MB): ${samples.map((s) => fmt(s / 1e6, 1)).join(", ")}.`,
+    `Samples of one run (MB): ${
+      samples.map((s) => fmt(s / 1e6, 1)).join(", ")
+    }.`,
   );
   report.push("");
   const first = mb((r) => r.first).median;
@@ -500,7 +557,11 @@ async function controllerRuntime(): Promise<void> {
       );
     }
     results.push(JSON.parse(line.slice("RESULT ".length)));
-    log(`controller run ${round + 1}/${runs}: ${Math.round(performance.now() - started)} ms`);
+    log(
+      `controller run ${round + 1}/${runs}: ${
+        Math.round(performance.now() - started)
+      } ms`,
+    );
   }
   const s = (f: (r: Result) => number) => stat(results.map(f));
   const n = fmt(sizes.controller, 0);
@@ -514,13 +575,22 @@ async function controllerRuntime(): Promise<void> {
   );
   report.push("");
   table(["", "value"], [
-    [`Reflector initial sync of ${n} (floor)`, show(s((r) => r.syncMs), 0, " ms")],
-    [`run() → each of ${n} keys reconciled once`, show(s((r) => r.allReconciledMs), 0, " ms")],
+    [
+      `Reflector initial sync of ${n} (floor)`,
+      show(s((r) => r.syncMs), 0, " ms"),
+    ],
+    [
+      `run() → each of ${n} keys reconciled once`,
+      show(s((r) => r.allReconciledMs), 0, " ms"),
+    ],
     [
       "controller overhead per reconcile (queue, state, ctx, outcome)",
       show(s((r) => r.perReconcileUs), 1, " µs"),
     ],
-    ["bare work queue per key (add + hand out + finish)", show(s((r) => r.queueUs), 2, " µs")],
+    [
+      "bare work queue per key (add + hand out + finish)",
+      show(s((r) => r.queueUs), 2, " µs"),
+    ],
     [
       `heap per queued key (${n} keys in a paused queue)`,
       show(s((r) => r.queuedBytesPerKey), 0, " B"),
@@ -542,8 +612,12 @@ async function realCluster(): Promise<void> {
   log("starting the control plane");
   const cp = await startControlPlane();
   try {
-    const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
-    const version = await client.requestJson<{ gitVersion: string }>({ path: "/version" });
+    const client = new Client(
+      await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+    );
+    const version = await client.requestJson<{ gitVersion: string }>({
+      path: "/version",
+    });
     kubernetesVersion = version.gitVersion;
     const ns = "bench";
     await client.create(Api.v1Namespace(), { metadata: { name: ns } });
@@ -559,7 +633,11 @@ async function realCluster(): Promise<void> {
             name: `cm-${String(i).padStart(5, "0")}`,
             labels: { app: "bench", shard: String(i % 16) },
           },
-          data: { index: String(i), payload: "x".repeat(200), "config.yaml": `id: ${i}\n` },
+          data: {
+            index: String(i),
+            payload: "x".repeat(200),
+            "config.yaml": `id: ${i}\n`,
+          },
         } as never);
         bytes += JSON.stringify(created).length;
       }
@@ -568,7 +646,12 @@ async function realCluster(): Promise<void> {
     const createMs = performance.now() - started;
     client.close();
     log(`created ${n} ConfigMaps in ${Math.round(createMs)} ms`);
-    const base: Job = { scenario: "cluster-sync", kubeconfig: cp.kubeconfigPath, ns, n };
+    const base: Job = {
+      scenario: "cluster-sync",
+      kubeconfig: cp.kubeconfigPath,
+      ns,
+      n,
+    };
     const jobs: [Job, string][] = [
       [{ ...base, mode: "watchList" }, "WatchList (`sendInitialEvents`)"],
       [{ ...base, mode: "list" }, "paged list (500) + watch"],
@@ -576,18 +659,27 @@ async function realCluster(): Promise<void> {
     const results = await alternate("cluster", jobs.map(([job]) => job));
     const times = results.map((rs) => stat(rs.map((r) => r.ms)));
     const perObject = results.map((rs) => stat(rs.map((r) => r.heap / n)));
-    report.push("## 3b. WatchList vs paged list against the real control plane");
+    report.push(
+      "## 3b. WatchList vs paged list against the real control plane",
+    );
     report.push("");
     report.push(
       `kube-apiserver ${kubernetesVersion} + etcd on loopback (TLS, watch cache on), ` +
-        `${fmt(n, 0)} ConfigMaps (average ${fmt(bytes / n, 0)} B of JSON with managedFields), ` +
-        `created with 32 concurrent requests in ${fmt(createMs / 1000, 1)} s. \`Reflector\` ` +
+        `${fmt(n, 0)} ConfigMaps (average ${
+          fmt(bytes / n, 0)
+        } B of JSON with managedFields), ` +
+        `created with 32 concurrent requests in ${
+          fmt(createMs / 1000, 1)
+        } s. \`Reflector\` ` +
         "without transform; the same time and heap definitions as above.",
     );
     report.push("");
     table(
       ["initial sync", "time to ready", "heap/object"],
-      jobs.map(([, label], i) => [label, show(times[i], 0, " ms"), show(perObject[i], 0, " B")]),
+      jobs.map((
+        [, label],
+        i,
+      ) => [label, show(times[i], 0, " ms"), show(perObject[i], 0, " B")]),
     );
     await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
   } finally {
@@ -607,16 +699,24 @@ interface Contender {
  * 3c: the same pods synced by client-go (protobuf and JSON), client-node and this library in
  * each mode, alternated, with client CPU, apiserver CPU, heap per object and peak RSS.
  */
-async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void> {
-  const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } = await import(
-    "./cluster.ts"
-  );
+async function clientGoSideBySide(
+  kubeconfig: string,
+  dir: string,
+): Promise<void> {
+  const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } =
+    await import(
+      "./cluster.ts"
+    );
   report.push("## 3c. Side by side with client-go on the real control plane");
   report.push("");
   const bin = await buildClientGo();
   const pid = await apiServerPid(dir);
   if (typeof bin !== "string" || pid === undefined) {
-    report.push(`Not measured: ${typeof bin !== "string" ? bin.missing : "no apiserver pid"}.`);
+    report.push(
+      `Not measured: ${
+        typeof bin !== "string" ? bin.missing : "no apiserver pid"
+      }.`,
+    );
     report.push("");
     return;
   }
@@ -626,9 +726,9 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
   const seeded = await seedPods(kubeconfig, ns, n);
   log(`seeded ${n} pods in ${Math.round(seeded.ms)} ms`);
   const go = (format: string, mode: string, strip = false): Contender => ({
-    label: `client-go ${format}, ${mode === "watchlist" ? "WatchList" : "list"}${
-      strip ? " + strip" : ""
-    }`,
+    label: `client-go ${format}, ${
+      mode === "watchlist" ? "WatchList" : "list"
+    }${strip ? " + strip" : ""}`,
     strip,
     run: () =>
       runClientGo(bin, [
@@ -640,13 +740,25 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
         ...(strip ? ["-strip"] : []),
       ]),
   });
-  const kube = (format: "json" | "protobuf", mode: "watchList" | "list", strip = false) => ({
-    label: `this library ${format}, ${mode === "watchList" ? "WatchList" : "paged list"}${
-      strip ? " + strip" : ""
-    }`,
+  const kube = (
+    format: "json" | "protobuf",
+    mode: "watchList" | "list",
+    strip = false,
+  ) => ({
+    label: `this library ${format}, ${
+      mode === "watchList" ? "WatchList" : "paged list"
+    }${strip ? " + strip" : ""}`,
     strip,
     run: () =>
-      measure({ scenario: "cluster-pods", kubeconfig, ns, n, mode, format, strip }) as Promise<
+      measure({
+        scenario: "cluster-pods",
+        kubeconfig,
+        ns,
+        n,
+        mode,
+        format,
+        strip,
+      }) as Promise<
         Result
       >,
   });
@@ -661,7 +773,8 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
     kube("json", "list"),
     {
       label: "client-node `makeInformer` (one list)",
-      run: () => measure({ scenario: "cluster-pods-client-node", kubeconfig, ns, n }),
+      run: () =>
+        measure({ scenario: "cluster-pods-client-node", kubeconfig, ns, n }),
     },
     go("protobuf", "watchlist", true),
     kube("protobuf", "watchList", true),
@@ -676,9 +789,9 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
       result.apiserverCpuMs = (await processCpuMs(pid)) - cpu0;
       results[i].push(result);
       log(
-        `client-go side by side run ${round + 1}/${runs} ${contenders[i].label}: ${
-          Math.round(result.ms)
-        } ms`,
+        `client-go side by side run ${round + 1}/${runs} ${
+          contenders[i].label
+        }: ${Math.round(result.ms)} ms`,
       );
     }
   }
@@ -712,7 +825,15 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
   );
   report.push("");
   table(
-    ["client", "sync", "client CPU", "apiserver CPU", "heap/pod", "heap ÷ JSON", "peak RSS"],
+    [
+      "client",
+      "sync",
+      "client CPU",
+      "apiserver CPU",
+      "heap/pod",
+      "heap ÷ JSON",
+      "peak RSS",
+    ],
     contenders.map((c, i) => {
       const cell = (k: keyof typeof metrics, digits: number, unit: string) => {
         const s = col(i, metrics[k]);
@@ -750,20 +871,29 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
   ) {
     const v = best(ours, k);
     targets.push({
-      target: `${fmt(n, 0)} real pods: ${what} ≤ client-go protobuf (best: ${oursLabel(k)})`,
+      target: `${fmt(n, 0)} real pods: ${what} ≤ client-go protobuf (best: ${
+        oursLabel(k)
+      })`,
       value: ratio(v, refs[k]),
       met: v <= refs[k],
     });
   }
   const heapBest = best(ours, "heap");
   targets.push({
-    target: `${fmt(n, 0)} real pods: heap/pod ≤ 0.5× client-go's (best: ${oursLabel("heap")})`,
+    target: `${fmt(n, 0)} real pods: heap/pod ≤ 0.5× client-go's (best: ${
+      oursLabel("heap")
+    })`,
     value: ratio(heapBest, refs.heap),
     met: heapBest <= 0.5 * refs.heap,
   });
-  const stripped = Math.min(col(10, metrics.heap).median, col(11, metrics.heap).median);
+  const stripped = Math.min(
+    col(10, metrics.heap).median,
+    col(11, metrics.heap).median,
+  );
   targets.push({
-    target: `${fmt(n, 0)} real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
+    target: `${
+      fmt(n, 0)
+    } real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
     value: `${fmt(stripped / seeded.stripped, 2)}×`,
     met: stripped <= seeded.stripped,
   });
@@ -783,11 +913,13 @@ async function machine(): Promise<string[]> {
       k.startsWith("npm:@kubernetes/client-node@")
     )?.[1] ?? "?";
   if (!kubernetesVersion) {
-    const goMod = await Deno.readTextFile(new URL("testenv/apiserver/go.mod", root)).catch(() =>
-      ""
-    );
+    const goMod = await Deno.readTextFile(
+      new URL("testenv/apiserver/go.mod", root),
+    ).catch(() => "");
     const pin = goMod.match(/k8s\.io\/kubernetes\s+(v\S+)/)?.[1];
-    kubernetesVersion = pin ? `${pin} (pinned; the control plane part did not run)` : "n/a";
+    kubernetesVersion = pin
+      ? `${pin} (pinned; the control plane part did not run)`
+      : "n/a";
   }
   return [
     "| | |",
@@ -817,20 +949,100 @@ if (import.meta.main && flag("--only") === "controller") {
   if (smoke) {
     console.log(section);
   } else {
-    const old = await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n");
+    const old = await Deno.readTextFile(outPath).catch(() =>
+      "# kube benchmarks\n"
+    );
     const at = old.indexOf(CONTROLLER_SECTION);
-    const next = at < 0 ? -1 : old.indexOf("\n## ", at + CONTROLLER_SECTION.length);
+    const next = at < 0
+      ? -1
+      : old.indexOf("\n## ", at + CONTROLLER_SECTION.length);
     const text = at < 0
       ? `${old.trimEnd()}\n\n${section}`
       : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next)}`;
     await Deno.writeTextFile(outPath, text);
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] }).output();
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", outPath],
+    }).output();
     log(`updated ${CONTROLLER_SECTION} in ${outPath}`);
   }
   Deno.exit(0);
 }
 
-if (import.meta.main) {
+/** `--only clientgo`: section 3c alone, spliced into the existing results file. */
+async function onlyClientGo(): Promise<void> {
+  const started = performance.now();
+  const { startControlPlane } = await import("../testenv/control_plane.ts");
+  const cp = await startControlPlane();
+  try {
+    const { Client } = await import("../client.ts");
+    const { Config } = await import("../config.ts");
+    await using client = new Client(
+      await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+    );
+    kubernetesVersion =
+      (await client.requestJson<{ gitVersion: string }>({ path: "/version" }))
+        .gitVersion;
+    await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
+  } finally {
+    await cp.stop();
+  }
+  const minutes = (performance.now() - started) / 60_000;
+  const old =
+    (await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n")).split(
+      "\n",
+    );
+  // Drop the previous 3c section, its target rows and its provenance line.
+  const kept: string[] = [];
+  let skipping = false;
+  for (const line of old) {
+    if (line.startsWith("## ")) skipping = line.startsWith("## 3c.");
+    if (
+      skipping || line.includes(" real pods: ") ||
+      line.startsWith("Section 3c ")
+    ) continue;
+    kept.push(line);
+  }
+  const at = (prefix: string) => kept.findIndex((l) => l.startsWith(prefix));
+  let section = at("## 4.");
+  if (section < 0) section = kept.length;
+  kept.splice(section, 0, ...report);
+  const targetsAt = at("## 1. Targets");
+  if (targetsAt >= 0) {
+    let end = targetsAt + 1;
+    while (end < kept.length && !kept[end].startsWith("|")) end++;
+    while (end < kept.length && kept[end].startsWith("|")) end++;
+    kept.splice(
+      end,
+      0,
+      ...targets.map((t) =>
+        `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`
+      ),
+    );
+  }
+  const title = at("# kube benchmarks");
+  kept.splice(
+    title + 2,
+    0,
+    `Section 3c and its target rows: \`bench/run.ts --only clientgo\` (${runs} alternated runs, ` +
+      `${fmt(minutes, 0)} min) on ${
+        new Date().toISOString().slice(0, 16).replace("T", " ")
+      } ` +
+      `UTC, 1-min load average ${
+        loads.length ? show(stat(loads), 2) : "n/a"
+      } on ` +
+      `${navigator.hardwareConcurrency} cores shared with other work; the other sections are ` +
+      "from the full run described next.",
+    "",
+  );
+  await Deno.writeTextFile(outPath, kept.join("\n"));
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] })
+    .output();
+  log(`spliced section 3c into ${outPath}`);
+}
+
+if (import.meta.main && flag("--only") === "clientgo") {
+  await onlyClientGo();
+} else if (import.meta.main) {
   const started = performance.now();
   const server = await startServer();
   log(`stream server on port ${server.port}`);
@@ -842,8 +1054,14 @@ if (import.meta.main) {
         await realCluster();
       } catch (e) {
         if (smoke) throw e;
-        log(`the real control plane part failed: ${e instanceof Error ? e.stack : e}`);
-        report.push("## 3b. WatchList vs paged list against the real control plane");
+        log(
+          `the real control plane part failed: ${
+            e instanceof Error ? e.stack : e
+          }`,
+        );
+        report.push(
+          "## 3b. WatchList vs paged list against the real control plane",
+        );
         report.push("");
         report.push(`Not measured: ${e instanceof Error ? e.message : e}`);
         report.push("");
@@ -859,8 +1077,12 @@ if (import.meta.main) {
   const lines = [
     "# kube benchmarks",
     "",
-    `Generated by \`deno task bench\` (\`bench/run.ts\`${smoke ? " --smoke" : ""}) in ` +
-    `${fmt(seconds, 0)} s. Figures: median (min–max) over ${runs} alternated runs, each ` +
+    `Generated by \`deno task bench\` (\`bench/run.ts\`${
+      smoke ? " --smoke" : ""
+    }) in ` +
+    `${
+      fmt(seconds, 0)
+    } s. Figures: median (min–max) over ${runs} alternated runs, each ` +
     "client in a fresh `deno run --v8-flags=--expose-gc` process; data from a separate " +
     "loopback server process (`bench/stream_server.ts`) serving pre-built buffers in 64 KiB " +
     "chunks. Pods are ~4 KB of JSON (`bench/fixture.ts`).",
@@ -870,7 +1092,9 @@ if (import.meta.main) {
     "",
     "| target | measured | met |",
     "| --- | ---: | :---: |",
-    ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`),
+    ...targets.map((t) =>
+      `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`
+    ),
     "",
     ...report,
   ];
@@ -881,7 +1105,9 @@ if (import.meta.main) {
   } else {
     await Deno.writeTextFile(outPath, text);
     // Keep the file as `deno fmt` wants it: the repository's `deno fmt --check` covers it.
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] }).output();
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", outPath],
+    }).output();
     log(`wrote ${outPath} in ${fmt(seconds, 0)} s`);
   }
 }
