@@ -143,6 +143,29 @@ export interface HttpTransportOptions {
   clock?: Clock;
 }
 
+const transports = new WeakMap<object, HttpTransport>();
+
+/**
+ * Records the transport of a public object (a Client), for the modules that need more of it than
+ * `request` (exec.ts upgrades its own connections).
+ *
+ * @param owner The object.
+ * @param transport Its transport.
+ */
+export function registerTransport(owner: object, transport: HttpTransport): void {
+  transports.set(owner, transport);
+}
+
+/**
+ * The transport recorded for `owner`.
+ *
+ * @param owner A Client.
+ * @returns Its transport, if it has one.
+ */
+export function transportOf(owner: object): HttpTransport | undefined {
+  return transports.get(owner);
+}
+
 /** The transport of a {@linkcode Config}: see the module comment. */
 export class HttpTransport implements Transport {
   readonly config: Config;
@@ -257,6 +280,44 @@ export class HttpTransport implements Transport {
       }
     }
     return url;
+  }
+
+  /** Whether requests go through a custom `fetch` (a stub, FakeApiServer): no sockets then. */
+  get usesCustomFetch(): boolean {
+    return this.#fetch !== undefined;
+  }
+
+  /**
+   * What a connection upgrade (exec, attach, port-forward in exec.ts) sends: the credentials and
+   * headers (Authorization, User-Agent, impersonation) of a request to `url`, with a request's
+   * error wrapping. The upgrade opens its own socket, so it cannot use the pooled connections.
+   *
+   * @param method The method of the upgrade request (GET).
+   * @param url The URL.
+   * @param signal Aborts waiting for an exec plugin.
+   * @returns The credentials (for their client certificate and a 401 refresh) and the headers.
+   */
+  async upgradeHeaders(
+    method: string,
+    url: URL,
+    signal?: AbortSignal,
+  ): Promise<{ credentials: Credentials; headers: Headers }> {
+    if (this.#closed) throw new TypeError("This Client is closed: create a new one");
+    const credentials = await this.#credentials(method, url, signal);
+    return { credentials, headers: this.#headers(credentials, { path: url.pathname }) };
+  }
+
+  /**
+   * The error a request would throw when connecting failed (a missing `--allow-net`, TLS, refused).
+   *
+   * @param cause The failure.
+   * @param method The method.
+   * @param url The URL.
+   * @param signal The request's signal (its reason wins when aborted).
+   * @returns The error to throw.
+   */
+  networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
+    return this.#networkError(cause, method, url, signal);
   }
 
   /** Closes the HTTP connections. Requests made afterwards fail. */
@@ -427,7 +488,12 @@ function tlsReason(text: string): string | undefined {
   // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
   const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
   if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
-  if (/certificate|tls|ssl|handshake|UnknownIssuer/i.test(text)) return "TLS handshake failed";
+  // A handshake cut short (`tls handshake eof`, a reset) says nothing about trust: the server or
+  // something in between went away, and the retry rules apply without a certificate hint.
+  if (/handshake eof|connection reset|broken pipe/i.test(text)) return undefined;
+  if (/certificate|UnknownIssuer|BadSignature|NotValidForName|Expired/i.test(text)) {
+    return "TLS handshake failed";
+  }
   return undefined;
 }
 

@@ -23,6 +23,7 @@ import {
   type FetchLike,
   HttpTransport,
   type QueryParams,
+  registerTransport,
   requestJson,
   requestObject,
   type RequestOptions,
@@ -99,6 +100,7 @@ export class Client implements Transport, AsyncDisposable {
   constructor(config: Config, options: ClientOptions = {}) {
     this.config = config;
     this.#transport = new HttpTransport(config, options);
+    registerTransport(this, this.#transport);
     this.wireFormat = options.wireFormat ?? "protobuf";
   }
 
@@ -473,21 +475,36 @@ export class Client implements Transport, AsyncDisposable {
   }
 
   /**
-   * Follows a pod's log line by line (`follow=true`), until the container ends, the signal aborts,
-   * or the loop is left — which cancels the stream.
+   * Follows a pod's log line by line (`follow=true`), until the container ends, the signal aborts
+   * (the iteration then ends without an error), or the loop is left — which cancels the stream.
+   * A quiet log keeps the stream open.
    *
    * @param name The pod's name.
    * @param options Namespace, container, `tailLines`, `sinceSeconds`, `timestamps`, signal.
    * @returns The lines, without their trailing newline.
    */
   async *followLogs(name: string, options: LogOptions = {}): AsyncGenerator<string> {
-    const response = await this.request(this.#logRequest(name, { ...options, follow: true }));
+    let response: Response;
+    try {
+      response = await this.request(this.#logRequest(name, { ...options, follow: true }));
+    } catch (e) {
+      if (options.signal?.aborted) return;
+      throw e;
+    }
     const reader = response.body!.getReader();
     const lines = new LineDecoder();
     const out: string[] = [];
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          // Aborting the signal ends the follow: the lines so far were all there was.
+          if (options.signal?.aborted) return;
+          throw e;
+        }
+        const { done, value } = chunk;
         if (done) lines.end(out);
         else lines.push(value, out);
         for (const line of out) yield line.endsWith("\r") ? line.slice(0, -1) : line;

@@ -5,6 +5,8 @@
  * - {@linkcode Api} builds typed resource descriptors: `Api.v1Pod().within("default")`.
  * - {@linkcode watch}, {@linkcode Informer} and {@linkcode Reflector} follow changes and keep a
  *   cache in sync, recovering from every failure on their own.
+ * - {@linkcode exec}, {@linkcode attach}, {@linkcode portForward} and {@linkcode forwardPort}
+ *   reach into pods over WebSocket, authenticated like every other request.
  *
  * @example Cache the pods of a namespace
  * ```ts ignore
@@ -212,4 +214,25 @@ export {
   type Runnable,
   shutdownSignal,
 } from "./manager.ts";
+export {
+  attach,
+  type AttachOptions,
+  exec,
+  EXEC_PROTOCOLS,
+  type ExecOptions,
+  type ExecOutput,
+  execOutput,
+  type ExecOutputOptions,
+  type ExecResult,
+  type ExecSession,
+  forwardPort,
+  type ForwardPortOptions,
+  type PodRef,
+  PORT_FORWARD_PROTOCOLS,
+  portForward,
+  type PortForwarder,
+  type PortForwardOptions,
+  type PortForwardStream,
+  type TerminalSize,
+} from "./exec.ts";
 export * from "./generated/mod.ts";

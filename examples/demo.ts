@@ -13,9 +13,12 @@
 // `@denokube/kube/testing`, which has no controllers: then the demo makes the pods itself and they
 // stay Pending. The first lines of the output say which.
 //
-//   --fake     use the FakeApiServer even when the real cluster is available
-//   --follow   keep changing objects until Ctrl-C (default: stop after one round, ~25 s)
-//   --verbose  show the library's trace-level logs (default: info and above)
+//   --fake               use the FakeApiServer even when the real cluster is available
+//   --kubeconfig=<path>  run on the cluster of that kubeconfig instead of starting one (it makes
+//                        namespace demo and CRD foos.clux.dev, and deletes the namespace at the end)
+//   --step-ms=<ms>       the pause between changes (default 1800)
+//   --follow             keep changing objects until Ctrl-C (default: stop after one round, ~25 s)
+//   --verbose            show the library's trace-level logs (default: info and above)
 //
 // Outside this repository, import from "@denokube/kube" and "@denokube/kube/testing".
 
@@ -28,6 +31,7 @@ import {
   Client,
   Config,
   Informer,
+  isAlreadyExists,
   type KubeObject,
   Reflector,
   stripManagedFields,
@@ -41,6 +45,8 @@ const { values: flags } = parseArgs({
   args: Deno.args.filter((arg) => arg !== "--"),
   options: {
     fake: { type: "boolean", default: false },
+    kubeconfig: { type: "string" },
+    "step-ms": { type: "string", default: "1800" },
     follow: { type: "boolean", default: false },
     verbose: { type: "boolean", default: false },
   },
@@ -55,7 +61,10 @@ await configure({
 });
 
 const NAMESPACE = "demo";
-const STEP_MS = 1_800;
+const STEP_MS = Number(flags["step-ms"]);
+if (!Number.isInteger(STEP_MS) || STEP_MS < 0) {
+  throw new RangeError(`--step-ms=${flags["step-ms"]}: give the pause in whole milliseconds`);
+}
 /** Reset when the cluster is ready: the view's clock does not count the build or the start. */
 let started = Date.now();
 
@@ -69,9 +78,25 @@ function clock(): string {
 
 interface Backend {
   client: Client;
-  /** True for the real cluster (controllers, scheduler, nodes); false for the FakeApiServer. */
+  /** True for a real cluster (controllers, scheduler, nodes); false for the FakeApiServer. */
   real: boolean;
+  /** True when the cluster is the user's (`--kubeconfig`): the demo cleans up after itself. */
+  borrowed?: boolean;
   stop(): Promise<void>;
+}
+
+async function useKubeconfig(path: string): Promise<Backend> {
+  const client = new Client(await Config.fromKubeconfig({ path }));
+  console.log(`Cluster: yours, from ${path}, at ${client.config.server}`);
+  return {
+    client,
+    real: true,
+    borrowed: true,
+    stop() {
+      client.close();
+      return Promise.resolve();
+    },
+  };
 }
 
 async function startReal(): Promise<Backend | string> {
@@ -138,6 +163,8 @@ console.log("kube demo: a Reflector and an Informer on a small Kubernetes cluste
 let backend: Backend;
 if (flags.fake) {
   backend = await startFake("chosen with --fake");
+} else if (flags.kubeconfig) {
+  backend = await useKubeconfig(flags.kubeconfig);
 } else {
   const real = await startReal();
   backend = typeof real === "string" ? await startFake(`${real}`) : real;
@@ -204,7 +231,7 @@ function deployment(name: string, replicas: number): KubeObject {
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
-        spec: { containers: [{ name: "main", image: "registry.invalid/web:1" }] },
+        spec: { containers: [{ name: "main", image: "registry.k8s.io/pause:3.10" }] },
       },
     },
   } as KubeObject;
@@ -214,7 +241,7 @@ function deployment(name: string, replicas: number): KubeObject {
 function pod(name: string): KubeObject {
   return {
     metadata: { name, labels: { app: "web" } },
-    spec: { containers: [{ name: "main", image: "registry.invalid/web:1" }] },
+    spec: { containers: [{ name: "main", image: "registry.k8s.io/pause:3.10" }] },
   } as KubeObject;
 }
 
@@ -229,10 +256,26 @@ interface PodView {
 const phaseOf = (object: KubeObject) => (object as PodView).status?.phase ?? "-";
 const nodeOf = (object: KubeObject) => (object as PodView).spec?.nodeName ?? "-";
 
+/** Whether the demo made its namespace (then it may delete it). */
+let madeNamespace = false;
+
 async function setUp(): Promise<void> {
-  await client.create(Api.v1Namespace(), { metadata: { name: NAMESPACE } });
+  try {
+    await client.create(Api.v1Namespace(), { metadata: { name: NAMESPACE } });
+    madeNamespace = true;
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw e;
+    throw new Error(
+      `namespace ${NAMESPACE} exists already (from an earlier demo?): delete it first, ` +
+        `kubectl delete namespace ${NAMESPACE}`,
+    );
+  }
   const crd = parseYaml(await Deno.readTextFile(new URL("./foo.yaml", import.meta.url)));
-  await client.create(crds, crd);
+  try {
+    await client.create(crds, crd);
+  } catch (e) {
+    if (!isAlreadyExists(e)) throw e; // a cluster that has the CRD already: use it
+  }
   // Wait until the CRD is Established and its storage answers (the real server answers 429
   // "storage is (re)initializing" for a moment; the client retries that).
   for (let i = 0; i < 100; i++) {
@@ -487,7 +530,19 @@ try {
   controller.abort();
   Deno.removeSignalListener("SIGINT", stop);
   if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", stop);
-  console.log(backend.real ? "Stopping the cluster…" : "Stopping the API server…");
+  if (backend.borrowed && madeNamespace && !interrupted) {
+    // Not our cluster: leave it as it was (the CRD stays; the namespace and all in it go).
+    await client.delete(Api.v1Namespace(), NAMESPACE, { signal: AbortSignal.timeout(10_000) })
+      .then(() => console.log(`Deleted namespace ${NAMESPACE}.`))
+      .catch((e) => console.error(`Could not delete namespace ${NAMESPACE}: ${e}`));
+  }
+  console.log(
+    backend.borrowed
+      ? "Done with your cluster."
+      : backend.real
+      ? "Stopping the cluster…"
+      : "Stopping the API server…",
+  );
   await backend.stop();
   console.log("Stopped.");
 }

@@ -524,6 +524,37 @@ function matches(rule: KwokPodSelector, namespace: string, pod: string, containe
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
+/** Checks the KWOK options before anything starts; throws a RangeError naming the bad field. */
+function checkKwokOptions(options: KwokOptions): void {
+  const nodes = options.nodes ?? 2;
+  if (!Number.isInteger(nodes) || nodes < 0) {
+    throw new RangeError(`kwok.nodes is ${nodes}: give a whole number of nodes (0 or more)`);
+  }
+  (options.exec ?? []).forEach((rule, i) => {
+    if (!rule.namespace) {
+      throw new RangeError(
+        `kwok.exec[${i}].namespace is empty: exec runs local commands, so it is enabled only ` +
+          `for the pods of a namespace you name`,
+      );
+    }
+  });
+  (options.portForward ?? []).forEach((rule, i) => {
+    if (!rule.namespace) {
+      throw new RangeError(`kwok.portForward[${i}].namespace is empty: name the pods' namespace`);
+    }
+    if (!LOOPBACK.has(rule.target.address)) {
+      throw new RangeError(
+        `kwok.portForward[${i}].target.address is ${rule.target.address}: the test environment ` +
+          `forwards only to loopback (127.0.0.1, ::1 or localhost)`,
+      );
+    }
+    const { port } = rule.target;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new RangeError(`kwok.portForward[${i}].target.port is ${port}: give a TCP port`);
+    }
+  });
+}
+
 /** KWOK's `--config`: the stages of the build, then the logs, attach, exec and forward rules. */
 async function kwokConfig(
   binaries: ControlPlaneBinaries,
@@ -568,12 +599,6 @@ async function kwokConfig(
     }));
   });
   (options.portForward ?? []).forEach((rule, i) => {
-    if (!LOOPBACK.has(rule.target.address)) {
-      throw new RangeError(
-        `kwok.portForward[${i}].target.address is ${rule.target.address}: the test environment ` +
-          `forwards only to loopback (127.0.0.1, ::1 or localhost)`,
-      );
-    }
     docs.push(object("ClusterPortForward", `port-forward-${i}`, {
       selector: kwokSelector(rule),
       forwards: [{
@@ -610,6 +635,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const kwokOptions: KwokOptions | false = options.kwok === true || (options.kwok ?? full)
     ? (typeof options.kwok === "object" ? options.kwok : {})
     : false;
+  if (kwokOptions) checkKwokOptions(kwokOptions);
   const binaries = options.build === false ? await findBinaries() : await ensureBinaries();
   if (!binaries) {
     throw new Error("The control plane binaries are not built: run deno task test:e2e");

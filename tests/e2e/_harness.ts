@@ -18,7 +18,8 @@ let reported = false;
 /** Why the real-cluster tests cannot run here, or undefined when they can. */
 export const skipReason: string | undefined = available
   ? undefined
-  : "Go is not installed, so kube-apiserver and etcd cannot be built";
+  : "Go is not installed, so the control plane (etcd, kube-apiserver, kube-controller-manager, " +
+    "kube-scheduler, kwok) cannot be built";
 
 /** The context handed to a real-cluster test. */
 export interface E2eContext {

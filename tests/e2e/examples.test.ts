@@ -249,5 +249,46 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
     assert.equal(await example.interrupt(), 0, example.output);
   });
 
+  await t.step(
+    "demo.ts on this cluster (--kubeconfig): pods run on the nodes, GC happens",
+    async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-all",
+          "examples/demo.ts",
+          `--kubeconfig=${cp.kubeconfigPath}`,
+          "--step-ms=300",
+        ],
+        cwd: repo,
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const output = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, output);
+      // The Reflector saw the scheduler place pods and KWOK run them; the GC removed what the
+      // Deployment owned; the cache ended equal to a fresh list.
+      assert.match(output, /scheduled on kwok-node-\d/);
+      assert.match(output, /phase Pending → Running {2}node=kwok-node-\d/);
+      assert.match(output, /\(([1-9]\d*) pods went Pending → Running\)/);
+      assert.match(output, /the garbage collector deleted ConfigMap web-settings/);
+      assert.match(output, /the cache equals a fresh list \(0 pods\)/);
+      assert.match(output, /Deleted namespace demo\./);
+      // kubectl: the namespace the demo made is going away (or gone).
+      const phase = await kubectl(
+        cp.kubeconfigPath,
+        "get",
+        "namespace",
+        "demo",
+        "--ignore-not-found",
+        "-o",
+        "jsonpath={.status.phase}",
+      );
+      assert.ok(phase === "" || phase === "Terminating", `namespace demo: ${phase}`);
+    },
+  );
+
   await client.delete(Api.v1Namespace(), ns);
 }, { cluster: "full" });

@@ -115,6 +115,18 @@ const MAY_IMPORT: Record<string, string[]> = {
     "_runtime.ts",
   ],
   "_runtime.ts": [],
+  "exec.ts": [
+    "_channels.ts",
+    "_socket.ts",
+    "_websocket.ts",
+    "_transport.ts",
+    "api.ts",
+    "client.ts",
+    "errors.ts",
+  ],
+  "_socket.ts": [],
+  "_websocket.ts": ["_socket.ts"],
+  "_channels.ts": ["_websocket.ts", "errors.ts"],
 };
 
 Deno.test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {

@@ -110,3 +110,22 @@ Deno.test("transport: an untrusted server certificate names host, reason and fix
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("transport: a server that closes during the TLS handshake gets no certificate hint", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of listener) conn.close(); // accept, then hang up before any TLS
+  })();
+  try {
+    const url = `https://127.0.0.1:${listener.addr.port}`;
+    const error = await new Client(config(url), { maxRetries: 0 }).request({ path: "/version" })
+      .catch((e) => e);
+    assert.ok(error instanceof ApiError, String(error));
+    assert.equal(error.status, 0);
+    assert.match(error.message, /Cannot reach the Kubernetes API server/);
+    assert.doesNotMatch(error.message, /certificate/i);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+  }
+});

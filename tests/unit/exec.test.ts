@@ -1,0 +1,467 @@
+// exec, attach and port-forward against a stub WebSocket server speaking the channel protocol.
+//
+// The frames are those recorded from kube-apiserver v1.36.3 in front of KWOK v0.8.0 (tests/e2e/
+// exec.test.ts's setup): an empty message opens each output channel, the error channel carries
+// one JSON `Status` (`{"metadata":{},"status":"Success"}`, or KWOK's 500 InternalError for a
+// non-zero exit), port-forward channels start with the port as 2 little-endian bytes. The
+// `NonZeroExitCode` status is the one a real kubelet's remotecommand server writes (KWOK never
+// sends it). The e2e tests check the same against the
+// real apiserver; these cover what a simulated node cannot show (stdin end-of-file, non-zero exits,
+// a socket that breaks mid-stream).
+
+import nodeAssert from "node:assert/strict";
+import { ApiError } from "../../errors.ts";
+import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
+import { FakeApiServer } from "../../testing.ts";
+import { Client } from "../../client.ts";
+import { Config } from "../../config.ts";
+import { statusJson, WsStub } from "./_ws_stub.ts";
+
+const SUCCESS = '{"metadata":{},"status":"Success"}';
+const EXIT_3 =
+  '{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}';
+function assert(value: unknown, message?: string): asserts value {
+  nodeAssert.ok(value, message ?? "assertion failed");
+}
+const assertEquals = <T>(actual: T, expected: T) => nodeAssert.deepStrictEqual(actual, expected);
+async function assertRejects<E = Error>(
+  fn: () => Promise<unknown>,
+  // deno-lint-ignore no-explicit-any
+  type: new (...args: any[]) => E,
+  includes?: string,
+): Promise<E> {
+  try {
+    await fn();
+  } catch (e) {
+    nodeAssert.ok(e instanceof type, `expected ${type.name}, got ${e}`);
+    if (includes) nodeAssert.ok(String((e as Error).message).includes(includes), String(e));
+    return e as E;
+  }
+  throw new nodeAssert.AssertionError({ message: "expected a rejection" });
+}
+const text = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
+
+async function readAll(stream: ReadableStream<Uint8Array> | undefined): Promise<string> {
+  let out = "";
+  for await (const chunk of stream!) out += text(chunk);
+  return out;
+}
+
+Deno.test("exec: stdout, stderr and the Success status over v5, with the request kubectl sends", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "");
+    ws.send(2, "");
+    ws.send(1, "hello\n");
+    ws.send(2, "warning\n");
+    ws.send(1, "world\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["sh", "-c", "echo hello"], {
+    namespace: "apps",
+    container: "main",
+  });
+  const [stdout, stderr, result] = await Promise.all([
+    readAll(session.stdout),
+    readAll(session.stderr),
+    session.result,
+  ]);
+  assertEquals(stdout, "hello\nworld\n");
+  assertEquals(stderr, "warning\n");
+  assertEquals(result.exitCode, 0);
+  assertEquals(session.protocol, "v5.channel.k8s.io");
+  const request = stub.requests[0];
+  const url = new URL(request.url);
+  assertEquals(url.pathname, "/api/v1/namespaces/apps/pods/web/exec");
+  assertEquals(url.searchParams.getAll("command"), ["sh", "-c", "echo hello"]);
+  assertEquals(url.searchParams.get("container"), "main");
+  assertEquals(url.searchParams.get("stdout"), "true");
+  assertEquals(url.searchParams.get("stderr"), "true");
+  assertEquals(url.searchParams.get("stdin"), null);
+  assertEquals(request.headers.get("authorization"), "Bearer stub-token");
+  assertEquals(
+    request.headers.get("sec-websocket-protocol"),
+    "v5.channel.k8s.io, v4.channel.k8s.io",
+  );
+  assert(request.headers.get("user-agent")?.startsWith("denokube/"));
+});
+
+Deno.test("execOutput: a NonZeroExitCode status is the exit code, not an error", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(2, "failing\n");
+    ws.send(3, EXIT_3);
+  });
+  await using client = stub.client();
+  const out = await execOutput(client, "web", ["sh", "-c", "echo failing >&2; exit 3"]);
+  assertEquals(out, { stdout: "", stderr: "failing\n", exitCode: 3 });
+});
+
+Deno.test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with it", async () => {
+  const recorded =
+    '{"metadata":{},"status":"Failure","message":"Internal error occurred: Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3","reason":"InternalError","details":{"causes":[{"message":"Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3"}]},"code":500}';
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "");
+    ws.send(1, "x\n");
+    ws.send(3, recorded);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["sh", "-c", "echo x; exit 3"], {
+    stderr: false,
+  });
+  assertEquals(await readAll(session.stdout), "x\n");
+  const error = await assertRejects(() => session.result, ApiError);
+  assertEquals(error.status, 500);
+  assertEquals(error.reason, "InternalError");
+  assert(error.message.includes("exit status 3"), error.message);
+});
+
+Deno.test("exec: a failure status other than an exit code rejects with its ApiError", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(
+      3,
+      statusJson({
+        status: "Failure",
+        message: 'container "nope" not found in pod "web"',
+        reason: "InternalError",
+        code: 500,
+      }),
+    );
+  });
+  await using client = stub.client();
+  const error = await assertRejects(
+    () => execOutput(client, "web", ["true"], { container: "nope" }),
+    ApiError,
+  );
+  assertEquals(error.status, 500);
+  assert(error.message.includes('container "nope" not found'), error.message);
+  assert(error.message.includes("exec in pod default/web"), error.message);
+});
+
+Deno.test("exec: stdin is sent on channel 0 and closing it sends the v5 close frame", async () => {
+  await using stub = new WsStub();
+  const received: number[][] = [];
+  stub.push(async (ws) => {
+    for (;;) {
+      const message = await ws.next();
+      if (!message) return;
+      received.push([...message.subarray(0, 2)]);
+      if (message[0] === 255) break; // [255, 0]: stdin closed, like `cat` reading EOF
+      ws.send(1, message.subarray(1));
+    }
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  const out = await execOutput(client, "web", ["cat"], { stdin: "line one\nline two\n" });
+  assertEquals(out.stdout, "line one\nline two\n");
+  assertEquals(out.exitCode, 0);
+  assertEquals(received.at(-1), [255, 0]);
+  assertEquals(new URL(stub.requests[0].url).searchParams.get("stdin"), "true");
+});
+
+Deno.test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-closed", async () => {
+  await using stub = new WsStub();
+  const channels: number[] = [];
+  stub.push({
+    protocol: "v4.channel.k8s.io",
+    handler: async (ws) => {
+      const message = await ws.next();
+      channels.push(message![0]);
+      ws.send(1, message!.subarray(1));
+      ws.send(3, SUCCESS);
+    },
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["cat"], { stdin: true, stderr: false });
+  assertEquals(session.protocol, "v4.channel.k8s.io");
+  const writer = session.stdin!.getWriter();
+  await writer.write(new TextEncoder().encode("ping"));
+  await writer.close();
+  assertEquals(await readAll(session.stdout), "ping");
+  assertEquals((await session.result).exitCode, 0);
+  await stub.settle();
+  assertEquals(channels, [0]); // no [255, 0] frame on v4
+});
+
+Deno.test("exec: tty merges stderr and resize sends {Width, Height} on channel 4", async () => {
+  await using stub = new WsStub();
+  let resize = "";
+  stub.push(async (ws) => {
+    const message = await ws.next();
+    assertEquals(message![0], 4);
+    resize = text(message!.subarray(1));
+    ws.send(1, "80x24\r\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["sh"], { tty: true });
+  assertEquals(session.stderr, undefined);
+  await session.resize({ width: 120, height: 40 });
+  assertEquals(await readAll(session.stdout), "80x24\r\n");
+  await session.result;
+  assertEquals(JSON.parse(resize), { Width: 120, Height: 40 });
+  const query = new URL(stub.requests[0].url).searchParams;
+  assertEquals(query.get("tty"), "true");
+  assertEquals(query.get("stderr"), null);
+  await assertRejects(() => session.resize({ width: 0, height: 1 }), RangeError);
+});
+
+Deno.test("attach: reads the container's stream from the attach subresource", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "tick 1\n");
+    ws.send(1, "tick 2\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await attach(client, { metadata: { name: "web", namespace: "ops" } }, {
+    stderr: false,
+  });
+  assertEquals(await readAll(session.stdout), "tick 1\ntick 2\n");
+  assertEquals(new URL(stub.requests[0].url).pathname, "/api/v1/namespaces/ops/pods/web/attach");
+  assertEquals(new URL(stub.requests[0].url).searchParams.get("command"), null);
+});
+
+Deno.test("exec: a refused upgrade is the ApiError of the Status the server sent", async () => {
+  await using stub = new WsStub();
+  const notFound = statusJson({
+    kind: "Status",
+    apiVersion: "v1",
+    status: "Failure",
+    message: 'pods "nope" not found',
+    reason: "NotFound",
+    details: { name: "nope", kind: "pods" },
+    code: 404,
+  });
+  stub.push(
+    new Response(notFound, { status: 404, headers: { "content-type": "application/json" } }),
+    new Response("plain text forbidden", { status: 403 }),
+  );
+  await using client = stub.client();
+  const error = await assertRejects(() => exec(client, "nope", ["true"]), ApiError);
+  assertEquals(error.status, 404);
+  assertEquals(error.reason, "NotFound");
+  assert(error.message.startsWith('pods "nope" not found (GET http://127.0.0.1:'), error.message);
+  assert(!error.message.includes("stub-token"));
+  const forbidden = await assertRejects(() => portForward(client, "nope", 80), ApiError);
+  assertEquals(forbidden.status, 403);
+  assert(forbidden.message.includes("plain text forbidden"), forbidden.message);
+});
+
+Deno.test("exec: a connection closed before the status is a StreamClosed ApiError on the result and the streams", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "partial");
+    ws.close(1011);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["sleep", "100"], { stderr: false });
+  const reader = session.stdout!.getReader();
+  assertEquals(text((await reader.read()).value), "partial");
+  const streamError = await assertRejects(() => reader.read(), ApiError);
+  assertEquals(streamError.reason, "StreamClosed");
+  const error = await assertRejects(() => session.result, ApiError);
+  assertEquals(error.status, 0);
+  assert(error.message.includes("closed before the exit status arrived"), error.message);
+});
+
+Deno.test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", async () => {
+  // A raw server: a valid 101, half a frame, then the socket ends.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(8192);
+    let request = "";
+    while (!request.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      request += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    await conn.write(
+      new TextEncoder().encode(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
+      ),
+    );
+    // A binary frame announcing 100 bytes on stdout, of which only 4 arrive.
+    await conn.write(new Uint8Array([0x82, 100, 1, 0x61, 0x62, 0x63]));
+    conn.close();
+  })();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  await using session = await exec(client, "web", ["true"], { stderr: false });
+  await assertRejects(() => readAll(session.stdout), ApiError);
+  const error = await assertRejects(() => session.result, ApiError);
+  assertEquals(error.reason, "StreamClosed");
+  assert(error.message.includes("in the middle of a frame"), error.message);
+  await serving;
+});
+
+Deno.test("exec: aborting the signal rejects the result with the reason and ends the streams", async () => {
+  await using stub = new WsStub();
+  const ended = Promise.withResolvers<void>();
+  stub.push(async (ws) => {
+    ws.send(1, "started\n");
+    await ws.next(); // until the client closes
+    ended.resolve();
+  });
+  await using client = stub.client();
+  const controller = new AbortController();
+  await using session = await exec(client, "web", ["sleep", "100"], {
+    stderr: false,
+    signal: controller.signal,
+  });
+  const reader = session.stdout!.getReader();
+  assertEquals(text((await reader.read()).value), "started\n");
+  controller.abort(new Error("user gave up"));
+  await assertRejects(() => session.result, Error, "user gave up");
+  await assertRejects(() => reader.read(), Error, "user gave up");
+  await ended.promise;
+});
+
+Deno.test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messages", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i));
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["yes"], { stderr: false });
+  const seen: number[] = [];
+  let total = 0;
+  for await (const chunk of session.stdout!) {
+    total += chunk.length;
+    for (let i = 0; i < chunk.length; i += 64 * 1024) seen.push(chunk[i]);
+  }
+  assertEquals(total, 64 * 64 * 1024);
+  assertEquals(seen, Array.from({ length: 64 }, (_, i) => i));
+  assertEquals((await session.result).exitCode, 0);
+});
+
+Deno.test("exec: bad input is refused before connecting", async () => {
+  await using stub = new WsStub();
+  await using client = stub.client();
+  await assertRejects(() => exec(client, "web", []), TypeError, "non-empty array");
+  await assertRejects(
+    () => exec(client, "web", ["ls"], { stdout: false, stderr: false }),
+    TypeError,
+    "at least one of stdin, stdout and stderr",
+  );
+  await assertRejects(() => exec(client, "a/b", ["ls"]), TypeError, "Invalid Pod name");
+  await assertRejects(() => portForward(client, "web", 70000), RangeError);
+  assertEquals(stub.requests.length, 0);
+  await using fake = new FakeApiServer();
+  await assertRejects(() => exec(fake.client(), "web", ["ls"]), TypeError, "custom fetch");
+});
+
+Deno.test("portForward: strips the port prefix, carries data both ways", async () => {
+  await using stub = new WsStub();
+  stub.push(async (ws) => {
+    ws.send(0, new Uint8Array([0x90, 0x1f])); // 8080, little-endian
+    ws.send(1, new Uint8Array([0x90, 0x1f]));
+    const request = await ws.next();
+    assertEquals(request![0], 0);
+    ws.send(0, new TextEncoder().encode(`echo:${text(request!.subarray(1))}`));
+  });
+  await using client = stub.client();
+  await using stream = await portForward(client, "web", 8080);
+  const writer = stream.writable.getWriter();
+  await writer.write(new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+  assertEquals(await readAll(stream.readable), "echo:GET / HTTP/1.0\r\n\r\n");
+  await stream.closed;
+  const url = new URL(stub.requests[0].url);
+  assertEquals(url.pathname, "/api/v1/namespaces/default/pods/web/portforward");
+  assertEquals(url.searchParams.get("ports"), "8080");
+  assertEquals(
+    stub.requests[0].headers.get("sec-websocket-protocol"),
+    "v4.channel.k8s.io, portforward.k8s.io",
+  );
+});
+
+Deno.test("portForward: the error channel's message rejects closed and the readable", async () => {
+  await using stub = new WsStub();
+  const message =
+    "an error occurred forwarding 9999 -> 9999: error forwarding port 9999 to pod 0123, uid : failed to connect to localhost:9999 inside namespace: connection refused";
+  stub.push((ws) => {
+    ws.send(0, new Uint8Array([0x0f, 0x27]));
+    ws.send(1, new Uint8Array([0x0f, 0x27]));
+    ws.send(1, message);
+  });
+  await using client = stub.client();
+  await using stream = await portForward(client, "web", 9999);
+  const error = await assertRejects(() => stream.closed, ApiError);
+  assertEquals(error.reason, "PortForwardFailed");
+  assert(error.message.includes("connection refused"), error.message);
+  await assertRejects(() => readAll(stream.readable), ApiError);
+});
+
+Deno.test("forwardPort: each local connection gets its own port-forward stream", async () => {
+  await using stub = new WsStub();
+  const echo = async (ws: import("./_ws_stub.ts").StubSocket) => {
+    ws.send(0, new Uint8Array([80, 0]));
+    ws.send(1, new Uint8Array([80, 0]));
+    const message = await ws.next();
+    ws.send(0, message!.subarray(1));
+  };
+  stub.push(echo, echo);
+  await using client = stub.client();
+  await using forwarder = forwardPort(client, "web", { port: 80 });
+  assertEquals(forwarder.hostname, "127.0.0.1");
+  for (const word of ["first", "second"]) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: forwarder.localPort });
+    await conn.write(new TextEncoder().encode(word));
+    let got = "";
+    for await (const chunk of conn.readable) got += text(chunk);
+    assertEquals(got, word);
+  }
+  assertEquals(stub.requests.length, 2);
+});
+
+Deno.test("forwardPort: a failed forward closes the connection and reaches onError", async () => {
+  await using stub = new WsStub();
+  stub.push(
+    (ws) => {
+      ws.send(0, new Uint8Array([80, 0]));
+      ws.send(1, new Uint8Array([80, 0]));
+      ws.send(1, "error forwarding port 80 to pod 0123: connection refused");
+    },
+    new Response(statusJson({ status: "Failure", reason: "Forbidden", code: 403 }), {
+      status: 403,
+    }),
+  );
+  await using client = stub.client();
+  const errors: unknown[] = [];
+  await using forwarder = forwardPort(client, "web", { port: 80, onError: (e) => errors.push(e) });
+  for (let i = 0; i < 2; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: forwarder.localPort });
+    for await (const _ of conn.readable) { /* until the forwarder closes it */ }
+  }
+  assertEquals(errors.length, 2);
+  assert(
+    errors[0] instanceof ApiError && errors[0].reason === "PortForwardFailed",
+    String(errors[0]),
+  );
+  assert(errors[0].message.includes("connection refused"));
+  assert(errors[1] instanceof ApiError && errors[1].status === 403, String(errors[1]));
+});
+
+Deno.test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
+  // A server that accepts the connection and never answers.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  const controller = new AbortController();
+  const pending = exec(client, "web", ["true"], { signal: controller.signal });
+  const conn = await accepted;
+  controller.abort(new Error("took too long"));
+  await assertRejects(() => pending, Error, "took too long");
+  conn.close();
+});
