@@ -14,8 +14,8 @@ import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
 import {
-  type DecodeStats,
   decodeProtobufBody,
+  type DecodeStats,
   isProtobuf,
   type WireFormat,
 } from "./_protobuf/negotiate.ts";
