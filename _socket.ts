@@ -205,5 +205,16 @@ function readHead(socket: Duplex, signal?: AbortSignal): Promise<string> {
  * @returns The listener.
  */
 export function listenSocket(hostname: string, port: number): ByteListener {
-  return runtime().listenTcp(hostname, port);
+  const rt = runtime();
+  try {
+    return rt.listenTcp(hostname, port);
+  } catch (e) {
+    if (!rt.isPermissionError(e)) throw e;
+    const flag = rt.flag({ kind: "net", hosts: [port === 0 ? hostname : `${hostname}:${port}`] });
+    throw rt.permissionDenied(
+      `Cannot listen on ${hostname}:${port} to forward a port: missing network permission. ` +
+        `Run again with ${flag} (plus the API server's host:port)`,
+      e,
+    );
+  }
 }
