@@ -100,6 +100,10 @@ export class Watcher<T extends KubeObject> {
   #rv: string | undefined;
   #needSync: boolean;
   #watchListUnsupported = false;
+  /** Events (not ERRORs) received since the last completed sync; undefined before the first. */
+  #sinceSync: number | undefined;
+  /** Relists in a row with nothing learned in between. */
+  #expiredStreak = 0;
 
   /**
    * @param client The transport.
@@ -196,7 +200,8 @@ export class Watcher<T extends KubeObject> {
       if (this.#needSync) yield* this.#sync(signal, this.#syncTimeout(), false);
       yield* this.#watch(signal, timeoutSeconds);
     } catch (e) {
-      if (this.#recover(e, signal) !== "relist") return;
+      // A relist paced by the backoff (see #recover) waits for the next round.
+      if (this.#recover(e, signal) !== "relist" || this.#pacer.pending) return;
       try {
         yield* this.#sync(signal, this.#syncTimeout(), false);
       } catch (e2) {
@@ -221,7 +226,13 @@ export class Watcher<T extends KubeObject> {
 
   #recover(error: unknown, signal: AbortSignal | undefined): "relist" | "retry" {
     const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
-    if (decision === "relist") this.#needSync = true;
+    if (decision === "relist") {
+      this.#needSync = true;
+      // The first expiry relists at once. Expired again with nothing learned since that relist
+      // (a server answering 410 to every watch): pace the next LIST by the backoff.
+      this.#expiredStreak = this.#sinceSync === 0 ? this.#expiredStreak + 1 : 1;
+      if (this.#expiredStreak > 1) this.#pacer.relistTooSoon(this.api.collectionPath());
+    }
     return decision;
   }
 
@@ -250,6 +261,7 @@ export class Watcher<T extends KubeObject> {
       received += batch.length;
       const error = this.#cutAtError(batch);
       const events = batch as LiveEvent<T>[];
+      if (this.#sinceSync !== undefined) this.#sinceSync += events.length;
       if (events.length > 0) {
         yield { type: "events", events };
         this.advance(events);
@@ -300,6 +312,7 @@ export class Watcher<T extends KubeObject> {
         if (!building) {
           const error = this.#cutAtError(batch);
           const events = batch as LiveEvent<T>[];
+          this.#sinceSync! += events.length;
           if (events.length > 0) {
             yield { type: "events", events };
             this.advance(events);
@@ -315,6 +328,7 @@ export class Watcher<T extends KubeObject> {
             const rest = batch.slice(i);
             const error = this.#cutAtError(rest);
             const events = rest as LiveEvent<T>[];
+            this.#sinceSync! += events.length;
             if (events.length > 0) {
               yield { type: "events", events };
               this.advance(events);
@@ -342,6 +356,7 @@ export class Watcher<T extends KubeObject> {
                 }
                 this.#rv = event.resourceVersion;
                 this.#needSync = false;
+                this.#sinceSync = 0;
                 building = false;
                 yield { type: "init-done", resourceVersion: event.resourceVersion };
                 if (!keepWatching) return received;
@@ -411,6 +426,7 @@ export class Watcher<T extends KubeObject> {
     }
     this.#rv = resourceVersion;
     this.#needSync = false;
+    this.#sinceSync = 0;
     yield { type: "init-done", resourceVersion };
   }
 }
