@@ -195,6 +195,24 @@ export class RetryPacer {
   }
 
   /**
+   * A relist is due again although nothing was learned since the last one (the watch after it
+   * expired at once): wait a backoff step first, as client-go paces every list-and-watch round,
+   * so that a server answering 410 to every watch does not get a storm of LISTs.
+   */
+  relistTooSoon(path: string): void {
+    this.#pending = this.#backoff.next();
+    this.#log.warn(
+      "The watch of {path} expired again right after a relist; listing again in {delayMs} ms",
+      { path, delayMs: Math.round(this.#pending) },
+    );
+  }
+
+  /** Whether a delay is scheduled for the next {@linkcode RetryPacer.prototype.wait}. */
+  get pending(): boolean {
+    return this.#pending > 0;
+  }
+
+  /**
    * Decides after a failure. Throws the signal's reason when aborted, and the error itself when
    * it is permanent; returns `relist` for an expired resource version, and `retry` (with the
    * delay scheduled for {@linkcode RetryPacer.prototype.wait}) for a transient failure.

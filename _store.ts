@@ -1,8 +1,12 @@
 // Internal: the cache of one collection — objects by key with secondary indexes — usable without
 // any watch loop. Writers are the loop consumers (the Reflector; a Controller may share one
 // Reflector's store); readers get a read-only view. A relist builds the new content aside and
-// `replace` swaps map and indexes in one step, so no reader ever sees half a list. Imports
-// nothing but types.
+// `replace` swaps map and indexes in one step, so no reader ever sees half a list. Imports no
+// other module of the library.
+
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["kube", "reflector"]);
 
 /** A function that lists the values under which an object is indexed. */
 export type IndexFunction<T> = (object: T) => string[];
@@ -28,6 +32,7 @@ export interface StoreReader<T> {
 }
 
 interface IndexData<T> {
+  name: string;
   fn: IndexFunction<T>;
   /** value → keys */
   entries: Map<string, Set<string>>;
@@ -49,6 +54,7 @@ export class Store<T extends { metadata?: { namespace?: string; resourceVersion?
   constructor() {
     this.view = new StoreView(() => this.#map);
     this.#indexes.set("namespace", {
+      name: "namespace",
       fn: (object) => object.metadata?.namespace ? [object.metadata.namespace] : [],
       entries: new Map(),
       // The namespace is part of the key: a MODIFIED object cannot move.
@@ -68,7 +74,7 @@ export class Store<T extends { metadata?: { namespace?: string; resourceVersion?
    * @param fn Lists the values an object is indexed under.
    */
   addIndex(name: string, fn: IndexFunction<T>): void {
-    const data: IndexData<T> = { fn, entries: new Map() };
+    const data: IndexData<T> = { name, fn, entries: new Map() };
     for (const [key, object] of this.#map) addToIndex(data, key, object);
     this.#indexes.set(name, data);
   }
@@ -145,7 +151,12 @@ export class Store<T extends { metadata?: { namespace?: string; resourceVersion?
     const previous = this.#map;
     const indexes = new Map<string, IndexData<T>>();
     for (const [name, data] of this.#indexes) {
-      const fresh: IndexData<T> = { fn: data.fn, entries: new Map(), fixed: data.fixed };
+      const fresh: IndexData<T> = {
+        name: data.name,
+        fn: data.fn,
+        entries: new Map(),
+        fixed: data.fixed,
+      };
       for (const [key, object] of next) addToIndex(fresh, key, object);
       indexes.set(name, fresh);
     }
@@ -180,8 +191,28 @@ export function diffContent<T extends { metadata?: { resourceVersion?: string } 
   }
 }
 
+/**
+ * The values an object is indexed under. A user's index function that throws (or returns
+ * something that is not an array) must not break the watch loop or lose cached state: the
+ * object is then indexed under no value, and the failure is logged with the index and the key.
+ */
+function valuesOf<T>(data: IndexData<T>, key: string, object: T): readonly string[] {
+  try {
+    const values = data.fn(object);
+    if (Array.isArray(values)) return values;
+    throw new TypeError(`returned ${values === null ? "null" : typeof values}, not an array`);
+  } catch (error) {
+    log.error("Index {index} failed for {key}: {error}; the object is indexed under no value", {
+      index: data.name,
+      key,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return [];
+  }
+}
+
 function addToIndex<T>(data: IndexData<T>, key: string, object: T): void {
-  for (const value of data.fn(object)) {
+  for (const value of valuesOf(data, key, object)) {
     let keys = data.entries.get(value);
     if (!keys) data.entries.set(value, keys = new Set());
     keys.add(key);
@@ -190,8 +221,8 @@ function addToIndex<T>(data: IndexData<T>, key: string, object: T): void {
 
 /** Moves a key from the old object's index values to the new one's, touching only differences. */
 function reindex<T>(data: IndexData<T>, key: string, old: T, object: T): void {
-  const before = data.fn(old);
-  const after = data.fn(object);
+  const before = valuesOf(data, key, old);
+  const after = valuesOf(data, key, object);
   if (before.length === after.length && before.every((v, i) => v === after[i])) return;
   for (const value of before) {
     if (after.includes(value)) continue;
@@ -209,7 +240,7 @@ function reindex<T>(data: IndexData<T>, key: string, old: T, object: T): void {
 }
 
 function removeFromIndex<T>(data: IndexData<T>, key: string, object: T): void {
-  for (const value of data.fn(object)) {
+  for (const value of valuesOf(data, key, object)) {
     const keys = data.entries.get(value);
     if (!keys) continue;
     keys.delete(key);

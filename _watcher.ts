@@ -25,13 +25,7 @@ import type { Api, KubeObject } from "./api.ts";
 import type { Clock } from "./clock.ts";
 import { ApiError } from "./errors.ts";
 import { DEFAULT_PAGE_SIZE, listAll, type ListFormat } from "./_list.ts";
-import {
-  type BackoffOptions,
-  describe,
-  randomWatchTimeout,
-  RetryPacer,
-  type SleepFn,
-} from "./_retry.ts";
+import { type BackoffOptions, describe, randomWatchTimeout, RetryPacer } from "./_retry.ts";
 import type { Transport } from "./_transport.ts";
 import {
   type BookmarkWatchEvent,
@@ -55,31 +49,60 @@ export type WatcherStep<T extends KubeObject> =
   | { type: "init-done"; resourceVersion: string }
   | { type: "events"; events: LiveEvent<T>[] };
 
-/** Settings of a {@linkcode Watcher}. */
-export interface WatcherOptions {
-  /** How to (re)fill: `auto` (default), `watchList` or `list`. */
+/**
+ * The options every consumer of the watch loop shares (`InformerOptions`, `ReflectorOptions`):
+ * selectors, how the content is (re)filled, timeouts, and the pace of retries.
+ */
+export interface WatchLoopOptions {
+  /**
+   * How the content is (re)filled:
+   *
+   * - `watchList`: one streaming watch with `sendInitialEvents=true`,
+   *   `resourceVersionMatch=NotOlderThan` and no resource version (a consistent read), whose
+   *   initial ADDED events end at the bookmark annotated `k8s.io/initial-events-end: "true"`;
+   *   the same stream then goes on with the changes.
+   * - `list`: a paged list (`pageSize` per page), then a watch from its resource version.
+   * - `auto`: `watchList`, falling back to `list` for good when the server rejects the request
+   *   (400, 403, 405, 422, 501), or when the stream ends or sends an ordinary bookmark before the
+   *   end bookmark (a server too old to know `sendInitialEvents`).
+   *
+   * Default: `auto` for the Reflector, `list` for the Informer.
+   */
   initialSync?: InitialSync;
+  /** Label selector (same as the `labels()` builder). */
+  labelSelector?: string;
+  /** Field selector (same as the `fields()` builder). */
+  fieldSelector?: string;
+  /**
+   * Server-side timeout of each long-running watch request (`run()`, iteration, the initial
+   * sync), in seconds. Default: random in [300, 600] for every request, like client-go.
+   */
+  watchTimeoutSeconds?: number;
+  /**
+   * Milliseconds without data after which a watch stream is considered dead and retried.
+   * Default: the watch's `timeoutSeconds` plus 30 s.
+   */
+  inactivityTimeoutMs?: number;
+  /** Backoff of retries after transient failures. Default 800 ms doubling to 30 s, jittered. */
+  backoff?: BackoffOptions;
+  /** The clock retries wait on. Default the system clock; tests pass a `VirtualClock`. */
+  clock?: Clock;
+  /**
+   * Test seam, kept for older tests (prefer `clock`): waits between retries instead of
+   * `clock.sleep`. Must reject with the signal's reason on abort.
+   */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Items per page of a (re)list. Default 500. */
+  pageSize?: number;
+}
+
+/** Settings of a {@linkcode Watcher}: the shared options plus the internal seams. */
+export interface WatcherOptions extends WatchLoopOptions {
   /** Start watching from here, without an initial sync. */
   resourceVersion?: string;
-  /** Label selector. */
-  labelSelector?: string;
-  /** Field selector. */
-  fieldSelector?: string;
-  /** Server-side timeout of long-running watch requests; default random in [300, 600] s. */
-  watchTimeoutSeconds?: number;
-  /** Silence after which a stream counts as dead. */
-  inactivityTimeoutMs?: number;
-  /** Backoff of retries. */
-  backoff?: BackoffOptions;
-  /** The clock retries wait on. */
-  clock?: Clock;
-  /** Test seam: a sleep used instead of the clock's. */
-  sleep?: SleepFn;
-  /** Items per list page. Default 500. */
-  pageSize?: number;
-  /** The wire format of the watch requests. Default JSON lines. */
+  /** The wire format of the watch requests. Default: by the client's wire format. */
   format?: WatchFormat;
-  /** The wire format of the list requests. Default JSON. */
+  /** The wire format of the list requests. Default: by the client's wire format. */
   listFormat?: ListFormat;
 }
 
@@ -99,7 +122,12 @@ export class Watcher<T extends KubeObject> {
   #format: WatchFormat | undefined;
   #rv: string | undefined;
   #needSync: boolean;
+  #pollTimeout = 10;
   #watchListUnsupported = false;
+  /** Events (not ERRORs) received since the last completed sync; undefined before the first. */
+  #sinceSync: number | undefined;
+  /** Relists in a row with nothing learned in between. */
+  #expiredStreak = 0;
 
   /**
    * @param client The transport.
@@ -130,6 +158,17 @@ export class Watcher<T extends KubeObject> {
   /** The resource version the next watch starts from (undefined before the first sync). */
   get resourceVersion(): string | undefined {
     return this.#rv;
+  }
+
+  /**
+   * Sets the server-side timeout of each {@linkcode Watcher.prototype.poll} round (the
+   * consumers' `timeout()` builder).
+   *
+   * @param seconds Seconds, at least 1.
+   */
+  setPollTimeout(seconds: number): void {
+    if (!(seconds >= 1)) throw new RangeError(`timeout must be at least 1 second, got ${seconds}`);
+    this.#pollTimeout = Math.floor(seconds);
   }
 
   /** Whether the next round starts with a (re)sync. */
@@ -184,19 +223,21 @@ export class Watcher<T extends KubeObject> {
    * Permanent failures and aborts are thrown.
    *
    * @param signal Stops the round.
-   * @param timeoutSeconds The watch's server-side timeout.
+   * @param timeoutSeconds The watch's server-side timeout (default: {@linkcode
+   *   Watcher.prototype.setPollTimeout}, 10 s).
    * @returns The steps.
    */
   async *poll(
     signal: AbortSignal | undefined,
-    timeoutSeconds: number,
+    timeoutSeconds: number = this.#pollTimeout,
   ): AsyncGenerator<WatcherStep<T>, void, undefined> {
     await this.#pacer.wait(signal);
     try {
       if (this.#needSync) yield* this.#sync(signal, this.#syncTimeout(), false);
       yield* this.#watch(signal, timeoutSeconds);
     } catch (e) {
-      if (this.#recover(e, signal) !== "relist") return;
+      // A relist paced by the backoff (see #recover) waits for the next round.
+      if (this.#recover(e, signal) !== "relist" || this.#pacer.pending) return;
       try {
         yield* this.#sync(signal, this.#syncTimeout(), false);
       } catch (e2) {
@@ -221,7 +262,13 @@ export class Watcher<T extends KubeObject> {
 
   #recover(error: unknown, signal: AbortSignal | undefined): "relist" | "retry" {
     const decision = this.#pacer.decide(error, signal, this.api.collectionPath(), this.#rv);
-    if (decision === "relist") this.#needSync = true;
+    if (decision === "relist") {
+      this.#needSync = true;
+      // The first expiry relists at once. Expired again with nothing learned since that relist
+      // (a server answering 410 to every watch): pace the next LIST by the backoff.
+      this.#expiredStreak = this.#sinceSync === 0 ? this.#expiredStreak + 1 : 1;
+      if (this.#expiredStreak > 1) this.#pacer.relistTooSoon(this.api.collectionPath());
+    }
     return decision;
   }
 
@@ -250,6 +297,7 @@ export class Watcher<T extends KubeObject> {
       received += batch.length;
       const error = this.#cutAtError(batch);
       const events = batch as LiveEvent<T>[];
+      if (this.#sinceSync !== undefined) this.#sinceSync += events.length;
       if (events.length > 0) {
         yield { type: "events", events };
         this.advance(events);
@@ -300,6 +348,7 @@ export class Watcher<T extends KubeObject> {
         if (!building) {
           const error = this.#cutAtError(batch);
           const events = batch as LiveEvent<T>[];
+          this.#sinceSync! += events.length;
           if (events.length > 0) {
             yield { type: "events", events };
             this.advance(events);
@@ -315,6 +364,7 @@ export class Watcher<T extends KubeObject> {
             const rest = batch.slice(i);
             const error = this.#cutAtError(rest);
             const events = rest as LiveEvent<T>[];
+            this.#sinceSync! += events.length;
             if (events.length > 0) {
               yield { type: "events", events };
               this.advance(events);
@@ -342,6 +392,7 @@ export class Watcher<T extends KubeObject> {
                 }
                 this.#rv = event.resourceVersion;
                 this.#needSync = false;
+                this.#sinceSync = 0;
                 building = false;
                 yield { type: "init-done", resourceVersion: event.resourceVersion };
                 if (!keepWatching) return received;
@@ -411,6 +462,7 @@ export class Watcher<T extends KubeObject> {
     }
     this.#rv = resourceVersion;
     this.#needSync = false;
+    this.#sinceSync = 0;
     yield { type: "init-done", resourceVersion };
   }
 }

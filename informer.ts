@@ -8,55 +8,34 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Clock } from "./clock.ts";
 import type { Transport } from "./_transport.ts";
-import type { BackoffOptions } from "./_retry.ts";
-import { type InitialSync, type LiveEvent, Watcher, type WatcherStep } from "./_watcher.ts";
+import {
+  type InitialSync,
+  type LiveEvent,
+  Watcher,
+  type WatcherStep,
+  type WatchLoopOptions,
+} from "./_watcher.ts";
 import type { WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "informer"]);
 
-/** Options of {@linkcode Informer}. Most exist so that tests can make time pass quickly. */
-export interface InformerOptions {
+/**
+ * Options of {@linkcode Informer}: the shared watch loop options, a start resource version and
+ * bookmark delivery.
+ */
+export interface InformerOptions extends WatchLoopOptions {
   /**
    * Start from this resource version: deliver only changes made after it (no initial list).
    * After a `410 Expired` the informer re-lists and, knowing nothing yet, emits every object as
    * ADDED.
    */
   resourceVersion?: string;
-  /** Label selector (same as {@linkcode Informer.prototype.labels}). */
-  labelSelector?: string;
-  /** Field selector (same as {@linkcode Informer.prototype.fields}). */
-  fieldSelector?: string;
   /**
-   * Server-side timeout of each watch request of {@linkcode Informer.prototype.stream}, in
-   * seconds. Default: random in [300, 600] for every request, like client-go.
-   */
-  watchTimeoutSeconds?: number;
-  /**
-   * Milliseconds without data after which a watch stream is considered dead and retried.
-   * Default: the watch's `timeoutSeconds` plus 30 s.
-   */
-  inactivityTimeoutMs?: number;
-  /** Backoff of retries after transient failures. Default 800 ms doubling to 30 s, jittered. */
-  backoff?: BackoffOptions;
-  /** The clock retries wait on. Default the system clock; tests pass a `VirtualClock`. */
-  clock?: Clock;
-  /**
-   * Test seam, kept for older tests (prefer `clock`): waits between retries instead of
-   * `clock.sleep`. Must reject with the signal's reason on abort.
-   */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /**
-   * How the informer (re)lists: `list` (default: a paged list, then a watch from its resource
-   * version), `watchList` (one streaming watch with `sendInitialEvents=true` whose initial
-   * events end at the `k8s.io/initial-events-end` bookmark), or `auto` (a watch list, falling
-   * back to a list when the server does not support it). The rules are the Reflector's (see
-   * `ReflectorOptions.initialSync`).
+   * How the informer (re)lists (see {@linkcode WatchLoopOptions.initialSync}). Default `list`:
+   * a paged list, then a watch from its resource version.
    */
   initialSync?: InitialSync;
-  /** Items per page of a (re-)list. Default 500. */
-  pageSize?: number;
   /** Deliver BOOKMARK events too. Default false: bookmarks only advance the resource version. */
   bookmarks?: boolean;
 }
@@ -122,7 +101,6 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
   /** The resource type (and namespace) watched. */
   readonly api: Api<T>;
   #options: InformerOptions;
-  #timeout = 10;
   #watcher: Watcher<T>;
   /** key → resourceVersion of what was delivered. */
   #known = new Map<string, string>();
@@ -159,8 +137,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
    * @returns This informer.
    */
   timeout(seconds: number): this {
-    if (!(seconds >= 1)) throw new RangeError(`timeout must be at least 1 second, got ${seconds}`);
-    this.#timeout = Math.floor(seconds);
+    this.#watcher.setPollTimeout(seconds);
     return this;
   }
 
@@ -246,7 +223,7 @@ export class Informer<T extends KubeObject = KubeObject> implements AsyncIterabl
   async poll(options: InformerRunOptions = {}): Promise<void> {
     this.#enter();
     try {
-      for await (const step of this.#watcher.poll(options.signal, this.#timeout)) {
+      for await (const step of this.#watcher.poll(options.signal)) {
         if (step.type !== "events") {
           this.#step(step, true);
           continue;
@@ -430,4 +407,4 @@ function tombstone<T extends KubeObject>(api: Api<T>, key: string, resourceVersi
 }
 
 export type { BackoffOptions } from "./_retry.ts";
-export type { InitialSync } from "./_watcher.ts";
+export type { InitialSync, WatchLoopOptions } from "./_watcher.ts";

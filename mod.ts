@@ -112,6 +112,7 @@ export {
   type InformerOptions,
   type InformerRunOptions,
   type InitialSync,
+  type WatchLoopOptions,
 } from "./informer.ts";
 export {
   type CacheChange,

@@ -7,56 +7,18 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Clock } from "./clock.ts";
-import type { BackoffOptions } from "./_retry.ts";
 import { type CacheChange, diffContent, type IndexFunction, Store, UNCHANGED } from "./_store.ts";
 import type { Transport } from "./_transport.ts";
-import { type InitialSync, type LiveEvent, Watcher, type WatcherStep } from "./_watcher.ts";
+import { type LiveEvent, Watcher, type WatcherStep, type WatchLoopOptions } from "./_watcher.ts";
 import type { WatchEvent } from "./watch.ts";
 
 export type { CacheChange, IndexFunction } from "./_store.ts";
-export type { InitialSync } from "./_watcher.ts";
+export type { InitialSync, WatchLoopOptions } from "./_watcher.ts";
 
 const log = getLogger(["kube", "reflector"]);
 
-/** Options of {@linkcode Reflector}. Most exist so that tests can make time pass quickly. */
-export interface ReflectorOptions {
-  /**
-   * How the cache is (re)filled:
-   *
-   * - `watchList`: one streaming watch with `sendInitialEvents=true`,
-   *   `resourceVersionMatch=NotOlderThan` and no resource version (a consistent read), whose
-   *   initial ADDED events end at the bookmark annotated `k8s.io/initial-events-end: "true"`;
-   *   the same stream then goes on with the changes.
-   * - `list`: a paged list (500 per page), then a watch from its resource version.
-   * - `auto` (default): `watchList`, falling back to `list` for the life of the reflector when
-   *   the server rejects the request (400, 403, 405, 422, 501), or when the stream ends or sends
-   *   an ordinary bookmark before the end bookmark (a server too old to know
-   *   `sendInitialEvents`).
-   */
-  initialSync?: InitialSync;
-  /** Label selector (same as {@linkcode Reflector.prototype.labels}). */
-  labelSelector?: string;
-  /** Field selector (same as {@linkcode Reflector.prototype.fields}). */
-  fieldSelector?: string;
-  /**
-   * Server-side timeout of the watch requests of {@linkcode Reflector.prototype.run} and of the
-   * initial sync, in seconds. Default: random in [300, 600] for every request.
-   */
-  watchTimeoutSeconds?: number;
-  /** Milliseconds without data after which a watch is considered dead. Default: timeout + 30 s. */
-  inactivityTimeoutMs?: number;
-  /** Backoff of retries after transient failures. Default 800 ms doubling to 30 s, jittered. */
-  backoff?: BackoffOptions;
-  /** The clock retries wait on. Default the system clock; tests pass a `VirtualClock`. */
-  clock?: Clock;
-  /**
-   * Test seam, kept for older tests (prefer `clock`): waits between retries instead of
-   * `clock.sleep`. Must reject with the signal's reason on abort.
-   */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** Items per page of a list. Default 500. */
-  pageSize?: number;
+/** Options of {@linkcode Reflector}: the shared watch loop options and the event buffer. */
+export interface ReflectorOptions extends WatchLoopOptions {
   /**
    * How many events {@linkcode Reflector.prototype.events} keeps when nobody takes them; the
    * oldest are dropped beyond it (with a warning). Default 10 000.
@@ -136,7 +98,6 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #rejectReady!: (error: unknown) => void;
   #isReady = false;
   #options: ReflectorOptions;
-  #timeout = 10;
   #transform: ((object: T) => T) | undefined;
   #watcher: Watcher<T>;
   #store = new Store<T>();
@@ -176,8 +137,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns This reflector.
    */
   timeout(seconds: number): this {
-    if (!(seconds >= 1)) throw new RangeError(`timeout must be at least 1 second, got ${seconds}`);
-    this.#timeout = Math.floor(seconds);
+    this.#watcher.setPollTimeout(seconds);
     return this;
   }
 
@@ -372,7 +332,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
     this.#enter();
     this.#keepEvents = true;
     try {
-      for await (const step of this.#watcher.poll(options.signal, this.#timeout)) {
+      for await (const step of this.#watcher.poll(options.signal)) {
         this.#step(step);
       }
     } finally {

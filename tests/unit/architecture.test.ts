@@ -1,7 +1,8 @@
-// ARCHITECTURE.md's import rules, checked on the real module graph (`deno info --json`): which
-// local modules each root module may import, no import cycles (but the one documented type-only
-// edge api.ts ↔ generated/builders.ts), the library never importing testing/, and testing/
-// using only the public modules and the status table.
+// ARCHITECTURE.md's import rules, checked on the real module graph (`deno info --json`) against
+// the code map parsed from ARCHITECTURE.md itself: every module has a row, every import is in its
+// row's "may import", no import cycles (but the one documented type-only edge api.ts ↔
+// generated/builders.ts), the library never importing testing/, testing/ using only the public
+// modules and the status table; and README naming every logging category.
 
 import assert from "node:assert/strict";
 import { test } from "../_test.ts";
@@ -36,162 +37,99 @@ async function graph(): Promise<Map<string, Set<string>>> {
   return edges;
 }
 
-/** The "may import" column of ARCHITECTURE.md's code map (generated type modules aside). */
-const MAY_IMPORT: Record<string, string[]> = {
-  "errors.ts": ["_status_table.ts"],
-  "clock.ts": [],
-  "config.ts": [
-    "_config_types.ts",
-    "_kubeconfig.ts",
-    "_exec_credential.ts",
-    "_permissions.ts",
-    "_runtime/mod.ts",
-  ],
-  "client.ts": [
-    "_transport.ts",
-    "_protobuf/negotiate.ts",
-    "_list.ts",
-    "_discovery.ts",
-    "_lines.ts",
-    "watch.ts",
-    "api.ts",
-    "config.ts",
-    "errors.ts",
-    "clock.ts",
-  ],
-  "watch.ts": [
-    "_transport.ts",
-    "_lines.ts",
-    "_protobuf/negotiate.ts",
-    "_protobuf/decode.ts",
-    "_protobuf/frames.ts",
-    "api.ts",
-    "errors.ts",
-  ],
-  "informer.ts": ["_watcher.ts", "_retry.ts", "_transport.ts", "watch.ts", "api.ts", "clock.ts"],
-  "reflector.ts": [
-    "_watcher.ts",
-    "_store.ts",
-    "_retry.ts",
-    "_transport.ts",
-    "watch.ts",
-    "api.ts",
-    "clock.ts",
-  ],
-  "selector.ts": [],
-  "_transport.ts": [
-    "_retry.ts",
-    "_status_table.ts",
-    "_permissions.ts",
-    "_runtime/mod.ts",
-    "_protobuf/negotiate.ts",
-    "config.ts",
-    "errors.ts",
-    "clock.ts",
-  ],
-  "_retry.ts": ["_status_table.ts", "errors.ts", "clock.ts"],
-  "_status_table.ts": [],
-  "_watcher.ts": [
-    "_list.ts",
-    "_retry.ts",
-    "_transport.ts",
-    "watch.ts",
-    "api.ts",
-    "errors.ts",
-    "clock.ts",
-  ],
-  "_store.ts": [],
-  "_list.ts": ["_transport.ts", "_protobuf/negotiate.ts", "api.ts", "errors.ts"],
-  "_protobuf/negotiate.ts": ["_protobuf/decode.ts"],
-  "_protobuf/decode.ts": [],
-  "_protobuf/frames.ts": [],
-  "_lines.ts": [],
-  "_config_types.ts": [],
-  "_kubeconfig.ts": [
-    "_config_types.ts",
-    "_exec_credential.ts",
-    "_permissions.ts",
-    "_runtime/mod.ts",
-  ],
-  "_exec_credential.ts": ["_config_types.ts", "_permissions.ts", "_runtime/mod.ts"],
-  "_permissions.ts": ["_runtime/mod.ts"],
-  "_runtime/mod.ts": [
-    "_runtime/types.ts",
-    "_runtime/deno.ts",
-    "_runtime/node.ts",
-    "_runtime/bun.ts",
-    "_runtime/_node_common.ts",
-  ],
-  "_runtime/deno.ts": ["_runtime/types.ts"],
-  "_runtime/node.ts": ["_runtime/types.ts", "_runtime/_node_common.ts"],
-  "_runtime/bun.ts": ["_runtime/types.ts", "_runtime/_node_common.ts"],
-  "_runtime/_node_common.ts": ["_runtime/types.ts"],
-  "_api_factory.ts": [],
-  "controller.ts": [
-    "_controller/cache.ts",
-    "_controller/queue.ts",
-    "_controller/resource_version.ts",
-    "api.ts",
-    "client.ts",
-    "clock.ts",
-    "errors.ts",
-    "events.ts",
-    "reflector.ts",
-  ],
-  "events.ts": [
-    "api.ts",
-    "client.ts",
-    "clock.ts",
-    "errors.ts",
-    "_permissions.ts",
-    "_runtime/mod.ts",
-  ],
-  "finalizer.ts": ["api.ts", "client.ts", "controller.ts", "errors.ts"],
-  "wait.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts", "watch.ts"],
-  "_controller/cache.ts": [
-    "_controller/resource_version.ts",
-    "api.ts",
-    "client.ts",
-    "clock.ts",
-    "reflector.ts",
-  ],
-  "_controller/queue.ts": ["clock.ts"],
-  "_controller/resource_version.ts": [],
-  "leader_election.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
-  "metrics.ts": [],
-  "endpoints.ts": ["metrics.ts", "_runtime/mod.ts"],
-  "manager.ts": [
-    "leader_election.ts",
-    "endpoints.ts",
-    "metrics.ts",
-    "controller.ts",
-    "api.ts",
-    "client.ts",
-    "clock.ts",
-    "_runtime/mod.ts",
-  ],
-  "exec.ts": [
-    "_channels.ts",
-    "_socket.ts",
-    "_websocket.ts",
-    "_transport.ts",
-    "api.ts",
-    "client.ts",
-    "errors.ts",
-  ],
-  "_socket.ts": ["_runtime/mod.ts"],
-  "_websocket.ts": ["_socket.ts"],
-  "_channels.ts": ["_websocket.ts", "errors.ts"],
-};
+/** One row of ARCHITECTURE.md's code map. */
+interface Row {
+  /** A file (`client.ts`) or a folder (`testing/`). */
+  module: string;
+  /** Files and folders (ending in `/`) it may import. */
+  allowed: string[];
+  /** "public modules" is in its "may import". */
+  publicModules: boolean;
+  /** The row is in the "Public modules" table. */
+  isPublic: boolean;
+}
+
+/**
+ * The code map, parsed from ARCHITECTURE.md itself (not a copy): every table row whose first
+ * cell is a backticked module, with the backticked names of its last cell.
+ */
+async function codeMap(): Promise<Row[]> {
+  const text = await Deno.readTextFile(new URL("ARCHITECTURE.md", root));
+  const rows: Row[] = [];
+  let section = "";
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) section = line;
+    const match = /^\|\s*`([^`]+)`\s*\|.*\|([^|]*)\|\s*$/.exec(line);
+    if (!match) continue;
+    const cell = match[2];
+    rows.push({
+      module: match[1],
+      allowed: [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]),
+      publicModules: /public modules/.test(cell),
+      isPublic: /Public modules/.test(section),
+    });
+  }
+  return rows;
+}
+
+/** The row of a module: its own, else the row of the closest folder that holds it. */
+function rowOf(rows: Row[], module: string): Row | undefined {
+  const exact = rows.find((r) => r.module === module);
+  if (exact) return exact;
+  return rows
+    .filter((r) => r.module.endsWith("/") && module.startsWith(r.module))
+    .sort((a, b) => b.module.length - a.module.length)[0];
+}
+
+function allows(row: Row, rows: Row[], dep: string, module: string): boolean {
+  // Every module may use the generated types; a module may import its own folder's files.
+  if (dep.startsWith("generated/") || dep === module) return true;
+  if (row.module.endsWith("/") && dep.startsWith(row.module)) return true;
+  if (row.publicModules && rows.some((r) => r.isPublic && r.module === dep)) return true;
+  return row.allowed.some((a) => a === dep || (a.endsWith("/") && dep.startsWith(a)));
+}
+
+test("architecture: ARCHITECTURE.md's code map has a row for every module of the library", async () => {
+  const [edges, rows] = [await graph(), await codeMap()];
+  assert.ok(rows.length > 20, `parsed only ${rows.length} rows from ARCHITECTURE.md`);
+  const missing = [...edges.keys()].filter((m) => !rowOf(rows, m));
+  assert.deepEqual(missing, [], `modules without a row in ARCHITECTURE.md: ${missing.join(", ")}`);
+  const stale: string[] = [];
+  for (const row of rows) {
+    try {
+      await Deno.stat(new URL(row.module, root));
+    } catch {
+      stale.push(row.module);
+    }
+  }
+  assert.deepEqual(stale, [], `rows for modules that do not exist: ${stale.join(", ")}`);
+});
 
 test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
-  const edges = await graph();
-  for (const [module, allowed] of Object.entries(MAY_IMPORT)) {
-    const deps = edges.get(module);
-    assert.ok(deps, `${module} is not in the module graph of mod.ts`);
-    const extra = [...deps].filter((d) => !allowed.includes(d) && !d.startsWith("generated/"));
-    assert.deepEqual(extra, [], `${module} imports ${extra.join(", ")} (not in its "may import")`);
+  const [edges, rows] = [await graph(), await codeMap()];
+  const violations: string[] = [];
+  for (const [module, deps] of edges) {
+    const row = rowOf(rows, module);
+    if (!row) continue; // reported by the test above
+    for (const dep of deps) {
+      if (!allows(row, rows, dep, module)) violations.push(`${module} → ${dep}`);
+    }
   }
+  assert.deepEqual(violations, [], `imports not in "may import":\n${violations.join("\n")}`);
+});
+
+test("architecture: README names every logging category the library uses", async () => {
+  const edges = await graph();
+  const readme = await Deno.readTextFile(new URL("README.md", root));
+  const missing = new Set<string>();
+  for (const module of edges.keys()) {
+    if (module.startsWith("testing/") || module.startsWith("generated/")) continue;
+    const text = await Deno.readTextFile(new URL(module, root));
+    for (const m of text.matchAll(/getLogger\(\["kube", "([a-z-]+)"/g)) {
+      if (!readme.includes(`\`kube.${m[1]}\``)) missing.add(`kube.${m[1]}`);
+    }
+  }
+  assert.deepEqual([...missing], [], "README.md's Logging section should list these categories");
 });
 
 test("architecture: no import cycles but the documented api.ts ↔ generated/builders.ts", async () => {

@@ -61,6 +61,44 @@ test("Reflector: indexes: the built-in namespace index and a custom one follow e
   assert.throws(() => rf.byIndex("nope", "x"), TypeError);
 });
 
+test("Reflector: an index function that throws does not stop the cache: the object is indexed under no value", async () => {
+  const stub = new StubServer().push(
+    sync(obj("a", "1", "ns1", { app: "web" }), obj("bad", "2", "ns1", { app: "web" })),
+    events([
+      ev("MODIFIED", obj("bad", "101", "ns1", { app: "db" })),
+      ev("ADDED", obj("c", "102", "ns1", { app: "web" })),
+      ev("DELETED", obj("bad", "103", "ns1", { app: "db" })),
+    ]),
+  );
+  const controller = new AbortController();
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { sleep: new Sleeps().sleep })
+    .index("app", (o) => {
+      if (o.metadata?.name === "bad") throw new Error("no app for you");
+      return [o.metadata?.labels?.app ?? ""];
+    });
+  const changes = rf.changes({ signal: controller.signal });
+  const running = rf.run({ signal: controller.signal });
+  const seen: string[] = [];
+  for await (const change of changes) {
+    seen.push(
+      `${change.type}:${change.object.metadata?.name}@${change.object.metadata?.resourceVersion}`,
+    );
+    if (seen.length === 5) break;
+  }
+  controller.abort();
+  await running; // resolves on abort: the throwing index was no permanent failure
+  assert.deepEqual(seen, [
+    "ADDED:a@1",
+    "ADDED:bad@2",
+    "MODIFIED:bad@101",
+    "ADDED:c@102",
+    "DELETED:bad@103",
+  ]);
+  assert.deepEqual(names(rf.byIndex("app", "web")), ["ns1/a", "ns1/c"]);
+  assert.deepEqual(names(rf.byIndex("namespace", "ns1")), ["ns1/a", "ns1/c"]);
+  assert.equal(rf.version(), "103");
+});
+
 test("Reflector: transform (stripManagedFields) is applied before caching", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),

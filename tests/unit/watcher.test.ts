@@ -8,7 +8,17 @@ import { Api, type KubeObject } from "../../api.ts";
 import { Store, UNCHANGED } from "../../_store.ts";
 import { Watcher, type WatcherStep } from "../../_watcher.ts";
 import { VirtualClock } from "../../testing.ts";
-import { bookmark, cm, errorEvent, ev, events, list, status, StubServer } from "./_stub_server.ts";
+import {
+  bookmark,
+  cm,
+  errorEvent,
+  ev,
+  events,
+  list,
+  Sleeps,
+  status,
+  StubServer,
+} from "./_stub_server.ts";
 import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
@@ -189,4 +199,72 @@ test("Store: indexes follow upserts and removals; replace swaps content and inde
   assert.equal(store.remove("y/b"), b);
   assert.equal(store.size, 0);
   assert.throws(() => store.byIndex("nope", "v"), /No index "nope"/);
+});
+
+test("Watcher: a server answering 410 to every watch gets its LISTs paced by the backoff, not a storm", async () => {
+  const sleeps = new Sleeps();
+  const expired = () =>
+    status(410, { kind: "Status", status: "Failure", code: 410, reason: "Expired" });
+  const stub = new StubServer().push(
+    list([cm("a", "1")], "10"),
+    expired(),
+    list([cm("a", "1")], "11"),
+    expired(),
+    list([cm("a", "1")], "12"),
+    events([errorEvent(410, "Gone")]),
+    list([cm("a", "1")], "13"),
+    expired(),
+    list([cm("a", "1")], "14"),
+  );
+  const watcher = new Watcher(
+    stub.client(),
+    configMaps,
+    {
+      initialSync: "list",
+      backoff: { random: () => 0 },
+      sleep: sleeps.sleep,
+      watchTimeoutSeconds: 5,
+    },
+    log,
+    "Watch",
+  );
+  const controller = new AbortController();
+  const seen = await steps(
+    watcher.run(controller.signal),
+    (s) => s.filter((x) => x.startsWith("init-done")).length === 5,
+  );
+  controller.abort();
+  assert.equal(seen.filter((x) => x === "init-start").length, 5);
+  // The first expiry relists at once; each further one in a row waits a doubling backoff step.
+  assert.deepEqual(sleeps.delays, [800, 1600, 3200]);
+});
+
+test("Watcher: expiries after healthy watches relist at once, without backoff", async () => {
+  const sleeps = new Sleeps();
+  const stub = new StubServer().push(
+    list([cm("a", "1")], "10"),
+    events([ev("MODIFIED", cm("a", "11")), errorEvent(410, "Expired")]),
+    list([cm("a", "12")], "20"),
+    events([ev("MODIFIED", cm("a", "21")), errorEvent(410, "Expired")]),
+    list([cm("a", "22")], "30"),
+  );
+  const watcher = new Watcher(
+    stub.client(),
+    configMaps,
+    {
+      initialSync: "list",
+      backoff: { random: () => 0 },
+      sleep: sleeps.sleep,
+      watchTimeoutSeconds: 5,
+    },
+    log,
+    "Watch",
+  );
+  const controller = new AbortController();
+  await steps(
+    watcher.run(controller.signal),
+    (s) => s.filter((x) => x.startsWith("init-done")).length === 3,
+  );
+  controller.abort();
+  assert.deepEqual(sleeps.delays, []);
 });
