@@ -261,6 +261,11 @@ export interface ControllerOptions<T extends KubeObject> extends Selectors {
   rateLimit?: { qps: number; burst: number };
   /** How long a stopping controller lets reconciles in progress finish before aborting their signal. Default 30 000 ms. */
   gracePeriodMs?: number;
+  /**
+   * Batches bursts: a key queued by a change runs this many milliseconds after the first change
+   * of the burst (later changes within the window join it). Default 0 (at once).
+   */
+  debounceMs?: number;
   /** Longest wait for the caches to see this key's own last writes before a reconcile. Default 10 000 ms. */
   readYourWritesTimeoutMs?: number;
   /** Clock of every delay (backoff, requeue, grace period). Default: the system clock. */
@@ -626,6 +631,10 @@ export class Controller<T extends KubeObject> {
   };
   #warnedOpaque = false;
   #started = false;
+  /** Resource versions the running reconcile of a key wrote to its own object. */
+  #runWrites = new Map<string, Set<string>>();
+  /** Keys whose own-write echo arrived while they ran. */
+  #echoes = new Set<string>();
   /** Keys queued by the start from a cache that was already synced, with their versions. */
   #initial = new Map<string, string | undefined>();
 
@@ -935,7 +944,25 @@ export class Controller<T extends KubeObject> {
     if (change.type === "MODIFIED") {
       for (const p of this.#options.predicates ?? []) if (!p(change)) return;
     }
+    if (change.type === "MODIFIED") {
+      const own = this.#runWrites.get(key);
+      const rv = change.object.metadata?.resourceVersion;
+      if (own !== undefined && rv !== undefined && own.has(rv)) {
+        this.#echoes.add(key);
+        return;
+      }
+    }
     const state = this.#keys.get(key);
+    if (
+      change.type === "MODIFIED" && state !== undefined && state.failures > 0 &&
+      queue.timerOf(key)?.kind === "retry" &&
+      state.writes.get(this.#primary as SharedSource<KubeObject>) ===
+        change.object.metadata?.resourceVersion
+    ) {
+      // The echo of the failed run's own write (a status condition, say) while its retry waits:
+      // not a reason to skip the backoff.
+      return;
+    }
     if (state?.terminalRv !== undefined && change.type !== "DELETED") {
       const rv = change.object.metadata?.resourceVersion;
       const cmp = compareResourceVersions(rv, state.terminalRv);
@@ -944,14 +971,24 @@ export class Controller<T extends KubeObject> {
       state.terminalRv = undefined;
       state.failures = 0;
     }
-    const reason = !this.#started
-      ? "initial sync"
-      : change.type === "ADDED"
-      ? "added"
-      : change.type === "DELETED"
-      ? "deleted"
-      : "changed";
-    queue.add(key, reason);
+    if (!this.#started) {
+      queue.add(key, "initial sync");
+      return;
+    }
+    this.#enqueue(
+      key,
+      change.type === "ADDED" ? "added" : change.type === "DELETED" ? "deleted" : "changed",
+    );
+  }
+
+  /** Queues a key for a change: at once, or after the debounce window. */
+  #enqueue(key: string, reason: string): void {
+    const debounce = this.#options.debounceMs ?? 0;
+    if (debounce > 0 && !this.#queue!.isRunning(key)) {
+      this.#queue!.addAfter(key, reason, debounce, "requeue");
+    } else {
+      this.#queue!.add(key, reason);
+    }
   }
 
   #onRelated(related: Related, change: CacheChange<KubeObject>): void {
@@ -966,7 +1003,8 @@ export class Controller<T extends KubeObject> {
     const reason = related.label(change.object);
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
-      queue.add(key, reason);
+      if (this.#started) this.#enqueue(key, reason);
+      else queue.add(key, reason);
     }
   }
 
@@ -1060,6 +1098,8 @@ export class Controller<T extends KubeObject> {
       }
       const logger = log.with({ controller: this.name, key, attempt });
       const written: { api: Api<KubeObject>; object: KubeObject }[] = [];
+      const ownWrites = new Set<string>();
+      this.#runWrites.set(key, ownWrites);
       const ctx: ReconcileContext = {
         key,
         signal: abort.signal,
@@ -1069,10 +1109,16 @@ export class Controller<T extends KubeObject> {
         logger,
         controller: this.name,
         recorder: { publish: (event) => this.recorder.publish(object, event) },
-        client: trackingClient(
-          this.#client,
-          (api, result) => written.push({ api, object: result }),
-        ),
+        client: trackingClient(this.#client, (api, result) => {
+          written.push({ api, object: result });
+          const rv = result.metadata?.resourceVersion;
+          if (
+            rv && api.group === this.api.group && api.plural === this.api.plural &&
+            this.api.keyOf(result) === key
+          ) {
+            ownWrites.add(rv);
+          }
+        }),
       };
       const started = this.#clock.now();
       let result: ReconcileResult;
@@ -1095,7 +1141,16 @@ export class Controller<T extends KubeObject> {
         threw = true;
       }
       const action = threw ? { error } : (result ?? {}) as ReconcileAction;
-      this.#settle(key, object, state, action, threw || action.error !== undefined, {
+      const failed = threw || action.error !== undefined;
+      this.#runWrites.delete(key);
+      // The echo of this run's own write to its object: after a success it queues the key as
+      // any change would; after a failure the retry (with its backoff) covers it.
+      if (this.#echoes.delete(key) && !failed) queue.add(key, "changed");
+      // The echo may also have come before the write's answer (the run was marked to run again):
+      // when the cache holds nothing newer than this failed run's own write, the retry covers it.
+      const cachedRv = primary.get(key)?.metadata?.resourceVersion;
+      if (failed && cachedRv !== undefined && ownWrites.has(cachedRv)) queue.clearDirty(key);
+      this.#settle(key, object, state, action, failed, {
         attempt,
         reason,
         durationMs,
@@ -1112,6 +1167,8 @@ export class Controller<T extends KubeObject> {
       });
     } finally {
       this.#inFlight.delete(abort);
+      this.#runWrites.delete(key);
+      this.#echoes.delete(key);
     }
   }
 

@@ -160,6 +160,15 @@ export class WorkQueue {
     this.#arm();
   }
 
+  /** Drops the "run again" mark of a running key (its reasons too). */
+  clearDirty(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry?.running) {
+      entry.dirty = false;
+      entry.reasons = [];
+    }
+  }
+
   /** Cancels the key's pending timer when it is a retry (after a success). */
   cancelRetry(key: string): void {
     const entry = this.#entries.get(key);

@@ -37,6 +37,7 @@ import {
   stripManagedFields,
 } from "../mod.ts";
 import { FakeApiServer } from "../testing.ts";
+import { operatorAct } from "./_demo_operator.ts";
 import { ensureBinaries, findBinaries, haveGo } from "../testenv/build.ts";
 import { type ControlPlane, startControlPlane } from "../testenv/control_plane.ts";
 
@@ -518,6 +519,8 @@ try {
       console.log("No pod was seen going Pending → Running: the nodes did not run pods.");
       failed = true;
     }
+    // Act 2: the Foo operator (examples/_demo_operator.ts).
+    if (!failed && !(await operatorAct(client, NAMESPACE, clock))) failed = true;
   }
 } catch (e) {
   if (interrupted) {

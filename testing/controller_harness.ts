@@ -193,7 +193,12 @@ export class ControllerHarness implements AsyncDisposable {
       finished = true;
       for (const r of results) if (r.status === "rejected") errors.push(r.reason);
     });
-    while (!finished) {
+    for (let round = 0; !finished; round++) {
+      if (round === 10_000) {
+        throw new Error(
+          "ControllerHarness.stop: the controllers did not stop (a reconcile that ignores ctx.signal?)",
+        );
+      }
       await this.settle(20);
       if (finished) break;
       if (!(await this.clock.tick())) await this.clock.flush();

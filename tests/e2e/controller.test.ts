@@ -248,6 +248,39 @@ e2eTest("controller: the Foo operator on the full cluster", async ({ cp, client,
     assert.deepEqual(recorder.counts(), { created: 1, updated: 2, dropped: 0, failed: 0 });
   });
 
+  await t.step(
+    "read your own writes on the real server: each run sees the previous run's write",
+    async () => {
+      const cms = Api.v1ConfigMap().within(ns);
+      await client.create(cms, { metadata: { name: "counter" }, data: { count: "0" } });
+      const seen: number[] = [];
+      let done!: () => void;
+      const finished = new Promise<void>((resolve) => done = resolve);
+      const counter = new Controller(client, cms, async (cm, ctx) => {
+        if (cm.metadata?.name !== "counter") return;
+        const count = Number(cm.data?.count ?? 0);
+        seen.push(count);
+        if (count >= 10) {
+          done();
+          return;
+        }
+        // Read from the cache, write through ctx.client, run again at once.
+        await ctx.client.patch(cms, "counter", { data: { count: String(count + 1) } });
+        return { requeueAfter: 0 };
+      }, { name: "counter" });
+      const stopCounter = new AbortController();
+      const run = counter.run(stopCounter.signal);
+      await Promise.race([finished, new Promise((r) => setTimeout(r, 20_000))]);
+      stopCounter.abort();
+      await run;
+      // Every value once, in order: no run started from a cache older than its own last write.
+      assert.deepEqual(seen.slice(0, 11), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.equal(counter.stats().readYourWritesTimeouts, 0);
+      const got = JSON.parse(await kube("get", "-n", ns, "configmap", "counter", "-o", "json"));
+      assert.equal(got.data.count, "10");
+    },
+  );
+
   await t.step("a forbidden watch: the controller stops with one clear error", async () => {
     const nobody = new Client(Config.fromUrl(cp.server, {
       credentials: { token: NOBODY_TOKEN },

@@ -1,6 +1,7 @@
 // The controller runtime against the FakeApiServer on a virtual clock: every delay is exact.
 
 import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import {
   Action,
   Api,
@@ -166,7 +167,7 @@ Deno.test("controller: concurrency bounds the runs across keys", async () => {
   assert.equal(controller.stats().reconciles.success, 6);
 });
 
-Deno.test("controller: per-key backoff doubles, resets after a success, and is logged per attempt", async () => {
+Deno.test("controller: per-key backoff doubles, resets after a success", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -609,4 +610,76 @@ Deno.test("controller: ctx.recorder writes events.k8s.io/v1 Events with series",
   assert.equal(e.reportingController, "cm-controller");
   assert.deepEqual((e.series as { count: number }).count, 2);
   assert.equal((e.regarding as { name: string }).name, "a");
+});
+
+Deno.test("controller: the echo of a failed run's own status write does not skip its backoff", async () => {
+  await using server = fooServer();
+  seedFoo(server, "f");
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  h.start(
+    new Controller(h.client, foos, async (foo: Foo, ctx) => {
+      at.push(h.clock.now());
+      if (at.length >= 4) return;
+      await ctx.client.patchStatus(foos, "f", { status: { count: (foo.status?.count ?? 0) + 1 } });
+      throw new Error("not yet");
+    }, { clock: h.clock, backoff: { initialMs: 100, jitter: 0 } }),
+  );
+  await h.advance(10_000);
+  assert.deepEqual(at.slice(0, 4), [0, 100, 300, 700]);
+});
+
+Deno.test("controller: debounceMs batches a burst of changes into one run after the window", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  await using h = new ControllerHarness(server);
+  const runs: string[] = [];
+  h.start(
+    new Controller(h.client, configMaps, (cm, ctx) => {
+      runs.push(`${h.clock.now()}:${cm.data?.v}:${ctx.reasons.join("+")}`);
+    }, { clock: h.clock, debounceMs: 500 }),
+  );
+  await h.settle();
+  for (let i = 1; i <= 3; i++) {
+    await h.client.patch(configMaps, "a", { data: { v: String(i) } });
+    await h.advance(100);
+  }
+  await h.advance(1_000);
+  assert.deepEqual(runs, ["0:0:initial sync", "500:3:changed"]);
+});
+
+Deno.test("controller: a failing reconcile is logged with its key and attempt (a bug with its error object)", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (record: LogRecord) => records.push(record) },
+    loggers: [
+      { category: ["kube", "controller"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+    reset: true,
+  });
+  try {
+    await using server = new FakeApiServer();
+    seedConfigMap(server, "a");
+    await using h = new ControllerHarness(server);
+    let n = 0;
+    h.start(
+      new Controller(h.client, configMaps, () => {
+        if (++n <= 2) throw new TypeError(`bug number ${n}`);
+      }, { clock: h.clock, backoff: { initialMs: 10, jitter: 0 } }),
+    );
+    await h.advance(1_000);
+    const failures = records.filter((r) =>
+      r.properties.attempt !== undefined && r.level === "error"
+    );
+    assert.deepEqual(failures.map((r) => [r.properties.key, r.properties.attempt]), [
+      ["default/a", 1],
+      ["default/a", 2],
+    ]);
+    assert.equal(failures[0].properties.delayMs, 10);
+    assert.ok(failures[0].properties.error instanceof TypeError, "a bug is logged with its stack");
+    assert.equal(n, 3);
+  } finally {
+    await reset();
+  }
 });
