@@ -99,7 +99,9 @@ test("acquire creates the Lease with client-go's defaults; renews every retry pe
 
   await clock.advance(1_999);
   assert.equal((await lease(server)).metadata?.resourceVersion, created.metadata?.resourceVersion);
+  const requests = a.link.requests;
   await clock.advance(1);
+  assert.equal(a.link.requests - requests, 1, "a renew is one update of the object it wrote last");
   const renewed = await lease(server);
   assert.notEqual(renewed.metadata?.resourceVersion, created.metadata?.resourceVersion);
   assert.equal(renewed.spec?.renewTime, "2026-12-01T10:00:02.000000Z");
