@@ -40,6 +40,7 @@ import type { CacheChange, IndexFunction } from "./reflector.ts";
 import type { OwnerReference } from "./generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { WorkQueue } from "./_controller/queue.ts";
+import { trackingClient } from "./_controller/tracking.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
 
 const log = getLogger(["kube", "controller"]);
@@ -554,17 +555,6 @@ interface KeyState {
   /** Resource versions the caches must reach before the next run (read your own writes). */
   writes: Map<SharedSource<KubeObject>, string>;
 }
-
-const WRITE_VERBS = new Set([
-  "create",
-  "replace",
-  "patch",
-  "apply",
-  "delete",
-  "replaceStatus",
-  "patchStatus",
-  "patchScale",
-]);
 
 function groupOf(apiVersion: string | undefined): string {
   if (!apiVersion) return "";
@@ -1362,34 +1352,4 @@ export class Controller<T extends KubeObject> {
       }
     }
   }
-}
-
-/**
- * The client a reconcile gets: the same client, whose write verbs also report what they wrote.
- */
-function trackingClient(
-  client: Client,
-  onWrite: (api: Api<KubeObject>, object: KubeObject) => void,
-): Client {
-  return new Proxy(client, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      if (typeof property === "string" && WRITE_VERBS.has(property)) {
-        return async (api: Api<KubeObject>, ...rest: unknown[]) => {
-          const result = await (value as (...args: unknown[]) => Promise<unknown>).call(
-            target,
-            api,
-            ...rest,
-          );
-          if (result && typeof result === "object" && (result as KubeObject).metadata) {
-            const object = result as KubeObject;
-            if (object.kind !== "Status") onWrite(api, object);
-          }
-          return result;
-        };
-      }
-      return value.bind(target);
-    },
-  });
 }

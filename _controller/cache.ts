@@ -15,6 +15,7 @@ import type { Client } from "../client.ts";
 import type { Clock } from "../clock.ts";
 import { type CacheChange, type IndexFunction, Reflector } from "../reflector.ts";
 import { compareResourceVersions } from "./resource_version.ts";
+import { baseClient } from "./tracking.ts";
 
 const log = getLogger(["kube", "controller"]);
 
@@ -101,6 +102,8 @@ export function acquireSource<T extends KubeObject>(
   selectors: SourceSelectors,
   clock: Clock,
 ): SharedSource<T> {
+  // A reconcile's ctx.client shares the caches of the client behind it.
+  client = baseClient(client);
   let registry = registries.get(client);
   if (!registry) registries.set(client, registry = new Map());
   const id = sourceId(api as Api<KubeObject>, selectors);
@@ -115,7 +118,7 @@ export function acquireSource<T extends KubeObject>(
 
 /** How many sources run for a client (for tests and counters). */
 export function sourceCount(client: Client): number {
-  return registries.get(client)?.size ?? 0;
+  return registries.get(baseClient(client))?.size ?? 0;
 }
 
 function startEntry(

@@ -105,6 +105,7 @@ const MAY_IMPORT: Record<string, string[]> = {
     "_controller/cache.ts",
     "_controller/queue.ts",
     "_controller/resource_version.ts",
+    "_controller/tracking.ts",
     "api.ts",
     "client.ts",
     "clock.ts",
@@ -115,8 +116,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   "events.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
   "finalizer.ts": ["api.ts", "client.ts", "controller.ts", "errors.ts"],
   "wait.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts", "watch.ts"],
+  "_controller/tracking.ts": ["_transport.ts", "api.ts", "client.ts"],
   "_controller/cache.ts": [
     "_controller/resource_version.ts",
+    "_controller/tracking.ts",
     "api.ts",
     "client.ts",
     "clock.ts",

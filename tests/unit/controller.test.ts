@@ -6,6 +6,7 @@ import {
   Action,
   Api,
   ApiError,
+  Client,
   Controller,
   type CustomObject,
   type KubeObject,
@@ -682,4 +683,24 @@ Deno.test("controller: a failing reconcile is logged with its key and attempt (a
   } finally {
     await reset();
   }
+});
+
+Deno.test("controller: ctx.client is interchangeable with the client (shared caches, instanceof)", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  seedConfigMap(server, "b");
+  await using h = new ControllerHarness(server);
+  const sizes: number[] = [];
+  h.start(
+    new Controller(h.client, configMaps, async (_cm, ctx) => {
+      assert.ok(ctx.client instanceof Client);
+      // The controller's own cache, not a new watch per reconcile.
+      await using cache = sharedCache(ctx.client, configMaps, { clock: h.clock });
+      await cache.ready;
+      sizes.push(cache.read().size);
+    }, { clock: h.clock }),
+  );
+  await h.settle();
+  assert.deepEqual(sizes, [2, 2]);
+  assert.equal(h.watchRequests("configmaps"), 1);
 });
