@@ -4,9 +4,11 @@
 // stdin. Port-forward uses 2·i for the data of port i and 2·i+1 for its errors, and the first
 // message of each channel carries the port number (2 bytes, little-endian) instead of data.
 //
-// The demultiplexer reads the next message only when the channel it last fed has room, so a
-// consumer that stops reading stdout stops the WebSocket (and the remote process) instead of
-// filling memory.
+// Backpressure: the demultiplexer reads the next message only when the channel it last fed has
+// room (1 MiB buffered by default) *and someone reads that channel*: a consumer that reads stdout
+// slowly slows the WebSocket (and the remote process) instead of filling memory. A channel nobody
+// has started reading (its stream is not locked) never blocks the others: once its buffer is full
+// it is errored with a RangeError saying so, and the rest — the final status included — goes on.
 
 import { getLogger } from "@logtape/logtape";
 import type { WebSocketConnection } from "./_websocket.ts";
@@ -16,6 +18,9 @@ const log = getLogger(["kube", "exec"]);
 
 /** Channel numbers of exec and attach. */
 export const STDIN = 0, STDOUT = 1, STDERR = 2, ERROR = 3, RESIZE = 4, CLOSE = 255;
+
+const CHANNEL_NAMES: Record<number, string> = { 1: "stdout", 2: "stderr", 0: "the data channel" };
+const MAX_COLLECTED = 64 * 1024;
 
 /** Options of {@linkcode ChannelMux}. */
 export interface ChannelMuxOptions {
@@ -27,7 +32,7 @@ export interface ChannelMuxOptions {
   collect?: number[];
   /** What runs over the connection, for error messages, e.g. `exec in pod default/web`. */
   what: string;
-  /** Queued messages per channel before reading pauses. Default 16. */
+  /** Bytes buffered per channel before reading pauses (or an unread channel overflows). 1 MiB. */
   highWaterMark?: number;
 }
 
@@ -43,6 +48,7 @@ export class ChannelMux {
   readonly #collected = new Map<number, Uint8Array[]>();
   readonly #portPrefixed: boolean;
   readonly #what: string;
+  readonly #highWaterMark: number;
   #wake: (() => void) | undefined;
   /** Resolves when the WebSocket ended cleanly; rejects when reading it failed. */
   readonly done: Promise<void>;
@@ -55,7 +61,8 @@ export class ChannelMux {
     this.#ws = ws;
     this.#portPrefixed = options.portPrefixed ?? false;
     this.#what = options.what;
-    const highWaterMark = options.highWaterMark ?? 16;
+    const highWaterMark = options.highWaterMark ?? 1024 * 1024;
+    this.#highWaterMark = highWaterMark;
     for (const id of options.collect ?? []) this.#collected.set(id, []);
     for (const id of options.readable) {
       this.#streams.set(
@@ -72,7 +79,7 @@ export class ChannelMux {
             this.#controllers.delete(id);
             this.#wake?.();
           },
-        }, { highWaterMark }),
+        }, new ByteLengthQueuingStrategy({ highWaterMark })),
       );
     }
     this.done = this.#pump();
@@ -186,7 +193,8 @@ export class ChannelMux {
         if (data.length === 0) continue;
         const kept = this.#collected.get(id);
         if (kept) {
-          kept.push(data.slice());
+          // A Status is small; a server that streams more on it is cut at 64 KiB.
+          if (kept.reduce((n, c) => n + c.length, 0) < MAX_COLLECTED) kept.push(data.slice());
           continue;
         }
         const controller = this.#controllers.get(id);
@@ -200,7 +208,27 @@ export class ChannelMux {
           continue;
         }
         controller.enqueue(data);
+        const stream = this.#streams.get(id)!;
         while ((controller.desiredSize ?? 1) <= 0 && this.#controllers.get(id) === controller) {
+          if (!stream.locked) {
+            // Nobody reads this channel: waiting for it would stall every other channel and the
+            // final status. Give it up with an error that says what to do.
+            this.#controllers.delete(id);
+            this.#cancelled.add(id);
+            controller.error(
+              new RangeError(
+                `${this.#what}: more than ${this.#highWaterMark} bytes arrived on ${
+                  CHANNEL_NAMES[id] ?? `channel ${id}`
+                } while nobody read it; start reading (or cancel) every stream you ask for ` +
+                  `before awaiting the result, or do not ask for it`,
+              ),
+            );
+            log.warn("{what}: {channel} overflowed unread; its further data is dropped", {
+              what: this.#what,
+              channel: CHANNEL_NAMES[id] ?? `channel ${id}`,
+            });
+            break;
+          }
           await new Promise<void>((resolve) => this.#wake = resolve);
           this.#wake = undefined;
         }

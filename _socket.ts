@@ -294,7 +294,18 @@ export interface ByteListener extends AsyncIterable<ByteStream> {
  * @returns The listener.
  */
 export function listenSocket(hostname: string, port: number): ByteListener {
-  const listener = Deno.listen({ hostname, port, transport: "tcp" });
+  let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  try {
+    listener = Deno.listen({ hostname, port, transport: "tcp" });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    const flag = port === 0 ? hostname : `${hostname}:${port}`;
+    throw new Deno.errors.NotCapable(
+      `Cannot listen on ${hostname}:${port} to forward a port: missing network permission. ` +
+        `Run again with --allow-net=${flag} (plus the API server's host:port)`,
+      { cause: e },
+    );
+  }
   let closed = false;
   return {
     port: listener.addr.port,

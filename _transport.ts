@@ -282,6 +282,11 @@ export class HttpTransport implements Transport {
     return url;
   }
 
+  /** The clock request retries (and exec's upgrade deadline) wait on. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /** Whether requests go through a custom `fetch` (a stub, FakeApiServer): no sockets then. */
   get usesCustomFetch(): boolean {
     return this.#fetch !== undefined;

@@ -248,28 +248,31 @@ export class Watcher<T extends KubeObject> {
     let received = 0;
     for await (const batch of this.#batches(signal, timeoutSeconds, false)) {
       received += batch.length;
-      yield* this.#live(batch);
+      const error = this.#cutAtError(batch);
+      const events = batch as LiveEvent<T>[];
+      if (events.length > 0) {
+        yield { type: "events", events };
+        this.advance(events);
+      }
+      if (error) throw error;
     }
     return received;
   }
 
-  /** Yields a batch of live events (up to an ERROR, which is thrown after them). */
-  async *#live(batch: WatchEvent<T>[]): AsyncGenerator<WatcherStep<T>, void, undefined> {
-    let error: ApiError | undefined;
+  /**
+   * Cuts a batch of live events at its first ERROR event (in place) and returns that error: the
+   * events before it are delivered, then the error is the loop's failure. A plain function, not
+   * a generator: the hot path creates no generator per chunk.
+   */
+  #cutAtError(batch: WatchEvent<T>[]): ApiError | undefined {
     for (let i = 0; i < batch.length; i++) {
       const event = batch[i];
       if (event.type === "ERROR") {
-        error = event.error;
         batch.length = i;
-        break;
+        return event.error;
       }
     }
-    const events = batch as LiveEvent<T>[];
-    if (events.length > 0) {
-      yield { type: "events", events };
-      this.advance(events);
-    }
-    if (error) throw error;
+    return undefined;
   }
 
   /**
@@ -295,7 +298,13 @@ export class Watcher<T extends KubeObject> {
       stream: for await (const batch of this.#batches(signal, timeoutSeconds, true)) {
         received += batch.length;
         if (!building) {
-          yield* this.#live(batch);
+          const error = this.#cutAtError(batch);
+          const events = batch as LiveEvent<T>[];
+          if (events.length > 0) {
+            yield { type: "events", events };
+            this.advance(events);
+          }
+          if (error) throw error;
           continue;
         }
         let objects: T[] = [];
@@ -303,8 +312,14 @@ export class Watcher<T extends KubeObject> {
           const event = batch[i];
           if (!building) {
             // The rest of the batch after the end bookmark: live events.
-            if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
-            yield* this.#live(batch.slice(i));
+            const rest = batch.slice(i);
+            const error = this.#cutAtError(rest);
+            const events = rest as LiveEvent<T>[];
+            if (events.length > 0) {
+              yield { type: "events", events };
+              this.advance(events);
+            }
+            if (error) throw error;
             break;
           }
           switch (event.type) {
@@ -313,12 +328,18 @@ export class Watcher<T extends KubeObject> {
               objects.push(event.object);
               break;
             case "DELETED":
-              if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+              if (objects.length > 0) {
+                yield { type: "init-objects", objects };
+                objects = [];
+              }
               yield { type: "init-delete", objects: [event.object] };
               break;
             case "BOOKMARK":
               if (event.initialEventsEnd) {
-                if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+                if (objects.length > 0) {
+                  yield { type: "init-objects", objects };
+                  objects = [];
+                }
                 this.#rv = event.resourceVersion;
                 this.#needSync = false;
                 building = false;
@@ -330,7 +351,7 @@ export class Watcher<T extends KubeObject> {
               }
               break;
             case "ERROR":
-              if (objects.length > 0) yield { type: "init-objects", objects }, objects = [];
+              if (objects.length > 0) yield { type: "init-objects", objects };
               throw event.error;
           }
         }

@@ -320,6 +320,7 @@ class ByteReader {
   }
 
   #take(n: number): Uint8Array {
+    if (n === 0) return new Uint8Array(0);
     const first = this.#chunks[0];
     let out: Uint8Array;
     if (first.length >= n) {

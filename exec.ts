@@ -49,6 +49,11 @@ export interface AttachOptions {
   tty?: boolean;
   /** Aborts the session: closes the connection and errors the streams with the reason. */
   signal?: AbortSignal;
+  /**
+   * How long connecting and the WebSocket upgrade may take, in milliseconds, on the client's
+   * clock (after credentials are ready). Default 30 000. Once upgraded there is no timeout.
+   */
+  timeoutMs?: number;
 }
 
 /** Options of {@linkcode exec}. */
@@ -71,8 +76,10 @@ export interface TerminalSize {
 }
 
 /**
- * A running exec or attach. Read (or cancel) every output stream you asked for: a stream nobody
- * reads pauses the whole connection once its buffer is full.
+ * A running exec or attach. Start reading (or cancel) every output stream you asked for before
+ * awaiting `result`: a stream being read slowly slows the connection (backpressure), and a stream
+ * nobody has started reading is errored with a `RangeError` once 1 MiB is buffered for it (its
+ * further output is dropped) so that the others and `result` still arrive.
  */
 export interface ExecSession extends AsyncDisposable {
   /** The subprotocol the server chose (`v5.channel.k8s.io` or `v4.channel.k8s.io`). */
@@ -260,7 +267,7 @@ async function openSession(
     command: command ? [...command] : undefined,
   };
   const path = `/api/v1/namespaces/${namespace}/pods/${name}/${subresource}`;
-  const ws = await connect(client, path, query, EXEC_PROTOCOLS, options.signal);
+  const ws = await connect(client, path, query, EXEC_PROTOCOLS, options.signal, options.timeoutMs);
   const readable: number[] = [];
   if (wantStdout) readable.push(STDOUT);
   if (wantStderr) readable.push(STDERR);
@@ -268,54 +275,34 @@ async function openSession(
   const mux = new ChannelMux(ws, { readable, collect: [ERROR], what });
   const v5 = ws.protocol === "v5.channel.k8s.io";
 
-  const result = Promise.withResolvers<ExecResult>();
-  result.promise.catch(() => {});
-  let settled = false;
-  const onAbort = () => {
-    if (settled) return;
-    settled = true;
-    const reason = options.signal!.reason;
-    mux.end(reason);
-    result.reject(reason);
-    ws.close().catch(() => {});
-  };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-
-  (async () => {
-    let failure: unknown;
-    try {
-      await mux.done;
-    } catch (e) {
-      failure = e;
-    }
+  const life = lifecycle<ExecResult>(ws, mux, options.signal, (failure) => {
     const text = mux.collected(ERROR);
-    options.signal?.removeEventListener("abort", onAbort);
-    await ws.close();
-    if (settled) return;
-    settled = true;
     if (text.trim()) {
-      let outcome: ExecResult | ApiError;
       try {
-        outcome = exitResult(text, what);
-      } catch (e) {
-        outcome = e as ApiError;
+        return { value: exitResult(text, what) };
+      } catch (error) {
+        return { error, failStreams: false };
       }
-      mux.end();
-      if (outcome instanceof ApiError) result.reject(outcome);
-      else result.resolve(outcome);
-      return;
     }
-    const error = new ApiError({
+    return {
+      error: new ApiError({
+        status: 0,
+        reason: "StreamClosed",
+        message: `The connection for ${what} closed before the exit status arrived${
+          failure instanceof Error ? `: ${failure.message}` : ""
+        }`,
+        cause: failure,
+      }),
+      failStreams: true,
+    };
+  }, () => ({
+    error: new ApiError({
       status: 0,
       reason: "StreamClosed",
-      message: `The connection for ${what} closed before the exit status arrived${
-        failure instanceof Error ? `: ${failure.message}` : ""
-      }`,
-      cause: failure,
-    });
-    mux.end(error);
-    result.reject(error);
-  })();
+      message: `The ${what} session was closed before the exit status arrived`,
+    }),
+    failStreams: false,
+  }));
 
   const session: ExecSession = {
     protocol: ws.protocol,
@@ -326,7 +313,7 @@ async function openSession(
       : undefined,
     stdout: wantStdout ? mux.readable(STDOUT) : undefined,
     stderr: wantStderr ? mux.readable(STDERR) : undefined,
-    result: result.promise,
+    result: life.promise,
     async resize(size: TerminalSize) {
       if (!tty) {
         throw new TypeError(`resize needs a terminal: start the ${subresource} with tty: true`);
@@ -341,20 +328,7 @@ async function openSession(
         new TextEncoder().encode(JSON.stringify({ Width: size.width, Height: size.height })),
       );
     },
-    async close() {
-      if (!settled) {
-        settled = true;
-        const error = new ApiError({
-          status: 0,
-          reason: "StreamClosed",
-          message: `The ${what} session was closed before the exit status arrived`,
-        });
-        result.reject(error);
-        mux.end();
-      }
-      options.signal?.removeEventListener("abort", onAbort);
-      await ws.close();
-    },
+    close: life.close,
     async [Symbol.asyncDispose]() {
       await session.close();
     },
@@ -419,6 +393,8 @@ export interface PortForwardOptions {
   namespace?: string;
   /** Aborts: closes the connection and errors the streams with the reason. */
   signal?: AbortSignal;
+  /** How long connecting and the upgrade may take, in milliseconds. Default 30 000. */
+  timeoutMs?: number;
 }
 
 /**
@@ -457,62 +433,31 @@ export async function portForward(
     { ports: String(port) },
     PORT_FORWARD_PROTOCOLS,
     options.signal,
+    options.timeoutMs,
   );
   const what = `port-forward to ${namespace}/${name}:${port}`;
   const mux = new ChannelMux(ws, { readable: [0], collect: [1], portPrefixed: true, what });
-  const closed = Promise.withResolvers<void>();
-  closed.promise.catch(() => {});
-  let settled = false;
-  const onAbort = () => {
-    if (settled) return;
-    settled = true;
-    mux.end(options.signal!.reason);
-    closed.reject(options.signal!.reason);
-    ws.close().catch(() => {});
-  };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  (async () => {
-    let failure: unknown;
-    try {
-      await mux.done;
-    } catch (e) {
-      failure = e;
-    }
+  const life = lifecycle<void>(ws, mux, options.signal, (failure) => {
     const text = mux.collected(1).trim();
-    options.signal?.removeEventListener("abort", onAbort);
-    await ws.close();
-    if (settled) return;
-    settled = true;
-    if (text || failure) {
-      const error = new ApiError({
+    if (!text && !failure) return { value: undefined };
+    return {
+      error: new ApiError({
         status: 0,
         reason: text ? "PortForwardFailed" : "StreamClosed",
         message: text
           ? `${what} failed: ${text}`
           : `The connection for ${what} failed: ${(failure as Error)?.message ?? failure}`,
         cause: failure,
-      });
-      mux.end(error);
-      closed.reject(error);
-    } else {
-      mux.end();
-      closed.resolve();
-    }
-  })();
+      }),
+      failStreams: true,
+    };
+  }, () => ({ value: undefined }));
   const stream: PortForwardStream = {
     port,
     readable: mux.readable(0),
     writable: mux.writable(0),
-    closed: closed.promise,
-    async close() {
-      if (!settled) {
-        settled = true;
-        mux.end();
-        closed.resolve();
-      }
-      options.signal?.removeEventListener("abort", onAbort);
-      await ws.close();
-    },
+    closed: life.promise,
+    close: life.close,
     async [Symbol.asyncDispose]() {
       await stream.close();
     },
@@ -585,6 +530,7 @@ export function forwardPort(
       const remote = await portForward(client, pod, options.port, {
         namespace: options.namespace,
         signal: stopping.signal,
+        timeoutMs: options.timeoutMs,
       });
       entry.remote = remote;
       // The protocol cannot half-close: when the local side finishes, the whole stream closes
@@ -649,6 +595,59 @@ export function forwardPort(
   return forwarder;
 }
 
+/** How a session ends: a value, or an error (also put on the output streams when `failStreams`). */
+type Outcome<T> = { value: T } | { error: unknown; failStreams: boolean };
+
+/**
+ * The one lifecycle of a streaming session: it settles once — when the signal aborts (the
+ * reason), when the connection ends (`finish`), or on `close()` (`closing`) — ends the output
+ * streams accordingly, and always closes the WebSocket and removes the abort listener.
+ */
+function lifecycle<T>(
+  ws: WebSocketConnection,
+  mux: ChannelMux,
+  signal: AbortSignal | undefined,
+  finish: (failure: unknown) => Outcome<T>,
+  closing: () => Outcome<T>,
+): { promise: Promise<T>; close(): Promise<void> } {
+  const deferred = Promise.withResolvers<T>();
+  deferred.promise.catch(() => {});
+  let settled = false;
+  const settle = (outcome: Outcome<T>, streamError?: unknown) => {
+    if (settled) return;
+    settled = true;
+    mux.end(streamError);
+    if ("error" in outcome) deferred.reject(outcome.error);
+    else deferred.resolve(outcome.value);
+  };
+  const onAbort = () => {
+    settle({ error: signal!.reason, failStreams: true }, signal!.reason);
+    ws.close().catch(() => {});
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  (async () => {
+    let failure: unknown;
+    try {
+      await mux.done;
+    } catch (e) {
+      failure = e;
+    }
+    signal?.removeEventListener("abort", onAbort);
+    await ws.close();
+    if (settled) return;
+    const outcome = finish(failure);
+    settle(outcome, "error" in outcome && outcome.failStreams ? outcome.error : undefined);
+  })();
+  return {
+    promise: deferred.promise,
+    async close() {
+      settle(closing());
+      signal?.removeEventListener("abort", onAbort);
+      await ws.close();
+    },
+  };
+}
+
 function podPath(
   client: Client,
   pod: PodRef,
@@ -674,6 +673,7 @@ async function connect(
   query: QueryParams,
   protocols: readonly string[],
   signal: AbortSignal | undefined,
+  timeoutMs = 30_000,
 ): Promise<WebSocketConnection> {
   const transport = transportOf(client);
   if (!transport || transport.usesCustomFetch) {
@@ -693,46 +693,68 @@ async function connect(
     // The kubelet's port-forward route refuses `Accept: application/json` with a 406.
     headers.set("Accept", "*/*");
     const cert = credentials.clientCertificate;
-    let socket: ByteStream;
-    try {
-      socket = await openSocket({
-        hostname: url.hostname.replace(/^\[|\]$/g, ""),
-        port: Number(url.port || (secure ? 443 : 80)),
-        tls: secure
-          ? {
-            caCerts: config.cluster.certificateAuthority
-              ? [config.cluster.certificateAuthority]
-              : undefined,
-            cert: cert?.cert,
-            key: cert?.key,
-          }
-          : undefined,
-        proxyUrl: config.cluster.proxyUrl,
-        signal,
-      });
-    } catch (cause) {
-      throw transport.networkError(cause, method, url, signal);
-    }
+    // Connecting and the upgrade share one deadline (on the client's clock), so a server that
+    // accepts TCP and never answers cannot hang the caller.
+    const deadline = new AbortController();
+    const stopTimer = new AbortController();
+    transport.clock.sleep(timeoutMs, stopTimer.signal).then(() =>
+      deadline.abort(
+        new ApiError({
+          status: 0,
+          reason: "Timeout",
+          message:
+            `The API server did not complete the WebSocket upgrade of ${method} ${url.href} ` +
+            `within ${timeoutMs} ms`,
+          method,
+          url: url.href,
+        }),
+      ), () => {});
+    const attempt = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
     let answer: WebSocketConnection | RefusedUpgrade;
-    // A server that never answers the upgrade must not outlive the signal.
-    const onAbort = () => socket.close();
-    signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      answer = await upgradeWebSocket(socket, {
-        path: url.pathname + url.search,
-        host: url.host,
-        headers,
-        protocols: [...protocols],
-      });
-    } catch (cause) {
-      socket.close();
-      throw transport.networkError(cause, method, url, signal);
+      let socket: ByteStream;
+      try {
+        const opening = openSocket({
+          hostname: url.hostname.replace(/^\[|\]$/g, ""),
+          port: Number(url.port || (secure ? 443 : 80)),
+          tls: secure
+            ? {
+              caCerts: config.cluster.certificateAuthority
+                ? [config.cluster.certificateAuthority]
+                : undefined,
+              cert: cert?.cert,
+              key: cert?.key,
+            }
+            : undefined,
+          proxyUrl: config.cluster.proxyUrl,
+          signal: attempt,
+        });
+        socket = await abortable(opening, attempt, (late) => late.close());
+      } catch (cause) {
+        throw transport.networkError(cause, method, url, attempt);
+      }
+      // A server that never answers the upgrade must not outlive the signal or the deadline.
+      const onAbort = () => socket.close();
+      attempt.addEventListener("abort", onAbort, { once: true });
+      try {
+        answer = await upgradeWebSocket(socket, {
+          path: url.pathname + url.search,
+          host: url.host,
+          headers,
+          protocols: [...protocols],
+        });
+      } catch (cause) {
+        socket.close();
+        throw transport.networkError(cause, method, url, attempt);
+      } finally {
+        attempt.removeEventListener("abort", onAbort);
+      }
+      if (attempt.aborted) {
+        if ("messages" in answer) await answer.close();
+        throw attempt.reason;
+      }
     } finally {
-      signal?.removeEventListener("abort", onAbort);
-    }
-    if (signal?.aborted) {
-      if ("messages" in answer) await answer.close();
-      throw signal.reason;
+      stopTimer.abort();
     }
     if ("messages" in answer) {
       log.debug("{url} upgraded to {protocol}", { url: url.href, protocol: answer.protocol });
@@ -747,6 +769,26 @@ async function connect(
     }
     throw await refusal(answer, method, url);
   }
+}
+
+/** Waits for `promise` unless `signal` aborts first; a value arriving after that goes to `late`. */
+function abortable<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  late: (value: T) => void,
+): Promise<T> {
+  if (signal.aborted) {
+    promise.then(late, () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.then(late, () => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 async function refusal(answer: RefusedUpgrade, method: string, url: URL): Promise<ApiError> {

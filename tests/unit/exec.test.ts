@@ -12,7 +12,7 @@
 import nodeAssert from "node:assert/strict";
 import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { statusJson, WsStub } from "./_ws_stub.ts";
@@ -463,5 +463,192 @@ Deno.test("exec: aborting while the server has not answered the upgrade rejects 
   const conn = await accepted;
   controller.abort(new Error("took too long"));
   await assertRejects(() => pending, Error, "took too long");
+  conn.close();
+});
+
+/** A raw server: answers the upgrade with a valid 101, then hands the connection to `frames`. */
+function rawServer(
+  frames: (conn: Deno.Conn) => Promise<void>,
+): { port: number; done: Promise<void>; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(8192);
+    let request = "";
+    while (!request.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      request += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    await conn.write(
+      new TextEncoder().encode(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n`,
+      ),
+    );
+    try {
+      await frames(conn);
+    } finally {
+      conn.close();
+    }
+  })();
+  return { port: listener.addr.port, done, close: () => listener.close() };
+}
+
+/** Reads one masked client frame from a raw connection. */
+async function readClientFrame(conn: Deno.Conn): Promise<{ opcode: number; payload: Uint8Array }> {
+  const readN = async (n: number) => {
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      const r = await conn.read(out.subarray(got));
+      if (r === null) throw new Error("closed");
+      got += r;
+    }
+    return out;
+  };
+  const [b0, b1] = await readN(2);
+  let length = b1 & 0x7f;
+  if (length === 126) {
+    const ext = await readN(2);
+    length = (ext[0] << 8) | ext[1];
+  }
+  assert((b1 & 0x80) !== 0, "client frames must be masked");
+  const mask = await readN(4);
+  const payload = await readN(length);
+  for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3];
+  return { opcode: b0 & 0x0f, payload };
+}
+
+Deno.test("websocket: a fragmented message with a ping inside is reassembled and the ping answered", async () => {
+  let pong: Uint8Array | undefined;
+  const server = rawServer(async (conn) => {
+    // [1, "hel"] as a binary frame without FIN, a ping "p!", the continuation "lo" with FIN.
+    await conn.write(new Uint8Array([0x02, 4, 1, 0x68, 0x65, 0x6c]));
+    await conn.write(new Uint8Array([0x89, 2, 0x70, 0x21]));
+    await conn.write(new Uint8Array([0x80, 2, 0x6c, 0x6f]));
+    const frame = await readClientFrame(conn);
+    assertEquals(frame.opcode, 0xa);
+    pong = frame.payload;
+    const status = new TextEncoder().encode('\x03{"metadata":{},"status":"Success"}');
+    await conn.write(new Uint8Array([0x82, status.length, ...status]));
+    await conn.write(new Uint8Array([0x88, 2, 0x03, 0xe8]));
+    const close = await readClientFrame(conn);
+    assertEquals(close.opcode, 0x8);
+  });
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${server.port}`));
+  const out = await execOutput(client, "web", ["echo", "hello"]);
+  assertEquals(out, { stdout: "hello", stderr: "", exitCode: 0 });
+  assertEquals(text(pong), "p!");
+  await server.done;
+  server.close();
+});
+
+Deno.test("exec: a missing --allow-net names the exact flag, for the API server and the local port", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = new URL("../../", import.meta.url);
+    const script = `${dir}/no_net.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { Client } from "${new URL("client.ts", root)}";
+import { Config } from "${new URL("config.ts", root)}";
+import { exec, forwardPort } from "${new URL("exec.ts", root)}";
+const client = new Client(Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "t" } }));
+for (const attempt of [() => exec(client, "web", ["true"]), async () => forwardPort(client, "web", { port: 80, localPort: 8080 })]) {
+  try { await attempt(); } catch (e) { console.log(e instanceof Deno.errors.NotCapable, (e as Error).message); }
+}`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--config", new URL("deno.json", root).pathname]
+        .concat(["--allow-read", "--allow-env", script]),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+    assert(lines.length === 2, new TextDecoder().decode(out.stderr));
+    assert(
+      lines[0].startsWith("true ") && lines[0].includes("--allow-net=127.0.0.1:6443"),
+      lines[0],
+    );
+    assert(
+      lines[1].startsWith("true ") && lines[1].includes("--allow-net=127.0.0.1:8080"),
+      lines[1],
+    );
+    assert(!lines.join("").includes('token: "t"'));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("exec: an unread stdout does not block the result; it errors once 1 MiB is buffered", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i)); // 4 MiB
+    ws.send(2, "a little stderr\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["yes"]);
+  // Nobody reads stdout: the status still arrives, and so does stderr.
+  assertEquals((await session.result).exitCode, 0);
+  assertEquals(await readAll(session.stderr), "a little stderr\n");
+  const error = await assertRejects(() => readAll(session.stdout), RangeError, "stdout");
+  assert(error.message.includes("nobody read it"), error.message);
+});
+
+Deno.test("exec: a small unread output can still be read after the result", async () => {
+  await using stub = new WsStub();
+  stub.push((ws) => {
+    ws.send(1, "first\n");
+    ws.send(1, "second\n");
+    ws.send(3, SUCCESS);
+  });
+  await using client = stub.client();
+  await using session = await exec(client, "web", ["true"], { stderr: false });
+  assertEquals((await session.result).exitCode, 0);
+  assertEquals(await readAll(session.stdout), "first\nsecond\n");
+});
+
+Deno.test("exec: a refusal whose body never arrives is still the refusal's ApiError", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(8192));
+    await conn.write(
+      new TextEncoder().encode("HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n"),
+    );
+    conn.close();
+  })();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  const error = await assertRejects(() => exec(client, "web", ["true"]), ApiError);
+  assertEquals(error.status, 404);
+  await serving;
+});
+
+Deno.test("exec: a server that never answers the upgrade times out on the client's clock", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const clock = new VirtualClock();
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`), {
+    clock,
+  });
+  const pending = exec(client, "web", ["true"], { timeoutMs: 5_000 });
+  const conn = await accepted;
+  await clock.advance(4_999);
+  let done = false;
+  pending.then(() => done = true, () => done = true);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(done, false);
+  await clock.advance(1);
+  const error = await assertRejects(() => pending, ApiError, "within 5000 ms");
+  assertEquals(error.reason, "Timeout");
+  assertEquals(error.status, 0);
   conn.close();
 });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { LeadershipLostError } from "../../leader_election.ts";
+import { Controller } from "../../controller.ts";
 import { Manager, type Runnable } from "../../manager.ts";
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
 
@@ -375,5 +376,65 @@ Deno.test("shared caches report watch restarts and relists", async () => {
   assert.equal(metric("kube_reflector_relists_total"), 1);
   stop.abort();
   await clock.flush();
+  await run;
+});
+
+Deno.test("with the real Controller: losing the lease aborts the reconcile's ctx.signal, and the Manager campaigns only after it returned", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const a = manager(server, clock, "a");
+  const log: string[] = [];
+  const controller = new Controller(
+    a.client,
+    Api.v1ConfigMap().within("default"),
+    async (object, ctx) => {
+      log.push(`${clock.now()} reconcile ${object.metadata?.name}`);
+      await new Promise<void>((resolve) => {
+        if (ctx.signal.aborted) resolve();
+        ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      log.push(`${clock.now()} ctx.signal aborted`);
+      await clock.sleep(2_000); // cleaning up after the abort takes a while
+      log.push(`${clock.now()} reconcile returned`);
+      throw ctx.signal.reason; // what code that passes the signal on ends with
+    },
+    { name: "cm", clock },
+  );
+  a.m.cache(Api.v1ConfigMap().within("default")); // warm on every replica, shared with it
+  a.m.add(controller);
+  server.seed({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "x", namespace: "default" },
+  });
+  const stop = new AbortController();
+  const run = a.m.run(stop.signal);
+  for (let i = 0; i < 20 && !log.length; i++) await clock.advance(10);
+  assert.match(log[0], /reconcile x$/);
+  a.link.cut = true; // the lease was taken at 0: the renew deadline is 10 000
+  await clock.advance(10_000 - clock.now() - 1);
+  assert.equal(log.length, 1, `still leading just before the renew deadline: ${log}`);
+  await clock.advance(1);
+  assert.deepEqual(log.slice(1), ["10000 ctx.signal aborted"]);
+  a.link.cut = false;
+  const requests = a.link.leaseRequests;
+  await clock.advance(1_999);
+  assert.equal(a.link.leaseRequests, requests, "no campaign while the reconcile still runs");
+  await clock.advance(1);
+  assert.ok(log.includes("12000 reconcile returned"));
+  for (let i = 0; i < 20 && a.link.leaseRequests === requests; i++) await clock.advance(10);
+  assert.ok(a.link.leaseRequests > requests, "campaigns again after the reconcile returned");
+  assert.match(
+    a.m.registry.expose(),
+    /^controller_runtime_reconcile_total\{controller="cm",result="aborted"\} 1$/m,
+  );
+  stop.abort();
+  for (
+    let i = 0;
+    i < 100 && !(await Promise.race([run.then(() => true), Promise.resolve(false)]));
+    i++
+  ) {
+    await clock.advance(1_000);
+  }
   await run;
 });
