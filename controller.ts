@@ -945,7 +945,7 @@ export class Controller<T extends KubeObject> {
     const state = this.#keys.get(key);
     if (
       change.type === "MODIFIED" && state !== undefined && state.failures > 0 &&
-      queue.timerOf(key)?.kind === "retry" &&
+      queue.hasRetry(key) &&
       state.writes.get(this.#primary as SharedSource<KubeObject>) ===
         change.object.metadata?.resourceVersion
     ) {

@@ -704,3 +704,25 @@ Deno.test("controller: ctx.client is interchangeable with the client (shared cac
   assert.deepEqual(sizes, [2, 2]);
   assert.equal(h.watchRequests("configmaps"), 1);
 });
+
+Deno.test("controller: a success after a failure cancels the retry, never a pending requeue", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  h.start(
+    new Controller(h.client, configMaps, () => {
+      at.push(h.clock.now());
+      if (at.length === 1) return Action.requeue(60_000);
+      if (at.length === 2) throw new Error("transient");
+      return Action.done();
+    }, { clock: h.clock, backoff: { initialMs: 250, jitter: 0 } }),
+  );
+  await h.settle();
+  await h.advance(1_000);
+  await h.client.patch(configMaps, "a", { data: { v: "1" } }); // run 2 fails: retry at +250
+  await h.advance(100);
+  await h.client.patch(configMaps, "a", { data: { v: "2" } }); // run 3 succeeds
+  await h.advance(100_000);
+  assert.deepEqual(at, [0, 1_000, 1_100, 60_000]);
+});
