@@ -299,7 +299,7 @@ export interface ReconcileOutcome {
   /**
    * `success` (done), `requeue` (done, again later), `error` (retried), `terminal` (not retried
    * until the object changes), `gone` (the object no longer exists: nothing ran), `aborted` (the
-   * run ended after its signal aborted at shutdown).
+   * run failed after the controller aborted its signal: shutdown or `abortInFlight`).
    */
   result: OutcomeResult;
   /** Milliseconds the reconcile took (by the controller's clock). */
@@ -800,8 +800,8 @@ export class Controller<T extends KubeObject> {
 
   /**
    * Aborts the `ctx.signal` of every reconcile running now (leadership lost, say); the
-   * controller goes on. Runs that end because of it count as `aborted` when the controller is
-   * stopping, else as errors (retried).
+   * controller goes on. A run that fails after it counts as `aborted` (not as an error) and, when
+   * the controller is not stopping, its key runs again.
    *
    * @param reason The abort reason.
    */
@@ -1202,12 +1202,15 @@ export class Controller<T extends KubeObject> {
       return;
     }
     const error = action.error;
-    if (run.aborted && this.#stopping) {
-      logger.info("Reconcile of {key} ended after the controller stopped it: {error}", {
+    if (run.aborted) {
+      // Aborted by the controller (shutdown, or abortInFlight on a leadership loss): not a
+      // failure of the reconcile. A controller that goes on runs the key again.
+      logger.info("Reconcile of {key} ended after the controller aborted it: {error}", {
         key,
         error: describeError(error),
       });
       this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
+      if (!this.#stopping) queue.add(key, "aborted run");
       return;
     }
     state.failures++;

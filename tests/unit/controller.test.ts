@@ -404,9 +404,11 @@ Deno.test("controller: abortInFlight aborts running reconciles only; the control
   await h.settle();
   controller.abortInFlight("leadership lost");
   await h.settle();
-  assert.equal(h.outcomes[0].result, "error");
+  // Not an error of the reconcile: counted as aborted, and the key runs again at once.
+  assert.equal(h.outcomes[0].result, "aborted");
   assert.equal(h.outcomes[0].error, "leadership lost");
-  await h.advance(100);
+  assert.equal(controller.stats().reconciles.error, 0);
+  assert.equal(controller.stats().retries, 0);
   assert.equal(runs, 2);
 });
 
