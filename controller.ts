@@ -1297,6 +1297,9 @@ export class Controller<T extends KubeObject> {
         const sapi = source.api;
         if (sapi.group !== api.group || sapi.plural !== api.plural) continue;
         if (sapi.namespace !== undefined && sapi.namespace !== ns) continue;
+        // A selector may keep the written object out of the cache for good: waiting for it
+        // would stall the next run until the timeout.
+        if (source.selective) continue;
         const cmp = compareResourceVersions(rv, state.writes.get(source));
         if (cmp === undefined && !this.#warnedOpaque && !/^[1-9][0-9]*$/.test(rv)) {
           this.#warnedOpaque = true;

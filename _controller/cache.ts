@@ -33,6 +33,8 @@ export interface SharedSource<T extends KubeObject> {
   readonly api: Api<T>;
   /** `group/resource (namespace) selectors`, for log lines and errors. */
   readonly description: string;
+  /** Whether a label or field selector narrows it (a write may never show up in it). */
+  readonly selective: boolean;
   readonly ready: Promise<void>;
   /** Rejects when the watch fails permanently (403, 404, …); never resolves otherwise. */
   readonly failed: Promise<never>;
@@ -63,6 +65,7 @@ interface Entry {
   running: Promise<void>;
   failed: Promise<never>;
   description: string;
+  selective: boolean;
   dead: boolean;
   /** The clock of the first holder: paces retries and read-your-writes waits. */
   clock: Clock;
@@ -151,6 +154,7 @@ function startEntry(
     running: Promise.resolve(),
     failed,
     description,
+    selective: Boolean(selectors.labelSelector || selectors.fieldSelector),
     dead: false,
     clock,
   };
@@ -191,6 +195,7 @@ function handle(entry: Entry, registry: Map<string, Entry>): SharedSource<KubeOb
   return {
     api,
     description: entry.description,
+    selective: entry.selective,
     ready: reflector.ready,
     failed: entry.failed,
     read: () => reflector.read(),

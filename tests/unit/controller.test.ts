@@ -728,3 +728,25 @@ Deno.test("controller: a success after a failure cancels the retry, never a pend
   await h.advance(100_000);
   assert.deepEqual(at, [0, 1_000, 1_100, 60_000]);
 });
+
+Deno.test("controller: a write that a selective cache never sees does not stall the next run", async () => {
+  await using server = new FakeApiServer();
+  server.seed({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "a", namespace: "default", labels: { app: "x" } },
+  });
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  const controller = new Controller(h.client, configMaps, async (_cm, ctx) => {
+    at.push(h.clock.now());
+    if (at.length > 1) return;
+    // Outside the controller's label selector: its cache never gets this object.
+    await ctx.client.create(configMaps, { metadata: { name: `other-${at.length}` } });
+    return Action.requeue(0);
+  }, { clock: h.clock, labelSelector: "app=x" });
+  h.start(controller);
+  await h.advance(30_000);
+  assert.deepEqual(at, [0, 0]);
+  assert.equal(controller.stats().readYourWritesTimeouts, 0);
+});
