@@ -238,3 +238,20 @@ Deno.test("waitFor: conditions", () => {
   assert.equal(conditions.deleted("u1")({ metadata: { uid: "u2" } }), true);
   assert.equal(conditions.deleted("u1")({ metadata: { uid: "u1" } }), false);
 });
+
+Deno.test("finalizer: an object deleted while the finalizer is added is never applied", async () => {
+  await using server = fooServer();
+  const client = server.client();
+  // Another finalizer keeps the object while it is being deleted.
+  const stale = seedFoo(server, "f", ["other.io/keep"]);
+  await client.delete(foos, "f");
+  const steps: string[] = [];
+  // The stale copy has no deletionTimestamp: the guarded add fails, the re-read shows the deletion.
+  const result = await finalizer({ client }, foos, "clux.dev/cleanup", structuredClone(stale), {
+    apply: () => void steps.push("apply"),
+    cleanup: () => void steps.push("cleanup"),
+  });
+  assert.equal(result, undefined);
+  assert.deepEqual(steps, []);
+  assert.deepEqual(server.objects("foos")[0].metadata!.finalizers, ["other.io/keep"]);
+});
