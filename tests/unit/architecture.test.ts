@@ -115,7 +115,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ],
   "events.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
   "finalizer.ts": ["api.ts", "client.ts", "controller.ts", "errors.ts"],
-  "wait.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts", "watch.ts"],
+  "wait.ts": ["api.ts", "client.ts", "clock.ts", "reflector.ts"],
   "_controller/tracking.ts": ["_transport.ts", "api.ts", "client.ts"],
   "_controller/cache.ts": [
     "_controller/resource_version.ts",

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   Api,
+  Client,
   conditions,
   Controller,
   type CustomObject,
@@ -254,4 +255,38 @@ Deno.test("finalizer: an object deleted while the finalizer is added is never ap
   assert.equal(result, undefined);
   assert.deepEqual(steps, []);
   assert.deepEqual(server.objects("foos")[0].metadata!.finalizers, ["other.io/keep"]);
+});
+
+Deno.test("waitFor: watch failures are retried with the watch loop's backoff, not in a tight loop", async () => {
+  await using server = fooServer();
+  let requests = 0;
+  const client = new Client(server.config(), {
+    fetch: (input, init) => {
+      requests++;
+      return server.fetch(input, init);
+    },
+    maxRetries: 0,
+  });
+  const clock = new VirtualClock();
+  const cms = Api.v1ConfigMap().within("default");
+  server.inject({
+    on: ["watch", "list"],
+    resource: "configmaps",
+    times: 3,
+    fault: { status: 500 },
+  });
+  const waiting = waitFor(client, cms, "cfg", (cm) => cm !== undefined, {
+    timeout: 600_000,
+    clock,
+  });
+  for (let i = 0; i < 20; i++) await clock.flush();
+  // Without time passing, one failed request and nothing more.
+  assert.equal(requests, 1);
+  await client.create(cms, { metadata: { name: "cfg" } });
+  for (let i = 0; i < 200 && requests < 10; i++) {
+    if (!(await clock.tick())) await clock.flush();
+  }
+  const got = await waiting;
+  assert.equal(got?.metadata?.name, "cfg");
+  assert.ok(clock.now() >= 800, `waited ${clock.now()} ms of backoff`);
 });
