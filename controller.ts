@@ -156,7 +156,8 @@ export class TerminalError extends Error {
 /** The object recorder of a reconcile: records events about the object being reconciled. */
 export interface ObjectRecorder {
   /**
-   * Records an event about the reconciled object (see {@linkcode EventRecorder.prototype.publish}).
+   * Records an event about the reconciled object (see {@linkcode EventRecorder.prototype.publish});
+   * the write is aborted with the reconcile's `ctx.signal`.
    *
    * @param event Type, reason, action, note, related object.
    * @returns Resolves when written (never rejects for API failures).
@@ -1098,7 +1099,9 @@ export class Controller<T extends KubeObject> {
         attempt,
         logger,
         controller: this.name,
-        recorder: { publish: (event) => this.recorder.publish(object, event) },
+        recorder: {
+          publish: (event) => this.recorder.publish(object, event, { signal: abort.signal }),
+        },
         client: trackingClient(this.#client, (api, result) => {
           written.push({ api, object: result });
           const rv = result.metadata?.resourceVersion;

@@ -290,3 +290,24 @@ Deno.test("waitFor: watch failures are retried with the watch loop's backoff, no
   assert.equal(got?.metadata?.name, "cfg");
   assert.ok(clock.now() >= 800, `waited ${clock.now()} ms of backoff`);
 });
+
+Deno.test("events: overlapping publishes of one series make one Event with count 2; a signal aborts", async () => {
+  await using server = fooServer();
+  const client = server.client();
+  const recorder = new EventRecorder(client, {
+    reportingController: "x.io/c",
+    reportingInstance: "i",
+  });
+  const foo = seedFoo(server, "f");
+  await Promise.all([
+    recorder.publish(foo, { reason: "Same", action: "Act" }),
+    recorder.publish(foo, { reason: "Same", action: "Act" }),
+  ]);
+  const events = (await client.list(EVENTS_API.within("default"))).items;
+  assert.equal(events.length, 1);
+  assert.equal(events[0].series?.count, 2);
+  const aborted = AbortSignal.abort();
+  await recorder.publish(foo, { reason: "Other", action: "Act" }, { signal: aborted });
+  assert.equal((await client.list(EVENTS_API.within("default"))).items.length, 1);
+  assert.deepEqual(recorder.counts(), { created: 1, updated: 1, dropped: 0, failed: 0 });
+});
