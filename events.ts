@@ -21,6 +21,7 @@ import { Api, type KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { isNotFound } from "./errors.ts";
+import { microTime } from "./_microtime.ts";
 
 const log = getLogger(["kube", "events"]);
 
@@ -334,11 +335,6 @@ function referenceOf(object: KubeObject): EventObjectReference {
   if (meta.uid) ref.uid = meta.uid;
   if (meta.resourceVersion) ref.resourceVersion = meta.resourceVersion;
   return ref;
-}
-
-/** A MicroTime: RFC 3339 with six fractional digits. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 /** The name suffix client-go uses: the time in nanoseconds, in hexadecimal. */

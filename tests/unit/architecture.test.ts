@@ -113,7 +113,8 @@ const MAY_IMPORT: Record<string, string[]> = {
     "events.ts",
     "reflector.ts",
   ],
-  "events.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
+  "events.ts": ["_microtime.ts", "api.ts", "client.ts", "clock.ts", "errors.ts"],
+  "_microtime.ts": [],
   "finalizer.ts": ["api.ts", "client.ts", "controller.ts", "errors.ts"],
   "wait.ts": ["api.ts", "client.ts", "clock.ts", "reflector.ts"],
   "_controller/tracking.ts": ["_transport.ts", "api.ts", "client.ts"],
@@ -127,7 +128,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   ],
   "_controller/queue.ts": ["clock.ts"],
   "_controller/resource_version.ts": [],
-  "leader_election.ts": ["api.ts", "client.ts", "clock.ts", "errors.ts"],
+  "leader_election.ts": ["_microtime.ts", "api.ts", "client.ts", "clock.ts", "errors.ts"],
   "metrics.ts": [],
   "endpoints.ts": ["metrics.ts", "_runtime.ts"],
   "manager.ts": [
