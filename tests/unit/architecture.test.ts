@@ -4,6 +4,7 @@
 // using only the public modules and the status table.
 
 import assert from "node:assert/strict";
+import { test } from "../_test.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -39,7 +40,13 @@ async function graph(): Promise<Map<string, Set<string>>> {
 const MAY_IMPORT: Record<string, string[]> = {
   "errors.ts": ["_status_table.ts"],
   "clock.ts": [],
-  "config.ts": ["_config_types.ts", "_kubeconfig.ts", "_exec_credential.ts", "_permissions.ts"],
+  "config.ts": [
+    "_config_types.ts",
+    "_kubeconfig.ts",
+    "_exec_credential.ts",
+    "_permissions.ts",
+    "_runtime/mod.ts",
+  ],
   "client.ts": [
     "_transport.ts",
     "_protobuf/negotiate.ts",
@@ -75,6 +82,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   "_transport.ts": [
     "_retry.ts",
     "_status_table.ts",
+    "_permissions.ts",
+    "_runtime/mod.ts",
     "_protobuf/negotiate.ts",
     "config.ts",
     "errors.ts",
@@ -98,8 +107,25 @@ const MAY_IMPORT: Record<string, string[]> = {
   "_protobuf/frames.ts": [],
   "_lines.ts": [],
   "_config_types.ts": [],
-  "_kubeconfig.ts": ["_config_types.ts", "_exec_credential.ts", "_permissions.ts"],
-  "_exec_credential.ts": ["_config_types.ts", "_permissions.ts"],
+  "_kubeconfig.ts": [
+    "_config_types.ts",
+    "_exec_credential.ts",
+    "_permissions.ts",
+    "_runtime/mod.ts",
+  ],
+  "_exec_credential.ts": ["_config_types.ts", "_permissions.ts", "_runtime/mod.ts"],
+  "_permissions.ts": ["_runtime/mod.ts"],
+  "_runtime/mod.ts": [
+    "_runtime/types.ts",
+    "_runtime/deno.ts",
+    "_runtime/node.ts",
+    "_runtime/bun.ts",
+    "_runtime/_node_common.ts",
+  ],
+  "_runtime/deno.ts": ["_runtime/types.ts"],
+  "_runtime/node.ts": ["_runtime/types.ts", "_runtime/_node_common.ts"],
+  "_runtime/bun.ts": ["_runtime/types.ts", "_runtime/_node_common.ts"],
+  "_runtime/_node_common.ts": ["_runtime/types.ts"],
   "_api_factory.ts": [],
   "controller.ts": [
     "_controller/cache.ts",
@@ -113,7 +139,15 @@ const MAY_IMPORT: Record<string, string[]> = {
     "events.ts",
     "reflector.ts",
   ],
-  "events.ts": ["_microtime.ts", "api.ts", "client.ts", "clock.ts", "errors.ts"],
+  "events.ts": [
+    "_microtime.ts",
+    "api.ts",
+    "client.ts",
+    "clock.ts",
+    "errors.ts",
+    "_permissions.ts",
+    "_runtime/mod.ts",
+  ],
   "_microtime.ts": [],
   "finalizer.ts": ["api.ts", "client.ts", "controller.ts", "errors.ts"],
   "wait.ts": ["api.ts", "client.ts", "clock.ts", "reflector.ts"],
@@ -130,7 +164,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   "_controller/resource_version.ts": [],
   "leader_election.ts": ["_microtime.ts", "api.ts", "client.ts", "clock.ts", "errors.ts"],
   "metrics.ts": [],
-  "endpoints.ts": ["metrics.ts", "_runtime.ts"],
+  "endpoints.ts": ["metrics.ts", "_runtime/mod.ts"],
   "manager.ts": [
     "leader_election.ts",
     "endpoints.ts",
@@ -139,9 +173,8 @@ const MAY_IMPORT: Record<string, string[]> = {
     "api.ts",
     "client.ts",
     "clock.ts",
-    "_runtime.ts",
+    "_runtime/mod.ts",
   ],
-  "_runtime.ts": [],
   "exec.ts": [
     "_channels.ts",
     "_socket.ts",
@@ -151,12 +184,12 @@ const MAY_IMPORT: Record<string, string[]> = {
     "client.ts",
     "errors.ts",
   ],
-  "_socket.ts": [],
+  "_socket.ts": ["_runtime/mod.ts"],
   "_websocket.ts": ["_socket.ts"],
   "_channels.ts": ["_websocket.ts", "errors.ts"],
 };
 
-Deno.test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
+test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
   const edges = await graph();
   for (const [module, allowed] of Object.entries(MAY_IMPORT)) {
     const deps = edges.get(module);
@@ -166,7 +199,7 @@ Deno.test("architecture: each module imports only what ARCHITECTURE.md's code ma
   }
 });
 
-Deno.test("architecture: no import cycles but the documented api.ts ↔ generated/builders.ts", async () => {
+test("architecture: no import cycles but the documented api.ts ↔ generated/builders.ts", async () => {
   const edges = await graph();
   const cycles: string[] = [];
   // Depth-first search for back edges.
@@ -188,7 +221,7 @@ Deno.test("architecture: no import cycles but the documented api.ts ↔ generate
   assert.deepEqual(cycles.filter((c) => c !== allowed), []);
 });
 
-Deno.test("architecture: the library never imports testing/; testing/ uses only public modules", async () => {
+test("architecture: the library never imports testing/; testing/ uses only public modules", async () => {
   const edges = await graph();
   const publicModules = [
     "api.ts",
