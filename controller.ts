@@ -40,6 +40,7 @@ import type { CacheChange, IndexFunction } from "./reflector.ts";
 import type { OwnerReference } from "./generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { WorkQueue } from "./_controller/queue.ts";
+import { trackingClient } from "./_controller/tracking.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
 
 const log = getLogger(["kube", "controller"]);
@@ -155,7 +156,8 @@ export class TerminalError extends Error {
 /** The object recorder of a reconcile: records events about the object being reconciled. */
 export interface ObjectRecorder {
   /**
-   * Records an event about the reconciled object (see {@linkcode EventRecorder.prototype.publish}).
+   * Records an event about the reconciled object (see {@linkcode EventRecorder.prototype.publish});
+   * the write is aborted with the reconcile's `ctx.signal`.
    *
    * @param event Type, reason, action, note, related object.
    * @returns Resolves when written (never rejects for API failures).
@@ -298,7 +300,7 @@ export interface ReconcileOutcome {
   /**
    * `success` (done), `requeue` (done, again later), `error` (retried), `terminal` (not retried
    * until the object changes), `gone` (the object no longer exists: nothing ran), `aborted` (the
-   * run ended after its signal aborted at shutdown).
+   * run failed after the controller aborted its signal: shutdown or `abortInFlight`).
    */
   result: OutcomeResult;
   /** Milliseconds the reconcile took (by the controller's clock). */
@@ -555,17 +557,6 @@ interface KeyState {
   writes: Map<SharedSource<KubeObject>, string>;
 }
 
-const WRITE_VERBS = new Set([
-  "create",
-  "replace",
-  "patch",
-  "apply",
-  "delete",
-  "replaceStatus",
-  "patchStatus",
-  "patchScale",
-]);
-
 function groupOf(apiVersion: string | undefined): string {
   if (!apiVersion) return "";
   const slash = apiVersion.indexOf("/");
@@ -810,8 +801,8 @@ export class Controller<T extends KubeObject> {
 
   /**
    * Aborts the `ctx.signal` of every reconcile running now (leadership lost, say); the
-   * controller goes on. Runs that end because of it count as `aborted` when the controller is
-   * stopping, else as errors (retried).
+   * controller goes on. A run that fails after it counts as `aborted` (not as an error) and, when
+   * the controller is not stopping, its key runs again.
    *
    * @param reason The abort reason.
    */
@@ -955,7 +946,7 @@ export class Controller<T extends KubeObject> {
     const state = this.#keys.get(key);
     if (
       change.type === "MODIFIED" && state !== undefined && state.failures > 0 &&
-      queue.timerOf(key)?.kind === "retry" &&
+      queue.hasRetry(key) &&
       state.writes.get(this.#primary as SharedSource<KubeObject>) ===
         change.object.metadata?.resourceVersion
     ) {
@@ -1108,7 +1099,9 @@ export class Controller<T extends KubeObject> {
         attempt,
         logger,
         controller: this.name,
-        recorder: { publish: (event) => this.recorder.publish(object, event) },
+        recorder: {
+          publish: (event) => this.recorder.publish(object, event, { signal: abort.signal }),
+        },
         client: trackingClient(this.#client, (api, result) => {
           written.push({ api, object: result });
           const rv = result.metadata?.resourceVersion;
@@ -1212,12 +1205,15 @@ export class Controller<T extends KubeObject> {
       return;
     }
     const error = action.error;
-    if (run.aborted && this.#stopping) {
-      logger.info("Reconcile of {key} ended after the controller stopped it: {error}", {
+    if (run.aborted) {
+      // Aborted by the controller (shutdown, or abortInFlight on a leadership loss): not a
+      // failure of the reconcile. A controller that goes on runs the key again.
+      logger.info("Reconcile of {key} ended after the controller aborted it: {error}", {
         key,
         error: describeError(error),
       });
       this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
+      if (!this.#stopping) queue.add(key, "aborted run");
       return;
     }
     state.failures++;
@@ -1304,6 +1300,9 @@ export class Controller<T extends KubeObject> {
         const sapi = source.api;
         if (sapi.group !== api.group || sapi.plural !== api.plural) continue;
         if (sapi.namespace !== undefined && sapi.namespace !== ns) continue;
+        // A selector may keep the written object out of the cache for good: waiting for it
+        // would stall the next run until the timeout.
+        if (source.selective) continue;
         const cmp = compareResourceVersions(rv, state.writes.get(source));
         if (cmp === undefined && !this.#warnedOpaque && !/^[1-9][0-9]*$/.test(rv)) {
           this.#warnedOpaque = true;
@@ -1362,34 +1361,4 @@ export class Controller<T extends KubeObject> {
       }
     }
   }
-}
-
-/**
- * The client a reconcile gets: the same client, whose write verbs also report what they wrote.
- */
-function trackingClient(
-  client: Client,
-  onWrite: (api: Api<KubeObject>, object: KubeObject) => void,
-): Client {
-  return new Proxy(client, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      if (typeof property === "string" && WRITE_VERBS.has(property)) {
-        return async (api: Api<KubeObject>, ...rest: unknown[]) => {
-          const result = await (value as (...args: unknown[]) => Promise<unknown>).call(
-            target,
-            api,
-            ...rest,
-          );
-          if (result && typeof result === "object" && (result as KubeObject).metadata) {
-            const object = result as KubeObject;
-            if (object.kind !== "Status") onWrite(api, object);
-          }
-          return result;
-        };
-      }
-      return value.bind(target);
-    },
-  });
 }

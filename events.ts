@@ -21,6 +21,7 @@ import { Api, type KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { isNotFound } from "./errors.ts";
+import { microTime } from "./_microtime.ts";
 import { envNeed, isGranted } from "./_permissions.ts";
 import { runtime } from "./_runtime/mod.ts";
 
@@ -154,6 +155,7 @@ export class EventRecorder {
   #series = new Map<string, SeriesEntry>();
   #buckets = new Map<string, { tokens: number; at: number }>();
   #counts = { created: 0, updated: 0, dropped: 0, failed: 0 };
+  #inFlight = new Map<string, Promise<void>>();
 
   /**
    * Creates a recorder.
@@ -193,14 +195,19 @@ export class EventRecorder {
    * @param regarding The object the event is about (needs `metadata.name`; `apiVersion` and
    *   `kind` make the reference useful for `kubectl describe`).
    * @param event Type, reason, action, note and an optional related object.
-   * @returns Resolves when the event is written (or dropped, or failed and logged).
+   * @param options `signal` aborts the write (the event is then not recorded).
+   * @returns Resolves when the event is written (or dropped, aborted, or failed and logged).
    *
    * @example
    * ```ts ignore
    * await recorder.publish(foo, { type: "Warning", reason: "InvalidSpec", action: "Validate", note: "spec.replicas < 0" });
    * ```
    */
-  async publish(regarding: KubeObject, event: EventInit): Promise<void> {
+  async publish(
+    regarding: KubeObject,
+    event: EventInit,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     const name = regarding?.metadata?.name;
     if (!name) {
       throw new TypeError("EventRecorder.publish: the regarding object has no metadata.name");
@@ -233,16 +240,25 @@ export class EventRecorder {
       });
       return;
     }
+    // Occurrences of one series are written one after the other: a second publish while the
+    // first one's create is in flight becomes its count 2, not a second Event.
+    const previous = this.#inFlight.get(seriesKey);
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => release = resolve);
+    this.#inFlight.set(seriesKey, mine);
+    if (previous) await previous;
+    const signal = options.signal;
     const api = EVENTS_API.within(namespace);
     const series = this.#series.get(seriesKey);
     try {
+      signal?.throwIfAborted();
       if (series && now - series.lastAt <= this.#window) {
         series.count++;
         series.lastAt = now;
         try {
           await this.#client.patch(api, series.name, {
             series: { count: series.count, lastObservedTime: microTime(now) },
-          });
+          }, { signal });
           this.#counts.updated++;
           return;
         } catch (e) {
@@ -261,7 +277,7 @@ export class EventRecorder {
         note,
         regarding: ref,
         related,
-      });
+      }, { signal });
       this.#counts.created++;
       this.#series.delete(seriesKey);
       this.#series.set(seriesKey, {
@@ -274,12 +290,16 @@ export class EventRecorder {
         this.#series.delete(this.#series.keys().next().value!);
       }
     } catch (e) {
+      if (signal?.aborted) return; // the caller gave up: not a failure to report
       this.#counts.failed++;
       log.warn("Could not record event {reason} about {object}: {error}", {
         reason: event.reason,
         object: `${ref.kind} ${namespace}/${name}`,
         error: e instanceof Error ? e.message : String(e),
       });
+    } finally {
+      release();
+      if (this.#inFlight.get(seriesKey) === mine) this.#inFlight.delete(seriesKey);
     }
   }
 
@@ -317,11 +337,6 @@ function referenceOf(object: KubeObject): EventObjectReference {
   if (meta.uid) ref.uid = meta.uid;
   if (meta.resourceVersion) ref.resourceVersion = meta.resourceVersion;
   return ref;
-}
-
-/** A MicroTime: RFC 3339 with six fractional digits. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 /** The name suffix client-go uses: the time in nanoseconds, in hexadecimal. */

@@ -108,6 +108,11 @@ export async function finalizer<T extends KubeObject>(
   }
   const current = has ? object : await addFinalizer(ctx, api, name, object);
   if (current === undefined) return undefined; // deleted meanwhile
+  if (current.metadata?.deletionTimestamp) {
+    // Deleted while the finalizer was being added: never apply to a terminating object; clean
+    // up when our finalizer made it in, else there is nothing of ours to undo.
+    return await finalizer(ctx, api, name, current, handlers);
+  }
   return await handlers.apply(current);
 }
 

@@ -42,6 +42,7 @@ import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "./errors.ts";
 import type { Lease, LeaseSpec } from "./generated/coordination_v1.ts";
+import { microTime } from "./_microtime.ts";
 
 const log = getLogger(["kube", "leader"]);
 
@@ -593,11 +594,6 @@ function sameRecord(a: LeaderElectionRecord, b: LeaderElectionRecord): boolean {
     a.leaseDurationSeconds === b.leaseDurationSeconds &&
     a.leaderTransitions === b.leaderTransitions && a.acquireTime === b.acquireTime &&
     a.renewTime === b.renewTime;
-}
-
-/** A MicroTime: RFC 3339 with six fractional digits. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }
 
 function defaultIdentity(): string {

@@ -16,8 +16,7 @@
 import type { Api, KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { isExpired, isNotFound, isTransient } from "./errors.ts";
-import { watch } from "./watch.ts";
+import { Reflector } from "./reflector.ts";
 
 /** A condition on an object; `undefined` means the object does not exist. */
 export type WaitCondition<T extends KubeObject = KubeObject> = (object: T | undefined) => boolean;
@@ -91,9 +90,11 @@ export const conditions: {
 };
 
 /**
- * Waits until the object `name` meets `condition`: reads it once, then watches it (a field
- * selector on its name) and checks every change; after the watch ends or fails transiently, it
- * reads again. The condition sees `undefined` while the object does not exist.
+ * Waits until the object `name` meets `condition`: caches it with a {@linkcode Reflector} of
+ * that name only (a field selector), so the library's one watch loop with its retry policy
+ * (backoff, `Retry-After`, a re-list after `410 Expired`) follows it; checks the first sync,
+ * then every change. The condition sees `undefined` while the object does not exist. A
+ * permanent failure (403, 404 of the resource) rejects.
  *
  * @param client The client.
  * @param api The resource type (and namespace).
@@ -136,47 +137,38 @@ export async function waitFor<T extends KubeObject>(
   const signal = options.signal
     ? AbortSignal.any([options.signal, deadline.signal])
     : deadline.signal;
-  const fieldSelector = `metadata.name=${name}`;
+  const key = scoped.namespaced ? `${scoped.namespace}/${name}` : name;
+  // The one watch loop (its backoff, Retry-After and relist rules) through a Reflector of just
+  // this object: its first sync answers "does it exist now", its changes the rest.
+  const reflector = new Reflector(client, scoped, {
+    fieldSelector: `metadata.name=${name}`,
+    clock,
+  });
+  const stop = new AbortController();
+  const inner = AbortSignal.any([signal, stop.signal]);
+  const changes = reflector.changes({ signal: inner });
+  const running = reflector.run({ signal: inner });
+  running.catch(() => {}); // its permanent failure ends `changes` with the error
   try {
-    for (;;) {
-      signal.throwIfAborted();
-      let object: T | undefined;
-      let rv: string | undefined;
-      try {
-        const list = await client.list(scoped, { fieldSelector, signal });
-        object = list.items[0];
-        rv = list.metadata.resourceVersion;
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (!isTransient(e) && !isNotFound(e)) throw e;
-        await clock.sleep(1_000, signal);
-        continue;
-      }
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    aborted.catch(() => {});
+    await Promise.race([reflector.ready, aborted]);
+    const now = reflector.read().get(key);
+    if (condition(now)) return now;
+    for await (const change of changes) {
+      const object = change.type === "DELETED" ? undefined : change.object;
       if (condition(object)) return object;
-      try {
-        for await (
-          const event of watch(client, scoped, {
-            fieldSelector,
-            resourceVersion: rv,
-            timeoutSeconds: 60,
-            signal,
-          })
-        ) {
-          if (event.type === "BOOKMARK") continue;
-          if (event.type === "ERROR") break; // expired: read again
-          object = event.type === "DELETED" ? undefined : event.object;
-          if (condition(object)) return object;
-        }
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        if (!isTransient(e) && !isExpired(e)) throw e;
-        await clock.sleep(1_000, signal);
-      }
     }
+    throw signal.reason ?? new Error(`waitFor ${what}: the watch ended`);
   } catch (e) {
     if (signal.aborted) throw signal.reason;
     throw e;
   } finally {
     timer.abort();
+    stop.abort();
+    await running.catch(() => {});
   }
 }

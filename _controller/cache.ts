@@ -15,6 +15,7 @@ import type { Client } from "../client.ts";
 import type { Clock } from "../clock.ts";
 import { type CacheChange, type IndexFunction, Reflector } from "../reflector.ts";
 import { compareResourceVersions } from "./resource_version.ts";
+import { baseClient } from "./tracking.ts";
 
 const log = getLogger(["kube", "controller"]);
 
@@ -32,6 +33,8 @@ export interface SharedSource<T extends KubeObject> {
   readonly api: Api<T>;
   /** `group/resource (namespace) selectors`, for log lines and errors. */
   readonly description: string;
+  /** Whether a label or field selector narrows it (a write may never show up in it). */
+  readonly selective: boolean;
   readonly ready: Promise<void>;
   /** Rejects when the watch fails permanently (403, 404, …); never resolves otherwise. */
   readonly failed: Promise<never>;
@@ -62,6 +65,7 @@ interface Entry {
   running: Promise<void>;
   failed: Promise<never>;
   description: string;
+  selective: boolean;
   dead: boolean;
   /** The clock of the first holder: paces retries and read-your-writes waits. */
   clock: Clock;
@@ -101,6 +105,8 @@ export function acquireSource<T extends KubeObject>(
   selectors: SourceSelectors,
   clock: Clock,
 ): SharedSource<T> {
+  // A reconcile's ctx.client shares the caches of the client behind it.
+  client = baseClient(client);
   let registry = registries.get(client);
   if (!registry) registries.set(client, registry = new Map());
   const id = sourceId(api as Api<KubeObject>, selectors);
@@ -115,7 +121,7 @@ export function acquireSource<T extends KubeObject>(
 
 /** How many sources run for a client (for tests and counters). */
 export function sourceCount(client: Client): number {
-  return registries.get(client)?.size ?? 0;
+  return registries.get(baseClient(client))?.size ?? 0;
 }
 
 function startEntry(
@@ -148,6 +154,7 @@ function startEntry(
     running: Promise.resolve(),
     failed,
     description,
+    selective: Boolean(selectors.labelSelector || selectors.fieldSelector),
     dead: false,
     clock,
   };
@@ -188,6 +195,7 @@ function handle(entry: Entry, registry: Map<string, Entry>): SharedSource<KubeOb
   return {
     api,
     description: entry.description,
+    selective: entry.selective,
     ready: reflector.ready,
     failed: entry.failed,
     read: () => reflector.read(),

@@ -15,24 +15,34 @@ export type QueueReason = string;
 /** What kind of delayed add a timer is: a retry is moot after a success, a requeue is not. */
 export type TimerKind = "requeue" | "retry";
 
+/** A pending timer of a key; `seq` tells a live heap node from a stale one. */
+interface Timer {
+  at: number;
+  seq: number;
+  reason: QueueReason;
+}
+
 interface Entry {
   key: string;
   reasons: QueueReason[];
   queued: boolean;
   running: boolean;
   dirty: boolean;
-  /** Due time of the pending timer, if any. */
-  dueAt: number | undefined;
-  dueKind: TimerKind | undefined;
-  dueReason: QueueReason | undefined;
-  /** Sequence number of the pending timer, to skip stale heap nodes. */
-  timerSeq: number;
+  /** The pending requeue (kept through successes: it is never dropped silently). */
+  requeue: Timer | undefined;
+  /** The pending retry after a failure (moot after a success). */
+  retry: Timer | undefined;
 }
 
 interface HeapNode {
   at: number;
   seq: number;
+  kind: TimerKind;
   entry: Entry;
+}
+
+function live(node: HeapNode): boolean {
+  return node.entry[node.kind]?.seq === node.seq;
 }
 
 /** Settings of a {@link WorkQueue}. */
@@ -98,9 +108,9 @@ export class WorkQueue {
 
   /** Keys waiting for a timer (requeue or retry). */
   get scheduled(): number {
-    let n = 0;
-    for (const node of this.#heap) if (node.entry.timerSeq === node.seq) n++;
-    return n;
+    const keys = new Set<Entry>();
+    for (const node of this.#heap) if (live(node)) keys.add(node.entry);
+    return keys.size;
   }
 
   /** Runs in progress. */
@@ -113,11 +123,17 @@ export class WorkQueue {
     return this.#entries.get(key)?.running ?? false;
   }
 
-  /** The pending timer of a key, if any. */
+  /** The earliest pending timer of a key, if any. */
   timerOf(key: string): { at: number; kind: TimerKind } | undefined {
     const entry = this.#entries.get(key);
-    if (!entry || entry.dueAt === undefined || entry.dueKind === undefined) return undefined;
-    return { at: entry.dueAt, kind: entry.dueKind };
+    const { requeue, retry } = entry ?? {};
+    if (retry && (!requeue || retry.at < requeue.at)) return { at: retry.at, kind: "retry" };
+    return requeue ? { at: requeue.at, kind: "requeue" } : undefined;
+  }
+
+  /** Whether a retry timer of the key is pending. */
+  hasRetry(key: string): boolean {
+    return this.#entries.get(key)?.retry !== undefined;
   }
 
   /** Queues a key now. A waiting key is not queued twice; a running key runs again after. */
@@ -140,8 +156,9 @@ export class WorkQueue {
   }
 
   /**
-   * Queues a key after `delayMs`. A key keeps only its earliest timer: a later one is ignored, an
-   * earlier one replaces it (a retry never pushes back a requeue that is due sooner).
+   * Queues a key after `delayMs`. A key has one requeue and one retry timer, each keeping its
+   * earliest time (a later one is ignored, an earlier one replaces it); the two are independent,
+   * so a retry never replaces a pending requeue.
    */
   addAfter(key: string, reason: QueueReason, delayMs: number, kind: TimerKind): void {
     if (this.#stopped) return;
@@ -151,12 +168,11 @@ export class WorkQueue {
     }
     const entry = this.#entry(key);
     const at = this.#clock.now() + delayMs;
-    if (entry.dueAt !== undefined && entry.dueAt <= at) return;
-    entry.dueAt = at;
-    entry.dueKind = kind;
-    entry.dueReason = reason;
-    entry.timerSeq = ++this.#seq;
-    heapPush(this.#heap, { at, seq: entry.timerSeq, entry });
+    const pending = entry[kind];
+    if (pending !== undefined && pending.at <= at) return;
+    const timer: Timer = { at, seq: ++this.#seq, reason };
+    entry[kind] = timer;
+    heapPush(this.#heap, { at, seq: timer.seq, kind, entry });
     this.#arm();
   }
 
@@ -172,7 +188,10 @@ export class WorkQueue {
   /** Cancels the key's pending timer when it is a retry (after a success). */
   cancelRetry(key: string): void {
     const entry = this.#entries.get(key);
-    if (entry?.dueKind === "retry") this.#clearTimer(entry);
+    if (entry) {
+      entry.retry = undefined;
+      this.#maybeDrop(entry);
+    }
   }
 
   /** Forgets a key: no pending timer, not queued (a running key finishes its run). */
@@ -220,10 +239,8 @@ export class WorkQueue {
         queued: false,
         running: false,
         dirty: false,
-        dueAt: undefined,
-        dueKind: undefined,
-        dueReason: undefined,
-        timerSeq: 0,
+        requeue: undefined,
+        retry: undefined,
       };
       this.#entries.set(key, entry);
     }
@@ -231,14 +248,12 @@ export class WorkQueue {
   }
 
   #clearTimer(entry: Entry): void {
-    entry.dueAt = undefined;
-    entry.dueKind = undefined;
-    entry.dueReason = undefined;
-    entry.timerSeq = 0;
+    entry.requeue = undefined;
+    entry.retry = undefined;
   }
 
   #maybeDrop(entry: Entry): void {
-    if (!entry.queued && !entry.running && entry.dueAt === undefined) {
+    if (!entry.queued && !entry.running && !entry.requeue && !entry.retry) {
       this.#entries.delete(entry.key);
     }
   }
@@ -326,7 +341,7 @@ export class WorkQueue {
   /** Arms one Clock sleep for the earliest timer or rate-limit wait. */
   #arm(): void {
     if (this.#stopped) return;
-    while (this.#heap.length > 0 && this.#heap[0].entry.timerSeq !== this.#heap[0].seq) {
+    while (this.#heap.length > 0 && !live(this.#heap[0])) {
       heapPop(this.#heap);
     }
     const at = Math.min(this.#heap[0]?.at ?? Infinity, this.#pumpAt ?? Infinity);
@@ -352,10 +367,10 @@ export class WorkQueue {
     const now = this.#clock.now();
     while (this.#heap.length > 0 && this.#heap[0].at <= now) {
       const node = heapPop(this.#heap)!;
+      if (!live(node)) continue;
       const entry = node.entry;
-      if (entry.timerSeq !== node.seq) continue;
-      const reason = entry.dueReason ?? "requeue";
-      this.#clearTimer(entry);
+      const reason = entry[node.kind]!.reason;
+      entry[node.kind] = undefined;
       this.add(entry.key, reason);
     }
     if (this.#pumpAt !== undefined && this.#pumpAt <= now) {

@@ -83,7 +83,13 @@ export class ControllerHarness implements AsyncDisposable {
   readonly requests: HarnessRequest[] = [];
   /** Every outcome of every started controller, in order. */
   readonly outcomes: ReconcileOutcome[] = [];
-  #runs: { stop: AbortController; done: Promise<unknown>; off: () => void }[] = [];
+  #runs: {
+    name: string;
+    stop: AbortController;
+    done: Promise<unknown>;
+    off: () => void;
+    ended: boolean;
+  }[] = [];
   #latency: number;
 
   /**
@@ -136,7 +142,9 @@ export class ControllerHarness implements AsyncDisposable {
     const off = controller.onOutcome((outcome) => this.outcomes.push(outcome));
     const done = controller.run(stop.signal);
     done.catch(() => {});
-    this.#runs.push({ stop, done, off });
+    const run = { name: controller.name, stop, done, off, ended: false };
+    done.finally(() => run.ended = true).catch(() => {});
+    this.#runs.push(run);
     return done;
   }
 
@@ -196,7 +204,9 @@ export class ControllerHarness implements AsyncDisposable {
     for (let round = 0; !finished; round++) {
       if (round === 10_000) {
         throw new Error(
-          "ControllerHarness.stop: the controllers did not stop (a reconcile that ignores ctx.signal?)",
+          `ControllerHarness.stop: controller ${
+            runs.filter((r) => !r.ended).map((r) => r.name).join(", ")
+          } did not stop (a reconcile that ignores ctx.signal?)`,
         );
       }
       await this.settle(20);

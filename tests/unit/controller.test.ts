@@ -6,6 +6,7 @@ import {
   Action,
   Api,
   ApiError,
+  Client,
   Controller,
   type CustomObject,
   type KubeObject,
@@ -404,9 +405,11 @@ test("controller: abortInFlight aborts running reconciles only; the controller g
   await h.settle();
   controller.abortInFlight("leadership lost");
   await h.settle();
-  assert.equal(h.outcomes[0].result, "error");
+  // Not an error of the reconcile: counted as aborted, and the key runs again at once.
+  assert.equal(h.outcomes[0].result, "aborted");
   assert.equal(h.outcomes[0].error, "leadership lost");
-  await h.advance(100);
+  assert.equal(controller.stats().reconciles.error, 0);
+  assert.equal(controller.stats().retries, 0);
   assert.equal(runs, 2);
 });
 
@@ -683,4 +686,68 @@ test("controller: a failing reconcile is logged with its key and attempt (a bug 
   } finally {
     await reset();
   }
+});
+
+Deno.test("controller: ctx.client is interchangeable with the client (shared caches, instanceof)", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  seedConfigMap(server, "b");
+  await using h = new ControllerHarness(server);
+  const sizes: number[] = [];
+  h.start(
+    new Controller(h.client, configMaps, async (_cm, ctx) => {
+      assert.ok(ctx.client instanceof Client);
+      // The controller's own cache, not a new watch per reconcile.
+      await using cache = sharedCache(ctx.client, configMaps, { clock: h.clock });
+      await cache.ready;
+      sizes.push(cache.read().size);
+    }, { clock: h.clock }),
+  );
+  await h.settle();
+  assert.deepEqual(sizes, [2, 2]);
+  assert.equal(h.watchRequests("configmaps"), 1);
+});
+
+Deno.test("controller: a success after a failure cancels the retry, never a pending requeue", async () => {
+  await using server = new FakeApiServer();
+  seedConfigMap(server, "a");
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  h.start(
+    new Controller(h.client, configMaps, () => {
+      at.push(h.clock.now());
+      if (at.length === 1) return Action.requeue(60_000);
+      if (at.length === 2) throw new Error("transient");
+      return Action.done();
+    }, { clock: h.clock, backoff: { initialMs: 250, jitter: 0 } }),
+  );
+  await h.settle();
+  await h.advance(1_000);
+  await h.client.patch(configMaps, "a", { data: { v: "1" } }); // run 2 fails: retry at +250
+  await h.advance(100);
+  await h.client.patch(configMaps, "a", { data: { v: "2" } }); // run 3 succeeds
+  await h.advance(100_000);
+  assert.deepEqual(at, [0, 1_000, 1_100, 60_000]);
+});
+
+Deno.test("controller: a write that a selective cache never sees does not stall the next run", async () => {
+  await using server = new FakeApiServer();
+  server.seed({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "a", namespace: "default", labels: { app: "x" } },
+  });
+  await using h = new ControllerHarness(server);
+  const at: number[] = [];
+  const controller = new Controller(h.client, configMaps, async (_cm, ctx) => {
+    at.push(h.clock.now());
+    if (at.length > 1) return;
+    // Outside the controller's label selector: its cache never gets this object.
+    await ctx.client.create(configMaps, { metadata: { name: `other-${at.length}` } });
+    return Action.requeue(0);
+  }, { clock: h.clock, labelSelector: "app=x" });
+  h.start(controller);
+  await h.advance(30_000);
+  assert.deepEqual(at, [0, 0]);
+  assert.equal(controller.stats().readYourWritesTimeouts, 0);
 });

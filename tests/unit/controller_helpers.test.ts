@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   Api,
+  Client,
   conditions,
   Controller,
   type CustomObject,
@@ -238,4 +239,76 @@ test("waitFor: conditions", () => {
   assert.equal(conditions.podRunning({ status: { phase: "Pending" } } as never), false);
   assert.equal(conditions.deleted("u1")({ metadata: { uid: "u2" } }), true);
   assert.equal(conditions.deleted("u1")({ metadata: { uid: "u1" } }), false);
+});
+
+Deno.test("finalizer: an object deleted while the finalizer is added is never applied", async () => {
+  await using server = fooServer();
+  const client = server.client();
+  // Another finalizer keeps the object while it is being deleted.
+  const stale = seedFoo(server, "f", ["other.io/keep"]);
+  await client.delete(foos, "f");
+  const steps: string[] = [];
+  // The stale copy has no deletionTimestamp: the guarded add fails, the re-read shows the deletion.
+  const result = await finalizer({ client }, foos, "clux.dev/cleanup", structuredClone(stale), {
+    apply: () => void steps.push("apply"),
+    cleanup: () => void steps.push("cleanup"),
+  });
+  assert.equal(result, undefined);
+  assert.deepEqual(steps, []);
+  assert.deepEqual(server.objects("foos")[0].metadata!.finalizers, ["other.io/keep"]);
+});
+
+Deno.test("waitFor: watch failures are retried with the watch loop's backoff, not in a tight loop", async () => {
+  await using server = fooServer();
+  let requests = 0;
+  const client = new Client(server.config(), {
+    fetch: (input, init) => {
+      requests++;
+      return server.fetch(input, init);
+    },
+    maxRetries: 0,
+  });
+  const clock = new VirtualClock();
+  const cms = Api.v1ConfigMap().within("default");
+  server.inject({
+    on: ["watch", "list"],
+    resource: "configmaps",
+    times: 3,
+    fault: { status: 500 },
+  });
+  const waiting = waitFor(client, cms, "cfg", (cm) => cm !== undefined, {
+    timeout: 600_000,
+    clock,
+  });
+  for (let i = 0; i < 20; i++) await clock.flush();
+  // Without time passing, one failed request and nothing more.
+  assert.equal(requests, 1);
+  await client.create(cms, { metadata: { name: "cfg" } });
+  for (let i = 0; i < 200 && requests < 10; i++) {
+    if (!(await clock.tick())) await clock.flush();
+  }
+  const got = await waiting;
+  assert.equal(got?.metadata?.name, "cfg");
+  assert.ok(clock.now() >= 800, `waited ${clock.now()} ms of backoff`);
+});
+
+Deno.test("events: overlapping publishes of one series make one Event with count 2; a signal aborts", async () => {
+  await using server = fooServer();
+  const client = server.client();
+  const recorder = new EventRecorder(client, {
+    reportingController: "x.io/c",
+    reportingInstance: "i",
+  });
+  const foo = seedFoo(server, "f");
+  await Promise.all([
+    recorder.publish(foo, { reason: "Same", action: "Act" }),
+    recorder.publish(foo, { reason: "Same", action: "Act" }),
+  ]);
+  const events = (await client.list(EVENTS_API.within("default"))).items;
+  assert.equal(events.length, 1);
+  assert.equal(events[0].series?.count, 2);
+  const aborted = AbortSignal.abort();
+  await recorder.publish(foo, { reason: "Other", action: "Act" }, { signal: aborted });
+  assert.equal((await client.list(EVENTS_API.within("default"))).items.length, 1);
+  assert.deepEqual(recorder.counts(), { created: 1, updated: 1, dropped: 0, failed: 0 });
 });
