@@ -13,7 +13,12 @@ import type { Config, Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
-import { decodeProtobufBody, isProtobuf, type WireFormat } from "./_protobuf/negotiate.ts";
+import {
+  decodeProtobufBody,
+  type DecodeStats,
+  isProtobuf,
+  type WireFormat,
+} from "./_protobuf/negotiate.ts";
 
 export type { WireFormat } from "./_protobuf/negotiate.ts";
 
@@ -559,16 +564,29 @@ export async function errorFromResponse(
  * @param transport The transport.
  * @param options The request (its `accept` is replaced when protobuf is asked for).
  * @param accept The Accept header to send, or undefined for JSON.
+ * @param lossless When the protobuf had fields the tables do not know, read it again as JSON.
  * @returns The decoded body.
  */
 export async function requestObject<T>(
   transport: Transport,
   options: RequestOptions,
   accept: string | undefined,
+  lossless = false,
 ): Promise<T> {
   if (accept === undefined) return await requestJson<T>(transport, options);
   const response = await transport.request({ ...options, accept });
-  return await readObject<T>(response, options.method ?? "GET", options.path);
+  const stats = { unknownFields: 0 };
+  const object = await readObject<T>(response, options.method ?? "GET", options.path, stats);
+  if (lossless && stats.unknownFields > 0) {
+    // A newer server's fields that the protobuf tables do not know: read the object again as
+    // JSON, so that a read-modify-write (get → change → replace) keeps them.
+    log.debug("{path} has {count} fields unknown to the protobuf tables; reading it as JSON", {
+      path: options.path,
+      count: stats.unknownFields,
+    });
+    return await requestJson<T>(transport, options);
+  }
+  return object;
 }
 
 /**
@@ -578,15 +596,21 @@ export async function requestObject<T>(
  * @param response The response.
  * @param method The request method, for messages.
  * @param path The request path, for messages.
+ * @param stats Receives the count of fields skipped because the protobuf tables do not know them.
  * @returns The decoded body.
  */
-export async function readObject<T>(response: Response, method: string, path: string): Promise<T> {
+export async function readObject<T>(
+  response: Response,
+  method: string,
+  path: string,
+  stats?: DecodeStats,
+): Promise<T> {
   if (!isProtobuf(response.headers.get("content-type"))) {
     return await readJson<T>(response, method, path);
   }
   const bytes = new Uint8Array(await response.arrayBuffer());
   try {
-    return decodeProtobufBody(bytes) as T;
+    return decodeProtobufBody(bytes, stats) as T;
   } catch (cause) {
     throw new ApiError({
       status: response.status,

@@ -51,8 +51,14 @@ export interface ClientOptions {
    * JSON as the fallback), as client-go does, and decodes it into the same plain objects JSON
    * gives; custom resources, metadata-only reads and writes always use JSON. Default
    * `protobuf`: against a real kube-apiserver it costs the server 2–4× less CPU to encode than
-   * JSON, sends ~40% fewer bytes, and decodes here into objects as small as `JSON.parse`'s
-   * (bench/RESULTS.md, section 3c). Force `json` to see exactly what the server's JSON says.
+   * JSON and sends ~40% fewer bytes (bench/RESULTS.md, section 3c). Force `json` to see exactly
+   * what the server's JSON says.
+   *
+   * Fields newer than this library's tables (Kubernetes v1.36) cannot be decoded from protobuf
+   * and are missing from objects read in lists, watches, Informers and Reflectors, as with
+   * client-go's typed clients. `get` notices them and reads the object again as JSON, so
+   * `get` → change → `replace` keeps them; do not `replace` an object taken from a list or a
+   * cache of a newer server without a fresh `get` (or use a patch or server-side apply).
    */
   wireFormat?: WireFormat;
   /** A `fetch` to use instead of the global one (a stub in tests, or {@linkcode FakeApiServer}). */
@@ -175,10 +181,17 @@ export class Client implements Transport, AsyncDisposable {
     name: string,
     options: ItemOptions = {},
   ): Promise<T> {
-    return await requestObject<T>(this, {
-      path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
-      signal: options.signal,
-    }, acceptFor(this.wireFormat, api.apiVersion, api.kind));
+    // Lossless: an object with fields the protobuf tables do not know is read again as JSON, so
+    // that get → change → replace never drops a newer server's fields.
+    return await requestObject<T>(
+      this,
+      {
+        path: api.itemPath(name, this.#namespaceFor(api, options.namespace)),
+        signal: options.signal,
+      },
+      acceptFor(this.wireFormat, api.apiVersion, api.kind),
+      true,
+    );
   }
 
   /**

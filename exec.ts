@@ -343,7 +343,7 @@ async function openSession(
  * @param what What ran, for messages.
  * @returns The exit code and status; throws an ApiError for failures other than an exit code.
  */
-export function exitResult(text: string, what: string): ExecResult {
+function exitResult(text: string, what: string): ExecResult {
   let status: Status;
   try {
     status = JSON.parse(text);

@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { LineDecoder } from "./_lines.ts";
-import { acceptFor, isProtobuf } from "./_protobuf/negotiate.ts";
+import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
 import { decodeWatchEvent } from "./_protobuf/decode.ts";
 import { FrameDecoder } from "./_protobuf/frames.ts";
 import type { Transport } from "./_transport.ts";
@@ -279,7 +279,7 @@ export const jsonWatchFormat: WatchFormat = {
  * WatchEvents (bytes → frames → events), a JSON answer as JSON lines.
  */
 export const protobufWatchFormat: WatchFormat = {
-  accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : protobufAccept,
+  accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : PROTOBUF_ACCEPT,
   decoder<T extends KubeObject>(url: string, contentType?: string | null): WatchDecoder<T> {
     if (!isProtobuf(contentType ?? null)) return jsonWatchFormat.decoder<T>(url);
     const frames = new FrameDecoder();
@@ -327,8 +327,6 @@ export const protobufWatchFormat: WatchFormat = {
     };
   },
 };
-
-const protobufAccept = "application/vnd.kubernetes.protobuf, application/json";
 
 /**
  * The format a watch of `api` uses on `client`: protobuf when the client's wire format is

@@ -285,6 +285,8 @@ const interned: string[] = new Array(INTERN_SLOTS).fill("");
 
 let buf: Uint8Array = new Uint8Array(0);
 let pos = 0;
+/** Fields skipped because the tables do not know them (a newer server's), per decode. */
+let unknownFields = 0;
 
 function truncated(what: string): RangeError {
   return new RangeError(`truncated ${what} at byte ${pos}`);
@@ -341,24 +343,28 @@ const codes: number[][] = Array.from(
 function string(start: number, n: number): string {
   if (n === 0) return "";
   if (n <= INTERN_MAX_LENGTH) {
-    // One pass: ASCII check, hash, and the char codes of a new string.
+    // A cheap hash of the length and a few bytes picks the slot; equality is checked in full.
+    const last = start + n - 1;
+    let h = Math.imul(n ^ buf[start], 0x01000193);
+    h = Math.imul(h ^ buf[last], 0x01000193);
+    h = Math.imul(h ^ buf[start + (n >> 1)], 0x01000193);
+    h = Math.imul(h ^ buf[last - (n >> 2)], 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+    const known = interned[slot];
+    if (known.length === n) {
+      // Interned strings are ASCII, so equal char codes mean equal bytes (and ASCII input).
+      let j = 0;
+      while (j < n && known.charCodeAt(j) === buf[start + j]) j++;
+      if (j === n) return known;
+    }
     const out = codes[n];
-    let h = n;
     let i = 0;
     for (; i < n; i++) {
       const c = buf[start + i];
       if (c >= 0x80) break;
       out[i] = c;
-      h = Math.imul(h ^ c, 0x01000193);
     }
     if (i === n) {
-      const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
-      const known = interned[slot];
-      if (known.length === n) {
-        let j = 0;
-        while (j < n && known.charCodeAt(j) === out[j]) j++;
-        if (j === n) return known;
-      }
       const made = String.fromCharCode.apply(null, out);
       interned[slot] = made;
       return made;
@@ -713,6 +719,7 @@ function message(m: Message, end: number, out: Record<string, unknown>): Record<
       const wire = tag & 7;
       f = byNumber[tag >>> 3];
       if (f === undefined) {
+        unknownFields++;
         skip(wire, end);
         continue;
       }
@@ -754,6 +761,7 @@ function message(m: Message, end: number, out: Record<string, unknown>): Record<
       } else if (wire === 1 && kind === DOUBLE) {
         v = double(end);
       } else {
+        unknownFields++; // a wire type the tables do not expect for this field
         skip(wire, end);
         continue;
       }
@@ -890,16 +898,34 @@ export function canDecode(apiVersion: string, kind: string): boolean {
   return messageForKind(apiVersion, kind) !== undefined;
 }
 
+/** What a decode skipped. */
+export interface DecodeStats {
+  /** Fields the tables do not know (added to the API after the pinned version), skipped. */
+  unknownFields: number;
+}
+
 /**
  * Decodes a protobuf-encoded object (`k8s\0` + runtime.Unknown) into the plain object its JSON
  * would parse to.
  *
  * @param bytes The body.
+ * @param stats Receives the count of skipped unknown fields.
  * @returns The object, with `kind` and `apiVersion` from the envelope.
  * @throws {TypeError} When the bytes are not a Kubernetes protobuf object, or its kind is not
  *   in the tables, or a field is malformed (the message names the field and the byte).
  */
-export function decodeObject(bytes: Uint8Array): Record<string, unknown> {
+export function decodeObject(
+  bytes: Uint8Array,
+  stats?: DecodeStats,
+): Record<string, unknown> {
+  if (stats !== undefined) {
+    const before = unknownFields;
+    try {
+      return decodeObject(bytes);
+    } finally {
+      stats.unknownFields += unknownFields - before;
+    }
+  }
   if (!hasMagic(bytes)) {
     throw new TypeError(
       `not a Kubernetes protobuf object: it does not start with "k8s\\0" (${bytes.length} bytes)`,

@@ -4,7 +4,9 @@
 // API, or a proxy) that answers JSON is still understood. Custom resources and anything else
 // without a protobuf encoding are asked for JSON only. Not exported from the package.
 
-import { canDecode, decodeObject, PROTOBUF_MEDIA_TYPE } from "./decode.ts";
+import { canDecode, decodeObject, type DecodeStats, PROTOBUF_MEDIA_TYPE } from "./decode.ts";
+
+export type { DecodeStats } from "./decode.ts";
 
 /** The Accept header of a protobuf-first request. */
 export const PROTOBUF_ACCEPT = `${PROTOBUF_MEDIA_TYPE}, application/json`;
@@ -45,8 +47,9 @@ export function isProtobuf(contentType: string | null): boolean {
  * Decodes a protobuf body.
  *
  * @param bytes The body.
+ * @param stats Receives the count of fields skipped because the tables do not know them.
  * @returns The object, in the shape its JSON would parse to.
  */
-export function decodeProtobufBody(bytes: Uint8Array): unknown {
-  return decodeObject(bytes);
+export function decodeProtobufBody(bytes: Uint8Array, stats?: DecodeStats): unknown {
+  return decodeObject(bytes, stats);
 }

@@ -56,7 +56,8 @@ function podsPath(job: Job): string {
 }
 
 function client(job: Job): Client {
-  return new Client(Config.fromUrl(server(job)));
+  // Explicit: the loopback server speaks protobuf only when asked (rows marked protobuf).
+  return new Client(Config.fromUrl(server(job)), { wireFormat: job.format ?? "json" });
 }
 
 function check(what: string, got: unknown, want: unknown): void {

@@ -7,6 +7,8 @@
  * - `--runs N`: alternated runs per figure (default 5).
  * - `--no-cluster`: skip the real control plane part of a full run.
  * - `--out PATH`: where to write the results (default `bench/RESULTS.md`).
+ * - `--only clientgo`: only section 3c (client-go side by side on the real control plane), spliced
+ *   into the existing results file (its section and target rows replaced, the rest kept).
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  *
@@ -92,11 +94,16 @@ async function startServer(): Promise<Server> {
   return {
     port,
     async prepare(ns) {
-      const response = await fetch(`http://127.0.0.1:${port}/_prepare?ns=${ns}`, {
-        method: "POST",
-      });
+      const response = await fetch(
+        `http://127.0.0.1:${port}/_prepare?ns=${ns}`,
+        {
+          method: "POST",
+        },
+      );
       const body = await response.json();
-      if (!response.ok) throw new Error(`prepare ${ns}: ${JSON.stringify(body)}`);
+      if (!response.ok) {
+        throw new Error(`prepare ${ns}: ${JSON.stringify(body)}`);
+      }
       return body;
     },
     async stop() {
@@ -169,7 +176,9 @@ function describeJob(job: Job): string {
 }
 
 function log(message: string): void {
-  console.error(`[bench ${((performance.now()) / 1000).toFixed(1)}s] ${message}`);
+  console.error(
+    `[bench ${((performance.now()) / 1000).toFixed(1)}s] ${message}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,7 +221,9 @@ const targets: { target: string; value: string; met: boolean }[] = [];
 
 function table(head: string[], rows: string[][]): void {
   report.push(`| ${head.join(" | ")} |`);
-  report.push(`| ${head.map((_h, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`);
+  report.push(
+    `| ${head.map((_h, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`,
+  );
   for (const row of rows) report.push(`| ${row.join(" | ")} |`);
   report.push("");
 }
@@ -228,14 +239,21 @@ async function watchThroughput(server: Server): Promise<void> {
     lastResourceVersion: info.lastResourceVersion as string,
     alive: info.alive as number,
   };
-  const names: [string, string][] = [
+  const names: [string, string, Partial<Job>?][] = [
     ["watch-raw", "(a) raw: fetch + split lines + JSON.parse"],
     ["watch-client", "(b) `client.watch`"],
     ["watch-informer", "(c) `Informer`"],
     ["watch-reflector", "(d) `Reflector` applying events (`run()`)"],
     ["watch-client-node", "(e) client-node `Watch`"],
+    ["watch-client", "(f) `client.watch`, protobuf", { format: "protobuf" }],
+    ["watch-reflector", "(g) `Reflector` applying events, protobuf", {
+      format: "protobuf",
+    }],
   ];
-  const results = await alternate("watch", names.map(([scenario]) => ({ ...base, scenario })));
+  const results = await alternate(
+    "watch",
+    names.map(([scenario, , extra]) => ({ ...base, scenario, ...extra })),
+  );
   const bytes = info.bytes as number;
   const rates = results.map((rs) => stat(rs.map((r) => (sizes.watch / r.ms) * 1000)));
   const mbs = results.map((rs) => stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000))));
@@ -319,8 +337,24 @@ async function initialSync(server: Server): Promise<void> {
     const jobs: [Job, string][] = [
       [{ ...base, scenario: "sync-raw" }, "raw: fetch + JSON.parse into a Map"],
       [{ ...base, scenario: "sync-reflector" }, "`Reflector`"],
-      [{ ...base, scenario: "sync-reflector", strip: true }, "`Reflector` + `stripManagedFields`"],
+      [
+        { ...base, scenario: "sync-reflector", strip: true },
+        "`Reflector` + `stripManagedFields`",
+      ],
       [{ ...base, scenario: "sync-client-node" }, "client-node `makeInformer`"],
+      [
+        { ...base, scenario: "sync-reflector", format: "protobuf" },
+        "`Reflector`, protobuf",
+      ],
+      [
+        {
+          ...base,
+          scenario: "sync-reflector",
+          format: "protobuf",
+          strip: true,
+        },
+        "`Reflector`, protobuf + `stripManagedFields`",
+      ],
     ];
     const results = await alternate(`sync ${n}`, jobs.map(([job]) => job));
     const times = results.map((rs) => stat(rs.map((r) => r.ms)));
@@ -447,7 +481,8 @@ async function steadyState(server: Server): Promise<void> {
     ["max sample", show(mb((r) => r.max), 1, " MB")],
     ["last − first", show(growth, 1, " MB")],
   ]);
-  const samples = results[Math.floor(results.length / 2)].samples as unknown as number[];
+  const samples = results[Math.floor(results.length / 2)]
+    .samples as unknown as number[];
   report.push(
     `Samples of one run (MB): ${samples.map((s) => fmt(s / 1e6, 1)).join(", ")}.`,
   );
@@ -490,7 +525,9 @@ async function controllerRuntime(): Promise<void> {
       );
     }
     results.push(JSON.parse(line.slice("RESULT ".length)));
-    log(`controller run ${round + 1}/${runs}: ${Math.round(performance.now() - started)} ms`);
+    log(
+      `controller run ${round + 1}/${runs}: ${Math.round(performance.now() - started)} ms`,
+    );
   }
   const s = (f: (r: Result) => number) => stat(results.map(f));
   const n = fmt(sizes.controller, 0);
@@ -504,13 +541,22 @@ async function controllerRuntime(): Promise<void> {
   );
   report.push("");
   table(["", "value"], [
-    [`Reflector initial sync of ${n} (floor)`, show(s((r) => r.syncMs), 0, " ms")],
-    [`run() → each of ${n} keys reconciled once`, show(s((r) => r.allReconciledMs), 0, " ms")],
+    [
+      `Reflector initial sync of ${n} (floor)`,
+      show(s((r) => r.syncMs), 0, " ms"),
+    ],
+    [
+      `run() → each of ${n} keys reconciled once`,
+      show(s((r) => r.allReconciledMs), 0, " ms"),
+    ],
     [
       "controller overhead per reconcile (queue, state, ctx, outcome)",
       show(s((r) => r.perReconcileUs), 1, " µs"),
     ],
-    ["bare work queue per key (add + hand out + finish)", show(s((r) => r.queueUs), 2, " µs")],
+    [
+      "bare work queue per key (add + hand out + finish)",
+      show(s((r) => r.queueUs), 2, " µs"),
+    ],
     [
       `heap per queued key (${n} keys in a paused queue)`,
       show(s((r) => r.queuedBytesPerKey), 0, " B"),
@@ -532,8 +578,12 @@ async function realCluster(): Promise<void> {
   log("starting the control plane");
   const cp = await startControlPlane();
   try {
-    const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
-    const version = await client.requestJson<{ gitVersion: string }>({ path: "/version" });
+    const client = new Client(
+      await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+    );
+    const version = await client.requestJson<{ gitVersion: string }>({
+      path: "/version",
+    });
     kubernetesVersion = version.gitVersion;
     const ns = "bench";
     await client.create(Api.v1Namespace(), { metadata: { name: ns } });
@@ -549,7 +599,11 @@ async function realCluster(): Promise<void> {
             name: `cm-${String(i).padStart(5, "0")}`,
             labels: { app: "bench", shard: String(i % 16) },
           },
-          data: { index: String(i), payload: "x".repeat(200), "config.yaml": `id: ${i}\n` },
+          data: {
+            index: String(i),
+            payload: "x".repeat(200),
+            "config.yaml": `id: ${i}\n`,
+          },
         } as never);
         bytes += JSON.stringify(created).length;
       }
@@ -558,7 +612,12 @@ async function realCluster(): Promise<void> {
     const createMs = performance.now() - started;
     client.close();
     log(`created ${n} ConfigMaps in ${Math.round(createMs)} ms`);
-    const base: Job = { scenario: "cluster-sync", kubeconfig: cp.kubeconfigPath, ns, n };
+    const base: Job = {
+      scenario: "cluster-sync",
+      kubeconfig: cp.kubeconfigPath,
+      ns,
+      n,
+    };
     const jobs: [Job, string][] = [
       [{ ...base, mode: "watchList" }, "WatchList (`sendInitialEvents`)"],
       [{ ...base, mode: "list" }, "paged list (500) + watch"],
@@ -566,7 +625,9 @@ async function realCluster(): Promise<void> {
     const results = await alternate("cluster", jobs.map(([job]) => job));
     const times = results.map((rs) => stat(rs.map((r) => r.ms)));
     const perObject = results.map((rs) => stat(rs.map((r) => r.heap / n)));
-    report.push("## 3b. WatchList vs paged list against the real control plane");
+    report.push(
+      "## 3b. WatchList vs paged list against the real control plane",
+    );
     report.push("");
     report.push(
       `kube-apiserver ${kubernetesVersion} + etcd on loopback (TLS, watch cache on), ` +
@@ -577,7 +638,10 @@ async function realCluster(): Promise<void> {
     report.push("");
     table(
       ["initial sync", "time to ready", "heap/object"],
-      jobs.map(([, label], i) => [label, show(times[i], 0, " ms"), show(perObject[i], 0, " B")]),
+      jobs.map((
+        [, label],
+        i,
+      ) => [label, show(times[i], 0, " ms"), show(perObject[i], 0, " B")]),
     );
     await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
   } finally {
@@ -597,7 +661,10 @@ interface Contender {
  * 3c: the same pods synced by client-go (protobuf and JSON), client-node and this library in
  * each mode, alternated, with client CPU, apiserver CPU, heap per object and peak RSS.
  */
-async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void> {
+async function clientGoSideBySide(
+  kubeconfig: string,
+  dir: string,
+): Promise<void> {
   const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } = await import(
     "./cluster.ts"
   );
@@ -606,7 +673,9 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
   const bin = await buildClientGo();
   const pid = await apiServerPid(dir);
   if (typeof bin !== "string" || pid === undefined) {
-    report.push(`Not measured: ${typeof bin !== "string" ? bin.missing : "no apiserver pid"}.`);
+    report.push(
+      `Not measured: ${typeof bin !== "string" ? bin.missing : "no apiserver pid"}.`,
+    );
     report.push("");
     return;
   }
@@ -630,13 +699,25 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
         ...(strip ? ["-strip"] : []),
       ]),
   });
-  const kube = (format: "json" | "protobuf", mode: "watchList" | "list", strip = false) => ({
+  const kube = (
+    format: "json" | "protobuf",
+    mode: "watchList" | "list",
+    strip = false,
+  ) => ({
     label: `this library ${format}, ${mode === "watchList" ? "WatchList" : "paged list"}${
       strip ? " + strip" : ""
     }`,
     strip,
     run: () =>
-      measure({ scenario: "cluster-pods", kubeconfig, ns, n, mode, format, strip }) as Promise<
+      measure({
+        scenario: "cluster-pods",
+        kubeconfig,
+        ns,
+        n,
+        mode,
+        format,
+        strip,
+      }) as Promise<
         Result
       >,
   });
@@ -702,7 +783,15 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
   );
   report.push("");
   table(
-    ["client", "sync", "client CPU", "apiserver CPU", "heap/pod", "heap ÷ JSON", "peak RSS"],
+    [
+      "client",
+      "sync",
+      "client CPU",
+      "apiserver CPU",
+      "heap/pod",
+      "heap ÷ JSON",
+      "peak RSS",
+    ],
     contenders.map((c, i) => {
       const cell = (k: keyof typeof metrics, digits: number, unit: string) => {
         const s = col(i, metrics[k]);
@@ -751,7 +840,10 @@ async function clientGoSideBySide(kubeconfig: string, dir: string): Promise<void
     value: ratio(heapBest, refs.heap),
     met: heapBest <= 0.5 * refs.heap,
   });
-  const stripped = Math.min(col(10, metrics.heap).median, col(11, metrics.heap).median);
+  const stripped = Math.min(
+    col(10, metrics.heap).median,
+    col(11, metrics.heap).median,
+  );
   targets.push({
     target: `${fmt(n, 0)} real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
     value: `${fmt(stripped / seeded.stripped, 2)}×`,
@@ -773,9 +865,9 @@ async function machine(): Promise<string[]> {
       k.startsWith("npm:@kubernetes/client-node@")
     )?.[1] ?? "?";
   if (!kubernetesVersion) {
-    const goMod = await Deno.readTextFile(new URL("testenv/apiserver/go.mod", root)).catch(() =>
-      ""
-    );
+    const goMod = await Deno.readTextFile(
+      new URL("testenv/apiserver/go.mod", root),
+    ).catch(() => "");
     const pin = goMod.match(/k8s\.io\/kubernetes\s+(v\S+)/)?.[1];
     kubernetesVersion = pin ? `${pin} (pinned; the control plane part did not run)` : "n/a";
   }
@@ -814,13 +906,83 @@ if (import.meta.main && flag("--only") === "controller") {
       ? `${old.trimEnd()}\n\n${section}`
       : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next)}`;
     await Deno.writeTextFile(outPath, text);
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] }).output();
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+    }).output();
     log(`updated ${CONTROLLER_SECTION} in ${outPath}`);
   }
   Deno.exit(0);
 }
 
-if (import.meta.main) {
+/** `--only clientgo`: section 3c alone, spliced into the existing results file. */
+async function onlyClientGo(): Promise<void> {
+  const started = performance.now();
+  const { startControlPlane } = await import("../testenv/control_plane.ts");
+  const cp = await startControlPlane();
+  try {
+    const { Client } = await import("../client.ts");
+    const { Config } = await import("../config.ts");
+    await using client = new Client(
+      await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+    );
+    kubernetesVersion = (await client.requestJson<{ gitVersion: string }>({ path: "/version" }))
+      .gitVersion;
+    await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
+  } finally {
+    await cp.stop();
+  }
+  const minutes = (performance.now() - started) / 60_000;
+  const old = (await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n")).split(
+    "\n",
+  );
+  // Drop the previous 3c section, its target rows and its provenance line.
+  const kept: string[] = [];
+  let skipping = false;
+  for (const line of old) {
+    if (line.startsWith("## ")) skipping = line.startsWith("## 3c.");
+    if (
+      skipping || line.includes(" real pods: ") ||
+      line.startsWith("Section 3c ")
+    ) continue;
+    kept.push(line);
+  }
+  const at = (prefix: string) => kept.findIndex((l) => l.startsWith(prefix));
+  let section = at("## 4.");
+  if (section < 0) section = kept.length;
+  kept.splice(section, 0, ...report);
+  const targetsAt = at("## 1. Targets");
+  if (targetsAt >= 0) {
+    let end = targetsAt + 1;
+    while (end < kept.length && !kept[end].startsWith("|")) end++;
+    while (end < kept.length && kept[end].startsWith("|")) end++;
+    kept.splice(
+      end,
+      0,
+      ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`),
+    );
+  }
+  const title = at("# kube benchmarks");
+  kept.splice(
+    title + 2,
+    0,
+    `Section 3c and its target rows: \`bench/run.ts --only clientgo\` (${runs} alternated runs, ` +
+      `${fmt(minutes, 0)} min) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} ` +
+      `UTC, 1-min load average ${loads.length ? show(stat(loads), 2) : "n/a"} on ` +
+      `${navigator.hardwareConcurrency} cores shared with other work; the other sections are ` +
+      "from the full run described next.",
+    "",
+  );
+  await Deno.writeTextFile(outPath, kept.join("\n"));
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+  })
+    .output();
+  log(`spliced section 3c into ${outPath}`);
+}
+
+if (import.meta.main && flag("--only") === "clientgo") {
+  await onlyClientGo();
+} else if (import.meta.main) {
   const started = performance.now();
   const server = await startServer();
   log(`stream server on port ${server.port}`);
@@ -832,8 +994,12 @@ if (import.meta.main) {
         await realCluster();
       } catch (e) {
         if (smoke) throw e;
-        log(`the real control plane part failed: ${e instanceof Error ? e.stack : e}`);
-        report.push("## 3b. WatchList vs paged list against the real control plane");
+        log(
+          `the real control plane part failed: ${e instanceof Error ? e.stack : e}`,
+        );
+        report.push(
+          "## 3b. WatchList vs paged list against the real control plane",
+        );
         report.push("");
         report.push(`Not measured: ${e instanceof Error ? e.message : e}`);
         report.push("");
@@ -871,7 +1037,9 @@ if (import.meta.main) {
   } else {
     await Deno.writeTextFile(outPath, text);
     // Keep the file as `deno fmt` wants it: the repository's `deno fmt --check` covers it.
-    await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", outPath] }).output();
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+    }).output();
     log(`wrote ${outPath} in ${fmt(seconds, 0)} s`);
   }
 }

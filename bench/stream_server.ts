@@ -15,6 +15,10 @@
  * - `p-R-N`: list = empty; watch from 1 = N events paced at R per second, each stamped with its
  *   send time (`performance.timeOrigin + performance.now()`, ms) in an annotation.
  *
+ * A request whose Accept header names `application/vnd.kubernetes.protobuf` gets the same data
+ * of `w-N` (watch) and `l-N` (list pages) in Kubernetes protobuf (`;stream=watch` frames for the
+ * watch), pre-encoded like the JSON.
+ *
  * Any other watch (a re-watch after a stream ended) is idle until the client goes away or its
  * `timeoutSeconds` passes. `GET /clock` answers this process's clock, for offset calibration.
  *
@@ -22,6 +26,7 @@
  */
 
 import { makePod, SENT_AT_ANNOTATION, SENT_AT_PLACEHOLDER } from "./fixture.ts";
+import { encodeObject, encodeWatchFrame } from "../_protobuf/encode.ts";
 
 /** Bytes per chunk written to a response. */
 const CHUNK = 64 * 1024;
@@ -66,6 +71,8 @@ class Bytes {
 
 interface ListData {
   pages: Uint8Array[];
+  /** The same pages in protobuf. */
+  protobufPages: Uint8Array[];
   resourceVersion: string;
   count: number;
   bytes: number;
@@ -73,6 +80,8 @@ interface ListData {
 
 interface WatchData {
   buffer: Uint8Array;
+  /** The same events as protobuf frames. */
+  protobuf: Uint8Array;
   events: number;
   lastResourceVersion: string;
   alive: number;
@@ -110,6 +119,7 @@ function buildList(n: number): ListData {
   if (cached) return cached;
   const resourceVersion = String(1000 + n + 1);
   const pages: Uint8Array[] = [];
+  const protobufPages: Uint8Array[] = [];
   let bytes = 0;
   for (let start = 0; start < n || (n === 0 && pages.length === 0); start += PAGE_SIZE) {
     const end = Math.min(n, start + PAGE_SIZE);
@@ -121,16 +131,19 @@ function buildList(n: number): ListData {
     }
     const out = new Bytes();
     out.add(`{"kind":"PodList","apiVersion":"v1","metadata":${JSON.stringify(meta)},"items":[`);
+    const items: unknown[] = [];
     for (let i = start; i < end; i++) {
       const item = listItem(i);
       bytes += item.length;
       out.add(i === start ? item : "," + item);
+      items.push(JSON.parse(item));
     }
+    protobufPages.push(encodeObject({ kind: "PodList", apiVersion: "v1", metadata: meta, items }));
     out.add("]}\n");
     pages.push(out.finish());
     if (n === 0) break;
   }
-  const data = { pages, resourceVersion, count: n, bytes };
+  const data = { pages, protobufPages, resourceVersion, count: n, bytes };
   lists.set(n, data);
   return data;
 }
@@ -144,6 +157,7 @@ function buildWatch(n: number): WatchData {
   const rand = prngFor(n);
   const counts: Record<string, number> = { ADDED: 0, MODIFIED: 0, DELETED: 0 };
   const out = new Bytes();
+  const frames: Uint8Array[] = [];
   let alive = 0;
   let rv = 0;
   for (let i = 0; i < n; i++) {
@@ -163,13 +177,20 @@ function buildWatch(n: number): WatchData {
     }
     counts[type]++;
     rv = 100_000 + i;
-    const object = JSON.stringify(
-      makePod(key, { resourceVersion: rv, revision: revision[key] }),
-    );
+    const pod = makePod(key, { resourceVersion: rv, revision: revision[key] });
+    const object = JSON.stringify(pod);
     out.add(`{"type":"${type}","object":${object}}\n`);
+    frames.push(encodeWatchFrame(type, pod));
+  }
+  const protobuf = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
+  let offset = 0;
+  for (const f of frames) {
+    protobuf.set(f, offset);
+    offset += f.length;
   }
   const data = {
     buffer: out.finish(),
+    protobuf,
     events: n,
     lastResourceVersion: String(rv),
     alive,
@@ -238,6 +259,9 @@ function prngFor(seed: number): () => number {
 // Responses
 
 const JSON_HEADERS = { "content-type": "application/json" };
+const PROTOBUF = "application/vnd.kubernetes.protobuf";
+const PROTOBUF_HEADERS = { "content-type": PROTOBUF };
+const PROTOBUF_WATCH_HEADERS = { "content-type": `${PROTOBUF};stream=watch` };
 
 /** Streams `buffer` in 64 KiB chunks (subarrays: nothing is copied or re-encoded). */
 function chunked(buffer: Uint8Array): ReadableStream<Uint8Array> {
@@ -339,12 +363,15 @@ function emptyList(): Response {
   );
 }
 
-function listResponse(list: ListData, query: URLSearchParams): Response {
+function listResponse(list: ListData, query: URLSearchParams, protobuf = false): Response {
   const limit = Number(query.get("limit") ?? 0);
   if (limit !== PAGE_SIZE) return status(400, `this fake serves limit=${PAGE_SIZE} only`);
   const token = query.get("continue");
   const page = token ? Number(token.replace("page-", "")) : 0;
   if (!(page >= 0 && page < list.pages.length)) return status(410, "continue token expired");
+  if (protobuf) {
+    return new Response(chunked(list.protobufPages[page]), { headers: PROTOBUF_HEADERS });
+  }
   return new Response(chunked(list.pages[page]), { headers: JSON_HEADERS });
 }
 
@@ -393,19 +420,23 @@ function handle(request: Request): Response {
   const isWatch = query.get("watch") === "1" || query.get("watch") === "true";
   const rv = query.get("resourceVersion") ?? "";
   const timeoutSeconds = Number(query.get("timeoutSeconds") ?? 1800) || 1800;
+  const protobuf = (request.headers.get("accept") ?? "").includes(PROTOBUF);
   let m;
   if ((m = ns.match(/^w-(\d+)$/))) {
     const data = watches.get(Number(m[1]));
     if (!data) return status(404, `data set ${ns} not prepared`);
     if (!isWatch) return emptyList();
     if (rv !== START_RV) return new Response(idle(timeoutSeconds), { headers: JSON_HEADERS });
+    if (protobuf) {
+      return new Response(chunked(data.protobuf), { headers: PROTOBUF_WATCH_HEADERS });
+    }
     return new Response(chunked(data.buffer), { headers: JSON_HEADERS });
   }
   if ((m = ns.match(/^l-(\d+)$/))) {
     const data = lists.get(Number(m[1]));
     if (!data) return status(404, `data set ${ns} not prepared`);
     if (isWatch) return new Response(idle(timeoutSeconds), { headers: JSON_HEADERS });
-    return listResponse(data, query);
+    return listResponse(data, query, protobuf);
   }
   if ((m = ns.match(/^c-(\d+)-(\d+)$/))) {
     const data = churns.get(`${m[1]}-${m[2]}`);

@@ -10,7 +10,7 @@ import { Config } from "../../config.ts";
 import { ApiError } from "../../errors.ts";
 import { Reflector } from "../../reflector.ts";
 import { MALFORMED_WATCH_EVENT, type WatchEvent } from "../../watch.ts";
-import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
+import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { decodeObject } from "../../_protobuf/decode.ts";
 import { makePod } from "../../bench/fixture.ts";
 
@@ -104,6 +104,58 @@ Deno.test("a JSON answer to a protobuf request is read as JSON; custom resources
   assert.equal(plain.seen[0].accept, "application/json");
   plain.client.close();
 });
+
+Deno.test("get re-reads as JSON an object with fields unknown to the tables (no field lost)", async () => {
+  // A ConfigMap from a "newer server": field 99 of ConfigMap and field 77 of ObjectMeta.
+  const cm = { kind: "ConfigMap", apiVersion: "v1", metadata: { name: "c" }, data: { k: "v" } };
+  const raw = encodeObject(cm);
+  // Append an unknown string field 99 (tag 0x9a 0x06) to the object inside the envelope: it is
+  // the last field (raw) before contentEncoding/contentType, so rebuild the envelope by hand.
+  const withUnknown = (() => {
+    const message = [
+      ...encodeMessageBytes(cm),
+      0x9a,
+      0x06,
+      3,
+      ...new TextEncoder().encode("new"),
+    ];
+    const typeMeta = [
+      10,
+      2,
+      ...new TextEncoder().encode("v1"),
+      18,
+      9,
+      ...new TextEncoder().encode("ConfigMap"),
+    ];
+    return new Uint8Array([
+      0x6b,
+      0x38,
+      0x73,
+      0,
+      10,
+      typeMeta.length,
+      ...typeMeta,
+      18,
+      message.length,
+      ...message,
+    ]);
+  })();
+  assert.ok(raw.length > 0);
+  const newer = { ...cm, newField: "new" };
+  const { client, seen } = stub((_url, s) =>
+    s.accept.startsWith(PB)
+      ? new Response(withUnknown, { headers: { "content-type": PB } })
+      : Response.json(newer)
+  );
+  const got = await client.get(Api.v1ConfigMap().within("ns"), "c");
+  assert.deepEqual(got, newer);
+  assert.deepEqual(seen.map((s) => s.accept), [`${PB}, application/json`, "application/json"]);
+  client.close();
+});
+
+function encodeMessageBytes(object: Record<string, unknown>): number[] {
+  return [...encodeMessage("core/v1.ConfigMap", object)];
+}
 
 Deno.test("a protobuf error Status becomes an ApiError with its reason and message", async () => {
   const { client } = stub(() =>

@@ -159,7 +159,9 @@ Deno.test("unknown fields of every wire type are skipped; known ones still decod
     ...[0xaa, 0x06, 3, 9, 9, 9], // field 101, bytes
     ...[0xb5, 0x06, 1, 2, 3, 4], // field 102, fixed32
   ];
-  const decoded = decodeObject(envelope("v1", "ConfigMap", [...unknown, ...cm, ...unknown]));
+  const stats = { unknownFields: 0 };
+  const decoded = decodeObject(envelope("v1", "ConfigMap", [...unknown, ...cm, ...unknown]), stats);
+  assert.equal(stats.unknownFields, 8);
   assert.deepEqual(decoded, {
     kind: "ConfigMap",
     apiVersion: "v1",
