@@ -13,6 +13,11 @@ export interface ClusterConnection {
   insecureSkipTlsVerify: boolean;
   /** `proxy-url` from the kubeconfig (http, https or socks5). */
   proxyUrl?: string;
+  /**
+   * `tls-server-name` from the kubeconfig when it differs from the server's host: the name the
+   * server's certificate is verified against (Node and Bun 1.4+; Deno refuses such a kubeconfig).
+   */
+  tlsServerName?: string;
   /** `disable-compression` from the kubeconfig. */
   disableCompression: boolean;
 }

@@ -11,7 +11,8 @@
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { Credentials } from "./_config_types.ts";
-import { permissionError, runFlag } from "./_permissions.ts";
+import { isNotFound, permissionError, runNeed } from "./_permissions.ts";
+import { type ProcessOutput, runtime } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "config"]);
 
@@ -244,19 +245,12 @@ export async function runExecPlugin(
     command: plan.command,
     where: plan.where,
   });
-  let output: Deno.CommandOutput;
+  let output: ProcessOutput;
   try {
-    output = await new Deno.Command(plan.command, {
-      args: plan.args,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal,
-    }).output();
+    output = await runtime().run(plan.command, { args: plan.args, env, signal });
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
-    if (e instanceof Deno.errors.NotFound) {
+    if (isNotFound(e)) {
       const hint = plan.installHint
         ? ` The kubeconfig's installHint says: ${JSON.stringify(plan.installHint.trim())}`
         : " Install the plugin, or fix exec.command (put it on PATH or use an absolute path).";
@@ -267,14 +261,13 @@ export async function runExecPlugin(
     }
     const converted = permissionError(
       e,
-      runFlag(plan.command),
+      runNeed(plan.command),
       `running the exec credential plugin ${cmd} (${plan.where})`,
-      { name: "run", command: plan.command },
     );
     if (converted !== e) throw converted;
     throw new Error(
       `Cannot run the exec credential plugin ${cmd} configured in ${plan.where}: ` +
-        `${e instanceof Error ? e.name : "error"}. Check that exec.command is an executable file.`,
+        `${errorKind(e)}. Check that exec.command is an executable file.`,
       { cause: e },
     );
   }
@@ -347,6 +340,13 @@ export async function runExecPlugin(
     expiresAt: status.expirationTimestamp ?? "never",
   });
   return result;
+}
+
+/** `EACCES`, `PermissionDenied`, …: the error's code (Node) or name (Deno), never its message. */
+function errorKind(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  return e instanceof Error ? e.name : "error";
 }
 
 interface CacheEntry {

@@ -15,7 +15,19 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
 import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
-import { permissionState, readTextFileWithPermission } from "./_permissions.ts";
+import {
+  canPrompt,
+  envNeed,
+  flagFor,
+  isGranted,
+  isNotFound,
+  isPermissionError,
+  permissionDenied,
+  permissionState,
+  readNeed,
+  readTextFileWithPermission,
+} from "./_permissions.ts";
+import { runtime } from "./_runtime/mod.ts";
 import {
   EXEC_API_V1,
   EXEC_API_V1BETA1,
@@ -210,7 +222,7 @@ const YAML_ENV_VARS = ["LOG_TOKENS", "LOG_STREAM"] as const;
  */
 export function parseYaml(text: string, label: string): unknown {
   const granted = new Set<string>(
-    YAML_ENV_VARS.filter((variable) => permissionState({ name: "env", variable }) === "granted"),
+    YAML_ENV_VARS.filter((variable) => isGranted(envNeed(variable))),
   );
   if (granted.size === YAML_ENV_VARS.length) return parseYamlDocument(text, label);
   const real = process.env;
@@ -591,25 +603,18 @@ function assertFilesReadable(cluster: Entry<KubeCluster>, user: Entry<KubeUser> 
     }
   }
   const missing = needed.filter(({ path }) => {
-    const state = permissionState({ name: "read", path });
+    const state = permissionState(readNeed(path));
     if (state === "granted" || state === "unknown") return false;
-    return !(state === "prompt" && interactive());
+    return !(state === "prompt" && canPrompt());
   });
   if (missing.length === 0) return;
   const paths = [...new Set(missing.map((m) => m.path))];
   const list = missing.map((m) => `${m.what} (${m.path})`).join(", ");
-  throw new Deno.errors.NotCapable(
-    `Reading the files of kubeconfig ${cluster.origin.label} needs a Deno permission that was ` +
-      `not granted: ${list}. Run again with --allow-read=${paths.join(",")}.`,
+  const name = runtime().name === "deno" ? "Deno" : "Node";
+  throw permissionDenied(
+    `Reading the files of kubeconfig ${cluster.origin.label} needs a ${name} permission that was ` +
+      `not granted: ${list}. Run again with ${flagFor(readNeed(...paths))}.`,
   );
-}
-
-function interactive(): boolean {
-  try {
-    return Deno.stdin.isTerminal() && Deno.stderr.isTerminal();
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -675,8 +680,8 @@ async function readPemFile(
   try {
     text = await readTextFileWithPermission(file, `${field} of ${kind} ${q(name)}`);
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable) throw e;
-    const reason = e instanceof Deno.errors.NotFound ? "does not exist" : "cannot be read";
+    if (isPermissionError(e)) throw e;
+    const reason = isNotFound(e) ? "does not exist" : "cannot be read";
     throw new Error(
       `Kubeconfig ${origin.label}: ${where(origin, list, field)} (${kind} ${q(name)}) names the ` +
         `file ${file}, which ${reason}. Fix the path (relative paths resolve against the ` +
@@ -744,20 +749,23 @@ async function resolveCluster(c: Entry<KubeCluster>): Promise<ClusterConnection>
     );
   }
   const server = normalizeServer(v.server, c);
-  const tlsServerName = v["tls-server-name"];
+  let tlsServerName = v["tls-server-name"] || undefined;
   if (tlsServerName) {
     const want = tlsServerName.toLowerCase().replace(/^\[|\]$/g, "");
-    if (want !== hostOf(server)) {
+    if (want === hostOf(server)) {
+      tlsServerName = undefined;
+    } else if (!runtime().supports.tlsServerName) {
       fail(
         c.origin,
         "clusters",
         c.name,
         "tls-server-name",
-        `is ${q(tlsServerName)}, which differs from the host of server ${server}. Deno's fetch ` +
-          `cannot verify a certificate against a name other than the URL's host, so ` +
-          `tls-server-name is unsupported. Use a server URL whose host matches the certificate ` +
-          `(e.g. https://${tlsServerName}:PORT, with a hosts-file entry if needed) and remove ` +
-          `tls-server-name.`,
+        `is ${q(tlsServerName)}, which differs from the host of server ${server}. ${
+          runtime().name === "deno" ? "Deno's fetch" : `The fetch of Bun ${runtime().version}`
+        } cannot verify a certificate against a name other than the URL's host, so ` +
+          `tls-server-name is unsupported here (Node and Bun 1.4+ support it). Use a server URL ` +
+          `whose host matches the certificate (e.g. https://${tlsServerName}:PORT, with a ` +
+          `hosts-file entry if needed) and remove tls-server-name.`,
       );
     }
   }
@@ -830,6 +838,7 @@ async function resolveCluster(c: Entry<KubeCluster>): Promise<ClusterConnection>
   };
   if (certificateAuthority !== undefined) connection.certificateAuthority = certificateAuthority;
   if (proxyUrl !== undefined) connection.proxyUrl = proxyUrl;
+  if (tlsServerName !== undefined) connection.tlsServerName = tlsServerName;
   return connection;
 }
 
@@ -1003,7 +1012,7 @@ function resolveExec(
   const interactiveMode = mode as ExecPlan["interactiveMode"];
   let command: string = exec.command!;
   const hasSeparator = command.includes("/") ||
-    (Deno.build.os === "windows" && command.includes("\\"));
+    (runtime().os === "windows" && command.includes("\\"));
   if (hasSeparator) command = resolvePath(command, u.origin);
 
   let clusterInfo: ExecClusterInfo | undefined;
@@ -1049,7 +1058,7 @@ function resolveExec(
  */
 export function splitKubeconfigPaths(
   value: string,
-  os: typeof Deno.build.os = Deno.build.os,
+  os: string = runtime().os,
 ): string[] {
   const sep = os === "windows" ? ";" : ":";
   const out: string[] = [];
@@ -1070,8 +1079,8 @@ export async function loadKubeconfigFile(path: string): Promise<LoadedFile | und
   try {
     text = await readTextFileWithPermission(path, "the kubeconfig file");
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    if (e instanceof Deno.errors.NotCapable) throw e;
+    if (isNotFound(e)) return undefined;
+    if (isPermissionError(e)) throw e;
     throw new Error(
       `Cannot read the kubeconfig file ${path}: ${e instanceof Error ? e.name : "error"}. ` +
         `Check that it is a readable file.`,

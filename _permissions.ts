@@ -1,243 +1,284 @@
 /**
- * Turns Deno permission failures into errors that name the exact flag to add, and produces the
- * message for what Deno cannot do per client (skipping TLS verification).
+ * Turns runtime permission failures (Deno's flags, Node's `--permission` model) into errors that
+ * name the exact flag to add, and produces the message for what Deno cannot do per client
+ * (skipping TLS verification).
+ *
+ * Callers describe what they need as a {@linkcode PermissionNeed} (read these paths, these
+ * variables, run this command, reach this host); the runtime seam turns it into its own flag:
+ * `--allow-read=<path>` on Deno, `--allow-fs-read=<path>` on Node.
  *
  * Internal module: shared by the config loader and the HTTP client.
  *
  * @module
  */
 
+import { type PermissionNeed, runtime } from "./_runtime/mod.ts";
+
+export type { PermissionNeed };
+
 /**
- * Reports whether `e` is a Deno permission failure: {@linkcode Deno.errors.NotCapable}, or
- * {@linkcode Deno.errors.PermissionDenied} (what Deno 1.x threw for a missing permission; in Deno 2
- * it usually means the operating system refused access).
+ * Reports whether `e` is the runtime refusing a capability: Deno's `NotCapable` (or
+ * `PermissionDenied`, what Deno 1.x threw), Node's `ERR_ACCESS_DENIED`.
  *
  * @param e Any thrown value.
- * @returns `true` for `NotCapable` and `PermissionDenied`.
+ * @returns `true` for a permission failure.
  * @example
  * ```ts
  * import { isPermissionError } from "./_permissions.ts";
- * isPermissionError(new Deno.errors.NotCapable("no")); // true
+ * isPermissionError(new Error("no")); // false
  * ```
  */
 export function isPermissionError(e: unknown): boolean {
-  return e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied;
+  return runtime().isPermissionError(e);
 }
 
 /**
- * Converts a permission failure into a {@linkcode Deno.errors.NotCapable} whose message names the
- * flag to add; returns any other value unchanged (so the caller can `throw permissionError(e, …)`).
+ * Reports whether `e` means that a file (or command) does not exist.
  *
- * A `PermissionDenied` error is only converted when `descriptor` is not given or Deno reports that
- * permission as not granted: when Deno did grant it, the operating system refused the access and a
- * flag would not help, so the error is returned unchanged.
+ * @param e Any thrown value.
+ * @returns `true` for "not found".
+ * @example
+ * ```ts
+ * import { isNotFound } from "./_permissions.ts";
+ * isNotFound(new Error("x")); // false
+ * ```
+ */
+export function isNotFound(e: unknown): boolean {
+  return runtime().isNotFound(e);
+}
+
+/**
+ * Converts a permission failure into the runtime's permission error whose message names the flag
+ * to add; returns any other value unchanged (so the caller can `throw permissionError(e, …)`).
+ *
+ * A Deno `PermissionDenied` is converted only when Deno reports the permission as not granted:
+ * when Deno did grant it, the operating system refused the access and a flag would not help.
  *
  * @param e The caught value.
- * @param flag The flag to name, e.g. `--allow-read=/home/me/.kube/config`.
+ * @param need What was needed, e.g. `{ kind: "read", paths: ["/home/me/.kube/config"] }`.
  * @param what What was being attempted, e.g. `reading the kubeconfig file /home/me/.kube/config`.
- * @param descriptor The permission that was needed, to tell a Deno refusal from an OS one.
  * @returns The error to throw.
  * @example
  * ```ts
- * import { permissionError } from "./_permissions.ts";
- * try {
- *   await Deno.readTextFile("/etc/hostname");
- * } catch (e) {
- *   throw permissionError(e, "--allow-read=/etc/hostname", "reading /etc/hostname");
- * }
+ * import { permissionError, readNeed } from "./_permissions.ts";
+ * const error = permissionError(new Error("x"), readNeed("/etc/hostname"), "reading /etc/hostname");
  * ```
  */
-export function permissionError(
-  e: unknown,
-  flag: string,
-  what: string,
-  descriptor?: Deno.PermissionDescriptor,
-): unknown {
-  if (e instanceof Deno.errors.NotCapable) return notCapable(e, flag, what);
-  if (e instanceof Deno.errors.PermissionDenied) {
-    if (descriptor !== undefined && permissionState(descriptor) === "granted") return e;
-    return notCapable(e, flag, what);
-  }
-  return e;
+export function permissionError(e: unknown, need: PermissionNeed, what: string): unknown {
+  const rt = runtime();
+  if (!rt.isPermissionError(e) || rt.grantedAnyway(e, need)) return e;
+  return rt.permissionError(need, what, e);
 }
 
-function notCapable(cause: unknown, flag: string, what: string): Deno.errors.NotCapable {
-  return new Deno.errors.NotCapable(
-    `${capitalize(what)} needs a Deno permission that was not granted: run again with ${flag}.`,
-    { cause },
-  );
-}
-
-function capitalize(s: string): string {
-  return s.length === 0 ? s : s[0].toUpperCase() + s.slice(1);
+/**
+ * Builds a permission error of the runtime's kind with the given message.
+ *
+ * @param message What failed and the flag to add.
+ * @param cause The underlying error.
+ * @returns The error.
+ * @example
+ * ```ts
+ * import { permissionDenied } from "./_permissions.ts";
+ * const error = permissionDenied("Reading x needs --allow-read=x");
+ * ```
+ */
+export function permissionDenied(message: string, cause?: unknown): Error {
+  return runtime().permissionDenied(message, cause);
 }
 
 /**
  * Runs `fn` and converts a permission failure it throws with {@linkcode permissionError}.
  *
- * @param flag The flag to name, e.g. `--allow-net=127.0.0.1:6443`.
+ * @param need What `fn` needs.
  * @param what What `fn` does, e.g. `connecting to https://127.0.0.1:6443`.
  * @param fn The operation.
- * @param descriptor The permission needed, to tell a Deno refusal from an OS one.
  * @returns What `fn` returns.
  * @example
  * ```ts
- * import { withPermission } from "./_permissions.ts";
- * const text = await withPermission(
- *   "--allow-read=/etc/hostname",
- *   "reading /etc/hostname",
- *   () => Deno.readTextFile("/etc/hostname"),
- * );
+ * import { readNeed, withPermission } from "./_permissions.ts";
+ * const text = await withPermission(readNeed("/etc/hostname"), "reading /etc/hostname", () => "x");
  * ```
  */
 export async function withPermission<T>(
-  flag: string,
+  need: PermissionNeed,
   what: string,
   fn: () => Promise<T> | T,
-  descriptor?: Deno.PermissionDescriptor,
 ): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    throw permissionError(e, flag, what, descriptor);
+    throw permissionError(e, need, what);
   }
 }
 
 /**
  * Synchronous variant of {@linkcode withPermission}.
  *
- * @param flag The flag to name, e.g. `--allow-env=KUBECONFIG,HOME`.
+ * @param need What `fn` needs.
  * @param what What `fn` does.
  * @param fn The operation.
- * @param descriptor The permission needed, to tell a Deno refusal from an OS one.
  * @returns What `fn` returns.
  * @example
  * ```ts
- * import { withPermissionSync } from "./_permissions.ts";
- * const home = withPermissionSync("--allow-env=HOME", "reading $HOME", () => Deno.env.get("HOME"));
+ * import { envNeed, withPermissionSync } from "./_permissions.ts";
+ * const home = withPermissionSync(envNeed("HOME"), "reading $HOME", () => "x");
  * ```
  */
-export function withPermissionSync<T>(
-  flag: string,
-  what: string,
-  fn: () => T,
-  descriptor?: Deno.PermissionDescriptor,
-): T {
+export function withPermissionSync<T>(need: PermissionNeed, what: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw permissionError(e, flag, what, descriptor);
+    throw permissionError(e, need, what);
   }
 }
 
 /**
- * Returns the state of a permission without prompting, or `"unknown"` when it cannot be queried.
+ * Reports whether a capability is granted, without prompting (`true` where the runtime does not
+ * gate it).
  *
- * @param descriptor The permission.
- * @returns `"granted"`, `"prompt"`, `"denied"` or `"unknown"`.
+ * @param need The capability.
+ * @returns Whether it is granted.
  * @example
  * ```ts
- * import { permissionState } from "./_permissions.ts";
- * permissionState({ name: "env", variable: "HOME" });
+ * import { envNeed, isGranted } from "./_permissions.ts";
+ * isGranted(envNeed("HOME"));
  * ```
  */
-export function permissionState(
-  descriptor: Deno.PermissionDescriptor,
-): Deno.PermissionState | "unknown" {
-  try {
-    return Deno.permissions.querySync(descriptor).state;
-  } catch {
-    return "unknown";
-  }
+export function isGranted(need: PermissionNeed): boolean {
+  return runtime().isGranted(need);
 }
 
 /**
- * Formats a `--allow-read=<paths>` flag.
+ * The state of a capability, without prompting (`granted` where the runtime does not gate it).
  *
- * @param paths The paths to allow.
- * @returns The flag.
+ * @param need The capability.
+ * @returns `granted`, `prompt` (Deno only), `denied` or `unknown`.
  * @example
  * ```ts
- * import { readFlag } from "./_permissions.ts";
- * readFlag("/home/me/.kube/config"); // "--allow-read=/home/me/.kube/config"
+ * import { permissionState, readNeed } from "./_permissions.ts";
+ * permissionState(readNeed("/etc/hostname"));
  * ```
  */
-export function readFlag(...paths: string[]): string {
-  return `--allow-read=${paths.join(",")}`;
+export function permissionState(need: PermissionNeed): "granted" | "prompt" | "denied" | "unknown" {
+  return runtime().permissionState(need);
 }
 
 /**
- * Formats a `--allow-env=<names>` flag.
+ * Whether a permission prompt could be answered (Deno on a terminal; never on Node or Bun).
  *
- * @param names The variable names to allow.
- * @returns The flag.
+ * @returns `true` when the runtime would ask.
  * @example
  * ```ts
- * import { envFlag } from "./_permissions.ts";
- * envFlag("KUBECONFIG", "HOME"); // "--allow-env=KUBECONFIG,HOME"
+ * import { canPrompt } from "./_permissions.ts";
+ * canPrompt();
  * ```
  */
-export function envFlag(...names: string[]): string {
-  return `--allow-env=${names.join(",")}`;
+export function canPrompt(): boolean {
+  return runtime().canPrompt();
 }
 
 /**
- * Formats a `--allow-run=<command>` flag.
+ * The need to read files.
+ *
+ * @param paths The paths.
+ * @returns The need.
+ * @example
+ * ```ts
+ * import { readNeed } from "./_permissions.ts";
+ * readNeed("/home/me/.kube/config");
+ * ```
+ */
+export function readNeed(...paths: string[]): PermissionNeed {
+  return { kind: "read", paths };
+}
+
+/**
+ * The need to read environment variables.
+ *
+ * @param names The variables.
+ * @returns The need.
+ * @example
+ * ```ts
+ * import { envNeed } from "./_permissions.ts";
+ * envNeed("KUBECONFIG", "HOME");
+ * ```
+ */
+export function envNeed(...names: string[]): PermissionNeed {
+  return { kind: "env", names };
+}
+
+/**
+ * The need to run a command.
  *
  * @param command The command as it will be spawned.
+ * @returns The need.
+ * @example
+ * ```ts
+ * import { runNeed } from "./_permissions.ts";
+ * runNeed("aws");
+ * ```
+ */
+export function runNeed(command: string): PermissionNeed {
+  return { kind: "run", command };
+}
+
+/**
+ * The need to connect to a URL's `host:port` (the scheme's default port when the URL has none).
+ *
+ * @param url The URL that will be fetched.
+ * @returns The need.
+ * @example
+ * ```ts
+ * import { netNeed } from "./_permissions.ts";
+ * netNeed("https://example.com/api"); // hosts: ["example.com:443"]
+ * ```
+ */
+export function netNeed(url: string | URL): PermissionNeed {
+  const u = typeof url === "string" ? new URL(url) : url;
+  const port = u.port || (u.protocol === "http:" ? "80" : "443");
+  return { kind: "net", hosts: [`${u.hostname}:${port}`] };
+}
+
+/**
+ * The flag that grants a need on this runtime, e.g. `--allow-read=/x` (Deno) or
+ * `--allow-fs-read=/x` (Node); `undefined` where the runtime does not gate it.
+ *
+ * @param need The need.
  * @returns The flag.
  * @example
  * ```ts
- * import { runFlag } from "./_permissions.ts";
- * runFlag("aws"); // "--allow-run=aws"
+ * import { flagFor, readNeed } from "./_permissions.ts";
+ * flagFor(readNeed("/x"));
  * ```
  */
-export function runFlag(command: string): string {
-  return `--allow-run=${command}`;
+export function flagFor(need: PermissionNeed): string | undefined {
+  return runtime().flag(need);
 }
 
 /**
- * Formats a `--allow-net=<host:port>` flag for a URL, using the scheme's default port when the URL
- * has none.
- *
- * @param url The URL that will be fetched.
- * @returns The flag, e.g. `--allow-net=127.0.0.1:6443`.
- * @example
- * ```ts
- * import { netFlag } from "./_permissions.ts";
- * netFlag("https://example.com/api"); // "--allow-net=example.com:443"
- * ```
- */
-export function netFlag(url: string | URL): string {
-  const u = typeof url === "string" ? new URL(url) : url;
-  const port = u.port || (u.protocol === "http:" ? "80" : "443");
-  return `--allow-net=${u.hostname}:${port}`;
-}
-
-/**
- * Reads an environment variable, converting a missing permission into an error naming `flag`.
+ * Reads an environment variable, converting a missing permission into an error naming the flag
+ * for `need` (which often lists related variables, e.g. `envNeed("KUBECONFIG", "HOME")`).
  *
  * @param name The variable.
- * @param flag The flag to name (often lists related variables, e.g. `--allow-env=KUBECONFIG,HOME`).
+ * @param need The variables to name in the flag.
  * @returns The value, or `undefined` when unset.
  * @example
  * ```ts
- * import { readEnv } from "./_permissions.ts";
- * readEnv("HOME", "--allow-env=KUBECONFIG,HOME");
+ * import { envNeed, readEnv } from "./_permissions.ts";
+ * readEnv("HOME", envNeed("KUBECONFIG", "HOME"));
  * ```
  */
-export function readEnv(name: string, flag: string): string | undefined {
+export function readEnv(name: string, need: PermissionNeed): string | undefined {
   return withPermissionSync(
-    flag,
+    need,
     `reading the environment variable ${name}`,
-    () => Deno.env.get(name),
-    { name: "env", variable: name },
+    () => runtime().env(name),
   );
 }
 
 /**
- * Reads a text file, converting a missing read permission into an error naming `--allow-read=<path>`.
- * Other errors (`NotFound`, …) are re-thrown unchanged for the caller to describe.
+ * Reads a text file, converting a missing read permission into an error naming the flag to read
+ * `flagPath`. Other errors (not found, …) are re-thrown unchanged for the caller to describe.
  *
  * @param path The file.
  * @param what What the file is, e.g. `the kubeconfig file`.
@@ -255,10 +296,9 @@ export function readTextFileWithPermission(
   flagPath: string = path,
 ): Promise<string> {
   return withPermission(
-    readFlag(flagPath),
+    readNeed(flagPath),
     `reading ${what} ${path}`,
-    () => Deno.readTextFile(path),
-    { name: "read", path },
+    () => runtime().readTextFile(path),
   );
 }
 
@@ -286,8 +326,9 @@ export function insecureHostName(server: string): string {
 
 /**
  * Builds the error to throw when a TLS handshake fails for a cluster whose kubeconfig says
- * `insecure-skip-tls-verify: true`: Deno's `fetch` cannot skip verification per client, only for
- * the whole process, with `--unsafely-ignore-certificate-errors=<host>`.
+ * `insecure-skip-tls-verify: true` on Deno: Deno's `fetch` cannot skip verification per client,
+ * only for the whole process, with `--unsafely-ignore-certificate-errors=<host>`. (Node and Bun
+ * skip it per client.)
  *
  * @param server The API server URL.
  * @param cause The TLS error.

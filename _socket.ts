@@ -2,22 +2,20 @@
 // stream to the API server, directly or through an HTTP(S) CONNECT proxy, with TLS (custom CA,
 // client certificate, ALPN `http/1.1` only — the upgrade to WebSocket needs HTTP/1.1).
 //
-// Everything runtime-specific about sockets is in this file. Deno: `Deno.connect` /
-// `Deno.connectTls` when direct; `node:net` + `node:tls` through a proxy, because
-// `Deno.startTls` cannot present a client certificate. Node and Bun can supply the same
-// `openSocket` with `node:net` / `node:tls` only (`nodeSocketToByteStream` already adapts them).
+// Direct connections and listeners come from the runtime seam (`runtime().connectTcp` /
+// `listenTcp`: `Deno.connectTls` on Deno, `node:net` / `node:tls` on Node and Bun). Through a
+// proxy it is `node:net` + `node:tls` on every runtime, because `Deno.startTls` cannot present a
+// client certificate.
 
 import type { Duplex } from "node:stream";
+import {
+  type ByteListener,
+  type ByteStream,
+  nodeSocketToByteStream,
+  runtime,
+} from "./_runtime/mod.ts";
 
-/** A bidirectional byte stream: what a WebSocket runs over. */
-export interface ByteStream {
-  /** Bytes from the peer; ends when the peer closes. */
-  readonly readable: ReadableStream<Uint8Array>;
-  /** Bytes to the peer. */
-  readonly writable: WritableStream<Uint8Array>;
-  /** Closes the connection at once (idempotent). */
-  close(): void;
-}
+export type { ByteListener, ByteStream } from "./_runtime/mod.ts";
 
 /** TLS settings of a connection. */
 export interface SocketTls {
@@ -55,38 +53,17 @@ export type SocketOpener = (target: SocketTarget) => Promise<ByteStream>;
 export const openSocket: SocketOpener = async (target) => {
   target.signal?.throwIfAborted();
   if (target.proxyUrl) return await openThroughProxy(target);
-  const conn = target.tls
-    ? await Deno.connectTls({
-      hostname: target.hostname,
-      port: target.port,
-      caCerts: target.tls.caCerts,
-      alpnProtocols: ["http/1.1"],
-      ...(target.tls.cert && target.tls.key ? { cert: target.tls.cert, key: target.tls.key } : {}),
-    })
-    : await Deno.connect({ hostname: target.hostname, port: target.port });
+  const conn = await runtime().connectTcp({
+    hostname: target.hostname,
+    port: target.port,
+    tls: target.tls,
+  });
   if (target.signal?.aborted) {
     conn.close();
     target.signal.throwIfAborted();
   }
-  return denoConnToByteStream(conn);
+  return conn;
 };
-
-function denoConnToByteStream(conn: Deno.Conn): ByteStream {
-  let closed = false;
-  return {
-    readable: conn.readable,
-    writable: conn.writable,
-    close() {
-      if (closed) return;
-      closed = true;
-      try {
-        conn.close();
-      } catch {
-        // Already closed by a finished readable and writable.
-      }
-    },
-  };
-}
 
 async function openThroughProxy(target: SocketTarget): Promise<ByteStream> {
   const proxy = new URL(target.proxyUrl!);
@@ -221,72 +198,6 @@ function readHead(socket: Duplex, signal?: AbortSignal): Promise<string> {
 }
 
 /**
- * Adapts a `node:net` / `node:tls` socket to web streams, with backpressure both ways.
- *
- * @param socket A connected socket.
- * @returns The byte stream.
- */
-export function nodeSocketToByteStream(socket: Duplex): ByteStream {
-  let done = false;
-  const readable = new ReadableStream<Uint8Array>({
-    start(controller) {
-      socket.on("data", (chunk: Uint8Array) => {
-        if (done) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) socket.pause();
-      });
-      socket.once("end", () => {
-        if (done) return;
-        done = true;
-        controller.close();
-      });
-      socket.once("close", () => {
-        if (done) return;
-        done = true;
-        controller.close();
-      });
-      socket.once("error", (e: Error) => {
-        if (done) return;
-        done = true;
-        controller.error(e);
-      });
-      socket.resume();
-    },
-    pull() {
-      socket.resume();
-    },
-    cancel() {
-      done = true;
-      socket.destroy();
-    },
-  });
-  const writable = new WritableStream<Uint8Array>({
-    write(chunk) {
-      return new Promise((resolve, reject) => {
-        socket.write(chunk, (error?: Error | null) => error ? reject(error) : resolve());
-      });
-    },
-    close() {
-      return new Promise((resolve) => socket.end(() => resolve()));
-    },
-    abort() {
-      socket.destroy();
-    },
-  });
-  return { readable, writable, close: () => socket.destroy() };
-}
-
-/** A listening loopback socket that yields accepted connections. */
-export interface ByteListener extends AsyncIterable<ByteStream> {
-  /** The local port (the one chosen by the system when 0 was asked). */
-  readonly port: number;
-  /** The local address. */
-  readonly hostname: string;
-  /** Stops listening. */
-  close(): void;
-}
-
-/**
  * Listens on a local TCP port.
  *
  * @param hostname The local address, e.g. `127.0.0.1`.
@@ -294,38 +205,16 @@ export interface ByteListener extends AsyncIterable<ByteStream> {
  * @returns The listener.
  */
 export function listenSocket(hostname: string, port: number): ByteListener {
-  let listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  const rt = runtime();
   try {
-    listener = Deno.listen({ hostname, port, transport: "tcp" });
+    return rt.listenTcp(hostname, port);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotCapable)) throw e;
-    const flag = port === 0 ? hostname : `${hostname}:${port}`;
-    throw new Deno.errors.NotCapable(
+    if (!rt.isPermissionError(e)) throw e;
+    const flag = rt.flag({ kind: "net", hosts: [port === 0 ? hostname : `${hostname}:${port}`] });
+    throw rt.permissionDenied(
       `Cannot listen on ${hostname}:${port} to forward a port: missing network permission. ` +
-        `Run again with --allow-net=${flag} (plus the API server's host:port)`,
-      { cause: e },
+        `Run again with ${flag} (plus the API server's host:port)`,
+      e,
     );
   }
-  let closed = false;
-  return {
-    port: listener.addr.port,
-    hostname: listener.addr.hostname,
-    close() {
-      if (closed) return;
-      closed = true;
-      listener.close();
-    },
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        let conn: Deno.Conn;
-        try {
-          conn = await listener.accept();
-        } catch (e) {
-          if (closed || e instanceof Deno.errors.BadResource) return;
-          throw e;
-        }
-        yield denoConnToByteStream(conn);
-      }
-    },
-  };
 }

@@ -4,8 +4,8 @@
 // backoff and `Retry-After`, one credential refresh after 401) and the mapping of failures to
 // `ApiError`s with messages a user can act on. The verbs (`client.ts`), the list helpers
 // (`_list.ts`) and the watch (`watch.ts`) depend only on the small `Transport` interface, never
-// on each other or on the concrete class. The runtime (Deno today; Node/Bun later) plugs in as an
-// `HttpConnector`.
+// on each other or on the concrete class. The runtime (Deno, Node or Bun: `_runtime/`) plugs in
+// as an `HttpConnector`.
 
 import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "./clock.ts";
@@ -13,6 +13,8 @@ import type { Config, Credentials } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
 import { clientRetries, reasonForCode } from "./_status_table.ts";
+import { flagFor, isPermissionError, permissionDenied } from "./_permissions.ts";
+import { runtime } from "./_runtime/mod.ts";
 import {
   decodeProtobufBody,
   type DecodeStats,
@@ -90,6 +92,10 @@ export interface ConnectionOptions {
   clientCertificate?: { cert: string; key: string };
   /** An `http://`, `https://` or `socks5://` proxy (with optional user info). */
   proxyUrl?: string;
+  /** Skip verifying the server's certificate (Node and Bun; Deno cannot per client). */
+  insecureSkipTlsVerify?: boolean;
+  /** Verify the server's certificate against this name (Node and Bun 1.4+; Deno cannot). */
+  tlsServerName?: string;
 }
 
 /** One reusable connection pool: a `fetch` bound to TLS settings. */
@@ -111,30 +117,19 @@ export interface HttpConnector {
   open(options: ConnectionOptions): HttpConnection;
 }
 
-/** Deno's connector: `Deno.createHttpClient` and the global `fetch`. */
-export const denoConnector: HttpConnector = {
-  open(options: ConnectionOptions): HttpConnection {
-    const init: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-    if (options.certificateAuthority) init.caCerts = [options.certificateAuthority];
-    if (options.clientCertificate) {
-      init.cert = options.clientCertificate.cert;
-      init.key = options.clientCertificate.key;
-    }
-    if (options.proxyUrl) init.proxy = proxyOption(options.proxyUrl);
-    const client = Deno.createHttpClient(init as Deno.CreateHttpClientOptions);
-    return {
-      fetch: (input, requestInit) =>
-        fetch(input, { ...requestInit, client } as RequestInit & { client: Deno.HttpClient }),
-      close: () => client.close(),
-    };
-  },
+/**
+ * The connector of the runtime the library runs on (`_runtime/`): `Deno.createHttpClient` on Deno,
+ * an undici 7 Agent on Node, Bun's `fetch` with its `tls` and `proxy` options on Bun.
+ */
+export const runtimeConnector: HttpConnector = {
+  open: (options: ConnectionOptions): HttpConnection => runtime().connect(options),
 };
 
 /** Settings of {@linkcode HttpTransport}. */
 export interface HttpTransportOptions {
   /** A `fetch` to use for every request instead of the connector's (stubs, the fake server). */
   fetch?: FetchLike;
-  /** The runtime's connector. Default {@linkcode denoConnector}. */
+  /** The runtime's connector. Default {@linkcode runtimeConnector}. */
   connector?: HttpConnector;
   /** The `User-Agent` header. */
   userAgent?: string;
@@ -187,8 +182,8 @@ export class HttpTransport implements Transport {
   constructor(config: Config, options: HttpTransportOptions = {}) {
     this.config = config;
     this.#fetch = options.fetch;
-    this.#connector = options.connector ?? denoConnector;
-    this.#userAgent = options.userAgent ?? `denokube/${VERSION} (Deno ${Deno.version.deno})`;
+    this.#connector = options.connector ?? runtimeConnector;
+    this.#userAgent = options.userAgent ?? defaultUserAgent();
     this.#maxRetries = options.maxRetries ?? 4;
     this.#retryBaseMs = options.retryBaseMs ?? 200;
     this.#retryMaxMs = options.retryMaxMs ?? 10_000;
@@ -346,7 +341,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.config.credentials({ signal });
     } catch (cause) {
-      if (signal?.aborted || cause instanceof Deno.errors.NotCapable) throw cause;
+      if (signal?.aborted || isPermissionError(cause)) throw cause;
       const text = cause instanceof Error ? cause.message : String(cause);
       throw new ApiError({
         status: 0,
@@ -376,8 +371,7 @@ export class HttpTransport implements Transport {
     const init: RequestInit = { method, headers, body, signal: options.signal };
     try {
       if (this.#fetch) return await this.#fetch(url, init);
-      const connection = this.#connection(credentials);
-      return await (connection ? connection.fetch(url, init) : fetch(url, init));
+      return await this.#connection(credentials).fetch(url, init);
     } catch (cause) {
       throw this.#networkError(cause, method, url, options.signal);
     }
@@ -408,24 +402,33 @@ export class HttpTransport implements Transport {
     return headers;
   }
 
-  /** The pooled connection for these TLS settings, or undefined for the global `fetch`. */
-  #connection(credentials: Credentials): HttpConnection | undefined {
+  /**
+   * The pooled connection for these TLS settings. There is one even without a CA, certificate or
+   * proxy: on Node it sets the timeouts a watch needs (no body timeout), on Bun it turns off the
+   * idle timeout; on Deno it is the global `fetch`.
+   */
+  #connection(credentials: Credentials): HttpConnection {
     const cluster = this.config.cluster;
     const cert = credentials.clientCertificate;
-    if (!cluster.certificateAuthority && !cert && !cluster.proxyUrl) return undefined;
+    const options: ConnectionOptions = {};
+    if (cluster.certificateAuthority) options.certificateAuthority = cluster.certificateAuthority;
+    if (cert) options.clientCertificate = { cert: cert.cert, key: cert.key };
+    if (cluster.proxyUrl) options.proxyUrl = cluster.proxyUrl;
+    if (cluster.insecureSkipTlsVerify && runtime().supports.insecureSkipTlsVerify) {
+      options.insecureSkipTlsVerify = true;
+    }
+    if (cluster.tlsServerName) options.tlsServerName = cluster.tlsServerName;
     const key = JSON.stringify([
       cluster.certificateAuthority,
       cert?.cert,
       cert?.key,
-      cluster.proxyUrl,
+      options.proxyUrl,
+      options.insecureSkipTlsVerify,
+      options.tlsServerName,
     ]);
     let connection = this.#connections.get(key);
     if (!connection) {
-      connection = this.#connector.open({
-        certificateAuthority: cluster.certificateAuthority,
-        clientCertificate: cert,
-        proxyUrl: cluster.proxyUrl,
-      });
+      connection = this.#connector.open(options);
       this.#connections.set(key, connection);
       // Rotating exec client certificates make a new connection each time: keep the two newest
       // (streams opened with the previous certificate may still run) and close older ones.
@@ -441,25 +444,28 @@ export class HttpTransport implements Transport {
 
   #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason;
-    if (cause instanceof Deno.errors.NotCapable) {
+    if (isPermissionError(cause)) {
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-      return new Deno.errors.NotCapable(
+      return permissionDenied(
         `Cannot connect to the Kubernetes API server at ${url.origin}: missing network permission. ` +
-          `Run again with --allow-net=${host}`,
-        { cause },
+          `Run again with ${flagFor({ kind: "net", hosts: [host] })}`,
+        cause,
       );
     }
     const text = causeChain(cause);
-    const tls = tlsReason(text);
+    const tls = tlsReason(text, cause);
     let hint = "";
     if (tls !== undefined) {
       const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-      hint = this.config.cluster.insecureSkipTlsVerify
+      hint = this.config.cluster.insecureSkipTlsVerify && !runtime().supports.insecureSkipTlsVerify
         ? ` The kubeconfig sets insecure-skip-tls-verify, which Deno cannot apply per client: run with --unsafely-ignore-certificate-errors=${host}, or better, set certificate-authority-data.`
         : ` The TLS certificate of ${host} was refused (${tls}): set certificate-authority-data ` +
           `(or certificate-authority) of the cluster in the kubeconfig to the CA that signed it, ` +
-          `or, for a throwaway test cluster only, run with ` +
-          `--unsafely-ignore-certificate-errors=${host}.`;
+          `or, for a throwaway test cluster only, ${
+            runtime().supports.insecureSkipTlsVerify
+              ? "set insecure-skip-tls-verify: true for the cluster"
+              : `run with --unsafely-ignore-certificate-errors=${host}`
+          }.`;
     }
     return new ApiError({
       status: 0,
@@ -494,13 +500,23 @@ export function causeChain(error: unknown): string {
 }
 
 /** The TLS reason in a failure text (e.g. `UnknownIssuer`), or undefined when it is not TLS. */
-function tlsReason(text: string): string | undefined {
+function tlsReason(text: string, cause?: unknown): string | undefined {
   // e.g. `invalid peer certificate: UnknownIssuer`, or `…: Other(OtherError(CaUsedAsEndEntity))`
   const peer = /invalid peer certificate:\s*([^\s:]+)/i.exec(text);
   if (peer) return /([A-Za-z]+)\)*\.?$/.exec(peer[1])?.[1] ?? peer[1];
   // A handshake cut short (`tls handshake eof`, a reset) says nothing about trust: the server or
   // something in between went away, and the retry rules apply without a certificate hint.
   if (/handshake eof|connection reset|broken pipe/i.test(text)) return undefined;
+  // Node and Bun: an OpenSSL code on the error or a cause, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+  for (let e = cause, depth = 0; e !== null && typeof e === "object" && depth < 10; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (
+      typeof code === "string" && /CERT|SIGNATURE|SELF_SIGNED|ALTNAME|ISSUER|TLS|SSL/.test(code)
+    ) {
+      return code;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
   if (/certificate|UnknownIssuer|BadSignature|NotValidForName|Expired/i.test(text)) {
     return "TLS handshake failed";
   }
@@ -658,21 +674,10 @@ export async function readJson<T>(response: Response, method: string, path: stri
   }
 }
 
-function proxyOption(proxyUrl: string): Deno.Proxy {
-  const url = new URL(proxyUrl);
-  const transport = url.protocol === "socks5:" || url.protocol === "socks5h:"
-    ? "socks5"
-    : url.protocol === "https:"
-    ? "https"
-    : "http";
-  const proxy: Deno.Proxy = { transport, url: `${url.protocol}//${url.host}` };
-  if (url.username) {
-    proxy.basicAuth = {
-      username: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password),
-    };
-  }
-  return proxy;
+function defaultUserAgent(): string {
+  const rt = runtime();
+  const name = rt.name === "deno" ? "Deno" : rt.name === "bun" ? "Bun" : "Node";
+  return `denokube/${VERSION} (${name} ${rt.version})`;
 }
 
 function base64(text: string): string {

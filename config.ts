@@ -13,9 +13,10 @@
  * `client-key(-data)`, `token`, `tokenFile` (re-read every minute and after a 401), `username` /
  * `password`, `exec` (`client.authentication.k8s.io/v1` and `v1beta1`), `as`, `as-uid`,
  * `as-groups`, `as-user-extra`, `proxy-url` (http, https, socks5), `disable-compression`,
- * `insecure-skip-tls-verify` (needs `--unsafely-ignore-certificate-errors=<host>`), the context's
- * `namespace`, and `tls-server-name` only when it equals the server's host name (Deno's `fetch`
- * cannot verify against another name). The legacy `auth-provider` is refused with a migration hint,
+ * `insecure-skip-tls-verify` (per client on Node and Bun; on Deno it needs
+ * `--unsafely-ignore-certificate-errors=<host>`), `tls-server-name` (on Node and Bun; on Deno only
+ * when it equals the server's host name, as Deno's `fetch` cannot verify against another name), the
+ * context's `namespace`. The legacy `auth-provider` is refused with a migration hint,
  * except `oidc` with an `id-token`, which is sent as a bearer token without being refreshed.
  *
  * @module
@@ -35,7 +36,16 @@ import {
   splitKubeconfigPaths,
 } from "./_kubeconfig.ts";
 import { execCacheKey, ExecCredentialSource } from "./_exec_credential.ts";
-import { envFlag, readEnv, readTextFileWithPermission } from "./_permissions.ts";
+import {
+  envNeed,
+  isNotFound,
+  isPermissionError,
+  permissionDenied,
+  type PermissionNeed,
+  readEnv,
+  readTextFileWithPermission,
+} from "./_permissions.ts";
+import { runtime } from "./_runtime/mod.ts";
 import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
 
 export type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
@@ -247,7 +257,8 @@ export class Config {
    * or define nothing, the in-cluster service account. A source that exists but is broken (bad
    * YAML, unknown context, …) stops the search with its own error, so a mistake never silently
    * sends requests to another cluster. When no source works, one error lists every source tried
-   * and why it failed (a `Deno.errors.NotCapable` if a permission was missing).
+   * and why it failed (the runtime's permission error if a permission was missing: Deno's
+   * `NotCapable`, Node's `ERR_ACCESS_DENIED`).
    *
    * Needs `--allow-env=KUBECONFIG,HOME` (plus `KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,
    * POD_NAMESPACE` for the in-cluster fallback) and `--allow-read` for the files.
@@ -266,12 +277,12 @@ export class Config {
     const tried: string[] = [];
     const failures: unknown[] = [];
     let missingPermission = false;
-    const flag = envFlag(...kubeconfigEnvVars(), ...IN_CLUSTER_ENV);
+    const flag = envNeed(...kubeconfigEnvVars(), ...IN_CLUSTER_ENV);
     const located = locateKubeconfig(flag);
     const selecting = !!(options.context || options.cluster || options.user);
 
     if (located.kind === "env") {
-      const list = located.paths.join(Deno.build.os === "windows" ? ";" : ":");
+      const list = located.paths.join(runtime().os === "windows" ? ";" : ":");
       const loaded = await loadExisting(located.paths);
       if (loaded.length === 0) {
         tried.push(`$KUBECONFIG (${list}): none of these files exists`);
@@ -289,11 +300,11 @@ export class Config {
         try {
           file = await loadKubeconfigFile(located.path);
         } catch (e) {
-          if (!(e instanceof Deno.errors.NotCapable)) throw e;
+          if (!isPermissionError(e)) throw e;
           missingPermission = true;
           failed = true;
           failures.push(e);
-          tried.push(`${located.path}: ${e.message}`);
+          tried.push(`${located.path}: ${(e as Error).message}`);
         }
         if (file) {
           const merged = mergeKubeconfigs([file]);
@@ -320,7 +331,7 @@ export class Config {
         });
       } catch (e) {
         failures.push(e);
-        if (e instanceof Deno.errors.NotCapable) missingPermission = true;
+        if (isPermissionError(e)) missingPermission = true;
         tried.push(`in-cluster service account: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
@@ -330,7 +341,7 @@ export class Config {
       `\nCreate a kubeconfig (e.g. \`kind create cluster\`), set KUBECONFIG to one, ` +
       `or run inside a pod with a service account.`;
     const cause = new AggregateError(failures, "sources that failed");
-    if (missingPermission) throw new Deno.errors.NotCapable(message, { cause });
+    if (missingPermission) throw permissionDenied(message, cause);
     throw new Error(message, { cause });
   }
 
@@ -364,13 +375,13 @@ export class Config {
           throw new Error(
             `The kubeconfig file ${path} does not exist. Check the path passed to ` +
               `Config.fromKubeconfig({ path }).`,
-            { cause: new Deno.errors.NotFound(path) },
+            { cause: runtime().notFoundError(path) },
           );
         }
         loaded.push(file);
       }
     } else {
-      const located = locateKubeconfig(envFlag(...kubeconfigEnvVars()));
+      const located = locateKubeconfig(envNeed(...kubeconfigEnvVars()));
       if (located.kind === "env") {
         loaded = await loadExisting(located.paths);
         if (loaded.length === 0) {
@@ -452,7 +463,7 @@ export class Config {
    */
   static async inCluster(options: InClusterOptions = {}): Promise<Config> {
     const dir = options.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
-    const flag = envFlag(...IN_CLUSTER_ENV);
+    const flag = envNeed(...IN_CLUSTER_ENV);
     const host = readEnv("KUBERNETES_SERVICE_HOST", flag);
     const port = readEnv("KUBERNETES_SERVICE_PORT", flag);
     if (!host || !port) {
@@ -494,7 +505,7 @@ export class Config {
         dir,
       );
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!isNotFound(e)) throw e;
       log.warn("In-cluster CA file {path} does not exist; trusting only the system roots", {
         path: caPath,
       });
@@ -509,7 +520,7 @@ export class Config {
           dir,
         )).trim();
       } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!isNotFound(e)) throw e;
       }
     }
     const cluster: ClusterConnection = {
@@ -624,7 +635,7 @@ function staticProvider(credentials: Credentials): CredentialProvider {
 }
 
 function kubeconfigEnvVars(): string[] {
-  return Deno.build.os === "windows"
+  return runtime().os === "windows"
     ? ["KUBECONFIG", "HOME", "USERPROFILE"]
     : ["KUBECONFIG", "HOME"];
 }
@@ -634,14 +645,14 @@ type Located =
   | { kind: "home"; path: string }
   | { kind: "none"; reason: string };
 
-function locateKubeconfig(flag: string): Located {
+function locateKubeconfig(flag: PermissionNeed): Located {
   const env = readEnv("KUBECONFIG", flag);
   if (env !== undefined && env.trim() !== "") {
     const paths = splitKubeconfigPaths(env);
     if (paths.length > 0) return { kind: "env", paths };
   }
   let home = readEnv("HOME", flag);
-  if (!home && Deno.build.os === "windows") home = readEnv("USERPROFILE", flag);
+  if (!home && runtime().os === "windows") home = readEnv("USERPROFILE", flag);
   if (!home) return { kind: "none", reason: "HOME is not set, so ~/.kube/config is unknown" };
   return { kind: "home", path: join(home, ".kube", "config") };
 }
@@ -760,14 +771,14 @@ class TokenFile {
       token = (await readTextFileWithPermission(this.#path, "the token file", this.#flagPath))
         .trim();
     } catch (e) {
-      if (e instanceof Deno.errors.NotCapable) throw e;
+      if (isPermissionError(e)) throw e;
       failure = e;
     }
     if (token === undefined || token === "") {
       const previous = this.#token ?? this.#fallback;
       const reason = token === ""
         ? "is empty"
-        : failure instanceof Deno.errors.NotFound
+        : isNotFound(failure)
         ? "does not exist"
         : "cannot be read";
       if (previous !== undefined) {

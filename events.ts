@@ -21,6 +21,8 @@ import { Api, type KubeObject } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { isNotFound } from "./errors.ts";
+import { envNeed, isGranted } from "./_permissions.ts";
+import { runtime } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "events"]);
 
@@ -337,13 +339,9 @@ function truncateNote(note: string): string {
 }
 
 function defaultInstance(controller: string): string {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: "POD_NAME" }).state === "granted") {
-      const pod = Deno.env.get("POD_NAME");
-      if (pod) return pod;
-    }
-  } catch {
-    // No permission API (other runtimes): fall through.
+  if (isGranted(envNeed("POD_NAME"))) {
+    const pod = runtime().env("POD_NAME");
+    if (pod) return pod;
   }
   const base = controller.replace(/[^a-zA-Z0-9.-]/g, "-");
   return `${base}-${crypto.randomUUID().slice(0, 8)}`;

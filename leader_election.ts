@@ -45,6 +45,17 @@ import type { Lease, LeaseSpec } from "./generated/coordination_v1.ts";
 
 const log = getLogger(["kube", "leader"]);
 
+/**
+ * The default clock of the timing decisions: monotonic (`performance.now()`), so that a step of
+ * the wall clock (NTP, a VM resumed) neither expires a lease early nor stretches the renew deadline
+ * — Go's `time.Since` in client-go is monotonic too. The timestamps written into the Lease
+ * (informative only) use the wall clock.
+ */
+const monotonicClock: Clock = Object.freeze({
+  now: () => performance.timeOrigin + performance.now(),
+  sleep: (ms: number, signal?: AbortSignal) => systemClock.sleep(ms, signal),
+});
+
 /** Options of {@linkcode LeaderElector}. */
 export interface LeaderElectorOptions {
   /** Namespace of the Lease. */
@@ -67,7 +78,11 @@ export interface LeaderElectorOptions {
    * retry in lockstep. Default 1.2 (client-go's).
    */
   jitterFactor?: number;
-  /** Source of time and timers. Default {@linkcode systemClock}. */
+  /**
+   * Source of time and timers, for the timing decisions and the timestamps written. Default: a
+   * monotonic clock for the decisions (immune to wall-clock steps) and `Date.now()` for the
+   * timestamps.
+   */
   clock?: Clock;
   /** Random numbers in [0, 1) for the jitter. Default `Math.random`. */
   random?: () => number;
@@ -136,6 +151,8 @@ export class LeaderElector {
   #api = Api.coordinationV1Lease();
   #jitter: number;
   #clock: Clock;
+  #stamp: () => number;
+  #lastWritten: Lease | undefined;
   #random: () => number;
   #observed: LeaderElectionRecord | undefined;
   #observedVersion: string | undefined;
@@ -160,7 +177,9 @@ export class LeaderElector {
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
     this.#jitter = options.jitterFactor ?? 1.2;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? monotonicClock;
+    const stampClock = options.clock ?? systemClock;
+    this.#stamp = () => stampClock.now();
     this.#random = options.random ?? Math.random;
     for (
       const [key, value] of Object.entries({
@@ -289,7 +308,7 @@ export class LeaderElector {
     const lease = await this.#client.get(this.#api, this.name, { namespace: this.namespace });
     this.#observe(lease);
     if (lease.spec?.holderIdentity !== this.identity) return;
-    const now = microTime(this.#clock.now());
+    const now = microTime(this.#stamp());
     const released: Lease = {
       ...lease,
       spec: {
@@ -302,7 +321,7 @@ export class LeaderElector {
       },
     };
     const stored = await this.#client.replace(this.#api, released, { namespace: this.namespace });
-    this.#observe(stored);
+    this.#wrote(stored);
     log.info("{identity} released lease {lease}", {
       identity: this.identity,
       lease: this.#where(),
@@ -313,6 +332,22 @@ export class LeaderElector {
 
   async #tryAcquireOrRenew(signal: AbortSignal | undefined, renewing: boolean): Promise<boolean> {
     const now = () => this.#clock.now();
+    const stamp = () => this.#stamp();
+    // Fast path of a renew: update the object we wrote last, with its resourceVersion. It succeeds
+    // only when nobody wrote since; a conflict falls back to reading who holds the lease now.
+    const last = this.#lastWritten;
+    if (renewing && last?.spec?.holderIdentity === this.identity) {
+      try {
+        const stored = await this.#client.replace(this.#api, {
+          ...last,
+          spec: this.#spec(last.spec, stamp(), last.spec.leaseTransitions ?? 0),
+        }, { namespace: this.namespace, signal });
+        this.#wrote(stored);
+        return true;
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+      }
+    }
     let lease: Lease;
     try {
       lease = await this.#client.get(this.#api, this.name, { namespace: this.namespace, signal });
@@ -320,13 +355,13 @@ export class LeaderElector {
       if (!isNotFound(e) || renewing) throw e;
       const created = await this.#client.create(this.#api, {
         metadata: { name: this.name, namespace: this.namespace },
-        spec: this.#spec(undefined, now(), 0),
+        spec: this.#spec(undefined, stamp(), 0),
       }, { namespace: this.namespace, signal }).catch((e) => {
         if (isAlreadyExists(e)) return undefined; // another candidate was faster
         throw e;
       });
       if (!created) return false;
-      this.#observe(created);
+      this.#wrote(created);
       return true;
     }
     this.#observe(lease);
@@ -349,15 +384,15 @@ export class LeaderElector {
     const next: Lease = {
       ...lease,
       spec: mine
-        ? this.#spec(lease.spec, now(), record.leaderTransitions)
-        : this.#spec(undefined, now(), record.leaderTransitions + 1),
+        ? this.#spec(lease.spec, stamp(), record.leaderTransitions)
+        : this.#spec(undefined, stamp(), record.leaderTransitions + 1),
     };
     try {
       const stored = await this.#client.replace(this.#api, next, {
         namespace: this.namespace,
         signal,
       });
-      this.#observe(stored);
+      this.#wrote(stored);
       return true;
     } catch (e) {
       // Conflict: someone wrote since our read (another candidate won, or the holder renewed).
@@ -376,6 +411,12 @@ export class LeaderElector {
       renewTime: now,
       leaseTransitions: transitions,
     };
+  }
+
+  /** Records an object we wrote (the base of the next renew) and observes it. */
+  #wrote(lease: Lease): void {
+    this.#lastWritten = lease.spec?.holderIdentity === this.identity ? lease : undefined;
+    this.#observe(lease);
   }
 
   /** Records what we read, and when we first saw this version of it (our clock). */

@@ -40,7 +40,7 @@ import {
 } from "./leader_election.ts";
 import { Registry } from "./metrics.ts";
 import { type Selectors, type SharedCache, sharedCache } from "./controller.ts";
-import { exitNow, onTerminationSignal } from "./_runtime.ts";
+import { exitNow, onTerminationSignal } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "manager"]);
 

@@ -60,6 +60,7 @@ import type { JsonObject } from "./testing/_json.ts";
 import type { ResourceType } from "./testing/_resources.ts";
 import { StatusError } from "./testing/_status.ts";
 import { FakeCluster } from "./testing/_store.ts";
+import { runtime, type ServeHandle } from "./_runtime/mod.ts";
 
 export { VirtualClock } from "./testing/virtual_clock.ts";
 export {
@@ -159,7 +160,7 @@ export interface CustomResourceDefinitionInit {
 export class FakeApiServer implements AsyncDisposable {
   #cluster: FakeCluster;
   #http: FakeHttp;
-  #server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #server: Promise<ServeHandle> | undefined;
   #url = FAKE_SERVER_URL;
   #closed = false;
 
@@ -238,16 +239,19 @@ export class FakeApiServer implements AsyncDisposable {
    * console.log((await res.json()).kind); // "NamespaceList"
    * ```
    */
-  listen(): Promise<{ url: string }> {
-    if (this.#closed) return Promise.reject(new TypeError("The FakeApiServer is closed"));
+  async listen(): Promise<{ url: string }> {
+    if (this.#closed) throw new TypeError("The FakeApiServer is closed");
     if (!this.#server) {
-      this.#server = Deno.serve(
-        { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      // On every runtime through the runtime seam (Deno.serve on Deno, node:http on Node and Bun,
+      // which send a watch's headers before its first event).
+      this.#server = runtime().serve(
         (request) => this.#serveHttp(request),
+        { hostname: "127.0.0.1", port: 0 },
       );
-      this.#url = `http://127.0.0.1:${this.#server.addr.port}`;
+      this.#url = `http://127.0.0.1:${(await this.#server).port}`;
     }
-    return Promise.resolve({ url: this.#url });
+    await this.#server;
+    return { url: this.#url };
   }
 
   async #serveHttp(request: Request): Promise<Response> {
@@ -581,7 +585,7 @@ export class FakeApiServer implements AsyncDisposable {
     this.#http.faults.clear();
     const server = this.#server;
     this.#server = undefined;
-    if (server) await server.shutdown();
+    if (server) await (await server).close();
   }
 
   /** Closes the server (for `await using`). */

@@ -7,7 +7,7 @@
 // (SIGTERM: the lease is handed over at once) and then kills the next one (SIGKILL: a standby
 // takes over once the lease has expired by its own clock).
 //
-//   --fast   shorter lease timings (lease 4 s, renew deadline 3 s, retry 0.5 s) instead of
+//   --fast   shorter lease timings (lease 5 s, renew deadline 3 s, retry 0.5 s) instead of
 //            client-go's (15 s, 10 s, 2 s)
 //
 // Each replica serves /healthz, /readyz and /metrics on a loopback port (printed at start).
@@ -62,7 +62,7 @@ function freePort(): number {
 }
 
 const timings: Record<string, string> = flags.fast
-  ? { LEASE_DURATION_MS: "4000", RENEW_DEADLINE_MS: "3000", RETRY_PERIOD_MS: "500" }
+  ? { LEASE_DURATION_MS: "5000", RENEW_DEADLINE_MS: "3000", RETRY_PERIOD_MS: "500" }
   : {};
 const replicas: Replica[] = ["replica-a", "replica-b", "replica-c"].map((name) => {
   const port = freePort();

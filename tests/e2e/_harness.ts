@@ -11,6 +11,7 @@ import {
 } from "../../testenv/control_plane.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
+import { test, type TestContext } from "../_test.ts";
 
 const available = (await findBinaries()) !== undefined || (await haveGo());
 let reported = false;
@@ -28,7 +29,7 @@ export interface E2eContext {
   /** A client authenticated with the admin client certificate. */
   client: Client;
   /** The test step API. */
-  t: Deno.TestContext;
+  t: TestContext;
 }
 
 /**
@@ -49,7 +50,7 @@ export function e2eTest(
       `e2e: skipping real-cluster tests: ${skipReason} (set KUBE_E2E=require to fail instead)`,
     );
   }
-  Deno.test({
+  test({
     name: `e2e: ${name}`,
     ignore,
     async fn(t) {

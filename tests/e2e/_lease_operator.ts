@@ -23,7 +23,7 @@ const manager = new Manager(client, {
     namespace,
     name: "lease-e2e",
     identity,
-    leaseDurationMs: 4_000,
+    leaseDurationMs: 5_000,
     renewDeadlineMs: 3_000,
     retryPeriodMs: 500,
   },

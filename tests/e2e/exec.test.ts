@@ -16,6 +16,7 @@ import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.t
 import { e2eRequired } from "../../testenv/build.ts";
 import { startControlPlane } from "../../testenv/control_plane.ts";
 import { eventually, kubectl, skipReason } from "./_harness.ts";
+import { test } from "../_test.ts";
 
 const NS = "exec-e2e";
 const HTTP_PORT = 80;
@@ -110,7 +111,7 @@ function startProxy() {
   };
 }
 
-Deno.test({
+test({
   name: "e2e: exec, attach, port-forward and logs through kube-apiserver to a KWOK node",
   ignore: skipReason !== undefined && !e2eRequired(),
   async fn(t) {

@@ -3,7 +3,10 @@
 // its own loopback TCP proxy so that the test can cut one off.
 //
 // Lease settings of this test (to keep CI short; the unit tests cover client-go's defaults):
-// lease 4 s, renew deadline 3 s, retry 0.5 s (acquire attempts jittered up to 0.5 × 2.2 = 1.1 s).
+// lease 5 s, renew deadline 3 s, retry 0.5 s (acquire attempts jittered up to 0.5 × 2.2 = 1.1 s).
+// The 2 s between renew deadline and lease duration is the margin a cut-off leader has to stop
+// before another may start (client-go's defaults: 5 s). With lease 4 s (1 s margin), one of ten
+// runs on a loaded 2-core machine failed the final overlap check.
 //
 // Every write of a leader is an append "identity#transition@ms" to one ConfigMap (read, then
 // update with the resourceVersion), so the ConfigMap holds the writes in commit order; the
@@ -14,7 +17,7 @@ import { Api } from "../../api.ts";
 import { e2eTest, kubectl, uniqueNamespace } from "./_harness.ts";
 import { TcpProxy } from "./_tcp_proxy.ts";
 
-const LEASE_MS = 4_000;
+const LEASE_MS = 5_000;
 const RENEW_DEADLINE_MS = 3_000;
 const RETRY_MS = 500;
 const JITTER = 1.2;

@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { e2eRequired } from "../../testenv/build.ts";
 import { startControlPlane } from "../../testenv/control_plane.ts";
 import { skipReason } from "./_harness.ts";
+import { test } from "../_test.ts";
 
-Deno.test({
+test({
   name: "e2e: testenv: a component that dies is reported with its last log lines",
   ignore: skipReason !== undefined && !e2eRequired(),
   async fn() {

@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { fieldSelector, labelSelector } from "../../selector.ts";
+import { test } from "../_test.ts";
 
-Deno.test("Api: core namespaced, all namespaces, item and subresource paths", () => {
+test("Api: core namespaced, all namespaces, item and subresource paths", () => {
   const all = Api.v1Pod();
   assert.equal(all.collectionPath(), "/api/v1/pods");
   const pods = all.within("team-a");
@@ -18,7 +19,7 @@ Deno.test("Api: core namespaced, all namespaces, item and subresource paths", ()
   assert.equal(pods.apiVersion, "v1");
 });
 
-Deno.test("Api: group resources and cluster-scoped kinds", () => {
+test("Api: group resources and cluster-scoped kinds", () => {
   const deployments = Api.appsV1Deployment().within("prod");
   assert.equal(deployments.collectionPath(), "/apis/apps/v1/namespaces/prod/deployments");
   assert.equal(
@@ -33,7 +34,7 @@ Deno.test("Api: group resources and cluster-scoped kinds", () => {
   assert.equal(deployments.keyOf({ metadata: { name: "web", namespace: "prod" } }), "prod/web");
 });
 
-Deno.test("Api: invalid use fails before any request with a TypeError", () => {
+test("Api: invalid use fails before any request with a TypeError", () => {
   assert.throws(() => Api.v1Node().within("default"), /Node is cluster-scoped/);
   assert.throws(() => Api.v1Pod().within("Bad_NS"), /Invalid namespace "Bad_NS"/);
   assert.throws(() => Api.v1Pod().within("a".repeat(64)), TypeError);
@@ -75,7 +76,7 @@ Deno.test("Api: invalid use fails before any request with a TypeError", () => {
   );
 });
 
-Deno.test("Api.customResource: seed-style builder", () => {
+test("Api.customResource: seed-style builder", () => {
   const foos = Api.customResource<{ name: string }, { ok: boolean }>("foos").group("clux.dev")
     .version("v1").within("dev");
   assert.equal(foos.collectionPath(), "/apis/clux.dev/v1/namespaces/dev/foos");
@@ -90,7 +91,7 @@ Deno.test("Api.customResource: seed-style builder", () => {
   assert.throws(() => Api.customResource("foos").version("v1"), /needs \.group/);
 });
 
-Deno.test("selectors: shorthand, LabelSelector objects, validation and escaping", () => {
+test("selectors: shorthand, LabelSelector objects, validation and escaping", () => {
   assert.equal(
     labelSelector({
       tier: ["web", "edge"],

@@ -5,6 +5,7 @@
 // modules and the status table; and README naming every logging category.
 
 import assert from "node:assert/strict";
+import { test } from "../_test.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -88,7 +89,7 @@ function allows(row: Row, rows: Row[], dep: string, module: string): boolean {
   return row.allowed.some((a) => a === dep || (a.endsWith("/") && dep.startsWith(a)));
 }
 
-Deno.test("architecture: ARCHITECTURE.md's code map has a row for every module of the library", async () => {
+test("architecture: ARCHITECTURE.md's code map has a row for every module of the library", async () => {
   const [edges, rows] = [await graph(), await codeMap()];
   assert.ok(rows.length > 20, `parsed only ${rows.length} rows from ARCHITECTURE.md`);
   const missing = [...edges.keys()].filter((m) => !rowOf(rows, m));
@@ -104,7 +105,7 @@ Deno.test("architecture: ARCHITECTURE.md's code map has a row for every module o
   assert.deepEqual(stale, [], `rows for modules that do not exist: ${stale.join(", ")}`);
 });
 
-Deno.test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
+test("architecture: each module imports only what ARCHITECTURE.md's code map allows", async () => {
   const [edges, rows] = [await graph(), await codeMap()];
   const violations: string[] = [];
   for (const [module, deps] of edges) {
@@ -117,7 +118,7 @@ Deno.test("architecture: each module imports only what ARCHITECTURE.md's code ma
   assert.deepEqual(violations, [], `imports not in "may import":\n${violations.join("\n")}`);
 });
 
-Deno.test("architecture: README names every logging category the library uses", async () => {
+test("architecture: README names every logging category the library uses", async () => {
   const edges = await graph();
   const readme = await Deno.readTextFile(new URL("README.md", root));
   const missing = new Set<string>();
@@ -131,7 +132,7 @@ Deno.test("architecture: README names every logging category the library uses", 
   assert.deepEqual([...missing], [], "README.md's Logging section should list these categories");
 });
 
-Deno.test("architecture: no import cycles but the documented api.ts ↔ generated/builders.ts", async () => {
+test("architecture: no import cycles but the documented api.ts ↔ generated/builders.ts", async () => {
   const edges = await graph();
   const cycles: string[] = [];
   // Depth-first search for back edges.
@@ -153,7 +154,7 @@ Deno.test("architecture: no import cycles but the documented api.ts ↔ generate
   assert.deepEqual(cycles.filter((c) => c !== allowed), []);
 });
 
-Deno.test("architecture: the library never imports testing/; testing/ uses only public modules", async () => {
+test("architecture: the library never imports testing/; testing/ uses only public modules", async () => {
   const edges = await graph();
   const publicModules = [
     "api.ts",

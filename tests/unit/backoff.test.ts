@@ -2,8 +2,9 @@
 
 import assert from "node:assert/strict";
 import { Backoff, parseRetryAfter } from "../../_retry.ts";
+import { test } from "../_test.ts";
 
-Deno.test("retry policy: backoff: doubles from 800 ms to the 30 s cap; jitter stays on at the cap", () => {
+test("retry policy: backoff: doubles from 800 ms to the 30 s cap; jitter stays on at the cap", () => {
   let now = 0;
   const noJitter = new Backoff({ random: () => 0, now: () => now });
   const delays = Array.from({ length: 8 }, () => noJitter.next());
@@ -17,7 +18,7 @@ Deno.test("retry policy: backoff: doubles from 800 ms to the 30 s cap; jitter st
   assert.equal(noJitter.next(), 800);
 });
 
-Deno.test("retry policy: parseRetryAfter: seconds, HTTP dates, garbage", () => {
+test("retry policy: parseRetryAfter: seconds, HTTP dates, garbage", () => {
   assert.equal(parseRetryAfter("7"), 7);
   assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6);
   assert.equal(parseRetryAfter("soon"), undefined);

@@ -7,6 +7,8 @@ import { Api } from "../../api.ts";
 import { Client, type FetchLike } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { ApiError, isNotFound, isTooManyRequests, isTransient } from "../../errors.ts";
+import { RUNTIME, test } from "../_test.ts";
+import { DENO_BIN, FIXTURES_DIR } from "../fixtures/paths.ts";
 
 const TOKEN = "s3cr3t-token-value-never-printed";
 
@@ -48,7 +50,7 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
     headers: { "Content-Type": "application/json", ...headers },
   });
 
-Deno.test("request: builds the URL and sends auth, accept and user agent", async () => {
+test("request: builds the URL and sends auth, accept and user agent", async () => {
   const { fetch, seen } = scripted([json(200, { kind: "PodList", items: [], metadata: {} })]);
   const client = new Client(config(), { fetch, userAgent: "test-agent" });
   await client.requestJson({
@@ -61,7 +63,7 @@ Deno.test("request: builds the URL and sends auth, accept and user agent", async
   assert.equal(seen[0].headers.get("User-Agent"), "test-agent");
 });
 
-Deno.test("request: basic auth, impersonation and disable-compression headers", async () => {
+test("request: basic auth, impersonation and disable-compression headers", async () => {
   const { fetch, seen } = scripted([json(200, {})]);
   const client = new Client(
     config({
@@ -94,7 +96,7 @@ Deno.test("request: basic auth, impersonation and disable-compression headers", 
   assert.equal(seen[0].url.protocol, "http:");
 });
 
-Deno.test("request: 429 with a plain-text body and Retry-After is retried after that delay", async () => {
+test("request: 429 with a plain-text body and Retry-After is retried after that delay", async () => {
   const { fetch, seen } = scripted([
     () =>
       new Response("Too many requests, please try again later.\n", {
@@ -112,7 +114,7 @@ Deno.test("request: 429 with a plain-text body and Retry-After is retried after 
   assert.ok(Date.now() - started >= 950, "retried before Retry-After elapsed");
 });
 
-Deno.test("request: a 429 that persists becomes an ApiError built from plain text", async () => {
+test("request: a 429 that persists becomes an ApiError built from plain text", async () => {
   const responses = Array.from(
     { length: 3 },
     () => () => new Response("slow down", { status: 429, headers: { "Retry-After": "0" } }),
@@ -127,7 +129,7 @@ Deno.test("request: a 429 that persists becomes an ApiError built from plain tex
   assert.equal(seen.length, 3);
 });
 
-Deno.test("request: 503 is retried with backoff; 500 is not retried", async () => {
+test("request: 503 is retried with backoff; 500 is not retried", async () => {
   const { fetch, seen } = scripted([
     json(503, { kind: "Status", code: 503, reason: "ServiceUnavailable" }),
     json(200, {}),
@@ -145,7 +147,7 @@ Deno.test("request: 503 is retried with backoff; 500 is not retried", async () =
   assert.equal(second.seen.length, 1);
 });
 
-Deno.test("request: a Status body becomes an ApiError with reason, details and the request", async () => {
+test("request: a Status body becomes an ApiError with reason, details and the request", async () => {
   const { fetch } = scripted([json(404, {
     kind: "Status",
     apiVersion: "v1",
@@ -164,7 +166,7 @@ Deno.test("request: a Status body becomes an ApiError with reason, details and t
   assert.match(error.message, /pods "web" not found/);
 });
 
-Deno.test("request: network failures are ApiErrors with status 0, the URL and the cause", async () => {
+test("request: network failures are ApiErrors with status 0, the URL and the cause", async () => {
   const fetch: FetchLike = () =>
     Promise.reject(new TypeError("error sending request: Connection refused"));
   const error = await new Client(config(), { fetch }).request({ path: "/x" }).catch((e) => e);
@@ -174,29 +176,39 @@ Deno.test("request: network failures are ApiErrors with status 0, the URL and th
   assert.ok(error.cause instanceof TypeError);
 });
 
-Deno.test("request: a TLS failure with insecure-skip-tls-verify names the Deno flag", async () => {
-  const fetch: FetchLike = () =>
-    Promise.reject(new TypeError("invalid peer certificate: UnknownIssuer"));
-  const cfg = config({
-    cluster: {
-      server: "https://k8s.test:6443",
-      insecureSkipTlsVerify: true,
-      disableCompression: false,
-    },
-  });
-  const error = await new Client(cfg, { fetch }).request({ path: "/x" }).catch((e) => e);
-  assert.match(error.message, /--unsafely-ignore-certificate-errors=k8s\.test/);
+test({
+  name: "request: a TLS failure with insecure-skip-tls-verify names the Deno flag",
+  // Node and Bun skip verification per client: there is no flag to name.
+  ignore: RUNTIME !== "deno",
+  async fn() {
+    const fetch: FetchLike = () =>
+      Promise.reject(new TypeError("invalid peer certificate: UnknownIssuer"));
+    const cfg = config({
+      cluster: {
+        server: "https://k8s.test:6443",
+        insecureSkipTlsVerify: true,
+        disableCompression: false,
+      },
+    });
+    const error = await new Client(cfg, { fetch }).request({ path: "/x" }).catch((e) => e);
+    assert.match(error.message, /--unsafely-ignore-certificate-errors=k8s\.test/);
+  },
 });
 
-Deno.test("request: a missing net permission names --allow-net=host:port", async () => {
-  const fetch: FetchLike = () =>
-    Promise.reject(new Deno.errors.NotCapable('Requires net access to "k8s.test:6443"'));
-  const error = await new Client(config(), { fetch }).request({ path: "/x" }).catch((e) => e);
-  assert.ok(error instanceof Deno.errors.NotCapable);
-  assert.match(error.message, /--allow-net=k8s\.test:6443/);
+test({
+  name: "request: a missing net permission names --allow-net=host:port",
+  // Deno's permission model; Node's does not gate the network.
+  ignore: RUNTIME !== "deno",
+  async fn() {
+    const fetch: FetchLike = () =>
+      Promise.reject(new Deno.errors.NotCapable('Requires net access to "k8s.test:6443"'));
+    const error = await new Client(config(), { fetch }).request({ path: "/x" }).catch((e) => e);
+    assert.ok(error instanceof Deno.errors.NotCapable);
+    assert.match(error.message, /--allow-net=k8s\.test:6443/);
+  },
 });
 
-Deno.test("request: an aborted signal rejects with its reason and sends nothing more", async () => {
+test("request: an aborted signal rejects with its reason and sends nothing more", async () => {
   const { fetch, seen } = scripted([
     () => new Response("busy", { status: 429, headers: { "Retry-After": "30" } }),
   ]);
@@ -210,7 +222,7 @@ Deno.test("request: an aborted signal rejects with its reason and sends nothing 
   assert.equal(seen.length, 1);
 });
 
-Deno.test("verbs: patch and apply send the right content types and query", async () => {
+test("verbs: patch and apply send the right content types and query", async () => {
   const { fetch, seen } = scripted([json(200, {}), json(200, {}), json(200, {}), json(200, {})]);
   const client = new Client(config(), { fetch });
   const cms = Api.v1ConfigMap().within("ns");
@@ -252,7 +264,7 @@ Deno.test("verbs: patch and apply send the right content types and query", async
   );
 });
 
-Deno.test("verbs: delete sends DeleteOptions; followLogs yields lines and cancels the stream", async () => {
+test("verbs: delete sends DeleteOptions; followLogs yields lines and cancels the stream", async () => {
   let cancelled = false;
   const body = new ReadableStream<Uint8Array>({
     start(c) {
@@ -293,7 +305,7 @@ Deno.test("verbs: delete sends DeleteOptions; followLogs yields lines and cancel
   assert.ok(cancelled, "the log stream was not cancelled");
 });
 
-Deno.test("no secret in any log record or error over a full run of failures", async () => {
+test("no secret in any log record or error over a full run of failures", async () => {
   const records: LogRecord[] = [];
   await configure({
     sinks: { memory: (record: LogRecord) => records.push(record) },
@@ -333,10 +345,9 @@ Deno.test("no secret in any log record or error over a full run of failures", as
   }
 });
 
-Deno.test("request: a failing credential plugin is a transient ApiError (status 0), not a crash", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const plugin = new URL("../fixtures/exec_plugin.ts", import.meta.url).pathname;
+test("request: a failing credential plugin is a transient ApiError (status 0), not a crash", async () => {
+  {
+    const plugin = `${FIXTURES_DIR}exec_plugin.ts`;
     const config = await Config.fromKubeconfigString(JSON.stringify({
       apiVersion: "v1",
       kind: "Config",
@@ -346,7 +357,7 @@ Deno.test("request: a failing credential plugin is a transient ApiError (status 
         user: {
           exec: {
             apiVersion: "client.authentication.k8s.io/v1",
-            command: Deno.execPath(),
+            command: DENO_BIN,
             args: ["run", "--allow-env", "--allow-read", "--allow-write", plugin, "--mode=fail"],
             interactiveMode: "Never",
           },
@@ -362,7 +373,5 @@ Deno.test("request: a failing credential plugin is a transient ApiError (status 
     assert.equal(error.reason, "CredentialsUnavailable");
     assert.ok(isTransient(error), "watch loops must retry it");
     assert.equal(seen.length, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 });

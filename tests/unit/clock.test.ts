@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { test } from "../_test.ts";
 import { systemClock } from "../../clock.ts";
 import { VirtualClock } from "../../testing.ts";
 
-Deno.test("VirtualClock: sleepers wake in due order, only when time reaches them", async () => {
+test("VirtualClock: sleepers wake in due order, only when time reaches them", async () => {
   const clock = new VirtualClock(1_000);
   const woke: string[] = [];
   clock.sleep(300).then(() => woke.push(`b@${clock.now()}`));
@@ -20,7 +21,7 @@ Deno.test("VirtualClock: sleepers wake in due order, only when time reaches them
   assert.equal(clock.pending, 0);
 });
 
-Deno.test("VirtualClock: a sleep started by a woken sleeper fires within the same advance", async () => {
+test("VirtualClock: a sleep started by a woken sleeper fires within the same advance", async () => {
   const clock = new VirtualClock();
   const times: number[] = [];
   (async () => {
@@ -36,7 +37,7 @@ Deno.test("VirtualClock: a sleep started by a woken sleeper fires within the sam
   assert.equal(await clock.tick(), false);
 });
 
-Deno.test("VirtualClock: abort rejects with the reason and removes the timer", async () => {
+test("VirtualClock: abort rejects with the reason and removes the timer", async () => {
   const clock = new VirtualClock();
   const controller = new AbortController();
   const sleeping = clock.sleep(1_000, controller.signal);
@@ -47,7 +48,7 @@ Deno.test("VirtualClock: abort rejects with the reason and removes the timer", a
   await assert.rejects(clock.advance(-1), RangeError);
 });
 
-Deno.test("systemClock: sleep resolves, and rejects on abort without leaking its timer", async () => {
+test("systemClock: sleep resolves, and rejects on abort without leaking its timer", async () => {
   await systemClock.sleep(1);
   const controller = new AbortController();
   const sleeping = systemClock.sleep(60_000, controller.signal);

@@ -9,6 +9,7 @@ import {
   type OpenApiDocument,
   planExports,
 } from "../../tools/_codegen_emit.ts";
+import { test } from "../_test.ts";
 
 const META = "io.k8s.apimachinery.pkg.apis.meta.v1";
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -137,7 +138,7 @@ const apps: OpenApiDocument = {
   components: { schemas: { ...meta, ...kind("io.k8s.api.apps.v1", "Deployment", "apps", "v1") } },
 };
 
-Deno.test("codegen emit: merging unites the kinds of shared definitions", () => {
+test("codegen emit: merging unites the kinds of shared definitions", () => {
   const schemas = mergeSchemas([core, events, apps]);
   assert.deepEqual(schemas.get(`${META}.Status`)?.["x-kubernetes-group-version-kind"], [
     gvk("", "v1", "Status"),
@@ -150,7 +151,7 @@ Deno.test("codegen emit: merging unites the kinds of shared definitions", () => 
   assert.throws(() => mergeSchemas([core, conflicting]), /ListMeta differs/);
 });
 
-Deno.test("codegen emit: resources from list paths", () => {
+test("codegen emit: resources from list paths", () => {
   const docs = [core, events, apps];
   const resources = collectResources(docs, mergeSchemas(docs));
   assert.deepEqual(
@@ -165,7 +166,7 @@ Deno.test("codegen emit: resources from list paths", () => {
   );
 });
 
-Deno.test("codegen emit: root exports, aliases for clashing and reserved names", () => {
+test("codegen emit: root exports, aliases for clashing and reserved names", () => {
   const schemas = mergeSchemas([core, events, apps]);
   const plan = planExports(schemas.keys(), new Set(["Status"]));
   assert.equal(plan.byName.get("Event"), "io.k8s.api.core.v1.Event");
@@ -178,7 +179,7 @@ Deno.test("codegen emit: root exports, aliases for clashing and reserved names",
   });
 });
 
-Deno.test("codegen emit: generated files", () => {
+test("codegen emit: generated files", () => {
   const { files, stats } = generate([core, events, apps], {
     kubernetesVersion: "v9.9.9",
     reservedNames: ["Status"],
@@ -243,13 +244,13 @@ Deno.test("codegen emit: generated files", () => {
   assert.match(index, /export type \* as metaV1 from "\.\/meta_v1\.ts";/);
 });
 
-Deno.test("codegen emit: deterministic", () => {
+test("codegen emit: deterministic", () => {
   const a = generate([core, events, apps], { kubernetesVersion: "v1", reservedNames: [] });
   const b = generate([apps, events, core], { kubernetesVersion: "v1", reservedNames: [] });
   assert.deepEqual([...a.files.entries()], [...b.files.entries()]);
 });
 
-Deno.test("codegen emit: an import that clashes with a local name is aliased", () => {
+test("codegen emit: an import that clashes with a local name is aliased", () => {
   const doc: OpenApiDocument = {
     components: {
       schemas: {

@@ -6,6 +6,7 @@ import { Api, ApiBuilders, type KubeObject } from "../../api.ts";
 import type * as generated from "../../generated/mod.ts";
 import type { appsV1, autoscalingV2, coreV1, eventsV1 } from "../../generated/mod.ts";
 import { qualifiedBuilderName, shortBuilderName } from "../../tools/_codegen_names.ts";
+import { test } from "../_test.ts";
 
 function builders(): Map<string, Api> {
   const table = ApiBuilders as unknown as Record<string, unknown>;
@@ -18,7 +19,7 @@ function builders(): Map<string, Api> {
   return out;
 }
 
-Deno.test("codegen generated: builder names follow the naming rules", () => {
+test("codegen generated: builder names follow the naming rules", () => {
   const all = builders();
   assert.ok(all.size > 60);
   const qualified = new Set<string>();
@@ -74,7 +75,7 @@ Deno.test("codegen generated: builder names follow the naming rules", () => {
   );
 });
 
-Deno.test("codegen generated: types are precise", () => {
+test("codegen generated: types are precise", () => {
   // Compile-time checks: these assignments only type-check with the generated types.
   const pods: Api<generated.Pod> = Api.v1Pod();
   const deployments: Api<appsV1.Deployment> = Api.v1Deployment();

@@ -14,8 +14,9 @@ import {
   shortBuilderNames,
   splitDefinitionName,
 } from "../../tools/_codegen_names.ts";
+import { test } from "../_test.ts";
 
-Deno.test("codegen names: definition names split at the last dot", () => {
+test("codegen names: definition names split at the last dot", () => {
   assert.deepEqual(splitDefinitionName("io.k8s.api.core.v1.Pod"), {
     pkg: "io.k8s.api.core.v1",
     name: "Pod",
@@ -29,7 +30,7 @@ Deno.test("codegen names: definition names split at the last dot", () => {
   assert.throws(() => refTarget("#/definitions/Pod"), /Unsupported \$ref/);
 });
 
-Deno.test("codegen names: one module per Go package", () => {
+test("codegen names: one module per Go package", () => {
   const cases: [string, string, string][] = [
     ["io.k8s.api.core.v1", "core_v1", "coreV1"],
     ["io.k8s.api.apps.v1", "apps_v1", "appsV1"],
@@ -61,14 +62,14 @@ Deno.test("codegen names: one module per Go package", () => {
   }
 });
 
-Deno.test("codegen names: camel case", () => {
+test("codegen names: camel case", () => {
   assert.equal(camel("core_v1"), "coreV1");
   assert.equal(camel("flowcontrol.apiserver"), "flowcontrolApiserver");
   assert.equal(camel("cert-manager.io"), "certManagerIo");
   assert.equal(camel("Apps"), "apps");
 });
 
-Deno.test("codegen names: group-qualified builder names", () => {
+test("codegen names: group-qualified builder names", () => {
   assert.equal(groupCamel(""), "");
   assert.equal(groupCamel("apps"), "apps");
   assert.equal(groupCamel("rbac.authorization.k8s.io"), "rbacAuthorization");
@@ -95,7 +96,7 @@ Deno.test("codegen names: group-qualified builder names", () => {
   );
 });
 
-Deno.test("codegen names: short names only when unambiguous, core wins", () => {
+test("codegen names: short names only when unambiguous, core wins", () => {
   const shorts = shortBuilderNames([
     { group: "", version: "v1", kind: "Event" },
     { group: "events.k8s.io", version: "v1", kind: "Event" },
@@ -113,7 +114,7 @@ Deno.test("codegen names: short names only when unambiguous, core wins", () => {
   });
 });
 
-Deno.test("codegen names: apiVersion, first sentence, property keys", () => {
+test("codegen names: apiVersion, first sentence, property keys", () => {
   assert.equal(apiVersionOf("", "v1"), "v1");
   assert.equal(apiVersionOf("apps", "v1"), "apps/v1");
   assert.equal(

@@ -12,11 +12,12 @@ import {
   type TypeContext,
   wrapText,
 } from "../../tools/_codegen_types.ts";
+import { test } from "../_test.ts";
 
 const ctx: TypeContext = { ref: (definition) => `Ref<${definition.split(".").pop()}>` };
 const type = (schema: Schema) => tsType(schema, ctx);
 
-Deno.test("codegen types: scalars, arrays, maps", () => {
+test("codegen types: scalars, arrays, maps", () => {
   assert.equal(type({ type: "string" }), "string");
   assert.equal(type({ type: "string", format: "byte" }), "string");
   assert.equal(type({ type: "string", format: "date-time" }), "string");
@@ -42,7 +43,7 @@ Deno.test("codegen types: scalars, arrays, maps", () => {
   assert.equal(type({ type: "string", nullable: true }), "string | null");
 });
 
-Deno.test("codegen types: references, enums, unions", () => {
+test("codegen types: references, enums, unions", () => {
   const ref = "#/components/schemas/io.k8s.api.core.v1.PodSpec";
   assert.equal(type({ $ref: ref }), "Ref<PodSpec>");
   assert.equal(type({ description: "The spec.", allOf: [{ $ref: ref }] }), "Ref<PodSpec>");
@@ -70,7 +71,7 @@ Deno.test("codegen types: references, enums, unions", () => {
   assert.equal(arrayOf('"a|b"'), '"a|b"[]');
 });
 
-Deno.test("codegen types: inline objects get members with docs and optionality", () => {
+test("codegen types: inline objects get members with docs and optionality", () => {
   const text = type({
     type: "object",
     required: ["name"],
@@ -87,7 +88,7 @@ Deno.test("codegen types: inline objects get members with docs and optionality",
   );
 });
 
-Deno.test("codegen types: a kind becomes an interface with literal apiVersion and kind", () => {
+test("codegen types: a kind becomes an interface with literal apiVersion and kind", () => {
   const schema: Schema = {
     description: "Widget is a thing. It does stuff.",
     type: "object",
@@ -139,7 +140,7 @@ Deno.test("codegen types: a kind becomes an interface with literal apiVersion an
   );
 });
 
-Deno.test("codegen types: a kind served in several groups keeps string apiVersion", () => {
+test("codegen types: a kind served in several groups keeps string apiVersion", () => {
   const text = renderDefinition("m.v1.DeleteOptions", {
     description: "DeleteOptions.",
     type: "object",
@@ -153,7 +154,7 @@ Deno.test("codegen types: a kind served in several groups keeps string apiVersio
   assert.doesNotMatch(text, /Served as/);
 });
 
-Deno.test("codegen types: special definitions stay lossless", () => {
+test("codegen types: special definitions stay lossless", () => {
   const quantity = renderDefinition("io.k8s.apimachinery.pkg.api.resource.Quantity", {
     description: "Quantity is a fixed-point representation of a number.",
   }, ctx);
@@ -184,7 +185,7 @@ Deno.test("codegen types: special definitions stay lossless", () => {
   assert.equal(empty, "/** Nothing. */\nexport type Empty = Record<string, unknown>;\n");
 });
 
-Deno.test("codegen types: JSDoc escaping and wrapping", () => {
+test("codegen types: JSDoc escaping and wrapping", () => {
   assert.equal(jsDoc("One line."), "/** One line. */\n");
   assert.equal(jsDoc("a */ b"), "/** a *\\/ b */\n");
   assert.equal(jsDoc("@internal starts a line", "  "), "  /** \\@internal starts a line */\n");
@@ -194,7 +195,7 @@ Deno.test("codegen types: JSDoc escaping and wrapping", () => {
   for (const line of jsDoc(long, "  ").split("\n")) assert.ok(line.length <= 100, line);
 });
 
-Deno.test("codegen types: wrapping keeps code, URLs and list markers intact", () => {
+test("codegen types: wrapping keeps code, URLs and list markers intact", () => {
   const url = "https://example.com/" + "x".repeat(120);
   assert.deepEqual(wrapText(`see ${url} now`, 40), ["see", url, "now"]);
   assert.deepEqual(wrapText("aaaa bbbb - cccc", 10), ["aaaa", "bbbb -", "cccc"]);
@@ -207,7 +208,7 @@ Deno.test("codegen types: wrapping keeps code, URLs and list markers intact", ()
   assert.deepEqual(wrapText("1 2 3", 20), ["1 2 3"]);
 });
 
-Deno.test("codegen types: deprecation markers", () => {
+test("codegen types: deprecation markers", () => {
   assert.ok(isDeprecated("Deprecated: use X."));
   assert.ok(isDeprecated("Foo. Deprecated: use X."));
   assert.ok(isDeprecated("DEPRECATED: GitRepo is deprecated."));

@@ -10,10 +10,15 @@ import {
   runs,
   tempDir,
 } from "../fixtures/kubeconfig/helpers.ts";
+import { test } from "../_test.ts";
+import { chmod, mkdir, readFile } from "node:fs/promises";
+import process from "node:process";
+import { runtime } from "../../_runtime/mod.ts";
+import { DENO_BIN } from "../fixtures/paths.ts";
 
-const CA = await Deno.readTextFile(`${FIXTURE_DIR}/ca.crt`);
+const CA = await readFile(`${FIXTURE_DIR}/ca.crt`, "utf8");
 
-Deno.test("exec v1: token output, cached until invalidated, re-run after invalidate", async () => {
+test("exec v1: token output, cached until invalidated, re-run after invalidate", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(
@@ -28,14 +33,14 @@ Deno.test("exec v1: token output, cached until invalidated, re-run after invalid
   assert.equal(await runs(countFile), 2);
 });
 
-Deno.test("exec v1beta1: interactiveMode is optional and the apiVersion is passed through", async () => {
+test("exec v1beta1: interactiveMode is optional and the apiVersion is passed through", async () => {
   await using dir = await tempDir();
   const infoFile = dir.join("info.json");
   const exec = execBlock({ token: "beta-tok", infoFile }, { apiVersion: EXEC_API_V1BETA1 });
   delete exec.interactiveMode;
   const config = await Config.fromKubeconfigString(kubeconfig({ exec }));
   assert.equal((await config.credentials()).token, "beta-tok");
-  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  const info = JSON.parse(await readFile(infoFile, "utf8"));
   assert.deepEqual(info, {
     apiVersion: EXEC_API_V1BETA1,
     kind: "ExecCredential",
@@ -43,7 +48,7 @@ Deno.test("exec v1beta1: interactiveMode is optional and the apiVersion is passe
   });
 });
 
-Deno.test("exec: client certificate output", async () => {
+test("exec: client certificate output", async () => {
   await using dir = await tempDir();
   const config = await Config.fromKubeconfigString(
     kubeconfig({ exec: execBlock({ mode: "cert", countFile: dir.join("c") }) }),
@@ -54,7 +59,7 @@ Deno.test("exec: client certificate output", async () => {
   assert.match(creds.clientCertificate!.key, /fixture-key-1/);
 });
 
-Deno.test("exec: token and certificate together; exec wins over a static token", async () => {
+test("exec: token and certificate together; exec wins over a static token", async () => {
   await using dir = await tempDir();
   const config = await Config.fromKubeconfigString(
     kubeconfig({
@@ -67,7 +72,7 @@ Deno.test("exec: token and certificate together; exec wins over a static token",
   assert.ok(creds.clientCertificate);
 });
 
-Deno.test("exec: expirationTimestamp — cached while valid, re-run once expired", async () => {
+test("exec: expirationTimestamp — cached while valid, re-run once expired", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(
@@ -81,7 +86,7 @@ Deno.test("exec: expirationTimestamp — cached while valid, re-run once expired
   assert.equal(await runs(countFile), 2);
 });
 
-Deno.test("exec: an already expired credential is not reused", async () => {
+test("exec: an already expired credential is not reused", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(
@@ -92,7 +97,7 @@ Deno.test("exec: an already expired credential is not reused", async () => {
   assert.equal(await runs(countFile), 2);
 });
 
-Deno.test("exec: concurrent callers share one run", async () => {
+test("exec: concurrent callers share one run", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(
@@ -103,7 +108,7 @@ Deno.test("exec: concurrent callers share one run", async () => {
   assert.equal(await runs(countFile), 1);
 });
 
-Deno.test("exec: cache is keyed by content, not by user name", async () => {
+test("exec: cache is keyed by content, not by user name", async () => {
   await using dir = await tempDir();
   const countA = dir.join("a");
   const countB = dir.join("b");
@@ -129,7 +134,7 @@ Deno.test("exec: cache is keyed by content, not by user name", async () => {
   assert.equal((await c.credentials()).token, "alpha-2");
 });
 
-Deno.test("exec: KUBERNETES_EXEC_INFO with provideClusterInfo carries the cluster", async () => {
+test("exec: KUBERNETES_EXEC_INFO with provideClusterInfo carries the cluster", async () => {
   await using dir = await tempDir();
   const infoFile = dir.join("info.json");
   const config = await Config.fromKubeconfigString(
@@ -148,7 +153,7 @@ Deno.test("exec: KUBERNETES_EXEC_INFO with provideClusterInfo carries the cluste
     ),
   );
   await config.credentials();
-  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  const info = JSON.parse(await readFile(infoFile, "utf8"));
   assert.deepEqual(info, {
     apiVersion: EXEC_API_V1,
     kind: "ExecCredential",
@@ -166,18 +171,18 @@ Deno.test("exec: KUBERNETES_EXEC_INFO with provideClusterInfo carries the cluste
   assert.equal(atob(info.spec.cluster["certificate-authority-data"]), CA);
 });
 
-Deno.test("exec: without provideClusterInfo, spec has no cluster", async () => {
+test("exec: without provideClusterInfo, spec has no cluster", async () => {
   await using dir = await tempDir();
   const infoFile = dir.join("info.json");
   const config = await Config.fromKubeconfigString(
     kubeconfig({ exec: execBlock({ infoFile }) }, { "certificate-authority-data": btoa(CA) }),
   );
   await config.credentials();
-  const info = JSON.parse(await Deno.readTextFile(infoFile));
+  const info = JSON.parse(await readFile(infoFile, "utf8"));
   assert.deepEqual(info.spec, { interactive: false });
 });
 
-Deno.test("exec: failure reports the exit code and stderr, without secrets", async () => {
+test("exec: failure reports the exit code and stderr, without secrets", async () => {
   const secret = "env-secret-value-1234";
   const exec = execBlock({ mode: "fail", exitCode: 3, echoEnv: "API_KEY" });
   // Passed as an argument (not env, whose values are redacted as a whole).
@@ -195,7 +200,7 @@ Deno.test("exec: failure reports the exit code and stderr, without secrets", asy
   assert.ok(!err.message.includes("abc.def.ghi"), err.message);
 });
 
-Deno.test("exec: a previously returned token echoed on stderr is redacted", async () => {
+test("exec: a previously returned token echoed on stderr is redacted", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const stateFile = dir.join("mode");
@@ -220,7 +225,7 @@ else { console.error("refusing token leaky-token-value-42"); Deno.exit(2); }
   assert.ok(!err.message.includes("leaky-token-value-42"));
 });
 
-Deno.test("exec: a missing command quotes installHint", async () => {
+test("exec: a missing command quotes installHint", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig({
       exec: {
@@ -235,10 +240,10 @@ Deno.test("exec: a missing command quotes installHint", async () => {
   assert.match(err.message, /"kube-test-plugin-that-does-not-exist"/);
   assert.match(err.message, /was not found/);
   assert.match(err.message, /"Install it with: brew install kube-test-plugin"/);
-  assert.ok(err.cause instanceof Deno.errors.NotFound);
+  assert.ok(runtime().isNotFound(err.cause));
 });
 
-Deno.test("exec: invalid outputs are described without quoting stdout", async () => {
+test("exec: invalid outputs are described without quoting stdout", async () => {
   const cases: [string, RegExp][] = [
     ["badjson", /bytes to stdout that are not JSON/],
     ["nostatus", /status: is missing/],
@@ -256,7 +261,7 @@ Deno.test("exec: invalid outputs are described without quoting stdout", async ()
   }
 });
 
-Deno.test("exec: an apiVersion mismatch in the output is an error", async () => {
+test("exec: an apiVersion mismatch in the output is an error", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig({ exec: execBlock({ apiVersion: EXEC_API_V1BETA1 }) }),
   );
@@ -265,7 +270,7 @@ Deno.test("exec: an apiVersion mismatch in the output is an error", async () => 
   assert.match(err.message, /asks for "client\.authentication\.k8s\.io\/v1"/);
 });
 
-Deno.test("exec: abort signal kills a slow plugin", async () => {
+test("exec: abort signal kills a slow plugin", async () => {
   await using dir = await tempDir();
   const config = await Config.fromKubeconfigString(
     kubeconfig({ exec: execBlock({ sleepMs: 20_000, countFile: dir.join("c") }) }),
@@ -279,7 +284,7 @@ Deno.test("exec: abort signal kills a slow plugin", async () => {
   assert.ok(Date.now() - started < 10_000);
 });
 
-Deno.test("exec: kubeconfig validation of the exec block", async () => {
+test("exec: kubeconfig validation of the exec block", async () => {
   const load = (exec: Record<string, unknown>) =>
     errorOf(() => Config.fromKubeconfigString(kubeconfig({ exec }), { path: "/kc" }));
   let err = await load({ apiVersion: "client.authentication.k8s.io/v1alpha1", command: "x" });
@@ -314,18 +319,18 @@ Deno.test("exec: kubeconfig validation of the exec block", async () => {
   assert.match(err.message, /auth-provider.*together with exec/);
 });
 
-Deno.test({
+test({
   name: "exec: a relative command with a path separator resolves against the kubeconfig's dir",
-  ignore: Deno.build.os === "windows",
+  ignore: process.platform === "win32",
   async fn() {
     await using dir = await tempDir();
-    await Deno.mkdir(dir.join("bin"));
+    await mkdir(dir.join("bin"));
     const script = await dir.write(
       "bin/plugin.sh",
-      `#!/bin/sh\nexec "${Deno.execPath()}" run --no-config --no-lock --allow-env --allow-read ` +
+      `#!/bin/sh\nexec "${DENO_BIN}" run --no-config --no-lock --allow-env --allow-read ` +
         `--allow-write "${EXEC_PLUGIN}" --token=relative-tok\n`,
     );
-    await Deno.chmod(script, 0o755);
+    await chmod(script, 0o755);
     const exec = { apiVersion: EXEC_API_V1, interactiveMode: "Never", command: "./bin/plugin.sh" };
     const path = await dir.write("config", kubeconfig({ exec }));
     const config = await Config.fromKubeconfig({ path });
@@ -333,7 +338,7 @@ Deno.test({
   },
 });
 
-Deno.test("exec: one caller giving up does not kill the run others wait for", async () => {
+test("exec: one caller giving up does not kill the run others wait for", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(
@@ -348,7 +353,7 @@ Deno.test("exec: one caller giving up does not kill the run others wait for", as
   assert.equal(await runs(countFile), 1);
 });
 
-Deno.test("exec: a 401 for credentials already replaced does not throw the new ones away", async () => {
+test("exec: a 401 for credentials already replaced does not throw the new ones away", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
   const config = await Config.fromKubeconfigString(

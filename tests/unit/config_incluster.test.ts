@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { Config } from "../../config.ts";
 import { errorOf, FIXTURE_DIR, kubeconfig, tempDir } from "../fixtures/kubeconfig/helpers.ts";
+import { test } from "../_test.ts";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import process from "node:process";
 
-const CA = await Deno.readTextFile(`${FIXTURE_DIR}/ca.crt`);
+const CA = await readFile(`${FIXTURE_DIR}/ca.crt`, "utf8");
 const ENV_VARS = [
   "KUBECONFIG",
   "HOME",
@@ -13,17 +16,17 @@ const ENV_VARS = [
 
 /** Runs `fn` with exactly `vars` set among ENV_VARS (others unset), then restores them. */
 async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const saved = new Map(ENV_VARS.map((k) => [k, Deno.env.get(k)]));
+  const saved = new Map(ENV_VARS.map((k) => [k, process.env[k]]));
   for (const k of ENV_VARS) {
-    if (k in vars) Deno.env.set(k, vars[k]);
-    else Deno.env.delete(k);
+    if (k in vars) process.env[k] = vars[k];
+    else delete process.env[k];
   }
   try {
     return await fn();
   } finally {
     for (const [k, v] of saved) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
     }
   }
 }
@@ -38,7 +41,7 @@ async function serviceAccount(
   return dir.path;
 }
 
-Deno.test("inCluster: server, CA, token and the namespace file", async () => {
+test("inCluster: server, CA, token and the namespace file", async () => {
   await using dir = await tempDir();
   const sa = await serviceAccount(dir, { token: "sa-token\n", ca: CA, namespace: "from-file\n" });
   const env = { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
@@ -52,7 +55,7 @@ Deno.test("inCluster: server, CA, token and the namespace file", async () => {
   assert.equal(config.invalidateCredentials(), true);
 });
 
-Deno.test("inCluster: an IPv6 host is bracketed", async () => {
+test("inCluster: an IPv6 host is bracketed", async () => {
   await using dir = await tempDir();
   const sa = await serviceAccount(dir, { token: "t" });
   const env = { KUBERNETES_SERVICE_HOST: "fd00:10:96::1", KUBERNETES_SERVICE_PORT: "6443" };
@@ -62,7 +65,7 @@ Deno.test("inCluster: an IPv6 host is bracketed", async () => {
   assert.equal(config.cluster.certificateAuthority, undefined, "a missing ca.crt is tolerated");
 });
 
-Deno.test("inCluster: namespace precedence is option, POD_NAMESPACE, file, default", async () => {
+test("inCluster: namespace precedence is option, POD_NAMESPACE, file, default", async () => {
   await using dir = await tempDir();
   const sa = await serviceAccount(dir, { token: "t", namespace: "file-ns" });
   const base = { KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "443" };
@@ -75,12 +78,12 @@ Deno.test("inCluster: namespace precedence is option, POD_NAMESPACE, file, defau
   });
   await withEnv(base, async () => {
     assert.equal((await Config.inCluster({ serviceAccountDir: sa })).namespace, "file-ns");
-    await Deno.remove(`${sa}/namespace`);
+    await rm(`${sa}/namespace`);
     assert.equal((await Config.inCluster({ serviceAccountDir: sa })).namespace, "default");
   });
 });
 
-Deno.test("inCluster: token rotation — re-read after invalidate and after the interval", async () => {
+test("inCluster: token rotation — re-read after invalidate and after the interval", async () => {
   await using dir = await tempDir();
   const sa = await serviceAccount(dir, { token: "first" });
   const env = { KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "443" };
@@ -103,12 +106,12 @@ Deno.test("inCluster: token rotation — re-read after invalidate and after the 
   await new Promise((r) => setTimeout(r, 80));
   assert.equal((await fast.credentials()).token, "third", "re-read after the interval");
   // A token file that disappears keeps the last token.
-  await Deno.remove(`${sa}/token`);
+  await rm(`${sa}/token`);
   fast.invalidateCredentials();
   assert.equal((await fast.credentials()).token, "third");
 });
 
-Deno.test("inCluster: errors", async () => {
+test("inCluster: errors", async () => {
   await using dir = await tempDir();
   let err = await withEnv(
     {},
@@ -132,7 +135,7 @@ Deno.test("inCluster: errors", async () => {
   assert.match(err.message, /is empty/);
 });
 
-Deno.test("kubeconfig tokenFile: rotation, invalidate, interval and fallback to token", async () => {
+test("kubeconfig tokenFile: rotation, invalidate, interval and fallback to token", async () => {
   await using dir = await tempDir();
   await dir.write("tok", "one\n");
   const path = await dir.write("config", kubeconfig({ tokenFile: "tok" }));
@@ -162,7 +165,7 @@ Deno.test("kubeconfig tokenFile: rotation, invalidate, interval and fallback to 
   assert.ok(err.message.includes(noToken));
 });
 
-Deno.test("tokenFileRefreshInterval must be a non-negative number", async () => {
+test("tokenFileRefreshInterval must be a non-negative number", async () => {
   await using dir = await tempDir();
   await dir.write("tok", "x");
   const path = await dir.write("config", kubeconfig({ tokenFile: "tok" }));
@@ -170,7 +173,7 @@ Deno.test("tokenFileRefreshInterval must be a non-negative number", async () => 
   assert.ok(err instanceof RangeError);
 });
 
-Deno.test("infer: $KUBECONFIG files are merged, missing ones skipped", async () => {
+test("infer: $KUBECONFIG files are merged, missing ones skipped", async () => {
   await using dir = await tempDir();
   const a = await dir.write("a", kubeconfig({ token: "from-a" }, { server: "https://a.test" }));
   const b = await dir.write(
@@ -190,9 +193,9 @@ Deno.test("infer: $KUBECONFIG files are merged, missing ones skipped", async () 
   assert.equal(second.server, "https://a.test", "cluster name from the first file wins");
 });
 
-Deno.test("infer: ~/.kube/config when $KUBECONFIG is unset or empty", async () => {
+test("infer: ~/.kube/config when $KUBECONFIG is unset or empty", async () => {
   await using dir = await tempDir();
-  await Deno.mkdir(dir.join(".kube"));
+  await mkdir(dir.join(".kube"));
   await dir.write(".kube/config", kubeconfig({}, { server: "https://home.test" }));
   const variants: Record<string, string>[] = [{ HOME: dir.path }, {
     HOME: dir.path,
@@ -207,7 +210,7 @@ Deno.test("infer: ~/.kube/config when $KUBECONFIG is unset or empty", async () =
   assert.equal(viaFrom.server, "https://home.test");
 });
 
-Deno.test("infer: falls back to in-cluster when no kubeconfig exists", async () => {
+test("infer: falls back to in-cluster when no kubeconfig exists", async () => {
   await using home = await tempDir();
   await using sa = await tempDir();
   await sa.write("token", "pod-token");
@@ -220,9 +223,9 @@ Deno.test("infer: falls back to in-cluster when no kubeconfig exists", async () 
   assert.equal((await config.credentials()).token, "pod-token");
 });
 
-Deno.test("infer: a broken kubeconfig stops the search with its own error", async () => {
+test("infer: a broken kubeconfig stops the search with its own error", async () => {
   await using home = await tempDir();
-  await Deno.mkdir(home.join(".kube"));
+  await mkdir(home.join(".kube"));
   await home.write(".kube/config", "clusters: 5\n");
   const err = await withEnv(
     { HOME: home.path, KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "443" },
@@ -231,7 +234,7 @@ Deno.test("infer: a broken kubeconfig stops the search with its own error", asyn
   assert.match(err.message, /Invalid kubeconfig .*\.kube\/config: clusters: expected array/);
 });
 
-Deno.test("infer: one error lists every source tried", async () => {
+test("infer: one error lists every source tried", async () => {
   await using home = await tempDir();
   let err = await withEnv({ HOME: home.path }, () => errorOf(() => Config.infer()));
   assert.match(err.message, /No Kubernetes configuration found/);
@@ -256,7 +259,7 @@ Deno.test("infer: one error lists every source tried", async () => {
   assert.match(err.message, /in-cluster service account: not tried because a context/);
 });
 
-Deno.test("fromKubeconfig without path: errors when nothing exists", async () => {
+test("fromKubeconfig without path: errors when nothing exists", async () => {
   await using home = await tempDir();
   let err = await withEnv({ HOME: home.path }, () => errorOf(() => Config.fromKubeconfig()));
   assert.match(err.message, /\$KUBECONFIG is not set and .*\.kube\/config does not exist/);

@@ -2,14 +2,17 @@ import assert from "node:assert/strict";
 import { Config } from "../../config.ts";
 import { splitKubeconfigPaths } from "../../_kubeconfig.ts";
 import { errorOf, FIXTURE_DIR, kubeconfig, tempDir } from "../fixtures/kubeconfig/helpers.ts";
+import { RUNTIME, test } from "../_test.ts";
+import { readFile } from "node:fs/promises";
+import { runtime } from "../../_runtime/mod.ts";
 
 const FULL = `${FIXTURE_DIR}/full.yaml`;
-const CA = await Deno.readTextFile(`${FIXTURE_DIR}/ca.crt`);
-const CLIENT_CERT = await Deno.readTextFile(`${FIXTURE_DIR}/client.crt`);
-const CLIENT_KEY = await Deno.readTextFile(`${FIXTURE_DIR}/client.key`);
+const CA = await readFile(`${FIXTURE_DIR}/ca.crt`, "utf8");
+const CLIENT_CERT = await readFile(`${FIXTURE_DIR}/client.crt`, "utf8");
+const CLIENT_KEY = await readFile(`${FIXTURE_DIR}/client.key`, "utf8");
 const b64 = (s: string) => btoa(s);
 
-Deno.test("fromKubeconfig: every cluster field, files resolved against the kubeconfig's directory", async () => {
+test("fromKubeconfig: every cluster field, files resolved against the kubeconfig's directory", async () => {
   const config = await Config.fromKubeconfig({ path: FULL });
   assert.equal(config.server, "https://full.example.test:6443");
   assert.deepEqual(config.cluster, {
@@ -23,7 +26,7 @@ Deno.test("fromKubeconfig: every cluster field, files resolved against the kubec
   assert.equal(config.source, `kubeconfig ${FULL} (context "full")`);
 });
 
-Deno.test("fromKubeconfig: client certificate files and impersonation", async () => {
+test("fromKubeconfig: client certificate files and impersonation", async () => {
   const config = await Config.fromKubeconfig({ path: FULL });
   const creds = await config.credentials();
   assert.deepEqual(creds, { clientCertificate: { cert: CLIENT_CERT, key: CLIENT_KEY } });
@@ -36,7 +39,7 @@ Deno.test("fromKubeconfig: client certificate files and impersonation", async ()
   assert.equal(config.invalidateCredentials(), false);
 });
 
-Deno.test("fromKubeconfig: insecure-skip-tls-verify, basic auth and the context namespace", async () => {
+test("fromKubeconfig: insecure-skip-tls-verify, basic auth and the context namespace", async () => {
   const config = await Config.fromKubeconfig({ path: FULL, context: "basic" });
   assert.equal(config.cluster.insecureSkipTlsVerify, true);
   assert.equal(config.cluster.certificateAuthority, undefined);
@@ -48,19 +51,19 @@ Deno.test("fromKubeconfig: insecure-skip-tls-verify, basic auth and the context 
   assert.equal(config.impersonate, undefined);
 });
 
-Deno.test("fromKubeconfig: a context without user is anonymous; namespace defaults to default", async () => {
+test("fromKubeconfig: a context without user is anonymous; namespace defaults to default", async () => {
   const config = await Config.fromKubeconfig({ path: FULL, context: "anonymous" });
   assert.deepEqual(await config.credentials(), {});
   assert.equal(config.namespace, "default");
 });
 
-Deno.test("fromKubeconfig: tokenFile (relative) wins over token once read", async () => {
+test("fromKubeconfig: tokenFile (relative) wins over token once read", async () => {
   const config = await Config.fromKubeconfig({ path: FULL, context: "token-file" });
   assert.equal((await config.credentials()).token, "token-from-fixture-file");
   assert.equal(config.invalidateCredentials(), true);
 });
 
-Deno.test("fromKubeconfig: cluster, user and namespace overrides", async () => {
+test("fromKubeconfig: cluster, user and namespace overrides", async () => {
   const config = await Config.fromKubeconfig({
     path: FULL,
     context: "full",
@@ -73,7 +76,7 @@ Deno.test("fromKubeconfig: cluster, user and namespace overrides", async () => {
   assert.equal((await config.credentials()).basic?.username, "admin");
 });
 
-Deno.test("fromKubeconfig: cluster and user without any context", async () => {
+test("fromKubeconfig: cluster and user without any context", async () => {
   const text = JSON.stringify({
     clusters: [{ name: "c", cluster: { server: "https://c.test" } }],
     users: [{ name: "u", user: { token: "tok" } }],
@@ -84,7 +87,7 @@ Deno.test("fromKubeconfig: cluster and user without any context", async () => {
   assert.equal(config.source, `kubeconfig <string> (cluster "c", user "u")`);
 });
 
-Deno.test("fromKubeconfigString: -data fields are base64-decoded to PEM", async () => {
+test("fromKubeconfigString: -data fields are base64-decoded to PEM", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig(
       { "client-certificate-data": b64(CLIENT_CERT), "client-key-data": b64(CLIENT_KEY) },
@@ -98,7 +101,7 @@ Deno.test("fromKubeconfigString: -data fields are base64-decoded to PEM", async 
   });
 });
 
-Deno.test("fromKubeconfigString: -data wins over the file form", async () => {
+test("fromKubeconfigString: -data wins over the file form", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig({}, {
       "certificate-authority-data": b64(CLIENT_CERT),
@@ -108,7 +111,7 @@ Deno.test("fromKubeconfigString: -data wins over the file form", async () => {
   assert.equal(config.cluster.certificateAuthority, CLIENT_CERT);
 });
 
-Deno.test("fromKubeconfigString: bad base64 names the field, the file and never the value", async () => {
+test("fromKubeconfigString: bad base64 names the field, the file and never the value", async () => {
   const secret = "!!!not-base64-secret-key-material!!!";
   const err = await errorOf(() =>
     Config.fromKubeconfigString(
@@ -124,7 +127,7 @@ Deno.test("fromKubeconfigString: bad base64 names the field, the file and never 
   assert.ok(!err.message.includes(secret));
 });
 
-Deno.test("fromKubeconfigString: base64 of something that is not PEM is rejected", async () => {
+test("fromKubeconfigString: base64 of something that is not PEM is rejected", async () => {
   const err = await errorOf(() =>
     Config.fromKubeconfigString(kubeconfig({}, { "certificate-authority-data": b64("hello") }))
   );
@@ -132,7 +135,7 @@ Deno.test("fromKubeconfigString: base64 of something that is not PEM is rejected
   assert.match(err.message, /PEM/);
 });
 
-Deno.test("fromKubeconfigString: missing certificate file names the file, the field and the kubeconfig", async () => {
+test("fromKubeconfigString: missing certificate file names the file, the field and the kubeconfig", async () => {
   await using dir = await tempDir();
   const path = await dir.write(
     "config",
@@ -142,10 +145,10 @@ Deno.test("fromKubeconfigString: missing certificate file names the file, the fi
   assert.match(err.message, new RegExp(`${dir.path}/missing-ca\\.crt`));
   assert.match(err.message, /clusters\[0\]\.cluster\.certificate-authority/);
   assert.ok(err.message.includes(path));
-  assert.ok(err.cause instanceof Deno.errors.NotFound);
+  assert.ok(runtime().isNotFound(err.cause));
 });
 
-Deno.test("fromKubeconfigString: server normalisation", async () => {
+test("fromKubeconfigString: server normalisation", async () => {
   const load = async (server: string) =>
     (await Config.fromKubeconfigString(kubeconfig({}, { server }))).server;
   assert.equal(await load("https://a.test:6443/"), "https://a.test:6443");
@@ -157,7 +160,7 @@ Deno.test("fromKubeconfigString: server normalisation", async () => {
   assert.equal(await load("https://[::1]:6443"), "https://[::1]:6443");
 });
 
-Deno.test("fromKubeconfigString: bad servers", async () => {
+test("fromKubeconfigString: bad servers", async () => {
   let err = await errorOf(() => Config.fromKubeconfigString(kubeconfig({}, { server: "" })));
   assert.match(err.message, /clusters\[0\]\.cluster\.server \(cluster "test-cluster"\) is missing/);
   err = await errorOf(() =>
@@ -171,17 +174,22 @@ Deno.test("fromKubeconfigString: bad servers", async () => {
   assert.ok(!err.message.includes("hunter2pass"));
 });
 
-Deno.test("fromKubeconfigString: tls-server-name equal to the host is accepted, a different one is refused", async () => {
+test("fromKubeconfigString: tls-server-name equal to the host is a no-op; another name is used on Node and Bun, refused on Deno", async () => {
   const ok = await Config.fromKubeconfigString(
     kubeconfig({}, { server: "https://API.test:6443", "tls-server-name": "api.test" }),
   );
   assert.equal(ok.server, "https://api.test:6443");
-  const err = await errorOf(() =>
+  assert.equal(ok.cluster.tlsServerName, undefined);
+  const other = () =>
     Config.fromKubeconfigString(
       kubeconfig({}, { server: "https://10.0.0.1:6443", "tls-server-name": "kubernetes" }),
       { path: "/k/config" },
-    )
-  );
+    );
+  if (RUNTIME !== "deno") {
+    assert.equal((await other()).cluster.tlsServerName, "kubernetes");
+    return;
+  }
+  const err = await errorOf(other);
   assert.ok(err instanceof TypeError);
   assert.match(err.message, /\/k\/config/);
   assert.match(err.message, /clusters\[0\]\.cluster\.tls-server-name/);
@@ -189,7 +197,7 @@ Deno.test("fromKubeconfigString: tls-server-name equal to the host is accepted, 
   assert.match(err.message, /server URL whose host matches the certificate/);
 });
 
-Deno.test("fromKubeconfigString: proxy-url schemes", async () => {
+test("fromKubeconfigString: proxy-url schemes", async () => {
   for (const proxy of ["http://p.test:3128", "https://p.test", "socks5://127.0.0.1:1080"]) {
     const config = await Config.fromKubeconfigString(kubeconfig({}, { "proxy-url": proxy }));
     assert.equal(config.cluster.proxyUrl, proxy);
@@ -206,7 +214,7 @@ Deno.test("fromKubeconfigString: proxy-url schemes", async () => {
   assert.ok(!err.message.includes("proxypass"));
 });
 
-Deno.test("fromKubeconfigString: insecure-skip-tls-verify with a CA is refused like kubectl", async () => {
+test("fromKubeconfigString: insecure-skip-tls-verify with a CA is refused like kubectl", async () => {
   const err = await errorOf(() =>
     Config.fromKubeconfigString(
       kubeconfig({}, { "insecure-skip-tls-verify": true, "certificate-authority-data": b64(CA) }),
@@ -215,7 +223,7 @@ Deno.test("fromKubeconfigString: insecure-skip-tls-verify with a CA is refused l
   assert.match(err.message, /clusters\[0\]\.cluster\.insecure-skip-tls-verify/);
 });
 
-Deno.test("fromKubeconfigString: token and basic auth together are refused", async () => {
+test("fromKubeconfigString: token and basic auth together are refused", async () => {
   const err = await errorOf(() =>
     Config.fromKubeconfigString(
       kubeconfig({ token: "tok-secret-123456", username: "u", password: "pw-secret-123456" }),
@@ -227,7 +235,7 @@ Deno.test("fromKubeconfigString: token and basic auth together are refused", asy
   assert.ok(!err.message.includes("pw-secret-123456"));
 });
 
-Deno.test("fromKubeconfigString: a client certificate without key (and vice versa) is refused", async () => {
+test("fromKubeconfigString: a client certificate without key (and vice versa) is refused", async () => {
   let err = await errorOf(() =>
     Config.fromKubeconfigString(kubeconfig({ "client-certificate-data": b64(CLIENT_CERT) }))
   );
@@ -239,19 +247,19 @@ Deno.test("fromKubeconfigString: a client certificate without key (and vice vers
   assert.ok(!err.message.includes(b64(CLIENT_KEY)));
 });
 
-Deno.test("fromKubeconfigString: impersonation without as is refused", async () => {
+test("fromKubeconfigString: impersonation without as is refused", async () => {
   const err = await errorOf(() => Config.fromKubeconfigString(kubeconfig({ "as-groups": ["g"] })));
   assert.match(err.message, /users\[0\]\.user\.as /);
 });
 
-Deno.test("fromKubeconfigString: disable-compression defaults to false", async () => {
+test("fromKubeconfigString: disable-compression defaults to false", async () => {
   const config = await Config.fromKubeconfigString(kubeconfig({}));
   assert.equal(config.cluster.disableCompression, false);
   assert.equal(config.cluster.insecureSkipTlsVerify, false);
   assert.equal(config.cluster.proxyUrl, undefined);
 });
 
-Deno.test("fromKubeconfigString: JSON kubeconfigs and null lists are accepted", async () => {
+test("fromKubeconfigString: JSON kubeconfigs and null lists are accepted", async () => {
   const config = await Config.fromKubeconfigString(
     `{"clusters":[{"name":"c","cluster":{"server":"https://c.test"}}],"users":null,` +
       `"contexts":[{"name":"x","context":{"cluster":"c"}}],"current-context":"x"}`,
@@ -259,7 +267,7 @@ Deno.test("fromKubeconfigString: JSON kubeconfigs and null lists are accepted", 
   assert.equal(config.server, "https://c.test");
 });
 
-Deno.test("context selection errors list what exists and how to fix", async () => {
+test("context selection errors list what exists and how to fix", async () => {
   let err = await errorOf(() => Config.fromKubeconfig({ path: FULL, context: "nope" }));
   assert.match(err.message, /the requested context "nope" does not exist/);
   assert.match(err.message, /"full", "token-file", "basic", "anonymous"/);
@@ -304,7 +312,7 @@ Deno.test("context selection errors list what exists and how to fix", async () =
   assert.match(err.message, /contexts\[0\]\.context\.cluster .*"missing" does not exist/);
 });
 
-Deno.test("schema errors name the file and the field path, not the value", async () => {
+test("schema errors name the file and the field path, not the value", async () => {
   const text = JSON.stringify({
     users: [
       { name: "a", user: {} },
@@ -323,7 +331,7 @@ Deno.test("schema errors name the file and the field path, not the value", async
   assert.ok(!err.message.includes("s3cr3t-in-array"));
 });
 
-Deno.test("invalid YAML reports the line and column but not the text", async () => {
+test("invalid YAML reports the line and column but not the text", async () => {
   const text =
     `apiVersion: v1\nusers:\n- name: a\n  user:\n    token: "abc-very-secret\n  bad: [\n`;
   const err = await errorOf(() => Config.fromKubeconfigString(text, { path: "/p/kc" }));
@@ -331,7 +339,7 @@ Deno.test("invalid YAML reports the line and column but not the text", async () 
   assert.ok(!err.message.includes("abc-very-secret"));
 });
 
-Deno.test("a name defined twice in one file is an error", async () => {
+test("a name defined twice in one file is an error", async () => {
   const err = await errorOf(() =>
     Config.fromKubeconfigString(
       JSON.stringify({
@@ -345,7 +353,7 @@ Deno.test("a name defined twice in one file is an error", async () => {
   assert.match(err.message, /clusters\[1\]\.name: the name "c" is already used by clusters\[0\]/);
 });
 
-Deno.test("merge: first file wins for names and current-context; relative paths follow their file", async () => {
+test("merge: first file wins for names and current-context; relative paths follow their file", async () => {
   const first = `${FIXTURE_DIR}/merge/first.yaml`;
   const second = `${FIXTURE_DIR}/merge/second/second.yaml`;
   const config = await Config.fromKubeconfig({ path: [first, second] });
@@ -361,7 +369,7 @@ Deno.test("merge: first file wins for names and current-context; relative paths 
   assert.equal(other.server, "https://second-only.example.test");
   assert.equal(
     other.cluster.certificateAuthority,
-    await Deno.readTextFile(`${FIXTURE_DIR}/merge/second/second-ca.crt`),
+    await readFile(`${FIXTURE_DIR}/merge/second/second-ca.crt`, "utf8"),
   );
   assert.equal((await other.credentials()).token, "first-token");
   assert.equal(other.namespace, "second-only-ns");
@@ -372,19 +380,19 @@ Deno.test("merge: first file wins for names and current-context; relative paths 
   assert.equal((await reversed.credentials()).token, "second-token");
 });
 
-Deno.test("merge: an explicit path that does not exist is an error", async () => {
+test("merge: an explicit path that does not exist is an error", async () => {
   const err = await errorOf(() =>
     Config.fromKubeconfig({ path: [`${FIXTURE_DIR}/merge/first.yaml`, "/nonexistent/kc"] })
   );
   assert.match(err.message, /The kubeconfig file \/nonexistent\/kc does not exist/);
 });
 
-Deno.test("splitKubeconfigPaths: ':' on Unix, ';' on Windows, empty and duplicate entries dropped", () => {
+test("splitKubeconfigPaths: ':' on Unix, ';' on Windows, empty and duplicate entries dropped", () => {
   assert.deepEqual(splitKubeconfigPaths("/a:/b::/a:/c", "linux"), ["/a", "/b", "/c"]);
   assert.deepEqual(splitKubeconfigPaths("C:\\a;C:\\b;;", "windows"), ["C:\\a", "C:\\b"]);
 });
 
-Deno.test("auth-provider: gcp and azure are refused with a migration hint", async () => {
+test("auth-provider: gcp and azure are refused with a migration hint", async () => {
   let err = await errorOf(() =>
     Config.fromKubeconfigString(
       kubeconfig({ "auth-provider": { name: "gcp", config: { "access-token": "ya29.secret" } } }),
@@ -403,7 +411,7 @@ Deno.test("auth-provider: gcp and azure are refused with a migration hint", asyn
   assert.match(err.message, /exec/);
 });
 
-Deno.test("auth-provider: an oidc id-token is used as a bearer token", async () => {
+test("auth-provider: an oidc id-token is used as a bearer token", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig({ "auth-provider": { name: "oidc", config: { "id-token": "eyJ.oidc.token" } } }),
   );
@@ -411,12 +419,12 @@ Deno.test("auth-provider: an oidc id-token is used as a bearer token", async () 
   assert.equal(config.invalidateCredentials(), false);
 });
 
-Deno.test("fromKubeconfigString: an empty document has no context", async () => {
+test("fromKubeconfigString: an empty document has no context", async () => {
   const err = await errorOf(() => Config.fromKubeconfigString(""));
   assert.match(err.message, /no current-context is set/);
 });
 
-Deno.test("fromUrl and the constructor", async () => {
+test("fromUrl and the constructor", async () => {
   const proxy = Config.fromUrl("http://127.0.0.1:8001/");
   assert.equal(proxy.server, "http://127.0.0.1:8001");
   assert.equal(proxy.namespace, "default");
@@ -453,7 +461,7 @@ Deno.test("fromUrl and the constructor", async () => {
   assert.deepEqual(await explicit.credentials(), { basic: { username: "u", password: "p" } });
 });
 
-Deno.test("YAML anchors and merge keys are resolved", async () => {
+test("YAML anchors and merge keys are resolved", async () => {
   const text = `
 current-context: b
 clusters:

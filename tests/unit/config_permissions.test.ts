@@ -13,7 +13,14 @@ import {
   runLoader,
   tempDir,
 } from "../fixtures/kubeconfig/helpers.ts";
-import { insecureSkipTlsVerifyError, netFlag, permissionError } from "../../_permissions.ts";
+import {
+  flagFor,
+  insecureSkipTlsVerifyError,
+  netNeed,
+  permissionError,
+  readNeed,
+} from "../../_permissions.ts";
+import { test } from "../_test.ts";
 
 const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
   .output();
@@ -40,24 +47,24 @@ function assertNotCapable(result: LoaderResult, flag: string): void {
   assert.ok(result.message!.includes(flag), `"${result.message}" should name ${flag}`);
 }
 
-Deno.test("Config permissions: fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
+test("Config permissions: fromKubeconfig without --allow-read names --allow-read=<path>", async () => {
   const path = `${FIXTURE_DIR}/full.yaml`;
   const result = await load([], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${path}`);
 });
 
-Deno.test("Config permissions: fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
+test("Config permissions: fromKubeconfig() without --allow-env names --allow-env=KUBECONFIG,HOME", async () => {
   const result = await load([], "fromKubeconfig", {}, { HOME: "/nonexistent" });
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
 });
 
-Deno.test("Config permissions: infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
+test("Config permissions: infer() without --allow-env names the kubeconfig and in-cluster variables", async () => {
   const result = await load([], "infer", {});
   assertNotCapable(result, "--allow-env=KUBECONFIG,HOME");
   assert.match(result.message!, /KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_NAMESPACE/);
 });
 
-Deno.test("Config permissions: inCluster() without --allow-env names the in-cluster variables", async () => {
+test("Config permissions: inCluster() without --allow-env names the in-cluster variables", async () => {
   const result = await load([], "inCluster", {});
   assertNotCapable(
     result,
@@ -65,7 +72,7 @@ Deno.test("Config permissions: inCluster() without --allow-env names the in-clus
   );
 });
 
-Deno.test("Config permissions: inCluster() without --allow-read names the service account directory", async () => {
+test("Config permissions: inCluster() without --allow-read names the service account directory", async () => {
   await using sa = await tempDir();
   await sa.write("token", "t");
   const result = await load(["--allow-env"], "inCluster", { serviceAccountDir: sa.path }, {
@@ -75,7 +82,7 @@ Deno.test("Config permissions: inCluster() without --allow-read names the servic
   assertNotCapable(result, `--allow-read=${sa.path}`);
 });
 
-Deno.test("Config permissions: a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
+test("Config permissions: a certificate file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write(
     "config",
@@ -86,7 +93,7 @@ Deno.test("Config permissions: a certificate file outside the allowed paths name
   assert.match(result.message!, /certificate-authority of cluster "test-cluster"/);
 });
 
-Deno.test("Config permissions: CA, client certificate and key all outside the allowed paths: one error names all three in one --allow-read", async () => {
+test("Config permissions: CA, client certificate and key all outside the allowed paths: one error names all three in one --allow-read", async () => {
   await using dir = await tempDir();
   const path = await dir.write(
     "config",
@@ -110,14 +117,14 @@ Deno.test("Config permissions: CA, client certificate and key all outside the al
   assert.equal(granted.ok, true, granted.message ?? "");
 });
 
-Deno.test("Config permissions: a token file outside the allowed paths names --allow-read=<that file>", async () => {
+test("Config permissions: a token file outside the allowed paths names --allow-read=<that file>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ tokenFile: `${FIXTURE_DIR}/token` }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path });
   assertNotCapable(result, `--allow-read=${FIXTURE_DIR}/token`);
 });
 
-Deno.test("Config permissions: an exec plugin without --allow-run names --allow-run=<command>", async () => {
+test("Config permissions: an exec plugin without --allow-run names --allow-run=<command>", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "x" }) }));
   const result = await load([`--allow-read=${path}`], "fromKubeconfig", { path }, {}, [
@@ -127,7 +134,7 @@ Deno.test("Config permissions: an exec plugin without --allow-run names --allow-
   assert.match(result.message!, /users\[0\]\.user\.exec/);
 });
 
-Deno.test("Config permissions: with the named flags, the same configs load", async () => {
+test("Config permissions: with the named flags, the same configs load", async () => {
   await using dir = await tempDir();
   const path = await dir.write("config", kubeconfig({ exec: execBlock({ token: "granted" }) }));
   const result = await load(
@@ -141,7 +148,7 @@ Deno.test("Config permissions: with the named flags, the same configs load", asy
   assert.equal(result.token, "granted");
 });
 
-Deno.test("Config permissions: infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
+test("Config permissions: infer(): an unreadable ~/.kube/config does not block the in-cluster fallback", async () => {
   await using home = await tempDir();
   await using sa = await tempDir();
   await sa.write("token", "pod-token");
@@ -168,7 +175,7 @@ Deno.test("Config permissions: infer(): an unreadable ~/.kube/config does not bl
   assert.match(fail.message!, /in-cluster service account: Not running inside a Kubernetes pod/);
 });
 
-Deno.test("Config permissions: yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
+test("Config permissions: yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
   // The `yaml` package's Node build reads process.env.LOG_TOKENS for every token; without the
   // shim in _kubeconfig.ts that read throws NotCapable under `deno run` without --allow-env.
   await using dir = await tempDir();
@@ -202,9 +209,9 @@ Deno.test("Config permissions: yaml: parsing needs no --allow-env although npm:y
   assert.equal(debug.ok, true, debug.message ?? "");
 });
 
-Deno.test("Config permissions: permissionError and helpers", () => {
+test("Config permissions: permissionError and helpers", () => {
   const denied = new Deno.errors.NotCapable("Requires read access");
-  const converted = permissionError(denied, "--allow-read=/x", "reading /x");
+  const converted = permissionError(denied, readNeed("/x"), "reading /x");
   assert.ok(converted instanceof Deno.errors.NotCapable);
   assert.equal(
     (converted as Error).message,
@@ -212,14 +219,13 @@ Deno.test("Config permissions: permissionError and helpers", () => {
   );
   assert.equal((converted as Error).cause, denied);
   const other = new Error("boom");
-  assert.equal(permissionError(other, "--allow-read=/x", "reading /x"), other);
+  assert.equal(permissionError(other, readNeed("/x"), "reading /x"), other);
   // An OS-level PermissionDenied for a granted Deno permission is not blamed on a flag.
   const os = new Deno.errors.PermissionDenied("EACCES");
-  assert.equal(permissionError(os, "--allow-read=/", "reading /", { name: "read", path: "/" }), os);
-  assert.ok(permissionError(os, "--allow-read=/", "reading /") instanceof Deno.errors.NotCapable);
+  assert.equal(permissionError(os, readNeed("/"), "reading /"), os);
 
-  assert.equal(netFlag("https://example.test/api"), "--allow-net=example.test:443");
-  assert.equal(netFlag("http://127.0.0.1:8001"), "--allow-net=127.0.0.1:8001");
+  assert.equal(flagFor(netNeed("https://example.test/api")), "--allow-net=example.test:443");
+  assert.equal(flagFor(netNeed("http://127.0.0.1:8001")), "--allow-net=127.0.0.1:8001");
 
   const cause = new TypeError("invalid peer certificate: UnknownIssuer");
   const tls = insecureSkipTlsVerifyError(

@@ -15,6 +15,7 @@ import {
   TerminalError,
 } from "../../mod.ts";
 import { ControllerHarness, FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 interface FooSpec {
   name: string;
@@ -69,7 +70,7 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value?: T) => vo
 
 const noJitter = { jitter: 0 };
 
-Deno.test("controller: every object is reconciled once after the sync; a key queued twice runs once", async () => {
+test("controller: every object is reconciled once after the sync; a key queued twice runs once", async () => {
   await using server = new FakeApiServer();
   for (const name of ["a", "b", "c"]) seedConfigMap(server, name);
   await using h = new ControllerHarness(server);
@@ -96,7 +97,7 @@ Deno.test("controller: every object is reconciled once after the sync; a key que
   assert.equal(h.outcomes.every((o) => o.result === "success"), true);
 });
 
-Deno.test("controller: never two reconciles of one key; a change during a run queues it again after", async () => {
+test("controller: never two reconciles of one key; a change during a run queues it again after", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
@@ -137,7 +138,7 @@ Deno.test("controller: never two reconciles of one key; a change during a run qu
   assert.deepEqual(seen.filter((s) => s.startsWith("a")), ["a@0", "a@2"]);
 });
 
-Deno.test("controller: concurrency bounds the runs across keys", async () => {
+test("controller: concurrency bounds the runs across keys", async () => {
   await using server = new FakeApiServer();
   for (let i = 0; i < 6; i++) seedConfigMap(server, `cm-${i}`);
   await using h = new ControllerHarness(server);
@@ -167,7 +168,7 @@ Deno.test("controller: concurrency bounds the runs across keys", async () => {
   assert.equal(controller.stats().reconciles.success, 6);
 });
 
-Deno.test("controller: per-key backoff doubles, resets after a success", async () => {
+test("controller: per-key backoff doubles, resets after a success", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -204,7 +205,7 @@ Deno.test("controller: per-key backoff doubles, resets after a success", async (
   ]);
 });
 
-Deno.test("controller: a sync throw, an async rejection and a non-Error value are all retried", async () => {
+test("controller: a sync throw, an async rejection and a non-Error value are all retried", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -223,7 +224,7 @@ Deno.test("controller: a sync throw, an async rejection and a non-Error value ar
   assert.equal(controller.stats().reconciles.success, 1);
 });
 
-Deno.test("controller: an ApiError with Retry-After waits exactly that long", async () => {
+test("controller: an ApiError with Retry-After waits exactly that long", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "settings");
@@ -244,7 +245,7 @@ Deno.test("controller: an ApiError with Retry-After waits exactly that long", as
   assert.equal(error.requeueAfterMs, 7_000);
 });
 
-Deno.test("controller: onError sees error, object and attempt, and picks the delay", async () => {
+test("controller: onError sees error, object and attempt, and picks the delay", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -267,7 +268,7 @@ Deno.test("controller: onError sees error, object and attempt, and picks the del
   assert.deepEqual(at, [0, 1_000, 3_000]);
 });
 
-Deno.test("controller: requeueAfter with an error is honoured; a requeue is not dropped by a change", async () => {
+test("controller: requeueAfter with an error is honoured; a requeue is not dropped by a change", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -303,7 +304,7 @@ Deno.test("controller: requeueAfter with an error is honoured; a requeue is not 
   assert.deepEqual(at.slice(3), [0, 10_000, 30_000]);
 });
 
-Deno.test("controller: a terminal error stops retries until the object changes (own writes do not count)", async () => {
+test("controller: a terminal error stops retries until the object changes (own writes do not count)", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
   await using h = new ControllerHarness(server);
@@ -329,7 +330,7 @@ Deno.test("controller: a terminal error stops retries until the object changes (
   assert.equal(h.outcomes.at(-1)!.result, "success");
 });
 
-Deno.test("controller: read your own writes — the next run waits until the cache has its write", async () => {
+test("controller: read your own writes — the next run waits until the cache has its write", async () => {
   for (const timeout of [10_000, 0]) {
     await using server = fooServer();
     seedFoo(server, "f");
@@ -357,7 +358,7 @@ Deno.test("controller: read your own writes — the next run waits until the cac
   }
 });
 
-Deno.test("controller: shutdown lets runs finish within the grace period, then aborts ctx.signal", async () => {
+test("controller: shutdown lets runs finish within the grace period, then aborts ctx.signal", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "quick");
   seedConfigMap(server, "slow");
@@ -390,7 +391,7 @@ Deno.test("controller: shutdown lets runs finish within the grace period, then a
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("controller: abortInFlight aborts running reconciles only; the controller goes on", async () => {
+test("controller: abortInFlight aborts running reconciles only; the controller goes on", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -409,7 +410,7 @@ Deno.test("controller: abortInFlight aborts running reconciles only; the control
   assert.equal(runs, 2);
 });
 
-Deno.test("controller: a deleted object is gone, not an error loop", async () => {
+test("controller: a deleted object is gone, not an error loop", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -425,7 +426,7 @@ Deno.test("controller: a deleted object is gone, not an error loop", async () =>
   assert.equal(controller.stats().scheduled, 0);
 });
 
-Deno.test("controller: owns() maps controller owner references; foreign owners are ignored", async () => {
+test("controller: owns() maps controller owner references; foreign owners are ignored", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
   await using h = new ControllerHarness(server);
@@ -457,7 +458,7 @@ Deno.test("controller: owns() maps controller owner references; foreign owners a
   assert.deepEqual(reasons, ["initial sync", "owned ConfigMap default/owned changed"]);
 });
 
-Deno.test("controller: watches() maps related objects through a shared cache index", async () => {
+test("controller: watches() maps related objects through a shared cache index", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
   seedFoo(server, "g");
@@ -484,7 +485,7 @@ Deno.test("controller: watches() maps related objects through a shared cache ind
   ]);
 });
 
-Deno.test("controller: one watch per api and selectors, shared by controllers and sharedCache()", async () => {
+test("controller: one watch per api and selectors, shared by controllers and sharedCache()", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -507,7 +508,7 @@ Deno.test("controller: one watch per api and selectors, shared by controllers an
   assert.equal(h.watchRequests("configmaps"), 2);
 });
 
-Deno.test("controller: a forbidden watch is reported once, naming the resource and verbs", async () => {
+test("controller: a forbidden watch is reported once, naming the resource and verbs", async () => {
   await using server = fooServer();
   await using h = new ControllerHarness(server);
   server.inject({
@@ -527,7 +528,7 @@ Deno.test("controller: a forbidden watch is reported once, naming the resource a
   assert.ok(h.requests.filter((r) => r.url.pathname.endsWith("/foos")).length <= 2);
 });
 
-Deno.test("controller: predicates skip status-only changes", async () => {
+test("controller: predicates skip status-only changes", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
   await using h = new ControllerHarness(server);
@@ -547,7 +548,7 @@ Deno.test("controller: predicates skip status-only changes", async () => {
   assert.equal(runs.length, 2);
 });
 
-Deno.test("controller: reconcileAllOn reconciles every key per trigger, terminal ones included", async () => {
+test("controller: reconcileAllOn reconciles every key per trigger, terminal ones included", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
@@ -577,7 +578,7 @@ Deno.test("controller: reconcileAllOn reconciles every key per trigger, terminal
   ]);
 });
 
-Deno.test("controller: an optional global rate limit spaces the starts", async () => {
+test("controller: an optional global rate limit spaces the starts", async () => {
   await using server = new FakeApiServer();
   for (const name of ["a", "b", "c"]) seedConfigMap(server, name);
   await using h = new ControllerHarness(server);
@@ -593,7 +594,7 @@ Deno.test("controller: an optional global rate limit spaces the starts", async (
   assert.deepEqual(at, [0, 500, 1_000]);
 });
 
-Deno.test("controller: ctx.recorder writes events.k8s.io/v1 Events with series", async () => {
+test("controller: ctx.recorder writes events.k8s.io/v1 Events with series", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -612,7 +613,7 @@ Deno.test("controller: ctx.recorder writes events.k8s.io/v1 Events with series",
   assert.equal((e.regarding as { name: string }).name, "a");
 });
 
-Deno.test("controller: the echo of a failed run's own status write does not skip its backoff", async () => {
+test("controller: the echo of a failed run's own status write does not skip its backoff", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
   await using h = new ControllerHarness(server);
@@ -629,7 +630,7 @@ Deno.test("controller: the echo of a failed run's own status write does not skip
   assert.deepEqual(at.slice(0, 4), [0, 100, 300, 700]);
 });
 
-Deno.test("controller: debounceMs batches a burst of changes into one run after the window", async () => {
+test("controller: debounceMs batches a burst of changes into one run after the window", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -648,7 +649,7 @@ Deno.test("controller: debounceMs batches a burst of changes into one run after 
   assert.deepEqual(runs, ["0:0:initial sync", "500:3:changed"]);
 });
 
-Deno.test("controller: a failing reconcile is logged with its key and attempt (a bug with its error object)", async () => {
+test("controller: a failing reconcile is logged with its key and attempt (a bug with its error object)", async () => {
   const records: LogRecord[] = [];
   await configure({
     sinks: { memory: (record: LogRecord) => records.push(record) },

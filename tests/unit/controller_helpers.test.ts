@@ -12,6 +12,7 @@ import {
   waitFor,
 } from "../../mod.ts";
 import { ControllerHarness, FakeApiServer, VirtualClock } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 type Foo = CustomObject<{ name: string; info: string }>;
 const foos = Api.customResource<{ name: string; info: string }>("foos").group("clux.dev")
@@ -46,7 +47,7 @@ function seedFoo(server: FakeApiServer, name: string, finalizers?: string[]) {
   })[0] as unknown as Foo;
 }
 
-Deno.test("finalizer: added before apply, cleanup on delete, removed after, other finalizers kept", async () => {
+test("finalizer: added before apply, cleanup on delete, removed after, other finalizers kept", async () => {
   await using server = fooServer();
   await using h = new ControllerHarness(server);
   const steps: string[] = [];
@@ -85,7 +86,7 @@ Deno.test("finalizer: added before apply, cleanup on delete, removed after, othe
   assert.equal(h.outcomes.at(-1)!.result, "gone");
 });
 
-Deno.test("finalizer: concurrent writers with stale copies never clobber each other", async () => {
+test("finalizer: concurrent writers with stale copies never clobber each other", async () => {
   await using server = fooServer();
   const client = server.client();
   const stale = seedFoo(server, "f");
@@ -115,7 +116,7 @@ Deno.test("finalizer: concurrent writers with stale copies never clobber each ot
   assert.deepEqual(server.objects("foos")[0].metadata!.finalizers, [names[5]]);
 });
 
-Deno.test("finalizer: a name that is not domain-qualified is refused", async () => {
+test("finalizer: a name that is not domain-qualified is refused", async () => {
   await using server = fooServer();
   const foo = seedFoo(server, "f");
   await assert.rejects(
@@ -127,7 +128,7 @@ Deno.test("finalizer: a name that is not domain-qualified is refused", async () 
   );
 });
 
-Deno.test("events: series with a count, spam limit per object, cluster-scoped objects in default", async () => {
+test("events: series with a count, spam limit per object, cluster-scoped objects in default", async () => {
   await using server = fooServer();
   const clock = new VirtualClock(Date.UTC(2026, 11, 1));
   const client = server.client();
@@ -179,7 +180,7 @@ Deno.test("events: series with a count, spam limit per object, cluster-scoped ob
   assert.deepEqual(recorder.counts(), { created: 4, updated: 2, dropped: 1, failed: 0 });
 });
 
-Deno.test("waitFor: resolves on the change that meets the condition; times out on the clock", async () => {
+test("waitFor: resolves on the change that meets the condition; times out on the clock", async () => {
   await using server = fooServer();
   const client = server.client();
   const clock = new VirtualClock();
@@ -214,7 +215,7 @@ Deno.test("waitFor: resolves on the change that meets the condition; times out o
   });
 });
 
-Deno.test("waitFor: conditions", () => {
+test("waitFor: conditions", () => {
   const crd = { status: { conditions: [{ type: "Established", status: "True" }] } };
   assert.equal(conditions.crdEstablished(crd as never), true);
   assert.equal(conditions.crdEstablished(undefined), false);

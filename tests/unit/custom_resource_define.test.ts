@@ -13,6 +13,7 @@ import {
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 const spec = z.object({
   replicas: z.int().min(0).default(1).describe("Desired replicas."),
@@ -43,7 +44,7 @@ const Foo = defineCustomResource({
   scale: { labelSelectorPath: ".status.selector" },
 });
 
-Deno.test("defineCustomResource: plural, singular and listKind defaults; overrides", () => {
+test("defineCustomResource: plural, singular and listKind defaults; overrides", () => {
   assert.equal(Foo.plural, "foos");
   assert.equal(Foo.kind, "Foo");
   assert.equal(Foo.apiVersion, "example.com/v1");
@@ -70,7 +71,7 @@ Deno.test("defineCustomResource: plural, singular and listKind defaults; overrid
   assert.equal(Policy.crd().spec.scope, "Cluster");
 });
 
-Deno.test("defineCustomResource: crd(): the apiextensions.k8s.io/v1 definition", () => {
+test("defineCustomResource: crd(): the apiextensions.k8s.io/v1 definition", () => {
   const crd: CustomResourceDefinition = Foo.crd();
   assert.equal(crd.apiVersion, "apiextensions.k8s.io/v1");
   assert.equal(crd.kind, "CustomResourceDefinition");
@@ -120,7 +121,7 @@ Deno.test("defineCustomResource: crd(): the apiextensions.k8s.io/v1 definition",
   assert.equal(Foo.crd().spec.group, "example.com");
 });
 
-Deno.test("defineCustomResource: crd(): no status schema, no subresources; an optional spec is not required", () => {
+test("defineCustomResource: crd(): no status schema, no subresources; an optional spec is not required", () => {
   const Bar = defineCustomResource({
     group: "example.com",
     version: "v1",
@@ -137,7 +138,7 @@ Deno.test("defineCustomResource: crd(): no status schema, no subresources; an op
   assert.deepEqual(root.properties!.spec.default, { a: "x" });
 });
 
-Deno.test("defineCustomResource: invalid names are refused with what to use instead", () => {
+test("defineCustomResource: invalid names are refused with what to use instead", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true, spec };
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ group: "example" }, /invalid group "example".*at least one dot/],
@@ -162,7 +163,7 @@ Deno.test("defineCustomResource: invalid names are refused with what to use inst
   }
 });
 
-Deno.test("defineCustomResource: schema errors name the path; spec and status must be objects", () => {
+test("defineCustomResource: schema errors name the path; spec and status must be objects", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true };
   assert.throws(
     () =>
@@ -185,7 +186,7 @@ Deno.test("defineCustomResource: schema errors name the path; spec and status mu
   );
 });
 
-Deno.test("defineCustomResource: printer columns, scale and selectable fields are checked against the schema", () => {
+test("defineCustomResource: printer columns, scale and selectable fields are checked against the schema", () => {
   const base = { group: "example.com", version: "v1", kind: "Foo", namespaced: true, spec, status };
   const bad: [Record<string, unknown>, RegExp][] = [
     [
@@ -244,7 +245,7 @@ Deno.test("defineCustomResource: printer columns, scale and selectable fields ar
   assert.deepEqual(ok.crd().spec.versions[0].selectableFields, [{ jsonPath: ".spec.labels.app" }]);
 });
 
-Deno.test("defineCustomResource: parse(): returns the typed object with zod's output", () => {
+test("defineCustomResource: parse(): returns the typed object with zod's output", () => {
   const object = {
     apiVersion: "example.com/v1",
     kind: "Foo",
@@ -263,7 +264,7 @@ Deno.test("defineCustomResource: parse(): returns the typed object with zod's ou
   assert.equal(Foo.parse({ metadata: { name: "b" }, spec: { image: "x" } }).status, undefined);
 });
 
-Deno.test("defineCustomResource: parse(): errors name the object, the kind and each field path, not the values", () => {
+test("defineCustomResource: parse(): errors name the object, the kind and each field path, not the values", () => {
   const secret = "hunter2-secret-value";
   const object = {
     apiVersion: "example.com/v1",
@@ -308,7 +309,7 @@ Deno.test("defineCustomResource: parse(): errors name the object, the kind and e
   assert.equal(error.issues[0].code, "invalid_type");
 });
 
-Deno.test("defineCustomResource: parse(): missing fields, wrong kinds, non-objects, cluster-scoped names", () => {
+test("defineCustomResource: parse(): missing fields, wrong kinds, non-objects, cluster-scoped names", () => {
   assert.throws(
     () => Foo.parse({ metadata: { name: "a", namespace: "ns" } }),
     /Invalid Foo ns\/a \(example\.com\/v1\): spec: required, but missing \(expected object\)/,
@@ -332,7 +333,7 @@ Deno.test("defineCustomResource: parse(): missing fields, wrong kinds, non-objec
   assert.throws(many, /… and 14 more$/);
 });
 
-Deno.test("defineCustomResource: a CustomResource is an Api; within() and allNamespaces() keep the methods", () => {
+test("defineCustomResource: a CustomResource is an Api; within() and allNamespaces() keep the methods", () => {
   assert.ok(Foo instanceof Api);
   assert.ok(Foo instanceof CustomResource);
   assert.equal(Foo.namespace, undefined);
@@ -368,13 +369,13 @@ Deno.test("defineCustomResource: a CustomResource is an Api; within() and allNam
   assert.ok(noStatus);
 });
 
-Deno.test("defineCustomResource: CustomResource.crdApi() addresses CustomResourceDefinitions", () => {
+test("defineCustomResource: CustomResource.crdApi() addresses CustomResourceDefinitions", () => {
   const api = CustomResource.crdApi();
   assert.equal(api.collectionPath(), "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
   assert.equal(api.namespaced, false);
 });
 
-Deno.test("defineCustomResource: install() applies the CRD and waits until Established; then the verbs work", async () => {
+test("defineCustomResource: install() applies the CRD and waits until Established; then the verbs work", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const installed = await Foo.install(client, { timeoutMs: 5000 });
@@ -397,7 +398,7 @@ Deno.test("defineCustomResource: install() applies the CRD and waits until Estab
   await Foo.install(client);
 });
 
-Deno.test("defineCustomResource: install() gives up after the timeout, naming the definition", async () => {
+test("defineCustomResource: install() gives up after the timeout, naming the definition", async () => {
   const crd = Foo.crd();
   const fetch = (input: Request | URL | string, init?: RequestInit) => {
     const method = init?.method ?? (input instanceof Request ? input.method : "GET");

@@ -9,6 +9,7 @@ import {
   type JSONSchemaProps,
   translatePattern,
 } from "../../_structural_schema.ts";
+import { test } from "../_test.ts";
 
 const conv = (schema: z.ZodType, path = "spec") => convertSchema(schema, path);
 const prop = (schema: z.ZodType) => conv(z.object({ f: schema })).properties!.f;
@@ -66,7 +67,7 @@ function assertStructural(node: JSONSchemaProps, path = "spec", nested = false):
   }
 }
 
-Deno.test("structural schema: objects: properties, required fields, nested objects and arrays", () => {
+test("structural schema: objects: properties, required fields, nested objects and arrays", () => {
   const schema = z.object({
     name: z.string(),
     size: z.number().optional(),
@@ -101,7 +102,7 @@ Deno.test("structural schema: objects: properties, required fields, nested objec
   assertStructural(node);
 });
 
-Deno.test("structural schema: objects: an empty object, loose, strict and catchall objects", () => {
+test("structural schema: objects: an empty object, loose, strict and catchall objects", () => {
   assert.deepEqual(conv(z.object({})), { type: "object" });
   assert.deepEqual(conv(z.looseObject({ a: z.string() })), {
     type: "object",
@@ -128,7 +129,7 @@ Deno.test("structural schema: objects: an empty object, loose, strict and catcha
   refused(z.object({ a: z.string() }).catchall(z.int()), "spec", /catchall.*z\.record/s);
 });
 
-Deno.test("structural schema: optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
+test("structural schema: optional vs required: optional, default, nullish, catch, nonoptional, unknown", () => {
   const node = conv(z.object({
     req: z.string(),
     opt: z.string().optional(),
@@ -144,7 +145,7 @@ Deno.test("structural schema: optional vs required: optional, default, nullish, 
   assert.deepEqual(node.required, ["req", "nullable", "forced"]);
 });
 
-Deno.test("structural schema: records: additionalProperties, enum keys, unknown values", () => {
+test("structural schema: records: additionalProperties, enum keys, unknown values", () => {
   assert.deepEqual(prop(z.record(z.string(), z.string())), {
     type: "object",
     additionalProperties: { type: "string" },
@@ -177,13 +178,13 @@ Deno.test("structural schema: records: additionalProperties, enum keys, unknown 
   refused(z.object({ m: z.record(z.number(), z.string()) }), "spec.m", /keyed by number/);
 });
 
-Deno.test("structural schema: unknown and any keep whatever the server is sent", () => {
+test("structural schema: unknown and any keep whatever the server is sent", () => {
   assert.deepEqual(prop(z.unknown()), { "x-kubernetes-preserve-unknown-fields": true });
   assert.deepEqual(prop(z.any()), { "x-kubernetes-preserve-unknown-fields": true });
   assertStructural(conv(z.object({ a: z.unknown(), b: z.array(z.any()) })));
 });
 
-Deno.test("structural schema: enums and literals", () => {
+test("structural schema: enums and literals", () => {
   assert.deepEqual(prop(z.enum(["Always", "Never"])), {
     type: "string",
     enum: ["Always", "Never"],
@@ -205,7 +206,7 @@ Deno.test("structural schema: enums and literals", () => {
   refused(z.object({ l: z.literal(null) }), "spec.l", /nullable/);
 });
 
-Deno.test("structural schema: nullable: nullable: true; a nullable enum checks its values in allOf", () => {
+test("structural schema: nullable: nullable: true; a nullable enum checks its values in allOf", () => {
   assert.deepEqual(prop(z.string().nullable()), { type: "string", nullable: true });
   assert.deepEqual(prop(z.object({ a: z.int() }).nullable()), {
     type: "object",
@@ -223,7 +224,7 @@ Deno.test("structural schema: nullable: nullable: true; a nullable enum checks i
   assertStructural(conv(z.object({ e: z.enum(["a", "b"]).nullable() })));
 });
 
-Deno.test("structural schema: defaults: the outermost default, JSON only", () => {
+test("structural schema: defaults: the outermost default, JSON only", () => {
   assert.deepEqual(prop(z.int().default(3)), { type: "integer", default: 3 });
   assert.deepEqual(prop(z.array(z.string()).default(() => ["a"])), {
     type: "array",
@@ -254,7 +255,7 @@ Deno.test("structural schema: defaults: the outermost default, JSON only", () =>
   );
 });
 
-Deno.test("structural schema: descriptions from .describe() and .meta(), outermost first", () => {
+test("structural schema: descriptions from .describe() and .meta(), outermost first", () => {
   assert.deepEqual(prop(z.string().describe("The image.")), {
     description: "The image.",
     type: "string",
@@ -269,7 +270,7 @@ Deno.test("structural schema: descriptions from .describe() and .meta(), outermo
   assert.equal(node.description, "The spec.");
 });
 
-Deno.test("structural schema: x-kubernetes-* extensions from .meta() are copied", () => {
+test("structural schema: x-kubernetes-* extensions from .meta() are copied", () => {
   const node = prop(
     z.array(z.object({ name: z.string(), port: z.int() })).meta({
       "x-kubernetes-list-type": "map",
@@ -287,7 +288,7 @@ Deno.test("structural schema: x-kubernetes-* extensions from .meta() are copied"
   assert.equal((node as Record<string, unknown>).title, undefined);
 });
 
-Deno.test("structural schema: string constraints and formats", () => {
+test("structural schema: string constraints and formats", () => {
   assert.deepEqual(prop(z.string().min(1).max(63).regex(/^[a-z]+$/)), {
     type: "string",
     minLength: 1,
@@ -334,7 +335,7 @@ Deno.test("structural schema: string constraints and formats", () => {
   assert.deepEqual(prop(z.string().regex(/^ab$/i)), { type: "string", pattern: "(?i)^ab$" });
 });
 
-Deno.test("structural schema: patterns are translated to RE2, or refused when RE2 cannot run them", () => {
+test("structural schema: patterns are translated to RE2, or refused when RE2 cannot run them", () => {
   assert.equal(translatePattern(/\u00e9\u{1F600}/u), "\\x{00e9}\\x{1F600}");
   assert.equal(translatePattern(/(?<year>\d{4})/), "(?P<year>\\d{4})");
   assert.equal(translatePattern(/a\0b/), "a\\x00b");
@@ -354,7 +355,7 @@ Deno.test("structural schema: patterns are translated to RE2, or refused when RE
   assert.match(e.message, /\/\^\(\?!-\)\[a-z-\]\+\$\//);
 });
 
-Deno.test("structural schema: number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
+test("structural schema: number constraints: bounds, exclusive bounds (OpenAPI 3.0 booleans), formats", () => {
   assert.deepEqual(prop(z.number().min(1).max(10)), { type: "number", minimum: 1, maximum: 10 });
   assert.deepEqual(prop(z.number().gt(0).lt(1)), {
     type: "number",
@@ -401,7 +402,7 @@ Deno.test("structural schema: number constraints: bounds, exclusive bounds (Open
   });
 });
 
-Deno.test("structural schema: int-or-string: number | string unions, with each side's constraints", () => {
+test("structural schema: int-or-string: number | string unions, with each side's constraints", () => {
   const expected = {
     "x-kubernetes-int-or-string": true,
     anyOf: [{ type: "integer" }, { type: "string" }],
@@ -423,7 +424,7 @@ Deno.test("structural schema: int-or-string: number | string unions, with each s
   refused(z.object({ p: z.union([z.literal(80), z.string()]) }), "spec.p", /int-or-string/);
 });
 
-Deno.test("structural schema: unions of one scalar type: merged enums or anyOf value validations", () => {
+test("structural schema: unions of one scalar type: merged enums or anyOf value validations", () => {
   assert.deepEqual(prop(z.union([z.literal("a"), z.literal("b"), z.enum(["c", "a"])])), {
     type: "string",
     enum: ["a", "b", "c"],
@@ -441,7 +442,7 @@ Deno.test("structural schema: unions of one scalar type: merged enums or anyOf v
   assertStructural(conv(z.object({ a: z.union([z.email(), z.ipv4()]) })));
 });
 
-Deno.test("structural schema: unions of objects: merged fields, common required, anyOf per option", () => {
+test("structural schema: unions of objects: merged fields, common required, anyOf per option", () => {
   const source = z.discriminatedUnion("type", [
     z.object({ type: z.literal("git"), url: z.string(), ref: z.string().optional() }),
     z.object({ type: z.literal("s3"), bucket: z.string() }),
@@ -471,7 +472,7 @@ Deno.test("structural schema: unions of objects: merged fields, common required,
   );
 });
 
-Deno.test("structural schema: intersections of objects merge", () => {
+test("structural schema: intersections of objects merge", () => {
   assert.deepEqual(prop(z.object({ a: z.string() }).and(z.object({ b: z.int().optional() }))), {
     type: "object",
     properties: { a: { type: "string" }, b: { type: "integer" } },
@@ -480,7 +481,7 @@ Deno.test("structural schema: intersections of objects merge", () => {
   refused(z.object({ i: z.string().and(z.int()) }), "spec.i", /intersection of string and integer/);
 });
 
-Deno.test("structural schema: incompatible unions are refused with the path and the fix", () => {
+test("structural schema: incompatible unions are refused with the path and the fix", () => {
   const e = refused(
     z.object({ items: z.array(z.object({ size: z.union([z.string(), z.boolean()]) })) }),
     "spec.items[].size",
@@ -505,7 +506,7 @@ Deno.test("structural schema: incompatible unions are refused with the path and 
   );
 });
 
-Deno.test("structural schema: constructs JSON cannot carry are refused with a fix", () => {
+test("structural schema: constructs JSON cannot carry are refused with a fix", () => {
   refused(z.object({ when: z.date() }), "spec.when", /z\.date\(\).*z\.iso\.datetime\(\)/);
   refused(z.object({ n: z.bigint() }), "spec.n", /z\.bigint\(\).*z\.int\(\)/);
   refused(z.object({ m: z.map(z.string(), z.string()) }), "spec.m", /z\.record/);
@@ -516,7 +517,7 @@ Deno.test("structural schema: constructs JSON cannot carry are refused with a fi
   refused(z.object({ n: z.nan() }), "spec.n", /z\.nan\(\)/);
 });
 
-Deno.test("structural schema: recursive schemas are refused instead of looping", () => {
+test("structural schema: recursive schemas are refused instead of looping", () => {
   const Node: z.ZodType = z.lazy(() => z.object({ name: z.string(), children: z.array(Node) }));
   refused(z.object({ tree: Node }), "spec.tree.children[]", /recursive.*z\.unknown\(\)/s);
   const Category = z.object({
@@ -531,7 +532,7 @@ Deno.test("structural schema: recursive schemas are refused instead of looping",
   assert.ok(conv(z.object({ a: Port, b: Port, c: z.array(Port) })));
 });
 
-Deno.test("structural schema: pipes, transforms, readonly and lazy use the input side", () => {
+test("structural schema: pipes, transforms, readonly and lazy use the input side", () => {
   assert.deepEqual(prop(z.string().transform((s) => s.length)), { type: "string" });
   assert.deepEqual(prop(z.preprocess((v) => String(v), z.string().min(1))), {
     type: "string",
@@ -542,7 +543,7 @@ Deno.test("structural schema: pipes, transforms, readonly and lazy use the input
   assert.deepEqual(prop(z.templateLiteral(["v", z.int()])).type, "string");
 });
 
-Deno.test("structural schema: convertField reports whether the root may be absent; non-zod input is refused", () => {
+test("structural schema: convertField reports whether the root may be absent; non-zod input is refused", () => {
   assert.equal(convertField(z.object({}), "spec").optional, false);
   assert.equal(convertField(z.object({}).optional(), "spec").optional, true);
   assert.throws(
@@ -551,7 +552,7 @@ Deno.test("structural schema: convertField reports whether the root may be absen
   );
 });
 
-Deno.test("structural schema: a realistic spec is structural end to end", () => {
+test("structural schema: a realistic spec is structural end to end", () => {
   const spec = z.object({
     replicas: z.int().min(0).max(100).default(1).describe("Desired replicas."),
     image: z.string().min(1),

@@ -16,6 +16,7 @@ import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { statusJson, WsStub } from "./_ws_stub.ts";
+import { test } from "../_test.ts";
 
 const SUCCESS = '{"metadata":{},"status":"Success"}';
 const EXIT_3 =
@@ -47,7 +48,7 @@ async function readAll(stream: ReadableStream<Uint8Array> | undefined): Promise<
   return out;
 }
 
-Deno.test("exec: stdout, stderr and the Success status over v5, with the request kubectl sends", async () => {
+test("exec: stdout, stderr and the Success status over v5, with the request kubectl sends", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(1, "");
@@ -87,7 +88,7 @@ Deno.test("exec: stdout, stderr and the Success status over v5, with the request
   assert(request.headers.get("user-agent")?.startsWith("denokube/"));
 });
 
-Deno.test("execOutput: a NonZeroExitCode status is the exit code, not an error", async () => {
+test("execOutput: a NonZeroExitCode status is the exit code, not an error", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(2, "failing\n");
@@ -98,7 +99,7 @@ Deno.test("execOutput: a NonZeroExitCode status is the exit code, not an error",
   assertEquals(out, { stdout: "", stderr: "failing\n", exitCode: 3 });
 });
 
-Deno.test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with it", async () => {
+test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with it", async () => {
   const recorded =
     '{"metadata":{},"status":"Failure","message":"Internal error occurred: Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3","reason":"InternalError","details":{"causes":[{"message":"Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3"}]},"code":500}';
   await using stub = new WsStub();
@@ -118,7 +119,7 @@ Deno.test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects
   assert(error.message.includes("exit status 3"), error.message);
 });
 
-Deno.test("exec: a failure status other than an exit code rejects with its ApiError", async () => {
+test("exec: a failure status other than an exit code rejects with its ApiError", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(
@@ -141,7 +142,7 @@ Deno.test("exec: a failure status other than an exit code rejects with its ApiEr
   assert(error.message.includes("exec in pod default/web"), error.message);
 });
 
-Deno.test("exec: stdin is sent on channel 0 and closing it sends the v5 close frame", async () => {
+test("exec: stdin is sent on channel 0 and closing it sends the v5 close frame", async () => {
   await using stub = new WsStub();
   const received: number[][] = [];
   stub.push(async (ws) => {
@@ -162,7 +163,7 @@ Deno.test("exec: stdin is sent on channel 0 and closing it sends the v5 close fr
   assertEquals(new URL(stub.requests[0].url).searchParams.get("stdin"), "true");
 });
 
-Deno.test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-closed", async () => {
+test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-closed", async () => {
   await using stub = new WsStub();
   const channels: number[] = [];
   stub.push({
@@ -186,7 +187,7 @@ Deno.test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-clo
   assertEquals(channels, [0]); // no [255, 0] frame on v4
 });
 
-Deno.test("exec: tty merges stderr and resize sends {Width, Height} on channel 4", async () => {
+test("exec: tty merges stderr and resize sends {Width, Height} on channel 4", async () => {
   await using stub = new WsStub();
   let resize = "";
   stub.push(async (ws) => {
@@ -209,7 +210,7 @@ Deno.test("exec: tty merges stderr and resize sends {Width, Height} on channel 4
   await assertRejects(() => session.resize({ width: 0, height: 1 }), RangeError);
 });
 
-Deno.test("attach: reads the container's stream from the attach subresource", async () => {
+test("attach: reads the container's stream from the attach subresource", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(1, "tick 1\n");
@@ -225,7 +226,7 @@ Deno.test("attach: reads the container's stream from the attach subresource", as
   assertEquals(new URL(stub.requests[0].url).searchParams.get("command"), null);
 });
 
-Deno.test("exec: a refused upgrade is the ApiError of the Status the server sent", async () => {
+test("exec: a refused upgrade is the ApiError of the Status the server sent", async () => {
   await using stub = new WsStub();
   const notFound = statusJson({
     kind: "Status",
@@ -251,7 +252,7 @@ Deno.test("exec: a refused upgrade is the ApiError of the Status the server sent
   assert(forbidden.message.includes("plain text forbidden"), forbidden.message);
 });
 
-Deno.test("exec: a connection closed before the status is a StreamClosed ApiError on the result and the streams", async () => {
+test("exec: a connection closed before the status is a StreamClosed ApiError on the result and the streams", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(1, "partial");
@@ -268,7 +269,7 @@ Deno.test("exec: a connection closed before the status is a StreamClosed ApiErro
   assert(error.message.includes("closed before the exit status arrived"), error.message);
 });
 
-Deno.test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", async () => {
+test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", async () => {
   // A raw server: a valid 101, half a frame, then the socket ends.
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
@@ -305,7 +306,7 @@ Deno.test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiErr
   await serving;
 });
 
-Deno.test("exec: aborting the signal rejects the result with the reason and ends the streams", async () => {
+test("exec: aborting the signal rejects the result with the reason and ends the streams", async () => {
   await using stub = new WsStub();
   const ended = Promise.withResolvers<void>();
   stub.push(async (ws) => {
@@ -327,7 +328,7 @@ Deno.test("exec: aborting the signal rejects the result with the reason and ends
   await ended.promise;
 });
 
-Deno.test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messages", async () => {
+test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messages", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i));
@@ -346,7 +347,7 @@ Deno.test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messag
   assertEquals((await session.result).exitCode, 0);
 });
 
-Deno.test("exec: bad input is refused before connecting", async () => {
+test("exec: bad input is refused before connecting", async () => {
   await using stub = new WsStub();
   await using client = stub.client();
   await assertRejects(() => exec(client, "web", []), TypeError, "non-empty array");
@@ -362,7 +363,7 @@ Deno.test("exec: bad input is refused before connecting", async () => {
   await assertRejects(() => exec(fake.client(), "web", ["ls"]), TypeError, "custom fetch");
 });
 
-Deno.test("portForward: strips the port prefix, carries data both ways", async () => {
+test("portForward: strips the port prefix, carries data both ways", async () => {
   await using stub = new WsStub();
   stub.push(async (ws) => {
     ws.send(0, new Uint8Array([0x90, 0x1f])); // 8080, little-endian
@@ -386,7 +387,7 @@ Deno.test("portForward: strips the port prefix, carries data both ways", async (
   );
 });
 
-Deno.test("portForward: the error channel's message rejects closed and the readable", async () => {
+test("portForward: the error channel's message rejects closed and the readable", async () => {
   await using stub = new WsStub();
   const message =
     "an error occurred forwarding 9999 -> 9999: error forwarding port 9999 to pod 0123, uid : failed to connect to localhost:9999 inside namespace: connection refused";
@@ -403,7 +404,7 @@ Deno.test("portForward: the error channel's message rejects closed and the reada
   await assertRejects(() => readAll(stream.readable), ApiError);
 });
 
-Deno.test("forwardPort: each local connection gets its own port-forward stream", async () => {
+test("forwardPort: each local connection gets its own port-forward stream", async () => {
   await using stub = new WsStub();
   const echo = async (ws: import("./_ws_stub.ts").StubSocket) => {
     ws.send(0, new Uint8Array([80, 0]));
@@ -425,7 +426,7 @@ Deno.test("forwardPort: each local connection gets its own port-forward stream",
   assertEquals(stub.requests.length, 2);
 });
 
-Deno.test("forwardPort: a failed forward closes the connection and reaches onError", async () => {
+test("forwardPort: a failed forward closes the connection and reaches onError", async () => {
   await using stub = new WsStub();
   stub.push(
     (ws) => {
@@ -453,7 +454,7 @@ Deno.test("forwardPort: a failed forward closes the connection and reaches onErr
   assert(errors[1] instanceof ApiError && errors[1].status === 403, String(errors[1]));
 });
 
-Deno.test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
+test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
   // A server that accepts the connection and never answers.
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
@@ -526,7 +527,7 @@ async function readClientFrame(conn: Deno.Conn): Promise<{ opcode: number; paylo
   return { opcode: b0 & 0x0f, payload };
 }
 
-Deno.test("websocket: a fragmented message with a ping inside is reassembled and the ping answered", async () => {
+test("websocket: a fragmented message with a ping inside is reassembled and the ping answered", async () => {
   let pong: Uint8Array | undefined;
   const server = rawServer(async (conn) => {
     // [1, "hel"] as a binary frame without FIN, a ping "p!", the continuation "lo" with FIN.
@@ -550,7 +551,7 @@ Deno.test("websocket: a fragmented message with a ping inside is reassembled and
   server.close();
 });
 
-Deno.test("exec: a missing --allow-net names the exact flag, for the API server and the local port", async () => {
+test("exec: a missing --allow-net names the exact flag, for the API server and the local port", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const root = new URL("../../", import.meta.url);
@@ -587,7 +588,7 @@ for (const attempt of [() => exec(client, "web", ["true"]), async () => forwardP
   }
 });
 
-Deno.test("exec: an unread stdout does not block the result; it errors once 1 MiB is buffered", async () => {
+test("exec: an unread stdout does not block the result; it errors once 1 MiB is buffered", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i)); // 4 MiB
@@ -603,7 +604,7 @@ Deno.test("exec: an unread stdout does not block the result; it errors once 1 Mi
   assert(error.message.includes("nobody read it"), error.message);
 });
 
-Deno.test("exec: a small unread output can still be read after the result", async () => {
+test("exec: a small unread output can still be read after the result", async () => {
   await using stub = new WsStub();
   stub.push((ws) => {
     ws.send(1, "first\n");
@@ -616,7 +617,7 @@ Deno.test("exec: a small unread output can still be read after the result", asyn
   assertEquals(await readAll(session.stdout), "first\nsecond\n");
 });
 
-Deno.test("exec: a refusal whose body never arrives is still the refusal's ApiError", async () => {
+test("exec: a refusal whose body never arrives is still the refusal's ApiError", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
     const conn = await listener.accept();
@@ -632,7 +633,7 @@ Deno.test("exec: a refusal whose body never arrives is still the refusal's ApiEr
   await serving;
 });
 
-Deno.test("exec: a server that never answers the upgrade times out on the client's clock", async () => {
+test("exec: a server that never answers the upgrade times out on the client's clock", async () => {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
   const clock = new VirtualClock();

@@ -16,6 +16,7 @@ import {
   status,
   StubServer,
 } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
@@ -46,7 +47,7 @@ function rv(stub: StubServer, i: number): string | null {
   return stub.requests[i].query.get("resourceVersion");
 }
 
-Deno.test("Informer: first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
+test("Informer: first delivers existing objects as ADDED, then re-watches from the last RV after a normal close", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -75,7 +76,7 @@ Deno.test("Informer: first delivers existing objects as ADDED, then re-watches f
   assert.equal(stub.cancelled, 1);
 });
 
-Deno.test("Informer: streaming mode picks a random server timeout in [300, 600] s by default", async () => {
+test("Informer: streaming mode picks a random server timeout in [300, 600] s by default", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "2"))]));
   const inf = new Informer(stub.client(), configMaps, { resourceVersion: "1" });
   await take(inf, 1);
@@ -83,7 +84,7 @@ Deno.test("Informer: streaming mode picks a random server timeout in [300, 600] 
   assert.ok(seconds >= 300 && seconds <= 600, `timeoutSeconds ${seconds}`);
 });
 
-Deno.test("Informer: after init() only changes are delivered", async () => {
+test("Informer: after init() only changes are delivered", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -97,7 +98,7 @@ Deno.test("Informer: after init() only changes are delivered", async () => {
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("Informer: poll() watches once with the timeout and queues events; pop() takes them", async () => {
+test("Informer: poll() watches once with the timeout and queues events; pop() takes them", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),
@@ -113,7 +114,7 @@ Deno.test("Informer: poll() watches once with the timeout and queues events; pop
   assert.equal(inf.version(), "12");
 });
 
-Deno.test("Informer: bookmark-only stream advances the resource version and queues nothing", async () => {
+test("Informer: bookmark-only stream advances the resource version and queues nothing", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([], "10"),
@@ -129,7 +130,7 @@ Deno.test("Informer: bookmark-only stream advances the resource version and queu
   assert.equal(rv(stub, 2), "20");
 });
 
-Deno.test("Informer: bookmarks are delivered with the bookmarks option", async () => {
+test("Informer: bookmarks are delivered with the bookmarks option", async () => {
   const stub = new StubServer().push(events([bookmark("15")]));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10", bookmarks: true });
   assert.deepEqual(summary(await take(inf, 1)), ["BOOKMARK:15"]);
@@ -182,13 +183,13 @@ async function assertRelistDiff(stub: StubServer, sleeps: Sleeps) {
   assert.deepEqual(sleeps.delays, []);
 }
 
-Deno.test("Informer: 410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
+test("Informer: 410 as HTTP status: re-list and emit the difference (deletion in the gap, unchanged not repeated)", async () => {
   const sleeps = new Sleeps();
   await assertRelistDiff(relistScenario(status(410, expiredStatus)), sleeps);
 });
 
 for (const reason of ["Expired", "Gone"]) {
-  Deno.test(`410 as ERROR event with reason ${reason}: re-list and emit the difference`, async () => {
+  test(`410 as ERROR event with reason ${reason}: re-list and emit the difference`, async () => {
     const sleeps = new Sleeps();
     await assertRelistDiff(
       relistScenario(events([errorEvent(410, reason, "too old resource version")])),
@@ -197,7 +198,7 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-Deno.test("Informer: poll(): a 410 re-lists in the same call and queues the difference", async () => {
+test("Informer: poll(): a 410 re-lists in the same call and queues the difference", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1"), cm("b", "1")], "10"),
@@ -213,7 +214,7 @@ Deno.test("Informer: poll(): a 410 re-lists in the same call and queues the diff
   assert.equal(inf.version(), "30");
 });
 
-Deno.test("Informer: 429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
+test("Informer: 429 with a plain-text body and Retry-After is retried after the server's delay", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(429, "Too many requests, please try again later.\n", { "Retry-After": "7" }),
@@ -226,7 +227,7 @@ Deno.test("Informer: 429 with a plain-text body and Retry-After is retried after
   assert.equal(rv(stub, 1), "10");
 });
 
-Deno.test("Informer: 500 and 503 are retried with backoff", async () => {
+test("Informer: 500 and 503 are retried with backoff", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, { kind: "Status", status: "Failure", reason: "InternalError", code: 500 }),
@@ -239,7 +240,7 @@ Deno.test("Informer: 500 and 503 are retried with backoff", async () => {
   assert.equal(stub.requests.length, 3);
 });
 
-Deno.test("Informer: a refused connection (fetch throws TypeError) is retried", async () => {
+test("Informer: a refused connection (fetch throws TypeError) is retried", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     refused(),
@@ -250,7 +251,7 @@ Deno.test("Informer: a refused connection (fetch throws TypeError) is retried", 
   assert.deepEqual(sleeps.delays, [800]);
 });
 
-Deno.test("Informer: a malformed line is retried from the last good resource version", async () => {
+test("Informer: a malformed line is retried from the last good resource version", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), "this is not json\n"], { hang: true }),
@@ -263,7 +264,7 @@ Deno.test("Informer: a malformed line is retried from the last good resource ver
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Informer: a stalled stream is abandoned and re-watched", async () => {
+test("Informer: a stalled stream is abandoned and re-watched", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))], { hang: true }),
@@ -276,7 +277,7 @@ Deno.test("Informer: a stalled stream is abandoned and re-watched", async () => 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Informer: 403 ends the iteration with the ApiError", async () => {
+test("Informer: 403 ends the iteration with the ApiError", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11"))]),
@@ -290,7 +291,7 @@ Deno.test("Informer: 403 ends the iteration with the ApiError", async () => {
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-Deno.test("Informer: poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
+test("Informer: poll(): permanent failures reject, transient ones resolve and delay the next poll", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(500, "boom"),
@@ -307,7 +308,7 @@ Deno.test("Informer: poll(): permanent failures reject, transient ones resolve a
   await assert.rejects(inf.poll(), (e: unknown) => e instanceof ApiError && e.status === 404);
 });
 
-Deno.test("Informer: breaking out of for-await cancels the watch body", async () => {
+test("Informer: breaking out of for-await cancels the watch body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), ev("ADDED", cm("b", "12"))], { hang: true }),
   );
@@ -318,7 +319,7 @@ Deno.test("Informer: breaking out of for-await cancels the watch body", async ()
   assert.equal(inf.version(), "11");
 });
 
-Deno.test("Informer: aborting the signal ends the stream quietly and closes the body", async () => {
+test("Informer: aborting the signal ends the stream quietly and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const controller = new AbortController();
@@ -330,7 +331,7 @@ Deno.test("Informer: aborting the signal ends the stream quietly and closes the 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Informer: only one poll or iteration at a time", async () => {
+test("Informer: only one poll or iteration at a time", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "11"))], { hang: true }));
   const inf = informer(stub, new Sleeps(), { resourceVersion: "10" });
   const iterator = inf.stream();

@@ -4,6 +4,7 @@ import { ApiError } from "../../errors.ts";
 import { Informer } from "../../informer.ts";
 import { listAll, listPage, listSnapshot } from "../../_list.ts";
 import { list, Sleeps, status, StubServer } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
@@ -21,7 +22,7 @@ function bare(name: string, resourceVersion: string) {
   return { metadata: { name, namespace: "default", resourceVersion } };
 }
 
-Deno.test("paged list: listPage sends the paging query and fills apiVersion and kind", async () => {
+test("paged list: listPage sends the paging query and fills apiVersion and kind", async () => {
   const stub = new StubServer().push(list([bare("a", "1")], "10", "tok"));
   const page = await listPage(stub.client(), configMaps, {
     limit: 2,
@@ -36,7 +37,7 @@ Deno.test("paged list: listPage sends the paging query and fills apiVersion and 
   assert.deepEqual(page.items[0], { apiVersion: "v1", kind: "ConfigMap", ...bare("a", "1") });
 });
 
-Deno.test("paged list: an expired continue token restarts the list from scratch and says so", async () => {
+test("paged list: an expired continue token restarts the list from scratch and says so", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1"), bare("b", "2")], "10", "t1"),
     status(410, expiredContinue),
@@ -53,7 +54,7 @@ Deno.test("paged list: an expired continue token restarts the list from scratch 
   assert.deepEqual(queries, [["2", null], ["2", "t1"], ["2", null], ["2", "t2"]]);
 });
 
-Deno.test("paged list: listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
+test("paged list: listSnapshot never mixes snapshots; a second expiry falls back to one unpaged list", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),
@@ -68,7 +69,7 @@ Deno.test("paged list: listSnapshot never mixes snapshots; a second expiry falls
   assert.equal(stub.requests[4].query.get("continue"), null);
 });
 
-Deno.test("paged list: a 410 on the first page (no continue token) is thrown", async () => {
+test("paged list: a 410 on the first page (no continue token) is thrown", async () => {
   const stub = new StubServer().push(status(410, { ...expiredContinue, message: "too old" }));
   await assert.rejects(
     listSnapshot(stub.client(), configMaps, {
@@ -79,7 +80,7 @@ Deno.test("paged list: a 410 on the first page (no continue token) is thrown", a
   );
 });
 
-Deno.test("paged list: Informer.init() after an expired continue token knows only the new snapshot", async () => {
+test("paged list: Informer.init() after an expired continue token knows only the new snapshot", async () => {
   const stub = new StubServer().push(
     list([bare("a", "1")], "10", "t1"),
     status(410, expiredContinue),

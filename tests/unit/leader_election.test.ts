@@ -11,6 +11,7 @@ import {
 } from "../../leader_election.ts";
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import type { Lease } from "../../generated/coordination_v1.ts";
+import { test } from "../_test.ts";
 
 const LEASES = Api.coordinationV1Lease().within("default");
 
@@ -83,7 +84,7 @@ function campaign(r: Replica, signal?: AbortSignal) {
   return { box, done };
 }
 
-Deno.test("acquire creates the Lease with client-go's defaults; renews every retry period", async () => {
+test("acquire creates the Lease with client-go's defaults; renews every retry period", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock(Date.parse("2026-12-01T10:00:00Z"));
   const a = replica(server, clock, "a");
@@ -98,7 +99,9 @@ Deno.test("acquire creates the Lease with client-go's defaults; renews every ret
 
   await clock.advance(1_999);
   assert.equal((await lease(server)).metadata?.resourceVersion, created.metadata?.resourceVersion);
+  const requests = a.link.requests;
   await clock.advance(1);
+  assert.equal(a.link.requests - requests, 1, "a renew is one update of the object it wrote last");
   const renewed = await lease(server);
   assert.notEqual(renewed.metadata?.resourceVersion, created.metadata?.resourceVersion);
   assert.equal(renewed.spec?.renewTime, "2026-12-01T10:00:02.000000Z");
@@ -112,7 +115,7 @@ Deno.test("acquire creates the Lease with client-go's defaults; renews every ret
   a.client.close();
 });
 
-Deno.test("a standby never takes a lease that keeps being renewed", async () => {
+test("a standby never takes a lease that keeps being renewed", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -130,7 +133,7 @@ Deno.test("a standby never takes a lease that keeps being renewed", async () => 
   await la.release();
 });
 
-Deno.test("a cut-off leader stops at the renew deadline; expiry counts from the standby's own observation", async () => {
+test("a cut-off leader stops at the renew deadline; expiry counts from the standby's own observation", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -161,7 +164,7 @@ Deno.test("a cut-off leader stops at the renew deadline; expiry counts from the 
   await box.leadership!.release();
 });
 
-Deno.test("skewed remote renewTime (far future or far past) changes nothing", async () => {
+test("skewed remote renewTime (far future or far past) changes nothing", async () => {
   for (const skewMs of [10 * 365 * 86_400_000, -3_600_000]) {
     await using server = new FakeApiServer();
     const clock = new VirtualClock(Date.parse("2026-12-01T10:00:00Z"));
@@ -192,7 +195,7 @@ Deno.test("skewed remote renewTime (far future or far past) changes nothing", as
   }
 });
 
-Deno.test("a renew that fails once and succeeds within the deadline keeps leadership", async () => {
+test("a renew that fails once and succeeds within the deadline keeps leadership", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -212,7 +215,7 @@ Deno.test("a renew that fails once and succeeds within the deadline keeps leader
   assert.equal(la.signal.aborted, true);
 });
 
-Deno.test("a leader that finds another holder stops at once and never writes back", async () => {
+test("a leader that finds another holder stops at once and never writes back", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -228,7 +231,7 @@ Deno.test("a leader that finds another holder stops at once and never writes bac
   assert.equal((await lease(server)).spec?.holderIdentity, "x");
 });
 
-Deno.test("release hands over within one retry period and keeps leaseTransitions", async () => {
+test("release hands over within one retry period and keeps leaseTransitions", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -255,7 +258,7 @@ Deno.test("release hands over within one retry period and keeps leaseTransitions
   await box.leadership!.release();
 });
 
-Deno.test("two candidates racing: exactly one wins the create, and one wins each takeover", async () => {
+test("two candidates racing: exactly one wins the create, and one wins each takeover", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -292,7 +295,7 @@ Deno.test("two candidates racing: exactly one wins the create, and one wins each
   await stillCampaigning.leadership!.release();
 });
 
-Deno.test("a candidate that already holds the record (restart with the same identity) resumes its term", async () => {
+test("a candidate that already holds the record (restart with the same identity) resumes its term", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
@@ -306,7 +309,7 @@ Deno.test("a candidate that already holds the record (restart with the same iden
   await again.release();
 });
 
-Deno.test("options are checked: client-go's ordering of the timings", () => {
+test("options are checked: client-go's ordering of the timings", () => {
   const client = new Client(new FakeApiServer().config());
   const make = (o: Partial<LeaderElectorOptions>) =>
     new LeaderElector(client, { namespace: "default", name: "op", identity: "x", ...o });

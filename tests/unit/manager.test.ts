@@ -7,6 +7,7 @@ import { LeadershipLostError } from "../../leader_election.ts";
 import { Controller } from "../../controller.ts";
 import { Manager, type Runnable } from "../../manager.ts";
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 const LEASES = Api.coordinationV1Lease().within("default");
 
@@ -72,7 +73,7 @@ function manager(
   return { link, client, m };
 }
 
-Deno.test("without leader election: leader-only tasks run at once; shutdown stops them before the every-replica ones", async () => {
+test("without leader election: leader-only tasks run at once; shutdown stops them before the every-replica ones", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -97,7 +98,7 @@ Deno.test("without leader election: leader-only tasks run at once; shutdown stop
   assert.equal(m.leading, false);
 });
 
-Deno.test("two managers on one lease: only the leader runs its controllers; a clean stop hands over within a retry period", async () => {
+test("two managers on one lease: only the leader runs its controllers; a clean stop hands over within a retry period", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -136,7 +137,7 @@ Deno.test("two managers on one lease: only the leader runs its controllers; a cl
   await runB;
 });
 
-Deno.test("losing the lease aborts the leader-only tasks and waits for them before campaigning again", async () => {
+test("losing the lease aborts the leader-only tasks and waits for them before campaigning again", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -167,7 +168,7 @@ Deno.test("losing the lease aborts the leader-only tasks and waits for them befo
   await run;
 });
 
-Deno.test("onLost: exit ends run() with LeadershipLostError after the work stopped", async () => {
+test("onLost: exit ends run() with LeadershipLostError after the work stopped", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -193,7 +194,7 @@ Deno.test("onLost: exit ends run() with LeadershipLostError after the work stopp
   ]);
 });
 
-Deno.test("shutdown waits at most the grace period for a stuck task, then still releases the lease", async () => {
+test("shutdown waits at most the grace period for a stuck task, then still releases the lease", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -212,7 +213,7 @@ Deno.test("shutdown waits at most the grace period for a stuck task, then still 
   assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "");
 });
 
-Deno.test("a crashing task stops the manager, releases the lease, and run() rejects with its error", async () => {
+test("a crashing task stops the manager, releases the lease, and run() rejects with its error", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -234,7 +235,7 @@ Deno.test("a crashing task stops the manager, releases the lease, and run() reje
   assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "");
 });
 
-Deno.test("endpoints: /readyz waits for the shared cache; /metrics shows the leader status", async () => {
+test("endpoints: /readyz waits for the shared cache; /metrics shows the leader status", async () => {
   await using server = new FakeApiServer();
   const m = new Manager(server.client(), {
     leaderElection: { namespace: "default", name: "op", identity: "a" },
@@ -291,7 +292,7 @@ function fakeController(clock: VirtualClock) {
   };
 }
 
-Deno.test("controllers are instrumented with controller-runtime's metric names", async () => {
+test("controllers are instrumented with controller-runtime's metric names", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const m = new Manager(server.client(), { clock });
@@ -328,7 +329,7 @@ Deno.test("controllers are instrumented with controller-runtime's metric names",
   assert.match(text, /^leader_election_master_status\{name=""\} 0$/m);
 });
 
-Deno.test("on loss of the lease, abortInFlight is called at once (no grace) before the work is waited for", async () => {
+test("on loss of the lease, abortInFlight is called at once (no grace) before the work is waited for", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = manager(server, clock, "a");
@@ -349,7 +350,7 @@ Deno.test("on loss of the lease, abortInFlight is called at once (no grace) befo
   await run;
 });
 
-Deno.test("shared caches report watch restarts and relists", async () => {
+test("shared caches report watch restarts and relists", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const m = new Manager(server.client(), { clock });
@@ -379,7 +380,7 @@ Deno.test("shared caches report watch restarts and relists", async () => {
   await run;
 });
 
-Deno.test("with the real Controller: losing the lease aborts the reconcile's ctx.signal, and the Manager campaigns only after it returned", async () => {
+test("with the real Controller: losing the lease aborts the reconcile's ctx.signal, and the Manager campaigns only after it returned", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = manager(server, clock, "a");

@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { Counter, Registry } from "../../metrics.ts";
 import { endpointsHandler, serveEndpoints } from "../../endpoints.ts";
+import { test } from "../_test.ts";
 
-Deno.test("counters, gauges and histograms render in the text exposition format 0.0.4", () => {
+test("counters, gauges and histograms render in the text exposition format 0.0.4", () => {
   const registry = new Registry();
   const reconciles = registry.counter({
     name: "reconcile_total",
@@ -53,7 +54,7 @@ Deno.test("counters, gauges and histograms render in the text exposition format 
   assert.deepEqual(time.get({ controller: "foo" }), { count: 3, sum: 3.55 });
 });
 
-Deno.test("reads do not create series; collectors run at exposition", () => {
+test("reads do not create series; collectors run at exposition", () => {
   const registry = new Registry();
   const c = registry.counter({ name: "x_total", help: "X.", labelNames: ["a"] });
   assert.equal(c.get({ a: "1" }), 0);
@@ -70,7 +71,7 @@ Deno.test("reads do not create series; collectors run at exposition", () => {
   assert.match(registry.expose(), /^# collector failed: broken\\ncollector$/m);
 });
 
-Deno.test("bad names, labels and values are refused with what to fix", () => {
+test("bad names, labels and values are refused with what to fix", () => {
   const registry = new Registry();
   assert.throws(() => registry.counter({ name: "1x", help: "h" }), /Invalid metric name "1x"/);
   assert.throws(() => registry.counter({ name: "x", help: "" }), /needs a help text/);
@@ -95,7 +96,7 @@ Deno.test("bad names, labels and values are refused with what to fix", () => {
   assert.ok(c instanceof Counter);
 });
 
-Deno.test("endpoints: /healthz, /readyz (verbose), /metrics, 404 and 405", async () => {
+test("endpoints: /healthz, /readyz (verbose), /metrics, 404 and 405", async () => {
   const registry = new Registry();
   registry.counter({ name: "hits_total", help: "Hits." }).inc();
   let synced: true | string = "caches not synced";
@@ -126,7 +127,7 @@ Deno.test("endpoints: /healthz, /readyz (verbose), /metrics, 404 and 405", async
   assert.equal((await get("/metrics", "POST")).status, 405);
 });
 
-Deno.test("serveEndpoints listens on a loopback port and closes cleanly", async () => {
+test("serveEndpoints listens on a loopback port and closes cleanly", async () => {
   await using server = await serveEndpoints({ hostname: "127.0.0.1", port: 0 });
   assert.ok(server.port > 0);
   const res = await fetch(`http://127.0.0.1:${server.port}/healthz`);

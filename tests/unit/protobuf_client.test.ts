@@ -13,6 +13,7 @@ import { MALFORMED_WATCH_EVENT, type WatchEvent } from "../../watch.ts";
 import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { decodeObject } from "../../_protobuf/decode.ts";
 import { makePod } from "../../bench/fixture.ts";
+import { test } from "../_test.ts";
 
 const PB = "application/vnd.kubernetes.protobuf";
 
@@ -63,7 +64,7 @@ const pod = (i: number, rv: number) => ({
   ...decodeObject(encodeObject(makePod(i, { resourceVersion: rv }))),
 });
 
-Deno.test("protobuf get and list: Accept negotiated, bodies decoded, items typed", async () => {
+test("protobuf get and list: Accept negotiated, bodies decoded, items typed", async () => {
   const p = pod(1, 10);
   const { client, seen } = stub((url) =>
     url.pathname.endsWith("/pods")
@@ -87,7 +88,7 @@ Deno.test("protobuf get and list: Accept negotiated, bodies decoded, items typed
   client.close();
 });
 
-Deno.test("a JSON answer to a protobuf request is read as JSON; custom resources ask for JSON", async () => {
+test("a JSON answer to a protobuf request is read as JSON; custom resources ask for JSON", async () => {
   const { client, seen } = stub(() =>
     Response.json({ kind: "Foo", apiVersion: "clux.dev/v1", metadata: { name: "f" } })
   );
@@ -105,7 +106,7 @@ Deno.test("a JSON answer to a protobuf request is read as JSON; custom resources
   plain.client.close();
 });
 
-Deno.test("get re-reads as JSON an object with fields unknown to the tables (no field lost)", async () => {
+test("get re-reads as JSON an object with fields unknown to the tables (no field lost)", async () => {
   // A ConfigMap from a "newer server": field 99 of ConfigMap and field 77 of ObjectMeta.
   const cm = { kind: "ConfigMap", apiVersion: "v1", metadata: { name: "c" }, data: { k: "v" } };
   const raw = encodeObject(cm);
@@ -157,7 +158,7 @@ function encodeMessageBytes(object: Record<string, unknown>): number[] {
   return [...encodeMessage("core/v1.ConfigMap", object)];
 }
 
-Deno.test("a protobuf error Status becomes an ApiError with its reason and message", async () => {
+test("a protobuf error Status becomes an ApiError with its reason and message", async () => {
   const { client } = stub(() =>
     protobuf({
       kind: "Status",
@@ -180,7 +181,7 @@ Deno.test("a protobuf error Status becomes an ApiError with its reason and messa
   client.close();
 });
 
-Deno.test("a Reflector syncs and follows a protobuf watch (watch list, then events)", async () => {
+test("a Reflector syncs and follows a protobuf watch (watch list, then events)", async () => {
   const events = [
     encodeWatchFrame("ADDED", pod(1, 20)),
     encodeWatchFrame("ADDED", pod(2, 21)),
@@ -228,7 +229,7 @@ function rng(seed: number): () => number {
   };
 }
 
-Deno.test("randomized: client.watch over protobuf frames split and cut at random points", async () => {
+test("randomized: client.watch over protobuf frames split and cut at random points", async () => {
   for (let seed = 1; seed <= 40; seed++) {
     const rand = rng(seed);
     const sent: KubeObject[] = [];

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { decodeObject, decodeWatchEvent, formatDuration } from "../../_protobuf/decode.ts";
 import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
+import { test } from "../_test.ts";
 
 const text = new TextEncoder();
 
@@ -27,7 +28,7 @@ function envelope(apiVersion: string, kind: string, raw: number[]): Uint8Array {
   return new Uint8Array([0x6b, 0x38, 0x73, 0, ...field(1, typeMeta), ...field(2, raw)]);
 }
 
-Deno.test("Go's time.Duration.String formats", () => {
+test("Go's time.Duration.String formats", () => {
   const cases: [number, string][] = [
     [0, "0s"],
     [1, "1ns"],
@@ -43,7 +44,7 @@ Deno.test("Go's time.Duration.String formats", () => {
   for (const [nanos, want] of cases) assert.equal(formatDuration(nanos), want, String(nanos));
 });
 
-Deno.test("a pod round-trips through the tables with the JSON zero-value rules", () => {
+test("a pod round-trips through the tables with the JSON zero-value rules", () => {
   const pod = {
     kind: "Pod",
     apiVersion: "v1",
@@ -94,7 +95,7 @@ Deno.test("a pod round-trips through the tables with the JSON zero-value rules",
   assert.equal(decoded.status.startTime, "2025-06-01T08:00:01Z");
 });
 
-Deno.test("MicroTime keeps microseconds; Time drops sub-seconds; both are UTC RFC 3339", () => {
+test("MicroTime keeps microseconds; Time drops sub-seconds; both are UTC RFC 3339", () => {
   const lease = {
     kind: "Lease",
     apiVersion: "coordination.k8s.io/v1",
@@ -111,7 +112,7 @@ Deno.test("MicroTime keeps microseconds; Time drops sub-seconds; both are UTC RF
   assert.deepEqual(decodedTime.metadata, { creationTimestamp: "2025-06-01T08:00:00Z" });
 });
 
-Deno.test("RawExtension holds JSON or a nested protobuf object; FieldsV1 its JSON", () => {
+test("RawExtension holds JSON or a nested protobuf object; FieldsV1 its JSON", () => {
   const revision = {
     kind: "ControllerRevision",
     apiVersion: "apps/v1",
@@ -128,7 +129,7 @@ Deno.test("RawExtension holds JSON or a nested protobuf object; FieldsV1 its JSO
   assert.deepEqual(decodeWatchEvent(frame.subarray(4)), { type: "MODIFIED", object: revision });
 });
 
-Deno.test("bytes are base64, named slices are arrays, empty lists have items: []", () => {
+test("bytes are base64, named slices are arrays, empty lists have items: []", () => {
   const secret = {
     kind: "Secret",
     apiVersion: "v1",
@@ -149,7 +150,7 @@ Deno.test("bytes are base64, named slices are arrays, empty lists have items: []
   assert.deepEqual(empty, { kind: "PodList", apiVersion: "v1", metadata: {}, items: [] });
 });
 
-Deno.test("unknown fields of every wire type are skipped; known ones still decoded", () => {
+test("unknown fields of every wire type are skipped; known ones still decoded", () => {
   const cm = encodeMessage("core/v1.ConfigMap", { metadata: { name: "x" }, data: { k: "v" } });
   const unknown = [
     ...[0x98, 0x06], // field 99, varint
@@ -170,7 +171,7 @@ Deno.test("unknown fields of every wire type are skipped; known ones still decod
   });
 });
 
-Deno.test("malformed input throws a TypeError naming the kind, the field and the byte", () => {
+test("malformed input throws a TypeError naming the kind, the field and the byte", () => {
   const raw = encodeMessage("core/v1.ConfigMap", { metadata: { name: "abc" }, data: { k: "v" } });
   // Cut anywhere inside the object (but not at a field boundary of the outermost message).
   for (let cut = 1; cut < raw.length; cut++) {

@@ -11,6 +11,8 @@ import { FrameDecoder } from "../../_protobuf/frames.ts";
 import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
 import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { makePod } from "../../bench/fixture.ts";
+import { test } from "../_test.ts";
+import process from "node:process";
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -85,11 +87,11 @@ function stream(seed: number): { sent: Sent[]; frames: Uint8Array[] } {
   return { sent, frames };
 }
 
-const seeds = Deno.env.get("SEED")
-  ? [Number(Deno.env.get("SEED"))]
-  : Array.from({ length: Number(Deno.env.get("SEEDS") ?? 60) }, (_, i) => i + 1);
+const seeds = process.env.SEED
+  ? [Number(process.env.SEED)]
+  : Array.from({ length: Number(process.env.SEEDS ?? 60) }, (_, i) => i + 1);
 
-Deno.test("randomized: protobuf frames split at random points decode to exactly the events", () => {
+test("randomized: protobuf frames split at random points decode to exactly the events", () => {
   for (const seed of seeds) {
     const { sent, frames } = stream(seed);
     const bytes = concat(frames);
@@ -99,7 +101,7 @@ Deno.test("randomized: protobuf frames split at random points decode to exactly 
   }
 });
 
-Deno.test("randomized: a stream cut inside a frame gives the events before it, then a RangeError", () => {
+test("randomized: a stream cut inside a frame gives the events before it, then a RangeError", () => {
   for (const seed of seeds) {
     const { sent, frames } = stream(seed);
     const bytes = concat(frames);
@@ -123,7 +125,7 @@ Deno.test("randomized: a stream cut inside a frame gives the events before it, t
   }
 });
 
-Deno.test("a 10 MB object in one frame, fed in 64 KiB chunks, among small ones", () => {
+test("a 10 MB object in one frame, fed in 64 KiB chunks, among small ones", () => {
   const big = {
     kind: "ConfigMap",
     apiVersion: "v1",
@@ -144,7 +146,7 @@ Deno.test("a 10 MB object in one frame, fed in 64 KiB chunks, among small ones",
   assert.deepEqual(events[1].object, big);
 });
 
-Deno.test("a frame length beyond the limit is a RangeError, not an allocation", () => {
+test("a frame length beyond the limit is a RangeError, not an allocation", () => {
   const frames = new FrameDecoder(1024);
   assert.throws(
     () => frames.push(new Uint8Array([0x7f, 0xff, 0xff, 0xff, 1, 2]), []),

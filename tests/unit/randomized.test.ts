@@ -13,6 +13,8 @@ import { Informer } from "../../informer.ts";
 import { Reflector } from "../../reflector.ts";
 import type { WatchEvent } from "../../watch.ts";
 import { FakeApiServer, type Fault } from "../../testing.ts";
+import { test } from "../_test.ts";
+import process from "node:process";
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -64,7 +66,7 @@ function diff(expected: Map<string, string>, actual: Map<string, string>): strin
   return lines.slice(0, 10).join("; ");
 }
 
-const DEBUG = Deno.env.get("DEBUG") === "1";
+const DEBUG = process.env.DEBUG === "1";
 let faultHits = 0;
 let relistsForced = 0;
 
@@ -199,9 +201,9 @@ if (DEBUG) {
   });
 }
 
-Deno.test("randomized: faults at random points never leave the cache or the event replay wrong", async () => {
-  const only = Deno.env.get("SEED");
-  const count = Number(Deno.env.get("SEEDS") ?? "200");
+test("randomized: faults at random points never leave the cache or the event replay wrong", async () => {
+  const only = process.env.SEED;
+  const count = Number(process.env.SEEDS ?? "200");
   const seeds = only !== undefined
     ? [Number(only)]
     : Array.from({ length: count }, (_, i) => i + 1);

@@ -3,6 +3,7 @@ import { summary } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector, stripManagedFields } from "../../reflector.ts";
 import { bookmark, ev, events, list, Sleeps, StubServer } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 function obj(
   name: string,
@@ -31,7 +32,7 @@ function sync(...objects: KubeObject[]) {
   return events([...objects.map((o) => ev("ADDED", o)), bookmark("100", true)]);
 }
 
-Deno.test("Reflector: indexes: the built-in namespace index and a custom one follow every change", async () => {
+test("Reflector: indexes: the built-in namespace index and a custom one follow every change", async () => {
   const stub = new StubServer().push(
     sync(
       obj("a", "1", "ns1", { app: "web" }),
@@ -60,7 +61,7 @@ Deno.test("Reflector: indexes: the built-in namespace index and a custom one fol
   assert.throws(() => rf.byIndex("nope", "x"), TypeError);
 });
 
-Deno.test("Reflector: an index function that throws does not stop the cache: the object is indexed under no value", async () => {
+test("Reflector: an index function that throws does not stop the cache: the object is indexed under no value", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1", "ns1", { app: "web" }), obj("bad", "2", "ns1", { app: "web" })),
     events([
@@ -98,7 +99,7 @@ Deno.test("Reflector: an index function that throws does not stop the cache: the
   assert.equal(rf.version(), "103");
 });
 
-Deno.test("Reflector: transform (stripManagedFields) is applied before caching", async () => {
+test("Reflector: transform (stripManagedFields) is applied before caching", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([ev("MODIFIED", obj("a", "2"))]),
@@ -117,7 +118,7 @@ Deno.test("Reflector: transform (stripManagedFields) is applied before caching",
   );
 });
 
-Deno.test("Reflector: events() returns and removes the events seen since the last call", async () => {
+test("Reflector: events() returns and removes the events seen since the last call", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([ev("MODIFIED", obj("a", "3")), bookmark("4"), ev("DELETED", obj("b", "5"))]),
@@ -132,7 +133,7 @@ Deno.test("Reflector: events() returns and removes the events seen since the las
   assert.equal(rf.version(), "5");
 });
 
-Deno.test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
+test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
   const objects = Array.from({ length: 30 }, (_, i) => obj(`o${i}`, String(i + 1)));
   const stub = new StubServer().push(sync(...objects));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { maxBufferedEvents: 8 });
@@ -143,7 +144,7 @@ Deno.test("Reflector: events() keeps at most maxBufferedEvents, dropping the old
   assert.equal(rf.read().size, 30);
 });
 
-Deno.test("Reflector: get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
+test("Reflector: get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
   const stub = new StubServer().push(sync(obj("a", "1", "ns1")));
   const rf = new Reflector(stub.client(), Api.v1ConfigMap());
   await rf.init();
@@ -161,7 +162,7 @@ Deno.test("Reflector: get() and keys: namespace/name for namespaced kinds, name 
   assert.equal(namespaces.get("kube-system")?.kind, "Namespace");
 });
 
-Deno.test("Reflector: read() is a live read-only view: iteration started before a resync sees the old content", async () => {
+test("Reflector: read() is a live read-only view: iteration started before a resync sees the old content", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1"), obj("b", "2")),
     events([{ type: "ERROR", object: { kind: "Status", code: 410, reason: "Gone" } }]),
@@ -180,7 +181,7 @@ Deno.test("Reflector: read() is a live read-only view: iteration started before 
   assert.equal("set" in view, false);
 });
 
-Deno.test("Reflector: changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
+test("Reflector: changes() normalises watch events against the cache (no duplicate, ADDED of a known key is MODIFIED)", async () => {
   const stub = new StubServer().push(
     sync(obj("a", "1")),
     events([
@@ -206,7 +207,7 @@ Deno.test("Reflector: changes() normalises watch events against the cache (no du
   assert.deepEqual(seen, ["ADDED:1:-", "MODIFIED:2:1", "DELETED:3:2"]);
 });
 
-Deno.test("Reflector: run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
+test("Reflector: run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
   const { FakeApiServer } = await import("../../testing.ts");
   await using server = new FakeApiServer();
   const client = server.client();

@@ -13,6 +13,7 @@ import {
   status,
   StubServer,
 } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
@@ -44,7 +45,7 @@ async function take<T>(iterator: AsyncIterableIterator<T>, n: number): Promise<T
   return out;
 }
 
-Deno.test("Reflector: init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
+test("Reflector: init() syncs with a watch list ending at the initial-events-end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2")), bookmark("10", true)], {
       hang: true,
@@ -65,7 +66,7 @@ Deno.test("Reflector: init() syncs with a watch list ending at the initial-event
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Reflector: poll() after init() watches from the bookmark's resource version", async () => {
+test("Reflector: poll() after init() watches from the bookmark's resource version", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true)]),
     events([ev("MODIFIED", cm("a", "11")), ev("ADDED", cm("b", "12"))]),
@@ -80,7 +81,7 @@ Deno.test("Reflector: poll() after init() watches from the bookmark's resource v
   assert.equal(rf.version(), "12");
 });
 
-Deno.test("Reflector: a resync builds the new map aside and swaps it in atomically", async () => {
+test("Reflector: a resync builds the new map aside and swaps it in atomically", async () => {
   const stub = new StubServer().push(
     events([
       ev("ADDED", cm("a", "1")),
@@ -127,7 +128,7 @@ Deno.test("Reflector: a resync builds the new map aside and swaps it in atomical
   await changes.return!();
 });
 
-Deno.test("Reflector: auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
+test("Reflector: auto falls back to a paged list when the server rejects sendInitialEvents (422)", async () => {
   const stub = new StubServer().push(
     status(422, {
       kind: "Status",
@@ -152,7 +153,7 @@ Deno.test("Reflector: auto falls back to a paged list when the server rejects se
   assert.equal(rf.version(), "20");
 });
 
-Deno.test("Reflector: auto falls back to a list when the stream ends before the end bookmark", async () => {
+test("Reflector: auto falls back to a list when the stream ends before the end bookmark", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1"))]),
     list([cm("a", "1"), cm("b", "2")], "10"),
@@ -163,14 +164,14 @@ Deno.test("Reflector: auto falls back to a list when the stream ends before the 
   assert.equal(stub.requests[1].watch, false);
 });
 
-Deno.test("Reflector: initialSync watchList does not fall back: an incomplete stream is an error", async () => {
+test("Reflector: initialSync watchList does not fall back: an incomplete stream is an error", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))]));
   const rf = reflector(stub, new Sleeps(), { initialSync: "watchList" });
   await assert.rejects(rf.init(), (e: unknown) => e instanceof ApiError && e.status === 0);
   assert.equal(rf.read().size, 0);
 });
 
-Deno.test("Reflector: initialSync list uses a paged list and then watches from its resource version", async () => {
+test("Reflector: initialSync list uses a paged list and then watches from its resource version", async () => {
   const stub = new StubServer().push(
     list([cm("a", "1")], "10", "next"),
     list([cm("b", "2")], "11"),
@@ -186,7 +187,7 @@ Deno.test("Reflector: initialSync list uses a paged list and then watches from i
   assert.deepEqual(content(rf.read()), ["default/b@2"]);
 });
 
-Deno.test("Reflector: run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
+test("Reflector: run() keeps the same watch-list stream after the sync, re-watches, and stops on abort", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), bookmark("10", true), ev("MODIFIED", cm("a", "11"))]),
     events([ev("ADDED", cm("b", "12"))], { hang: true }),
@@ -206,7 +207,7 @@ Deno.test("Reflector: run() keeps the same watch-list stream after the sync, re-
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Reflector: run() retries transient failures with backoff and honours Retry-After", async () => {
+test("Reflector: run() retries transient failures with backoff and honours Retry-After", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     status(503, "unavailable"),
@@ -224,7 +225,7 @@ Deno.test("Reflector: run() retries transient failures with backoff and honours 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Reflector: run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
+test("Reflector: run() rejects on 403, rejecting ready and ending changes() with the error", async () => {
   const stub = new StubServer().push(
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),
     status(403, { kind: "Status", status: "Failure", reason: "Forbidden", code: 403 }),

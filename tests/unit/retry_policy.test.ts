@@ -9,10 +9,11 @@ import { Client, type FetchLike } from "../../client.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, recoveryFor, retryDelay } from "../../_retry.ts";
 import { clientRetries, statusClass, TABLED_STATUSES } from "../../_status_table.ts";
 import { VirtualClock } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 const CODES = [...TABLED_STATUSES, 418, 507, 599];
 
-Deno.test("retry policy: isTransient agrees with the status table for every code", () => {
+test("retry policy: isTransient agrees with the status table for every code", () => {
   for (const code of CODES) {
     const error = new ApiError({ status: code, message: `HTTP ${code}` });
     assert.equal(isTransient(error), statusClass(code) === "transient", `status ${code}`);
@@ -24,7 +25,7 @@ Deno.test("retry policy: isTransient agrees with the status table for every code
   assert.equal(isTransient(new Error("not an ApiError")), false);
 });
 
-Deno.test("retry policy: the watch loop's recoveryFor agrees with the status table", () => {
+test("retry policy: the watch loop's recoveryFor agrees with the status table", () => {
   const expected = { transient: "retry", permanent: "fail", relist: "relist" } as const;
   for (const code of CODES) {
     const error = new ApiError({ status: code, message: `HTTP ${code}` });
@@ -35,7 +36,7 @@ Deno.test("retry policy: the watch loop's recoveryFor agrees with the status tab
   assert.equal(recoveryFor(new TypeError("bug")), "fail");
 });
 
-Deno.test("retry policy: the client retries exactly the statuses the table says, per method", async () => {
+test("retry policy: the client retries exactly the statuses the table says, per method", async () => {
   for (const method of ["GET", "POST"]) {
     for (const code of CODES.filter((c) => c >= 400)) {
       let calls = 0;
@@ -62,7 +63,7 @@ Deno.test("retry policy: the client retries exactly the statuses the table says,
   }
 });
 
-Deno.test("retry policy: one Retry-After cap for the client's retries (waited on its clock)", async () => {
+test("retry policy: one Retry-After cap for the client's retries (waited on its clock)", async () => {
   const clock = new VirtualClock();
   let calls = 0;
   const fetch: FetchLike = () =>
@@ -81,7 +82,7 @@ Deno.test("retry policy: one Retry-After cap for the client's retries (waited on
   assert.equal(calls, 2);
 });
 
-Deno.test("retry policy: the watch loop's Retry-After uses the same cap", () => {
+test("retry policy: the watch loop's Retry-After uses the same cap", () => {
   const backoff = new Backoff({ random: () => 0 });
   const slow = new ApiError({ status: 429, message: "busy", retryAfterSeconds: 3600 });
   assert.equal(retryDelay(slow, backoff), MAX_RETRY_AFTER_MS);

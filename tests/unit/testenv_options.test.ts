@@ -3,10 +3,11 @@
 
 import assert from "node:assert/strict";
 import { startControlPlane } from "../../testenv/control_plane.ts";
+import { test } from "../_test.ts";
 
 const target = { address: "127.0.0.1", port: 8080 };
 
-Deno.test("testenv: port-forward targets must be on loopback", async () => {
+test("testenv: port-forward targets must be on loopback", async () => {
   await assert.rejects(
     startControlPlane({
       build: false,
@@ -31,7 +32,7 @@ Deno.test("testenv: port-forward targets must be on loopback", async () => {
   );
 });
 
-Deno.test("testenv: exec needs a namespace; nodes a whole number", async () => {
+test("testenv: exec needs a namespace; nodes a whole number", async () => {
   await assert.rejects(
     startControlPlane({ build: false, kwok: { exec: [{ namespace: "" }] } }),
     (e: unknown) =>

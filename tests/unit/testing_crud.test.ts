@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { failure } from "./_helpers.ts";
 import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -32,7 +33,7 @@ function pod(name: string, extra: Obj = {}): Obj {
   };
 }
 
-Deno.test("FakeApiServer: create, get, replace, delete a configmap with real metadata and codes", async () => {
+test("FakeApiServer: create, get, replace, delete a configmap with real metadata and codes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const startRv = Number(server.resourceVersion);
@@ -83,7 +84,7 @@ Deno.test("FakeApiServer: create, get, replace, delete a configmap with real met
   assert.equal(gone.status, 404);
 });
 
-Deno.test("FakeApiServer: error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
+test("FakeApiServer: error bodies match the real server: NotFound, AlreadyExists, Conflict", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const missing = await failure(send(client, "GET", `${CM}/x`));
@@ -130,7 +131,7 @@ Deno.test("FakeApiServer: error bodies match the real server: NotFound, AlreadyE
   assert.equal(notThere.status, 404);
 });
 
-Deno.test('namespaced create in a missing namespace is 404 namespaces "x" not found', async () => {
+test('namespaced create in a missing namespace is 404 namespaces "x" not found', async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const error = await failure(
@@ -145,7 +146,7 @@ Deno.test('namespaced create in a missing namespace is 404 namespaces "x" not fo
   assert.equal(namespaces.body.items[0].status.phase, "Active");
 });
 
-Deno.test("FakeApiServer: 422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
+test("FakeApiServer: 422 Invalid for a missing or malformed name; 400 for a name or namespace mismatch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const noName = await failure(send(client, "POST", CM, { metadata: {} }));
@@ -207,7 +208,7 @@ Deno.test("FakeApiServer: 422 Invalid for a missing or malformed name; 400 for a
   assert.equal(withRv.body?.message, "resourceVersion should not be set on objects to be created");
 });
 
-Deno.test("FakeApiServer: 405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
+test("FakeApiServer: 405 for unsupported methods, Status 404 for unknown resources, plain 404 elsewhere", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -252,7 +253,7 @@ Deno.test("FakeApiServer: 405 for unsupported methods, Status 404 for unknown re
   assert.equal(await res.text(), "404 page not found\n");
 });
 
-Deno.test("FakeApiServer: generateName, generation, and the status subresource", async () => {
+test("FakeApiServer: generateName, generation, and the status subresource", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(client, "POST", PODS, {
@@ -308,7 +309,7 @@ Deno.test("FakeApiServer: generateName, generation, and the status subresource",
   assert.equal(missing.status, 404);
 });
 
-Deno.test("FakeApiServer: merge patch, JSON patch (all ops) and strategic merge patch", async () => {
+test("FakeApiServer: merge patch, JSON patch (all ops) and strategic merge patch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "a" }, data: { x: "1", y: "2" } });
@@ -382,7 +383,7 @@ Deno.test("FakeApiServer: merge patch, JSON patch (all ops) and strategic merge 
   assert.equal(noObject.status, 404);
 });
 
-Deno.test("FakeApiServer: server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
+test("FakeApiServer: server-side apply: create, conflicts, force, removal of unapplied fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const yaml = (data: Record<string, string>) =>
@@ -464,7 +465,7 @@ Deno.test("FakeApiServer: server-side apply: create, conflicts, force, removal o
   assert.equal(forceOnMerge.status, 422);
 });
 
-Deno.test("FakeApiServer: strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
+test("FakeApiServer: strategic merge patch is not allowed on custom resources (415, like the real server)", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -490,7 +491,7 @@ Deno.test("FakeApiServer: strategic merge patch is not allowed on custom resourc
   );
 });
 
-Deno.test("FakeApiServer: delete answers: pods return the object, deletecollection returns the list", async () => {
+test("FakeApiServer: delete answers: pods return the object, deletecollection returns the list", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", PODS, pod("p1", { metadata: { labels: { app: "a" } } }));
@@ -523,7 +524,7 @@ Deno.test("FakeApiServer: delete answers: pods return the object, deletecollecti
   );
 });
 
-Deno.test("FakeApiServer: finalizers delay deletion until they are removed", async () => {
+test("FakeApiServer: finalizers delay deletion until they are removed", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", CM, { metadata: { name: "f", finalizers: ["example.com/keep"] } });
@@ -551,7 +552,7 @@ Deno.test("FakeApiServer: finalizers delay deletion until they are removed", asy
   assert.equal(gone.status, 404);
 });
 
-Deno.test("FakeApiServer: deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
+test("FakeApiServer: deleting a namespace deletes its content; protected namespaces cannot be deleted", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/api/v1/namespaces", { metadata: { name: "tmp" } });
@@ -570,7 +571,7 @@ Deno.test("FakeApiServer: deleting a namespace deletes its content; protected na
   );
 });
 
-Deno.test("FakeApiServer: dryRun=All validates and answers without storing", async () => {
+test("FakeApiServer: dryRun=All validates and answers without storing", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const rv = server.resourceVersion;
@@ -582,7 +583,7 @@ Deno.test("FakeApiServer: dryRun=All validates and answers without storing", asy
   assert.equal((await failure(send(client, "GET", `${CM}/dry`))).status, 404);
 });
 
-Deno.test("FakeApiServer: seed and objects: direct helpers share the API semantics", async () => {
+test("FakeApiServer: seed and objects: direct helpers share the API semantics", async () => {
   await using server = new FakeApiServer();
   const [created] = server.seed(
     pod("seeded", { metadata: { namespace: "apps" }, status: { phase: "Running" } }),
@@ -598,7 +599,7 @@ Deno.test("FakeApiServer: seed and objects: direct helpers share the API semanti
   );
 });
 
-Deno.test("FakeApiServer: secrets turn stringData into base64 data; services get a clusterIP", async () => {
+test("FakeApiServer: secrets turn stringData into base64 data; services get a clusterIP", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const secret = await send(client, "POST", "/api/v1/namespaces/default/secrets", {

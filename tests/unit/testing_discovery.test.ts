@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import { ApiError, Client, type Client as ClientType } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -48,7 +49,7 @@ const CRD = {
   },
 };
 
-Deno.test("FakeApiServer: discovery documents for the built-in groups", async () => {
+test("FakeApiServer: discovery documents for the built-in groups", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const api = await get(client, "/api");
@@ -96,7 +97,7 @@ Deno.test("FakeApiServer: discovery documents for the built-in groups", async ()
   assert.equal((await get(client, "/version")).major, "1");
 });
 
-Deno.test("FakeApiServer: creating a CRD serves its versions, Established, with discovery", async () => {
+test("FakeApiServer: creating a CRD serves its versions, Established, with discovery", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const created = await send(
@@ -179,7 +180,7 @@ Deno.test("FakeApiServer: creating a CRD serves its versions, Established, with 
   });
 });
 
-Deno.test("FakeApiServer: deleting a CRD deletes its custom resources and stops serving them", async () => {
+test("FakeApiServer: deleting a CRD deletes its custom resources and stops serving them", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   await send(client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD);
@@ -202,7 +203,7 @@ Deno.test("FakeApiServer: deleting a CRD deletes its custom resources and stops 
   assert.equal(server.objects("CustomResourceDefinition").length, 0);
 });
 
-Deno.test("FakeApiServer: an invalid CRD is 422", async () => {
+test("FakeApiServer: an invalid CRD is 422", async () => {
   await using server = new FakeApiServer();
   const error = await send(
     server.client(),
@@ -221,7 +222,7 @@ Deno.test("FakeApiServer: an invalid CRD is 422", async () => {
   );
 });
 
-Deno.test("FakeApiServer: registerResource serves a cluster-scoped custom resource at once", async () => {
+test("FakeApiServer: registerResource serves a cluster-scoped custom resource at once", async () => {
   await using server = new FakeApiServer();
   server.registerResource({
     group: "example.com",
@@ -256,7 +257,7 @@ Deno.test("FakeApiServer: registerResource serves a cluster-scoped custom resour
   assert.equal(any.items.length, 1, "without selectableFields any path is accepted");
 });
 
-Deno.test("FakeApiServer: listen() serves over loopback; kubeconfig() and config() point at it", async () => {
+test("FakeApiServer: listen() serves over loopback; kubeconfig() and config() point at it", async () => {
   const server = new FakeApiServer();
   assert.equal(server.config().server, "http://fake.invalid");
   assert.throws(() => server.kubeconfig(), /listen/);
@@ -306,7 +307,7 @@ Deno.test("FakeApiServer: listen() serves over loopback; kubeconfig() and config
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("FakeApiServer: client() is wired to server.fetch", async () => {
+test("FakeApiServer: client() is wired to server.fetch", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   assert.equal(client.namespace, "default");

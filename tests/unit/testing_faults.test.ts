@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { failure } from "./_helpers.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -27,7 +28,7 @@ function lines(body: string): string[] {
   return body.split("\n").filter((l) => l !== "");
 }
 
-Deno.test("FakeApiServer: 429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
+test("FakeApiServer: 429 with a plain-text body and Retry-After; the client retries then succeeds", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: "list",
@@ -54,7 +55,7 @@ Deno.test("FakeApiServer: 429 with a plain-text body and Retry-After; the client
   assert.match(error.message, /busy/);
 });
 
-Deno.test("FakeApiServer: status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
+test("FakeApiServer: status faults answer real Status bodies: 500, 503, 403, 429 without body", async () => {
   await using server = new FakeApiServer();
   const client = server.client({ maxRetries: 0 });
   server.inject({ on: "get", fault: { status: 500 } });
@@ -94,7 +95,7 @@ Deno.test("FakeApiServer: status faults answer real Status bodies: 500, 503, 403
   await created.body?.cancel();
 });
 
-Deno.test("FakeApiServer: reset: fetch rejects like a refused connection; the client reports status 0", async () => {
+test("FakeApiServer: reset: fetch rejects like a refused connection; the client reports status 0", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "any", times: 2, fault: "reset" });
   await assert.rejects(
@@ -109,7 +110,7 @@ Deno.test("FakeApiServer: reset: fetch rejects like a refused connection; the cl
   await ok.body?.cancel();
 });
 
-Deno.test("FakeApiServer: after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
+test("FakeApiServer: after counts requests for request faults; on accepts verbs, lists and predicates", async () => {
   await using server = new FakeApiServer();
   const handle = server.inject({
     on: ["get", "list"],
@@ -146,7 +147,7 @@ Deno.test("FakeApiServer: after counts requests for request faults; on accepts v
   assert.equal((await server.fetch("http://fake.invalid/api")).status, 200, "disposed before use");
 });
 
-Deno.test("FakeApiServer: watch close: the stream ends normally after `after` events", async () => {
+test("FakeApiServer: watch close: the stream ends normally after `after` events", async () => {
   await using server = new FakeApiServer();
   seed(server, 4);
   server.inject({ on: "watch", after: 2, fault: "close" });
@@ -159,7 +160,7 @@ Deno.test("FakeApiServer: watch close: the stream ends normally after `after` ev
   assert.equal(lines(next).length, 4);
 });
 
-Deno.test("FakeApiServer: watch stall: nothing more after `after` events until the client aborts", async () => {
+test("FakeApiServer: watch stall: nothing more after `after` events until the client aborts", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 5 });
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "stall" });
@@ -179,7 +180,7 @@ Deno.test("FakeApiServer: watch stall: nothing more after `after` events until t
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("FakeApiServer: stall on a request: no answer until abort, or TypeError when the server closes", async () => {
+test("FakeApiServer: stall on a request: no answer until abort, or TypeError when the server closes", async () => {
   const server = new FakeApiServer();
   server.inject({ on: "get", times: 2, fault: "stall" });
   const controller = new AbortController();
@@ -191,7 +192,7 @@ Deno.test("FakeApiServer: stall on a request: no answer until abort, or TypeErro
   await assert.rejects(second, TypeError);
 });
 
-Deno.test("FakeApiServer: malformed-line: one line that is not JSON, then the stream goes on", async () => {
+test("FakeApiServer: malformed-line: one line that is not JSON, then the stream goes on", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", after: 1, fault: "malformed-line" });
@@ -206,7 +207,7 @@ Deno.test("FakeApiServer: malformed-line: one line that is not JSON, then the st
   assert.match(error.message, /not JSON/);
 });
 
-Deno.test("FakeApiServer: truncate: the next event is cut in half without a newline and the stream ends", async () => {
+test("FakeApiServer: truncate: the next event is cut in half without a newline and the stream ends", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 1, fault: "truncate" });
@@ -223,7 +224,7 @@ Deno.test("FakeApiServer: truncate: the next event is cut in half without a newl
   assert.ok(cut.startsWith('{"kind":"ConfigMapList"'));
 });
 
-Deno.test("FakeApiServer: bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
+test("FakeApiServer: bookmark-only: a stream holding one BOOKMARK at the current resourceVersion", async () => {
   await using server = new FakeApiServer();
   seed(server, 2);
   server.inject({ on: "watch", fault: "bookmark-only" });
@@ -241,7 +242,7 @@ Deno.test("FakeApiServer: bookmark-only: a stream holding one BOOKMARK at the cu
   }]);
 });
 
-Deno.test("FakeApiServer: expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
+test("FakeApiServer: expire on a watch: ERROR event with reason Expired or Gone; http: true answers 410", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "watch", after: 2, fault: { expire: true } });
@@ -270,7 +271,7 @@ Deno.test("FakeApiServer: expire on a watch: ERROR event with reason Expired or 
   assert.equal(http.body?.message, `too old resource version: 5 (${server.resourceVersion})`);
 });
 
-Deno.test("FakeApiServer: expire mid-list: the second page answers 410 Expired", async () => {
+test("FakeApiServer: expire mid-list: the second page answers 410 Expired", async () => {
   await using server = new FakeApiServer();
   seed(server, 3);
   server.inject({ on: "list", after: 1, fault: { expire: true } });
@@ -284,7 +285,7 @@ Deno.test("FakeApiServer: expire mid-list: the second page answers 410 Expired",
   assert.match(error.body?.message ?? "", /^The provided continue parameter is too old/);
 });
 
-Deno.test("FakeApiServer: close on a non-watch request drops the connection", async () => {
+test("FakeApiServer: close on a non-watch request drops the connection", async () => {
   await using server = new FakeApiServer();
   server.inject({ on: "get", fault: "close" });
   await assert.rejects(server.fetch(`${URL_CM}/x`), TypeError);

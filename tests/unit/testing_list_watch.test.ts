@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { failure } from "./_helpers.ts";
 import type { Client } from "../../mod.ts";
 import { FakeApiServer } from "../../testing.ts";
+import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -76,7 +77,7 @@ function seedConfigMaps(
   }
 }
 
-Deno.test("FakeApiServer: lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
+test("FakeApiServer: lists carry the list kind, the current RV, and items without apiVersion/kind", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const body = await list(server.client(), CM);
@@ -90,7 +91,7 @@ Deno.test("FakeApiServer: lists carry the list kind, the current RV, and items w
   assert.equal(all.items.length, 2);
 });
 
-Deno.test("FakeApiServer: limit/continue pages a consistent snapshot with remainingItemCount", async () => {
+test("FakeApiServer: limit/continue pages a consistent snapshot with remainingItemCount", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 5);
@@ -137,7 +138,7 @@ Deno.test("FakeApiServer: limit/continue pages a consistent snapshot with remain
   assert.match(bad.body?.message ?? "", /^invalid continue token/);
 });
 
-Deno.test("FakeApiServer: expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
+test("FakeApiServer: expired continue tokens answer 410 Expired with the real message and a fresh token", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -175,7 +176,7 @@ Deno.test("FakeApiServer: expired continue tokens answer 410 Expired with the re
   );
 });
 
-Deno.test("FakeApiServer: a bounded history expires old continue tokens and watch resourceVersions", async () => {
+test("FakeApiServer: a bounded history expires old continue tokens and watch resourceVersions", async () => {
   await using server = new FakeApiServer({ historySize: 2 });
   const client = server.client();
   seedConfigMaps(server, 3);
@@ -194,7 +195,7 @@ Deno.test("FakeApiServer: a bounded history expires old continue tokens and watc
   assert.equal(event.object.code, 410);
 });
 
-Deno.test("FakeApiServer: list with an exact or too new resourceVersion", async () => {
+test("FakeApiServer: list with an exact or too new resourceVersion", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -223,7 +224,7 @@ Deno.test("FakeApiServer: list with an exact or too new resourceVersion", async 
   );
 });
 
-Deno.test("FakeApiServer: label selectors: equality, inequality, set-based, existence", async () => {
+test("FakeApiServer: label selectors: equality, inequality, set-based, existence", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const labels = [{ app: "web", tier: "front" }, { app: "db" }, { app: "cache", tier: "back" }, {}];
@@ -250,7 +251,7 @@ Deno.test("FakeApiServer: label selectors: equality, inequality, set-based, exis
   );
 });
 
-Deno.test("FakeApiServer: field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
+test("FakeApiServer: field selectors: metadata fields, kind-specific fields, unsupported fields", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   for (
@@ -289,7 +290,7 @@ Deno.test("FakeApiServer: field selectors: metadata fields, kind-specific fields
   assert.equal(malformed.body?.message, "invalid selector: 'foo'; can't understand 'foo'");
 });
 
-Deno.test("FakeApiServer: watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
+test("FakeApiServer: watch without resourceVersion: synthetic ADDED, then the initial-events-end bookmark", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const rv = server.resourceVersion;
@@ -313,7 +314,7 @@ Deno.test("FakeApiServer: watch without resourceVersion: synthetic ADDED, then t
   assert.ok(legacyEvents.every((e) => e.type === "ADDED"));
 });
 
-Deno.test("FakeApiServer: watch from a resourceVersion replays history, then streams live changes", async () => {
+test("FakeApiServer: watch from a resourceVersion replays history, then streams live changes", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   seedConfigMaps(server, 1);
@@ -341,7 +342,7 @@ Deno.test("FakeApiServer: watch from a resourceVersion replays history, then str
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("FakeApiServer: watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
+test("FakeApiServer: watch selectors: objects that stop matching are DELETED, start matching are ADDED", async () => {
   await using server = new FakeApiServer();
   const client = server.client();
   const from = server.resourceVersion;
@@ -372,7 +373,7 @@ Deno.test("FakeApiServer: watch selectors: objects that stop matching are DELETE
   await reader.cancel();
 });
 
-Deno.test("FakeApiServer: periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
+test("FakeApiServer: periodic bookmarks, timeoutSeconds ends the stream normally", async () => {
   await using server = new FakeApiServer({ bookmarkIntervalMs: 20 });
   const from = server.resourceVersion;
   const reader = await watch(
@@ -392,7 +393,7 @@ Deno.test("FakeApiServer: periodic bookmarks, timeoutSeconds ends the stream nor
   assert.equal(server.openWatches, 0);
 });
 
-Deno.test("FakeApiServer: bookmarks of typed kinds carry their empty fields, like the real server", async () => {
+test("FakeApiServer: bookmarks of typed kinds carry their empty fields, like the real server", async () => {
   await using server = new FakeApiServer();
   const events =
     await (await watch(server, "/api/v1/pods", "allowWatchBookmarks=true&timeoutSeconds=1")).rest();
@@ -408,7 +409,7 @@ Deno.test("FakeApiServer: bookmarks of typed kinds carry their empty fields, lik
   });
 });
 
-Deno.test("FakeApiServer: sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
+test("FakeApiServer: sendInitialEvents=true&resourceVersionMatch=NotOlderThan", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const events = await (await watch(
@@ -426,7 +427,7 @@ Deno.test("FakeApiServer: sendInitialEvents=true&resourceVersionMatch=NotOlderTh
   );
 });
 
-Deno.test("FakeApiServer: watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
+test("FakeApiServer: watch from a compacted resourceVersion: 200 with one ERROR event 410 Expired", async () => {
   await using server = new FakeApiServer();
   const old = server.resourceVersion;
   seedConfigMaps(server, 1);
@@ -457,7 +458,7 @@ Deno.test("FakeApiServer: watch from a compacted resourceVersion: 200 with one E
   assert.deepEqual(late.map((e) => e.object.metadata.name), ["cm-12"]);
 });
 
-Deno.test("FakeApiServer: aborting a watch errors the body and cleans up; close() ends open watches", async () => {
+test("FakeApiServer: aborting a watch errors the body and cleans up; close() ends open watches", async () => {
   const server = new FakeApiServer();
   const controller = new AbortController();
   const reader = await watch(
@@ -486,7 +487,7 @@ Deno.test("FakeApiServer: aborting a watch errors the body and cleans up; close(
   await assert.rejects(server.fetch(`${BASE}${CM}`), TypeError);
 });
 
-Deno.test("FakeApiServer: watch on a single object via its path", async () => {
+test("FakeApiServer: watch on a single object via its path", async () => {
   await using server = new FakeApiServer();
   seedConfigMaps(server, 2);
   const res = await server.fetch(`${BASE}${CM}/cm-01?watch=true&timeoutSeconds=1`);

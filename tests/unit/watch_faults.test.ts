@@ -3,10 +3,11 @@ import { Api } from "../../api.ts";
 import { ApiError } from "../../errors.ts";
 import { watch, WATCH_STALLED } from "../../watch.ts";
 import { cm, ev, events, refused, status, StubServer } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
-Deno.test("watch: breaking out of for-await cancels the body", async () => {
+test("watch: breaking out of for-await cancels the body", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2"))], { hang: true }),
   );
@@ -18,7 +19,7 @@ Deno.test("watch: breaking out of for-await cancels the body", async () => {
   assert.equal(stub.open, 0);
 });
 
-Deno.test("watch: return() cancels the body", async () => {
+test("watch: return() cancels the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const iterator = watch(stub.client(), configMaps);
   const first = await iterator.next();
@@ -29,7 +30,7 @@ Deno.test("watch: return() cancels the body", async () => {
   assert.deepEqual(await iterator.next(), { done: true, value: undefined });
 });
 
-Deno.test("watch: aborting the signal while waiting rejects with its reason and closes the body", async () => {
+test("watch: aborting the signal while waiting rejects with its reason and closes the body", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const controller = new AbortController();
   const iterator = watch(stub.client(), configMaps, { signal: controller.signal });
@@ -41,7 +42,7 @@ Deno.test("watch: aborting the signal while waiting rejects with its reason and 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("watch: a signal aborted before the request rejects without a request", async () => {
+test("watch: a signal aborted before the request rejects without a request", async () => {
   const stub = new StubServer();
   const controller = new AbortController();
   controller.abort(new Error("early"));
@@ -52,7 +53,7 @@ Deno.test("watch: a signal aborted before the request rejects without a request"
   assert.equal(stub.requests.length, 0);
 });
 
-Deno.test("watch: a stream silent past the inactivity timeout ends with a stall error", async () => {
+test("watch: a stream silent past the inactivity timeout ends with a stall error", async () => {
   const stub = new StubServer().push(events([ev("ADDED", cm("a", "1"))], { hang: true }));
   const seen: string[] = [];
   await assert.rejects(async () => {
@@ -72,7 +73,7 @@ Deno.test("watch: a stream silent past the inactivity timeout ends with a stall 
   assert.equal(stub.open, 0);
 });
 
-Deno.test("watch: a slow consumer is not a stalled stream", async () => {
+test("watch: a slow consumer is not a stalled stream", async () => {
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "1")), ev("ADDED", cm("b", "2"))]),
   );
@@ -85,7 +86,7 @@ Deno.test("watch: a slow consumer is not a stalled stream", async () => {
   assert.deepEqual(seen, ["a", "b"]);
 });
 
-Deno.test("watch: a server that never answers the watch stalls too (no whole-request timeout)", async () => {
+test("watch: a server that never answers the watch stalls too (no whole-request timeout)", async () => {
   const stub = new StubServer().push((request) =>
     new Promise<Response>((_, reject) => {
       request.signal!.addEventListener("abort", () => reject(request.signal!.reason), {
@@ -99,7 +100,7 @@ Deno.test("watch: a server that never answers the watch stalls too (no whole-req
   );
 });
 
-Deno.test("watch: 410 as an HTTP status is thrown as an expired ApiError", async () => {
+test("watch: 410 as an HTTP status is thrown as an expired ApiError", async () => {
   const stub = new StubServer().push(status(410, {
     kind: "Status",
     apiVersion: "v1",
@@ -114,7 +115,7 @@ Deno.test("watch: 410 as an HTTP status is thrown as an expired ApiError", async
   );
 });
 
-Deno.test("watch: 403 is thrown as an ApiError", async () => {
+test("watch: 403 is thrown as an ApiError", async () => {
   const stub = new StubServer().push(status(403, {
     kind: "Status",
     status: "Failure",
@@ -128,7 +129,7 @@ Deno.test("watch: 403 is thrown as an ApiError", async () => {
   );
 });
 
-Deno.test("watch: a refused connection is an ApiError with status 0", async () => {
+test("watch: a refused connection is an ApiError with status 0", async () => {
   const stub = new StubServer().push(refused());
   await assert.rejects(
     watch(stub.client(), configMaps).next(),
@@ -136,7 +137,7 @@ Deno.test("watch: a refused connection is an ApiError with status 0", async () =
   );
 });
 
-Deno.test("watch: a stream that breaks mid-way is an ApiError with status 0", async () => {
+test("watch: a stream that breaks mid-way is an ApiError with status 0", async () => {
   const stub = new StubServer().push(() => {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -153,7 +154,7 @@ Deno.test("watch: a stream that breaks mid-way is an ApiError with status 0", as
   }, (e: unknown) => e instanceof ApiError && e.status === 0 && /connection reset/.test(e.message));
 });
 
-Deno.test("watch: 503 on the watch request is retried by the client unless retry is false", async () => {
+test("watch: 503 on the watch request is retried by the client unless retry is false", async () => {
   const stub = new StubServer().push(
     status(503, "unavailable"),
     events([ev("ADDED", cm("a", "1"))]),

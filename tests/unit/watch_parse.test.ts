@@ -4,6 +4,7 @@ import { ApiError } from "../../errors.ts";
 import { isObjectEvent, MALFORMED_WATCH_EVENT, watch, type WatchEvent } from "../../watch.ts";
 import { LineDecoder } from "../../_lines.ts";
 import { bookmark, cm, errorEvent, ev, events, StubServer } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
@@ -19,7 +20,7 @@ function names(list: WatchEvent[]): string[] {
   );
 }
 
-Deno.test("watch: watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
+test("watch: watch sends watch=1, bookmarks, resourceVersion, timeout and selectors", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, {
     resourceVersion: "41",
@@ -38,7 +39,7 @@ Deno.test("watch: watch sends watch=1, bookmarks, resourceVersion, timeout and s
   assert.equal(request.query.get("sendInitialEvents"), null);
 });
 
-Deno.test("watch: watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
+test("watch: watch with sendInitialEvents asks for NotOlderThan and sends no resourceVersion", async () => {
   const stub = new StubServer().push(events([]));
   await collect(stub, { sendInitialEvents: true, allowWatchBookmarks: false });
   const query = stub.requests[0].query;
@@ -48,7 +49,7 @@ Deno.test("watch: watch with sendInitialEvents asks for NotOlderThan and sends n
   assert.equal(query.get("allowWatchBookmarks"), null);
 });
 
-Deno.test("watch: lines split across chunks, many lines per chunk, blank lines ignored", async () => {
+test("watch: lines split across chunks, many lines per chunk, blank lines ignored", async () => {
   const a = JSON.stringify(ev("ADDED", cm("a", "1")));
   const b = JSON.stringify(ev("MODIFIED", cm("b", "2")));
   const c = JSON.stringify(ev("DELETED", cm("c", "3")));
@@ -63,7 +64,7 @@ Deno.test("watch: lines split across chunks, many lines per chunk, blank lines i
   assert.equal(stub.open, 0);
 });
 
-Deno.test("watch: multi-byte UTF-8 split across chunks is decoded", async () => {
+test("watch: multi-byte UTF-8 split across chunks is decoded", async () => {
   const object = { ...cm("é", "1"), data: { greeting: "héllo 🌍 日本" } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
   const chunks: Uint8Array[] = [];
@@ -74,14 +75,14 @@ Deno.test("watch: multi-byte UTF-8 split across chunks is decoded", async () => 
   assert.deepEqual(event.object, object);
 });
 
-Deno.test("watch: a complete last line without newline is parsed", async () => {
+test("watch: a complete last line without newline is parsed", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + JSON.stringify(ev("ADDED", cm("b", "2"))),
   ]));
   assert.deepEqual(names(await collect(stub)), ["ADDED:a", "ADDED:b"]);
 });
 
-Deno.test("watch: a truncated last line is an error that quotes it", async () => {
+test("watch: a truncated last line is an error that quotes it", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + '\n{"type":"ADDED","object":{"metadata":{"na',
   ]));
@@ -99,7 +100,7 @@ Deno.test("watch: a truncated last line is an error that quotes it", async () =>
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-Deno.test("watch: a malformed line throws with its first 200 characters and cancels the body", async () => {
+test("watch: a malformed line throws with its first 200 characters and cancels the body", async () => {
   const bad = "not json " + "x".repeat(500);
   const stub = new StubServer().push(
     events([JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + bad + "\n"], { hang: true }),
@@ -117,7 +118,7 @@ Deno.test("watch: a malformed line throws with its first 200 characters and canc
 });
 
 for (const line of ['{"kind":"ConfigMap"}', "[1,2]", "42", '{"type":"WHATEVER","object":{}}']) {
-  Deno.test(`a JSON value that is not a watch event is an error: ${line}`, async () => {
+  test(`a JSON value that is not a watch event is an error: ${line}`, async () => {
     const stub = new StubServer().push(events([line + "\n"]));
     await assert.rejects(collect(stub), (e: unknown) => {
       assert.ok(e instanceof ApiError);
@@ -128,7 +129,7 @@ for (const line of ['{"kind":"ConfigMap"}', "[1,2]", "42", '{"type":"WHATEVER","
   });
 }
 
-Deno.test("watch: a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
+test("watch: a 10 MB object arriving in 64 KiB chunks is parsed", async () => {
   const big = "x".repeat(10 * 1024 * 1024);
   const object = { ...cm("big", "7"), data: { big } };
   const bytes = new TextEncoder().encode(JSON.stringify(ev("ADDED", object)) + "\n");
@@ -142,7 +143,7 @@ Deno.test("watch: a 10 MB object arriving in 64 KiB chunks is parsed", async () 
   assert.equal(out[1].type, "BOOKMARK");
 });
 
-Deno.test("watch: BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
+test("watch: BOOKMARK events carry the resource version and the initial-events-end flag", async () => {
   const stub = new StubServer().push(events([bookmark("10"), bookmark("11", true)]));
   const out = await collect(stub);
   assert.equal(out.length, 2);
@@ -156,7 +157,7 @@ Deno.test("watch: BOOKMARK events carry the resource version and the initial-eve
 });
 
 for (const reason of ["Expired", "Gone"]) {
-  Deno.test(`an ERROR event 410 ${reason} is yielded with an expired ApiError`, async () => {
+  test(`an ERROR event 410 ${reason} is yielded with an expired ApiError`, async () => {
     const stub = new StubServer().push(
       events([ev("ADDED", cm("a", "1")), errorEvent(410, reason, "too old resource version")]),
     );
@@ -173,14 +174,14 @@ for (const reason of ["Expired", "Gone"]) {
   });
 }
 
-Deno.test("watch: an ERROR event that is not 410 is not expired", async () => {
+test("watch: an ERROR event that is not 410 is not expired", async () => {
   const stub = new StubServer().push(events([errorEvent(500, "InternalError", "boom")]));
   const [event] = await collect(stub);
   assert.equal(event.type, "ERROR");
   if (event.type === "ERROR") assert.equal(event.error.expired, false);
 });
 
-Deno.test("watch: LineDecoder keeps blank lines unless asked to skip them", () => {
+test("watch: LineDecoder keeps blank lines unless asked to skip them", () => {
   const bytes = new TextEncoder().encode("a\n\nb\r\nc");
   const out: string[] = [];
   const keep = new LineDecoder();

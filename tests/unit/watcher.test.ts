@@ -19,6 +19,7 @@ import {
   status,
   StubServer,
 } from "./_stub_server.ts";
+import { test } from "../_test.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 const log = getLogger(["kube", "test"]);
@@ -58,7 +59,7 @@ async function steps(
   return seen;
 }
 
-Deno.test("Watcher: a paged list yields init-start, one init-objects per page, init-done, then watch events", async () => {
+test("Watcher: a paged list yields init-start, one init-objects per page, init-done, then watch events", async () => {
   const stub = new StubServer().push(
     list([cm("a", "1")], "10", "page2"),
     list([cm("b", "2")], "10"),
@@ -90,7 +91,7 @@ Deno.test("Watcher: a paged list yields init-start, one init-objects per page, i
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Watcher: a watch list yields its initial objects, init-done at the end bookmark, then live events on the same stream", async () => {
+test("Watcher: a watch list yields its initial objects, init-done at the end bookmark, then live events on the same stream", async () => {
   const stub = new StubServer().push(
     events([
       ev("ADDED", cm("a", "1")),
@@ -115,7 +116,7 @@ Deno.test("Watcher: a watch list yields its initial objects, init-done at the en
   assert.equal(stub.open, 0);
 });
 
-Deno.test("Watcher: a refused watch list falls back to a list, which starts over with init-start", async () => {
+test("Watcher: a refused watch list falls back to a list, which starts over with init-start", async () => {
   const stub = new StubServer().push(
     status(422, { kind: "Status", code: 422, reason: "Invalid", message: "no watch list" }),
     list([cm("a", "1")], "10"),
@@ -131,7 +132,7 @@ Deno.test("Watcher: a refused watch list falls back to a list, which starts over
   assert.equal(watcher.needsSync, false);
 });
 
-Deno.test("Watcher: a 410 ERROR event makes the next round a relist; a 503 waits the backoff on the clock", async () => {
+test("Watcher: a 410 ERROR event makes the next round a relist; a 503 waits the backoff on the clock", async () => {
   const clock = new VirtualClock();
   const stub = new StubServer().push(
     events([ev("ADDED", cm("a", "11")), errorEvent(410, "Expired")]),
@@ -172,7 +173,7 @@ Deno.test("Watcher: a 410 ERROR event makes the next round a relist; a 503 waits
   assert.equal(stub.requests.at(-1)?.query.get("resourceVersion"), "20");
 });
 
-Deno.test("Store: indexes follow upserts and removals; replace swaps content and indexes at once", () => {
+test("Store: indexes follow upserts and removals; replace swaps content and indexes at once", () => {
   const store = new Store<KubeObject>();
   store.addIndex("app", (o) => [o.metadata?.labels?.app ?? ""]);
   const a = {
@@ -200,7 +201,7 @@ Deno.test("Store: indexes follow upserts and removals; replace swaps content and
   assert.throws(() => store.byIndex("nope", "v"), /No index "nope"/);
 });
 
-Deno.test("Watcher: a server answering 410 to every watch gets its LISTs paced by the backoff, not a storm", async () => {
+test("Watcher: a server answering 410 to every watch gets its LISTs paced by the backoff, not a storm", async () => {
   const sleeps = new Sleeps();
   const expired = () =>
     status(410, { kind: "Status", status: "Failure", code: 410, reason: "Expired" });
@@ -238,7 +239,7 @@ Deno.test("Watcher: a server answering 410 to every watch gets its LISTs paced b
   assert.deepEqual(sleeps.delays, [800, 1600, 3200]);
 });
 
-Deno.test("Watcher: expiries after healthy watches relist at once, without backoff", async () => {
+test("Watcher: expiries after healthy watches relist at once, without backoff", async () => {
   const sleeps = new Sleeps();
   const stub = new StubServer().push(
     list([cm("a", "1")], "10"),

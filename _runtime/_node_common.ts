@@ -1,0 +1,345 @@
+/**
+ * The parts of the runtime seam that Node and Bun share through Node's own modules: environment,
+ * file reads, child processes and an HTTP server on `node:http`.
+ *
+ * Internal module.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { type AddressInfo, connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
+import { connect as tlsConnect, rootCertificates } from "node:tls";
+import process from "node:process";
+import type {
+  ByteListener,
+  ByteStream,
+  ProcessOutput,
+  RunOptions,
+  ServeHandle,
+  ServeHandler,
+  TcpTarget,
+} from "./types.ts";
+
+/**
+ * Reads an environment variable.
+ *
+ * @param name The variable.
+ * @returns Its value, or `undefined`.
+ */
+export function env(name: string): string | undefined {
+  return process.env[name];
+}
+
+/**
+ * Reads a UTF-8 file.
+ *
+ * @param path The file.
+ * @returns Its text.
+ */
+export function readTextFile(path: string): Promise<string> {
+  return readFile(path, "utf8");
+}
+
+/**
+ * The error code of a Node-style error (`ENOENT`, `ERR_ACCESS_DENIED`, …).
+ *
+ * @param error Any thrown value.
+ * @returns The code, or `undefined`.
+ */
+export function errorCode(error: unknown): string | undefined {
+  if (error === null || typeof error !== "object") return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * Runs a program to completion without standard input, capturing its output.
+ *
+ * @param command The program.
+ * @param options Arguments, extra environment, abort signal.
+ * @returns The exit status and output.
+ */
+export function run(command: string, options: RunOptions): Promise<ProcessOutput> {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(command, [...options.args], {
+        env: { ...process.env, ...options.env },
+        stdio: ["ignore", "pipe", "pipe"],
+        signal: options.signal,
+        windowsHide: true,
+      });
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const stdout: Uint8Array[] = [];
+    const stderr: Uint8Array[] = [];
+    child.stdout!.on("data", (chunk: Uint8Array) => stdout.push(chunk));
+    child.stderr!.on("data", (chunk: Uint8Array) => stderr.push(chunk));
+    let failed = false;
+    child.once("error", (e) => {
+      failed = true;
+      reject(e);
+    });
+    child.once("close", (code, signal) => {
+      if (failed) return;
+      resolve({
+        success: code === 0,
+        code: code ?? (signal ? 128 : 1),
+        signal: signal ?? null,
+        stdout: concat(stdout),
+        stderr: concat(stderr),
+      });
+    });
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+/**
+ * Serves HTTP on `node:http`. Headers are flushed as soon as the handler's response is known, so a
+ * watch that has no event yet still answers (Bun.serve holds the headers back until the first body
+ * chunk). A client that goes away cancels the response body.
+ *
+ * @param handler Answers requests.
+ * @param options The address.
+ * @returns The running server.
+ */
+export function serveNodeHttp(
+  handler: ServeHandler,
+  options: { hostname: string; port: number },
+): Promise<ServeHandle> {
+  const server = createServer((req, res) => {
+    answer(handler, req, res, `http://${options.hostname}:${port()}`).catch((e) => {
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end(String(e instanceof Error ? e.message : e));
+      } else {
+        res.destroy(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+  const port = () => (server.address() as AddressInfo | null)?.port ?? options.port;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off("error", reject);
+      resolve({
+        port: port(),
+        hostname: options.hostname,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+async function answer(
+  handler: ServeHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+  origin: string,
+): Promise<void> {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  }
+  const method = req.method ?? "GET";
+  let body: Uint8Array | undefined;
+  if (method !== "GET" && method !== "HEAD") {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of req) chunks.push(chunk as Uint8Array);
+    body = concat(chunks);
+  }
+  const request = new Request(new URL(req.url ?? "/", origin), {
+    method,
+    headers,
+    body: body as BodyInit | undefined,
+  });
+  const response = await handler(request);
+  const outHeaders: Record<string, string | string[]> = {};
+  response.headers.forEach((value, key) => {
+    outHeaders[key] = value;
+  });
+  res.writeHead(response.status, response.statusText, outHeaders);
+  res.flushHeaders();
+  if (!response.body || method === "HEAD") {
+    await response.body?.cancel();
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  let gone = false;
+  res.once("close", () => {
+    if (res.writableFinished) return;
+    gone = true;
+    reader.cancel().catch(() => {});
+  });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || gone) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resume) => {
+          const go = () => {
+            res.off("drain", go);
+            res.off("close", go);
+            resume();
+          };
+          res.on("drain", go);
+          res.on("close", go);
+        });
+      }
+    }
+  } catch (e) {
+    // The body broke (a fault the fake server injected): break the connection, as a real
+    // server would, so that the client sees a transport error.
+    res.destroy(e instanceof Error ? e : new Error(String(e)));
+    return;
+  }
+  if (!gone) res.end();
+}
+
+/**
+ * Calls `listener` when the process receives `signal`.
+ *
+ * @param signal `SIGTERM` or `SIGINT`.
+ * @param listener Called on each delivery.
+ * @returns A function that removes the listener.
+ */
+export function onSignal(signal: "SIGTERM" | "SIGINT", listener: () => void): () => void {
+  process.on(signal, listener);
+  return () => {
+    process.off(signal, listener);
+  };
+}
+
+/**
+ * Ends the process at once.
+ *
+ * @param code The exit code.
+ */
+export function exit(code: number): never {
+  process.exit(code);
+}
+
+/**
+ * Adapts a `node:net` / `node:tls` socket to web streams, with backpressure both ways.
+ *
+ * @param socket A connected socket.
+ * @returns The byte stream.
+ */
+export function nodeSocketToByteStream(socket: Duplex): ByteStream {
+  let done = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      socket.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) socket.pause();
+      });
+      socket.once("end", () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      socket.once("close", () => {
+        if (done) return;
+        done = true;
+        controller.close();
+      });
+      socket.once("error", (e: Error) => {
+        if (done) return;
+        done = true;
+        controller.error(e);
+      });
+      socket.resume();
+    },
+    pull() {
+      socket.resume();
+    },
+    cancel() {
+      done = true;
+      socket.destroy();
+    },
+  });
+  const writable = new WritableStream<Uint8Array>({
+    write(chunk) {
+      return new Promise((resolve, reject) => {
+        socket.write(chunk, (error?: Error | null) => error ? reject(error) : resolve());
+      });
+    },
+    close() {
+      return new Promise((resolve) => socket.end(() => resolve()));
+    },
+    abort() {
+      socket.destroy();
+    },
+  });
+  return { readable, writable, close: () => socket.destroy() };
+}
+
+/**
+ * Opens a direct TCP or TLS connection with `node:net` / `node:tls`.
+ *
+ * @param target Host, port, TLS settings.
+ * @returns The connected stream.
+ */
+export function connectTcp(target: TcpTarget): Promise<ByteStream> {
+  return new Promise((resolve, reject) => {
+    const tls = target.tls;
+    const ip = /^[\d.]+$/.test(target.hostname) || target.hostname.includes(":");
+    const socket: Duplex = tls
+      ? tlsConnect({
+        host: target.hostname,
+        port: target.port,
+        servername: ip ? undefined : target.hostname,
+        // Node's `ca` replaces the system roots; add to them, as Deno does.
+        ca: tls.caCerts?.length ? [...rootCertificates, ...tls.caCerts] : undefined,
+        cert: tls.cert,
+        key: tls.key,
+        ALPNProtocols: ["http/1.1"],
+      })
+      : netConnect({ host: target.hostname, port: target.port });
+    const onError = (e: Error) => reject(e);
+    socket.once("error", onError);
+    socket.once(tls ? "secureConnect" : "connect", () => {
+      socket.off("error", onError);
+      resolve(nodeSocketToByteStream(socket));
+    });
+  });
+}
+
+/**
+ * Refuses a synchronous listener: a `node:net` server learns its port only after `listen` calls
+ * back, and the API that needs one (`forwardPort`) returns the port at once.
+ *
+ * @param hostname The local address.
+ * @param port The port.
+ * @returns Never.
+ */
+export function listenTcp(hostname: string, port: number): ByteListener {
+  throw new TypeError(
+    `forwardPort (listening on ${hostname}:${port}) is not available on Node and Bun yet: their ` +
+      `listeners learn their port only asynchronously. Use portForward(client, pod, port) for one ` +
+      `stream, served from your own node:net server.`,
+  );
+}
