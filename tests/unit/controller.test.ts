@@ -688,7 +688,7 @@ test("controller: a failing reconcile is logged with its key and attempt (a bug 
   }
 });
 
-Deno.test("controller: ctx.client is interchangeable with the client (shared caches, instanceof)", async () => {
+test("controller: ctx.client is interchangeable with the client (shared caches, instanceof)", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
@@ -708,7 +708,7 @@ Deno.test("controller: ctx.client is interchangeable with the client (shared cac
   assert.equal(h.watchRequests("configmaps"), 1);
 });
 
-Deno.test("controller: a success after a failure cancels the retry, never a pending requeue", async () => {
+test("controller: a success after a failure cancels the retry, never a pending requeue", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   await using h = new ControllerHarness(server);
@@ -730,7 +730,7 @@ Deno.test("controller: a success after a failure cancels the retry, never a pend
   assert.deepEqual(at, [0, 1_000, 1_100, 60_000]);
 });
 
-Deno.test("controller: a write that a selective cache never sees does not stall the next run", async () => {
+test("controller: a write that a selective cache never sees does not stall the next run", async () => {
   await using server = new FakeApiServer();
   server.seed({
     apiVersion: "v1",

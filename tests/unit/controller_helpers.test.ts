@@ -241,7 +241,7 @@ test("waitFor: conditions", () => {
   assert.equal(conditions.deleted("u1")({ metadata: { uid: "u1" } }), false);
 });
 
-Deno.test("finalizer: an object deleted while the finalizer is added is never applied", async () => {
+test("finalizer: an object deleted while the finalizer is added is never applied", async () => {
   await using server = fooServer();
   const client = server.client();
   // Another finalizer keeps the object while it is being deleted.
@@ -258,7 +258,7 @@ Deno.test("finalizer: an object deleted while the finalizer is added is never ap
   assert.deepEqual(server.objects("foos")[0].metadata!.finalizers, ["other.io/keep"]);
 });
 
-Deno.test("waitFor: watch failures are retried with the watch loop's backoff, not in a tight loop", async () => {
+test("waitFor: watch failures are retried with the watch loop's backoff, not in a tight loop", async () => {
   await using server = fooServer();
   let requests = 0;
   const client = new Client(server.config(), {
@@ -292,7 +292,7 @@ Deno.test("waitFor: watch failures are retried with the watch loop's backoff, no
   assert.ok(clock.now() >= 800, `waited ${clock.now()} ms of backoff`);
 });
 
-Deno.test("events: overlapping publishes of one series make one Event with count 2; a signal aborts", async () => {
+test("events: overlapping publishes of one series make one Event with count 2; a signal aborts", async () => {
   await using server = fooServer();
   const client = server.client();
   const recorder = new EventRecorder(client, {
