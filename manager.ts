@@ -38,7 +38,7 @@ import {
   type Leadership,
   LeadershipLostError,
 } from "./leader_election.ts";
-import { Registry } from "./metrics.ts";
+import { DEFAULT_BUCKETS, Registry } from "./metrics.ts";
 import { type Selectors, type SharedCache, sharedCache } from "./controller.ts";
 import { exitNow, onTerminationSignal } from "./_runtime/mod.ts";
 
@@ -129,22 +129,7 @@ export interface InstrumentedController {
 }
 
 /** Reconcile durations: 5 ms to 60 s, like controller-runtime's buckets. */
-const RECONCILE_BUCKETS = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  15,
-  30,
-  60,
-];
+const RECONCILE_BUCKETS = [...DEFAULT_BUCKETS, 15, 30, 60];
 
 function isInstrumented(task: unknown): task is InstrumentedController {
   const t = task as Partial<InstrumentedController>;

@@ -14,6 +14,7 @@ import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_protobuf/e
 import { decodeObject } from "../../_protobuf/decode.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
+import { rng } from "./_helpers.ts";
 
 const PB = "application/vnd.kubernetes.protobuf";
 
@@ -217,17 +218,6 @@ test("a Reflector syncs and follows a protobuf watch (watch list, then events)",
   await running;
   client.close();
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test("randomized: client.watch over protobuf frames split and cut at random points", async () => {
   for (let seed = 1; seed <= 40; seed++) {

@@ -13,17 +13,7 @@ import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
 import process from "node:process";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./_helpers.ts";
 
 interface Sent {
   type: string;

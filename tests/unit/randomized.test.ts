@@ -15,17 +15,7 @@ import type { WatchEvent } from "../../watch.ts";
 import { FakeApiServer, type Fault } from "../../testing.ts";
 import { test } from "../_test.ts";
 import process from "node:process";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./_helpers.ts";
 
 const WATCH_FAULTS: Fault[] = [
   "close",
