@@ -120,6 +120,14 @@ export interface Leadership {
    * @returns Resolves when the lease is released (or was already lost).
    */
   release(): Promise<void>;
+  /**
+   * Stops renewing without writing the lease, so that it expires on its own after its duration:
+   * for a leader whose work did not stop in time (handing the lease over at once would let the
+   * next leader act next to it). Ends leadership. Safe to call twice, and after `release()`.
+   *
+   * @returns Resolves when renewing has stopped.
+   */
+  abandon(): Promise<void>;
 }
 
 /**
@@ -279,7 +287,7 @@ export class LeaderElector {
           retryPeriodMs: this.retryPeriodMs,
           renewDeadlineMs: this.renewDeadlineMs,
           renew: (signal) => this.#tryAcquireOrRenew(signal, true),
-          release: () => this.#releaseLease(),
+          release: (signal) => this.#releaseLease(signal),
           observedLeader: () => this.observedLeader ?? "",
           ended: (reason) => {
             if (this.#leading === term) this.#leading = undefined;
@@ -305,8 +313,11 @@ export class LeaderElector {
   }
 
   /** Writes an empty holder when this candidate still holds the lease. */
-  async #releaseLease(): Promise<void> {
-    const lease = await this.#client.get(this.#api, this.name, { namespace: this.namespace });
+  async #releaseLease(signal: AbortSignal): Promise<void> {
+    const lease = await this.#client.get(this.#api, this.name, {
+      namespace: this.namespace,
+      signal,
+    });
     this.#observe(lease);
     if (lease.spec?.holderIdentity !== this.identity) return;
     const now = microTime(this.#stamp());
@@ -321,7 +332,10 @@ export class LeaderElector {
         leaseTransitions: lease.spec?.leaseTransitions ?? 0,
       },
     };
-    const stored = await this.#client.replace(this.#api, released, { namespace: this.namespace });
+    const stored = await this.#client.replace(this.#api, released, {
+      namespace: this.namespace,
+      signal,
+    });
     this.#wrote(stored);
     log.info("{identity} released lease {lease}", {
       identity: this.identity,
@@ -464,7 +478,7 @@ interface TermHooks {
   renewDeadlineMs: number;
   /** One renew: true when renewed, false when another holder took over; throws on failure. */
   renew(signal: AbortSignal): Promise<boolean>;
-  release(): Promise<void>;
+  release(signal: AbortSignal): Promise<void>;
   observedLeader(): string;
   ended(reason: string): void;
 }
@@ -560,17 +574,32 @@ class LeadershipTerm implements Leadership {
     this.#released ??= (async () => {
       this.#stopRenewing.abort();
       await this.#loop;
-      if (this.signal.aborted) return; // lost before: never write a lease we do not hold
+      if (this.signal.aborted) return; // lost or abandoned before: never write a lease we do not hold
+      // Bounded: an API server out of reach at shutdown must not hang it (the lease then expires).
+      const deadline = new AbortController();
+      const timer = this.#hooks.clock.sleep(this.#hooks.renewDeadlineMs, deadline.signal)
+        .then(() => deadline.abort(new Error("release deadline passed")), () => {});
       try {
-        await this.#hooks.release();
+        await this.#hooks.release(deadline.signal);
       } catch (e) {
         log.warn("{identity} could not release the lease (it expires on its own): {error}", {
           identity: this.identity,
           error: e instanceof Error ? e.message : String(e),
         });
       } finally {
+        deadline.abort();
+        await timer;
         this.#end("released");
       }
+    })();
+    return this.#released;
+  }
+
+  abandon(): Promise<void> {
+    this.#released ??= (async () => {
+      this.#stopRenewing.abort();
+      await this.#loop;
+      this.#end("abandoned: renewing stopped, the lease expires on its own");
     })();
     return this.#released;
   }

@@ -9,7 +9,9 @@
  *   caches warm and takes over without a relist.
  * - **Shutdown** (the signal passed to `run()`, e.g. from {@linkcode shutdownSignal}): stop the
  *   leader-only work → wait for it within the grace period → release the lease (the next replica
- *   leads within a retry period) → stop the every-replica tasks → close the endpoints.
+ *   leads within a retry period; bounded by the renew deadline) → stop the every-replica tasks →
+ *   close the endpoints. Work still running after the grace period keeps the lease from being
+ *   handed over: renewing stops and the lease expires after its duration instead.
  *
  * @example An operator with leader election, endpoints on :8080, stopped by SIGTERM
  * ```ts ignore
@@ -485,8 +487,27 @@ export class Manager {
         });
         // Never act on the loss while work of the old term still runs: wait without a bound.
         await Promise.all(running.map((r) => r.done));
-      } else {
-        await this.#drain(running, "leader-only");
+      } else if (!await this.#drain(running, "leader-only")) {
+        // Work of this term still runs: abort what can be aborted, and do not hand the lease over
+        // (the next leader would act next to it); it expires after its duration instead.
+        for (const { runnable } of leaderOnly) {
+          try {
+            runnable.abortInFlight?.(new Error("shutdown grace period passed"));
+          } catch (e) {
+            log.error("abortInFlight of {name} threw: {error}", {
+              name: runnable.name ?? "task",
+              error: String(e),
+            });
+          }
+        }
+        this.#leading = false;
+        if (leadership) {
+          log.error(
+            "Not releasing the lease while leader-only work still runs: it expires instead",
+          );
+          await leadership.abandon();
+        }
+        return undefined;
       }
       this.#leading = false;
       if (!lost) {
@@ -523,8 +544,9 @@ export class Manager {
   }
 
   /** Waits for tasks to return, at most the grace period; logs the ones that did not. */
-  async #drain(running: { name: string; done: Promise<void> }[], what: string): Promise<void> {
-    if (running.length === 0) return;
+  /** Waits for the tasks within the grace period; false when some still run after it. */
+  async #drain(running: { name: string; done: Promise<void> }[], what: string): Promise<boolean> {
+    if (running.length === 0) return true;
     const pending = new Set(running.map((r) => r.name));
     const all = Promise.all(running.map((r) => r.done.finally(() => pending.delete(r.name))));
     const timer = new AbortController();
@@ -537,6 +559,7 @@ export class Manager {
         { what, ms: this.#graceMs, names: [...pending].join(", ") },
       );
     }
+    return !late;
   }
 
   async #serve(): Promise<void> {

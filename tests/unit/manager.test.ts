@@ -194,12 +194,13 @@ test("onLost: exit ends run() with LeadershipLostError after the work stopped", 
   ]);
 });
 
-test("shutdown waits at most the grace period for a stuck task, then still releases the lease", async () => {
+test("shutdown waits at most the grace period for a stuck task, then lets the lease expire instead of handing it over", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
   const a = manager(server, clock, "a", { gracePeriodMs: 5_000 });
-  a.m.add(task("stuck", clock, log, 0, true));
+  let aborted: unknown;
+  a.m.add({ ...task("stuck", clock, log, 0, true), abortInFlight: (reason) => aborted = reason });
   const stop = new AbortController();
   const run = a.m.run(stop.signal);
   await clock.flush();
@@ -210,7 +211,38 @@ test("shutdown waits at most the grace period for a stuck task, then still relea
   assert.equal(done, false);
   await clock.advance(1);
   assert.equal(done, true);
-  assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "");
+  assert.match(String(aborted), /grace period/);
+  // Still held by "a": a replica that comes now must wait out the lease, not take it at once.
+  assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "a");
+  const b = manager(server, clock, "b");
+  const stopB = new AbortController();
+  const runB = b.m.run(stopB.signal);
+  await clock.advance(14_000);
+  assert.equal(b.m.leading, false);
+  await clock.advance(4_000);
+  assert.equal(b.m.leading, true);
+  stopB.abort();
+  await clock.advance(1_000);
+  await runB;
+});
+
+test("release on shutdown is bounded by the renew deadline when the API server is out of reach", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const a = manager(server, clock, "a");
+  a.m.add(task("ctrl", clock, []));
+  const stop = new AbortController();
+  const run = a.m.run(stop.signal);
+  await clock.flush();
+  assert.equal(a.m.leading, true);
+  a.link.cut = true; // requests hang until aborted
+  stop.abort();
+  let done = false;
+  run.then(() => done = true);
+  await clock.advance(9_999);
+  assert.equal(done, false);
+  await clock.advance(1);
+  assert.equal(done, true);
 });
 
 test("a crashing task stops the manager, releases the lease, and run() rejects with its error", async () => {
