@@ -449,6 +449,11 @@ export function ownerReference(
 export interface SharedCache<T extends KubeObject> extends AsyncDisposable {
   /** Resolves after the first complete sync. */
   readonly ready: Promise<void>;
+  /**
+   * Rejects when the cache's watch stops for good (a permanent failure such as 403 Forbidden:
+   * RBAC does not allow the list or watch), with that error; never resolves.
+   */
+  readonly failed: Promise<never>;
   /** The objects, keyed `namespace/name` (`name` for cluster-scoped kinds). */
   read(): ReadonlyMap<string, T>;
   /**
@@ -519,6 +524,7 @@ export function sharedCache<T extends KubeObject>(
   const source = acquireSource(client, api, options, options.clock ?? systemClock);
   const cache: SharedCache<T> = {
     ready: source.ready,
+    failed: source.failed,
     read: () => source.read(),
     get: (key) => source.get(key),
     index(name, fn) {

@@ -377,11 +377,19 @@ export class Manager {
     this.add({
       name: `cache ${key}`,
       async run(signal) {
-        await new Promise<void>((resolve) => {
-          if (signal.aborted) resolve();
-          else signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-        await cache.release();
+        try {
+          // A cache that fails for good (e.g. 403: RBAC does not allow the list or watch) stops
+          // the manager with that error, instead of leaving /readyz red with no reason given.
+          await Promise.race([
+            new Promise<void>((resolve) => {
+              if (signal.aborted) resolve();
+              else signal.addEventListener("abort", () => resolve(), { once: true });
+            }),
+            cache.failed,
+          ]);
+        } finally {
+          await cache.release();
+        }
       },
       ready: () => synced || "not synced yet",
     }, { leaderOnly: false });

@@ -296,6 +296,33 @@ test("endpoints: /readyz waits for the shared cache; /metrics shows the leader s
   assert.equal(m.endpointsPort, undefined);
 });
 
+test("a shared cache that is forbidden stops the manager with the API's reason instead of staying unready", async () => {
+  await using server = new FakeApiServer();
+  server.inject({
+    on: ["list", "watch"],
+    resource: "pods",
+    times: Infinity,
+    fault: {
+      status: 403,
+      message:
+        'pods is forbidden: User "op" cannot list resource "pods" in the namespace "default"',
+    },
+  });
+  const clock = new VirtualClock();
+  const m = new Manager(server.client(), { clock });
+  m.cache(Api.v1Pod().within("default"));
+  m.add(task("ctrl", clock, []));
+  const stop = new AbortController();
+  let error: unknown = "still running";
+  const outcome = m.run(stop.signal).then(() => error = "resolved", (e) => error = e);
+  await clock.advance(1_000);
+  stop.abort(); // ends the run when the failure did not (then the assertions below fail)
+  await clock.advance(1_000);
+  await outcome;
+  assert.ok(error instanceof Error, String(error));
+  assert.match(error.message, /cannot list resource "pods"/);
+});
+
 /** A stand-in with the members of issue 12's Controller that the Manager instruments. */
 function fakeController(clock: VirtualClock) {
   const hooks = new Set<(o: { controller: string; result: string; durationMs: number }) => void>();
