@@ -40,7 +40,14 @@ import { hostname } from "node:os";
 import { Api } from "./api.ts";
 import type { Client } from "./client.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { isAlreadyExists, isConflict, isNotFound } from "./errors.ts";
+import {
+  ApiError,
+  isAlreadyExists,
+  isConflict,
+  isForbidden,
+  isNotFound,
+  isUnauthorized,
+} from "./errors.ts";
 import type { Lease, LeaseSpec } from "./generated/coordination_v1.ts";
 import { microTime } from "./_microtime.ts";
 
@@ -253,7 +260,8 @@ export class LeaderElector {
 
   /**
    * Campaigns until this candidate leads: tries at once, then every retry period (jittered).
-   * Errors reaching the API server are logged and retried.
+   * Errors reaching the API server are logged and retried; 401 and 403 (no permission on the
+   * Lease) reject at once, naming what to grant.
    *
    * @param signal Stops campaigning; the promise then rejects with the signal's reason.
    * @returns The leadership term; its `signal` aborts when it ends.
@@ -272,6 +280,19 @@ export class LeaderElector {
       const started = this.#clock.now();
       const won = await this.#tryAcquireOrRenew(signal, false).catch((e) => {
         if (signal?.aborted) throw signal.reason;
+        if (isForbidden(e) || isUnauthorized(e)) {
+          // RBAC will not change by retrying: say once what is missing.
+          throw new ApiError({
+            status: e.status,
+            reason: e.reason,
+            message: `LeaderElector ${this.identity} may not use lease ${this.#where()}: ` +
+              `${e.message}. Grant get, create and update on leases (coordination.k8s.io) in ` +
+              `namespace ${this.namespace} to this identity.`,
+            method: e.method,
+            url: e.url,
+            cause: e,
+          });
+        }
         log.warn("{identity} could not reach lease {lease}: {error}", {
           identity: this.identity,
           lease: this.#where(),

@@ -324,3 +324,34 @@ test("options are checked: client-go's ordering of the timings", () => {
   assert.equal(d.renewDeadlineMs, 10_000);
   assert.equal(d.retryPeriodMs, 2_000);
 });
+
+test("a Lease the identity may not use (403) rejects acquire once, naming what to grant", async () => {
+  await using server = new FakeApiServer();
+  const rule = server.inject({
+    on: "any",
+    resource: "leases",
+    times: Infinity,
+    fault: {
+      status: 403,
+      message:
+        'leases.coordination.k8s.io "op" is forbidden: User "x" cannot get resource "leases"',
+    },
+  });
+  const clock = new VirtualClock();
+  const elector = new LeaderElector(server.client(), {
+    namespace: "default",
+    name: "op",
+    identity: "x",
+    clock,
+  });
+  let outcome: unknown = "still campaigning";
+  const stop = new AbortController();
+  const acquiring = elector.acquire(stop.signal).then(() => outcome = "led", (e) => outcome = e);
+  await clock.advance(10_000);
+  stop.abort(new Error("stopped"));
+  await acquiring;
+  assert.ok(outcome instanceof Error, String(outcome));
+  assert.match(outcome.message, /cannot get resource "leases"/);
+  assert.match(outcome.message, /Grant get, create and update on leases/);
+  assert.equal(rule.hits, 1, "not retried");
+});
