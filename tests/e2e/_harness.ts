@@ -9,6 +9,7 @@ import {
   type ControlPlaneOptions,
   startControlPlane,
 } from "../../testenv/control_plane.ts";
+import type { KubeObject } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { test, type TestContext } from "../_test.ts";
@@ -114,4 +115,26 @@ export async function eventually(
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * A Deployment of `replicas` pods of one container, labelled `app: <name>`.
+ *
+ * @param name The Deployment's name (and its pods' `app` label).
+ * @param replicas How many pods.
+ * @param image The container image (KWOK runs none, so any name works).
+ * @returns The object to create or apply.
+ */
+export function deployment(name: string, replicas: number, image: string): KubeObject {
+  return {
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: "main", image }] },
+      },
+    },
+  } as KubeObject;
 }

@@ -8,7 +8,7 @@ import { Api, type KubeObject } from "../../api.ts";
 import type { Client } from "../../client.ts";
 import { isNotFound } from "../../errors.ts";
 import { type CacheChange, Reflector } from "../../reflector.ts";
-import { e2eTest, eventually, kubectl, uniqueNamespace } from "./_harness.ts";
+import { deployment, e2eTest, eventually, kubectl, uniqueNamespace } from "./_harness.ts";
 
 /** The namespace whose pods have their own KWOK log file (the logs step). */
 const LOGS_NS = "cluster-e2e-logs";
@@ -52,20 +52,6 @@ interface NodeView {
     addresses?: { type: string; address: string }[];
     daemonEndpoints?: { kubeletEndpoint?: { Port?: number } };
   };
-}
-
-function deployment(name: string, replicas: number): KubeObject {
-  return {
-    metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: "main", image: "registry.invalid/web:1" }] },
-      },
-    },
-  } as KubeObject;
 }
 
 e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, client, t }) => {
@@ -115,7 +101,10 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     async () => {
       await client.create(Api.v1Namespace(), { metadata: { name: deletedNs } });
       await client.create(Api.v1ConfigMap().within(deletedNs), { metadata: { name: "settings" } });
-      await client.create(Api.appsV1Deployment().within(deletedNs), deployment("web", 2));
+      await client.create(
+        Api.appsV1Deployment().within(deletedNs),
+        deployment("web", 2, "registry.invalid/web:1"),
+      );
       await eventually("2 pods run", async () => {
         const list = await client.list(Api.v1Pod().within(deletedNs));
         assert.equal(
@@ -135,7 +124,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     const ns = uniqueNamespace("deploy");
     await client.create(Api.v1Namespace(), { metadata: { name: ns } });
     const deployments = Api.appsV1Deployment().within(ns);
-    await client.create(deployments, deployment("web", 3));
+    await client.create(deployments, deployment("web", 3, "registry.invalid/web:1"));
     const pods = Api.v1Pod().within(ns);
     await eventually("3 Running pods on KWOK nodes", async () => {
       const list = await client.list(pods, { labelSelector: "app=web" });
@@ -173,7 +162,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     const ns = uniqueNamespace("scale");
     await client.create(Api.v1Namespace(), { metadata: { name: ns } });
     const deployments = Api.appsV1Deployment().within(ns);
-    await client.create(deployments, deployment("web", 1));
+    await client.create(deployments, deployment("web", 1, "registry.invalid/web:1"));
     const controller = new AbortController();
     const { signal } = controller;
     const reflector = new Reflector(client, Api.v1Pod().within(ns)).labels("app=web");
@@ -254,7 +243,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
       (await kube("get", what, "-n", ns, "-l", selector, "-o", "name")).trim();
 
     // Background: the owner goes at once, its ReplicaSet and pods after it.
-    await client.create(deployments, deployment("bg", 2));
+    await client.create(deployments, deployment("bg", 2, "registry.invalid/web:1"));
     await eventually("bg has 2 pods", async () => {
       assert.equal((await client.list(pods, { labelSelector: "app=bg" })).items.length, 2);
     });
@@ -264,7 +253,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     });
 
     // Orphan: the dependants stay, without the owner reference.
-    await client.create(deployments, deployment("orphan", 1));
+    await client.create(deployments, deployment("orphan", 1, "registry.invalid/web:1"));
     await eventually("orphan's ReplicaSet exists", async () => {
       assert.equal(
         (await client.list(replicaSets, { labelSelector: "app=orphan" })).items.length,

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Api, type KubeObject } from "../../api.ts";
-import { e2eTest, kubectl, uniqueNamespace } from "./_harness.ts";
+import { deployment, e2eTest, kubectl, uniqueNamespace } from "./_harness.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -93,20 +93,6 @@ function pod(name: string, labels: Record<string, string> = {}, nodeName?: strin
     spec: {
       ...(nodeName ? { nodeName } : {}),
       containers: [{ name: "main", image: "registry.invalid/examples:1" }],
-    },
-  } as KubeObject;
-}
-
-function deployment(name: string, replicas: number): KubeObject {
-  return {
-    metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: "main", image: "registry.invalid/examples:2" }] },
-      },
     },
   } as KubeObject;
 }
@@ -221,7 +207,7 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
     await using example = await start("examples/deployment_reflector.ts", ns);
     await example.waitFor(`Caching deployments in namespace ${ns}`);
     const deployments = Api.appsV1Deployment().within(ns);
-    await client.create(deployments, deployment("web", 2));
+    await client.create(deployments, deployment("web", 2, "registry.invalid/examples:2"));
     await example.waitFor(`ADDED    ${ns}/web  images=registry.invalid/examples:2`);
     await client.patch(deployments, "web", { spec: { replicas: 3 } }, merge);
     await example.waitFor("replicas 2 → 3");
