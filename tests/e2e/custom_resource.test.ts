@@ -254,7 +254,9 @@ e2eTest("custom resources: CRD from zod schemas, verbs, status, scale, validatio
     assert.equal(api.plural, "foos");
     assert.equal(api.namespaced, true);
     assert.deepEqual(resource.shortNames, ["fo"]);
-    const out = await kubectl(cp.kubeconfigPath, "get", "foos", "-n", ns);
+    // Fully qualified: other tests in this process may define another `foos` (clux.dev), and a bare
+    // plural is then ambiguous to kubectl, whose discovery cache may still hold the other group.
+    const out = await kubectl(cp.kubeconfigPath, "get", "foos.e2e.denokube.dev", "-n", ns);
     const [header, ...rows] = out.trim().split("\n");
     // With printer columns, kubectl shows exactly those (no AGE unless it is one of them).
     assert.match(header, /^NAME\s+REPLICAS\s+IMAGE\s+PHASE$/);
@@ -266,7 +268,13 @@ e2eTest("custom resources: CRD from zod schemas, verbs, status, scale, validatio
     assert.match(byShortName, /^foo\.e2e\.denokube\.dev\/a$/m);
     const byCategory = await kubectl(cp.kubeconfigPath, "get", "denokube", "-n", ns, "-o", "name");
     assert.match(byCategory, /foo\.e2e\.denokube\.dev\/b/);
-    const explained = await kubectl(cp.kubeconfigPath, "explain", "foos.spec.replicas");
+    const explained = await kubectl(
+      cp.kubeconfigPath,
+      "explain",
+      "foos.spec.replicas",
+      "--api-version",
+      Foo.apiVersion,
+    );
     assert.match(explained, /Desired replicas\./);
   });
 
