@@ -15,6 +15,7 @@ import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.t
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
+import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { acceptKey, type RawConn, RawServer, statusJson, WsStub } from "./_ws_stub.ts";
 import { RUNTIME, test } from "../_test.ts";
@@ -695,4 +696,90 @@ test("exec: a server that never answers the upgrade times out on the client's cl
   assertEquals(error.reason, "Timeout");
   assertEquals(error.status, 0);
   conn.destroy();
+});
+
+const TLS_DIR = new URL("../fixtures/tls/", import.meta.url);
+const pem = (name: string) => readFileSync(new URL(name, TLS_DIR), "utf8");
+
+/** A kubeconfig for `server` with a bearer token and the given cluster fields. */
+function tlsKubeconfig(server: string, cluster: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, ...cluster } }],
+    users: [{ name: "u", user: { token: "stub-token" } }],
+    contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+    "current-context": "x",
+  });
+}
+
+const b64 = (text: string) => btoa(text);
+const success = (ws: import("./_ws_stub.ts").StubSocket) => {
+  ws.send(1, "secure\n");
+  ws.send(3, SUCCESS);
+};
+
+test({
+  name: "exec over TLS: tls-server-name is the name the upgrade socket verifies (Node, Bun)",
+  // Deno refuses a tls-server-name other than the host when the config is loaded.
+  ignore: RUNTIME === "deno",
+  async fn() {
+    // The certificate names apiserver.internal only, not 127.0.0.1.
+    await using stub = await WsStub.start({ cert: pem("renamed.crt"), key: pem("renamed.key") });
+    stub.push(success);
+    const ca = b64(pem("ca.crt"));
+    const connect = async (cluster: Record<string, unknown>) =>
+      new Client(await Config.fromKubeconfigString(tlsKubeconfig(stub.url, cluster)));
+    await using byName = await connect({
+      "certificate-authority-data": ca,
+      "tls-server-name": "apiserver.internal",
+    });
+    const out = await execOutput(byName, "web", ["echo", "secure"]);
+    assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
+    assertEquals(stub.requests.length, 1);
+    // The same CA without the name: the certificate does not match 127.0.0.1.
+    await using byHost = await connect({ "certificate-authority-data": ca });
+    const refused = await assertRejects(() => execOutput(byHost, "web", ["true"]), ApiError);
+    assertEquals(refused.status, 0);
+    await using wrongName = await connect({
+      "certificate-authority-data": ca,
+      "tls-server-name": "other.internal",
+    });
+    await assertRejects(() => execOutput(wrongName, "web", ["true"]), ApiError);
+    // Neither refused handshake reached the HTTP layer.
+    assertEquals(stub.requests.length, 1);
+  },
+});
+
+test({
+  name:
+    "exec over TLS: insecure-skip-tls-verify skips verification on the upgrade socket (Node, Bun)",
+  // Deno can skip verification only for the whole process (--unsafely-ignore-certificate-errors).
+  ignore: RUNTIME === "deno",
+  async fn() {
+    await using stub = await WsStub.start({ cert: pem("server.crt"), key: pem("server.key") });
+    stub.push(success);
+    await using strict = new Client(await Config.fromKubeconfigString(tlsKubeconfig(stub.url, {})));
+    await assertRejects(() => execOutput(strict, "web", ["true"]), ApiError);
+    await using insecure = new Client(
+      await Config.fromKubeconfigString(
+        tlsKubeconfig(stub.url, { "insecure-skip-tls-verify": true }),
+      ),
+    );
+    const out = await execOutput(insecure, "web", ["echo", "secure"]);
+    assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
+    assertEquals(stub.requests.length, 1);
+  },
+});
+
+test("exec over TLS: the kubeconfig's CA is trusted on the upgrade socket", async () => {
+  await using stub = await WsStub.start({ cert: pem("server.crt"), key: pem("server.key") });
+  stub.push(success);
+  await using client = new Client(
+    await Config.fromKubeconfigString(
+      tlsKubeconfig(stub.url, { "certificate-authority-data": b64(pem("ca.crt")) }),
+    ),
+  );
+  const out = await execOutput(client, "web", ["echo", "secure"]);
+  assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
 });
