@@ -19,7 +19,6 @@ import { assertName, assertNamespace } from "./api.ts";
 import type { Client } from "./client.ts";
 import { errorFromResponse, type QueryParams, transportOf } from "./_transport.ts";
 import { ApiError, type Status } from "./errors.ts";
-import { runtime } from "./_runtime/mod.ts";
 
 const log = getLogger(["kube", "exec"]);
 
@@ -745,9 +744,8 @@ async function connect(
                 : undefined,
               cert: cert?.cert,
               key: cert?.key,
-              // As on fetch: only where the runtime can (Node, Bun); Deno refuses both earlier.
-              insecureSkipTlsVerify: config.cluster.insecureSkipTlsVerify &&
-                runtime().supports.insecureSkipTlsVerify,
+              // As on fetch; _socket.ts applies them where the runtime can (Node, Bun).
+              insecureSkipTlsVerify: config.cluster.insecureSkipTlsVerify,
               serverName: config.cluster.tlsServerName,
             }
             : undefined,
