@@ -289,11 +289,31 @@ export function nodeSocketToByteStream(socket: Duplex): ByteStream {
   const writable = new WritableStream<Uint8Array>({
     write(chunk) {
       return new Promise((resolve, reject) => {
+        if (socket.destroyed) {
+          reject(new Error("The connection is closed: nothing more can be written"));
+          return;
+        }
         socket.write(chunk, (error?: Error | null) => error ? reject(error) : resolve());
       });
     },
     close() {
-      return new Promise((resolve) => socket.end(() => resolve()));
+      // Not `socket.end(callback)`: on a socket destroyed meanwhile (the peer or the other side
+      // of a forwarded connection went away) that callback never runs, and the pipe into this
+      // stream would wait forever.
+      return new Promise((resolve) => {
+        if (socket.destroyed || socket.writableFinished) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          socket.off("finish", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.once("finish", done);
+        socket.once("close", done);
+        socket.end();
+      });
     },
     abort() {
       socket.destroy();

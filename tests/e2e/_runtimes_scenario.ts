@@ -13,6 +13,8 @@ import {
   Api,
   Client,
   Config,
+  execOutput,
+  forwardPort,
   Informer,
   isNotFound,
   type KubeObject,
@@ -208,6 +210,110 @@ await step(
     } else {
       assert.ok((await insecure.list(configMaps)).items.length >= 3);
     }
+  },
+);
+
+const [podNamespace, podName] = env("KUBE_X_POD").split("/");
+const inPod = { namespace: podNamespace, container: "main" };
+
+await step(
+  "exec through the apiserver to KWOK: stdout and stderr, as kubectl prints them",
+  async () => {
+    const script = 'echo "exec on $0"; echo oops >&2';
+    const out = await execOutput(client, podName, ["sh", "-c", script, runtimeName], inPod);
+    assert.deepEqual(out, { stdout: `exec on ${runtimeName}\n`, stderr: "oops\n", exitCode: 0 });
+    const viaKubectl = await kubectl(
+      "exec",
+      "-n",
+      podNamespace,
+      podName,
+      "-c",
+      "main",
+      "--",
+      "sh",
+      "-c",
+      script,
+      runtimeName,
+    );
+    assert.equal(out.stdout, viaKubectl);
+  },
+);
+
+await step("exec with a bearer token and with an exec plugin's client certificate", async () => {
+  for (const variable of ["KUBE_X_TOKEN", "KUBE_X_EXEC_CERT"]) {
+    await using other = new Client(await Config.fromKubeconfig({ path: env(variable) }));
+    const out = await execOutput(other, podName, ["echo", variable], inPod);
+    assert.deepEqual(out, { stdout: `${variable}\n`, stderr: "", exitCode: 0 });
+  }
+});
+
+await step("exec round trip: 5 sequential `true` (measured, not asserted)", async () => {
+  const ms: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now();
+    const { exitCode } = await execOutput(client, podName, ["true"], inPod);
+    ms.push(performance.now() - started);
+    assert.equal(exitCode, 0);
+  }
+  ms.sort((a, b) => a - b);
+  console.log(
+    `measure ${runtimeLabel}: exec round trip median ${ms[2].toFixed(1)} ms ` +
+      `(min ${ms[0].toFixed(1)}, max ${ms[4].toFixed(1)})`,
+  );
+});
+
+await step("forwardPort: fetch through a local listener to the pod's port 80", async () => {
+  await using forwarder = await forwardPort(client, podName, { port: 80, namespace: podNamespace });
+  assert.equal(forwarder.hostname, "127.0.0.1");
+  const ms: number[] = [];
+  for (const path of [`/${runtimeName}/first`, `/${runtimeName}/second`]) {
+    const started = performance.now();
+    const response = await fetch(`http://127.0.0.1:${forwarder.localPort}${path}`);
+    assert.equal(response.headers.get("x-target"), "loopback");
+    assert.equal(await response.text(), `hello from ${path}\n`);
+    ms.push(performance.now() - started);
+  }
+  console.log(
+    `measure ${runtimeLabel}: forwardPort fetch ${ms[0].toFixed(1)} ms (new stream), ` +
+      `${ms[1].toFixed(1)} ms (same connection)`,
+  );
+});
+
+await step(
+  "exec with insecure-skip-tls-verify: honoured on Node and Bun, explained on Deno",
+  async () => {
+    await using insecure = new Client(
+      await Config.fromKubeconfig({ path: env("KUBE_X_INSECURE") }),
+    );
+    const running = execOutput(insecure, podName, ["echo", "insecure"], inPod);
+    if (runtimeName === "deno") {
+      await assert.rejects(running, /--unsafely-ignore-certificate-errors=127\.0\.0\.1/);
+    } else {
+      assert.equal((await running).stdout, "insecure\n");
+    }
+  },
+);
+
+await step(
+  "tls-server-name: requests and exec verify against it on Node and Bun; refused on Deno",
+  async () => {
+    if (runtimeName === "deno") {
+      for (const variable of ["KUBE_X_SERVER_NAME", "KUBE_X_WRONG_NAME"]) {
+        await assert.rejects(Config.fromKubeconfig({ path: env(variable) }), /tls-server-name/);
+      }
+      return;
+    }
+    await using named = new Client(
+      await Config.fromKubeconfig({ path: env("KUBE_X_SERVER_NAME") }),
+    );
+    assert.ok((await named.list(configMaps)).items.length >= 3);
+    assert.equal((await execOutput(named, podName, ["echo", "named"], inPod)).stdout, "named\n");
+    await using wrong = new Client(
+      await Config.fromKubeconfig({ path: env("KUBE_X_WRONG_NAME") }),
+      { maxRetries: 0 },
+    );
+    await assert.rejects(wrong.list(configMaps));
+    await assert.rejects(execOutput(wrong, podName, ["true"], inPod));
   },
 );
 

@@ -1,12 +1,24 @@
 // The cross-runtime e2e: one real control plane, and the same scenario
 // (tests/e2e/_runtimes_scenario.ts: kubeconfig with client certificate and with token,
 // create/apply/get/list/delete, a Reflector sync, an Informer seeing a kubectl change, exec plugin
-// credentials, insecure-skip-tls-verify) run on Deno, Node 20/22/24 and Bun, one step each.
-// Node 22/24 and Bun are installed from the npm registry on first use (tools/runtimes.ts).
+// credentials, insecure-skip-tls-verify, tls-server-name, exec and forwardPort through the apiserver
+// to a KWOK node) run on Deno, Node 20/22/24 and Bun, one step each. Node 22/24 and Bun are
+// installed from the npm registry on first use (tools/runtimes.ts).
+//
+// The control plane is etcd + kube-apiserver + KWOK with one node, no scheduler or
+// controller-manager: the one target pod is bound to the node by `spec.nodeName`. KWOK runs its
+// exec as a local command and forwards its port 80 to a loopback HTTP server started here first
+// (KWOK's configuration is fixed at start).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { e2eTest } from "./_harness.ts";
+import { Api } from "../../api.ts";
+import { Client } from "../../client.ts";
+import { Config } from "../../config.ts";
+import { e2eRequired } from "../../testenv/build.ts";
+import { type ControlPlane, startControlPlane } from "../../testenv/control_plane.ts";
+import { eventually, skipReason } from "./_harness.ts";
+import { test, type TestContext } from "../_test.ts";
 import { ensureRuntimes } from "../../tools/runtimes.ts";
 import { bundle } from "../../tools/cross_runtime.ts";
 
@@ -15,6 +27,9 @@ const SCENARIO = join(ROOT, "tests/e2e/_runtimes_scenario.ts");
 /** One level below tests/, like tests/e2e/, so the bundle's relative paths still resolve. */
 const BUNDLE_DIR = join(ROOT, "tests/.cross-runtime-e2e");
 const EXEC_TOKEN = `cross-exec-${crypto.randomUUID()}`;
+/** Where the target pod lives: KWOK runs exec and port-forward for this namespace only. */
+const POD_NAMESPACE = "cross-pod";
+const POD = "target";
 
 async function run(cmd: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", ...options })
@@ -55,7 +70,7 @@ function execUser(credentialPath: string): Record<string, unknown> {
   };
 }
 
-e2eTest("runtimes: the same scenario on Deno, Node 20/22/24 and Bun", async ({ cp, t }) => {
+async function scenario(cp: ControlPlane, t: TestContext): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "denokube-runtimes-" });
   try {
     // A client certificate for the exec plugin, signed by the control plane's CA.
@@ -110,10 +125,20 @@ e2eTest("runtimes: the same scenario on Deno, Node 20/22/24 and Bun", async ({ c
         { server: cp.server, "insecure-skip-tls-verify": true },
         { token: cp.token },
       ),
+      // The serving certificate names 127.0.0.1 and localhost: verify against the name.
+      KUBE_X_SERVER_NAME: kubeconfig(
+        { ...cluster, "tls-server-name": "localhost" },
+        { token: cp.token },
+      ),
+      KUBE_X_WRONG_NAME: kubeconfig(
+        { ...cluster, "tls-server-name": "apiserver.invalid" },
+        { token: cp.token },
+      ),
     };
     const env: Record<string, string> = {
       KUBE_X_CERT: cp.kubeconfigPath,
       KUBE_X_TOKEN: cp.tokenKubeconfigPath,
+      KUBE_X_POD: `${POD_NAMESPACE}/${POD}`,
       NO_COLOR: "1",
     };
     for (const [name, text] of Object.entries(kubeconfigs)) {
@@ -155,4 +180,60 @@ e2eTest("runtimes: the same scenario on Deno, Node 20/22/24 and Bun", async ({ c
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.remove(BUNDLE_DIR, { recursive: true }).catch(() => {});
   }
-}, { extraTokens: [{ token: EXEC_TOKEN, user: "cross-exec-token", groups: ["system:masters"] }] });
+}
+
+/** The pod's port 80: a loopback HTTP server that names the path it was asked for. */
+function startTarget() {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const body = `hello from ${new URL(request.url).pathname}\n`;
+    return new Response(body, { headers: { "x-target": "loopback" } });
+  });
+  return { port: server.addr.port, close: () => server.shutdown() };
+}
+
+test({
+  name: "e2e: runtimes: the same scenario on Deno, Node 20/22/24 and Bun",
+  ignore: skipReason !== undefined && !e2eRequired(),
+  async fn(t) {
+    if (skipReason !== undefined) throw new Error(`real-cluster tests required but: ${skipReason}`);
+    const target = startTarget();
+    try {
+      await using cp = await startControlPlane({
+        extraTokens: [{ token: EXEC_TOKEN, user: "cross-exec-token", groups: ["system:masters"] }],
+        kwok: {
+          nodes: 1,
+          exec: [{ namespace: POD_NAMESPACE, pods: [POD] }],
+          portForward: [{
+            namespace: POD_NAMESPACE,
+            pods: [POD],
+            ports: [80],
+            target: { address: "127.0.0.1", port: target.port },
+          }],
+        },
+      });
+      try {
+        await using client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
+        await client.create(Api.v1Namespace(), { metadata: { name: POD_NAMESPACE } });
+        const pods = Api.v1Pod().within(POD_NAMESPACE);
+        // Bound by name: there is no scheduler (and the node keeps its not-ready taint).
+        await client.create(pods, {
+          metadata: { name: POD },
+          spec: {
+            nodeName: "kwok-node-0",
+            containers: [{ name: "main", image: "registry.invalid/target:1" }],
+          },
+        });
+        await eventually(`${POD} runs`, async () => {
+          assert.equal((await client.get(pods, POD)).status?.phase, "Running");
+        });
+        await scenario(cp, t);
+        await cp.assertHealthy();
+      } catch (e) {
+        console.error(await cp.logs(20));
+        throw e;
+      }
+    } finally {
+      await target.close();
+    }
+  },
+});

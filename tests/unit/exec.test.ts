@@ -516,6 +516,33 @@ test("forwardPort: aborting the signal stops listening and closes the forwarded 
   );
 });
 
+test("forwardPort: close() ends a kept-alive fetch connection and its stream", async () => {
+  await using stub = await WsStub.start();
+  let closedByClient = false;
+  stub.push(async (ws) => {
+    ws.send(0, new Uint8Array([80, 0]));
+    ws.send(1, new Uint8Array([80, 0]));
+    const request = await ws.next();
+    const path = /^GET (\S+)/.exec(text(request!.subarray(1)))![1];
+    const body = `hello from ${path}\n`;
+    ws.send(
+      0,
+      `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n` +
+        `\r\n${body}`,
+    );
+    // Like KWOK: the stream stays open until the client closes it.
+    while (await ws.next() !== undefined) { /* more requests on the same connection */ }
+    closedByClient = true;
+  });
+  await using client = stub.client();
+  const forwarder = await forwardPort(client, "web", { port: 80 });
+  const response = await fetch(`http://127.0.0.1:${forwarder.localPort}/kept`);
+  assertEquals(await response.text(), "hello from /kept\n");
+  await forwarder.close();
+  await stub.settle();
+  assert(closedByClient);
+});
+
 test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
   // A server that accepts the connection and never answers.
   await using listener = await RawServer.start();
