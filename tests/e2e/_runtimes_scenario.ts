@@ -275,7 +275,7 @@ await step("forwardPort: fetch through a local listener to the pod's port 80", a
   }
   console.log(
     `measure ${runtimeLabel}: forwardPort fetch ${ms[0].toFixed(1)} ms (new stream), ` +
-      `${ms[1].toFixed(1)} ms (same connection)`,
+      `${ms[1].toFixed(1)} ms (second fetch)`,
   );
 });
 
