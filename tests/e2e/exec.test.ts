@@ -15,7 +15,7 @@ import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
 import { e2eRequired } from "../../testenv/build.ts";
 import { startControlPlane } from "../../testenv/control_plane.ts";
-import { eventually, kubectl, skipReason } from "./_harness.ts";
+import { eventually, kubectl, kubectlCacheOf, skipReason } from "./_harness.ts";
 import { test } from "../_test.ts";
 
 const NS = "exec-e2e";
@@ -151,6 +151,7 @@ test({
           ],
         },
       });
+      using _cache = kubectlCacheOf(cp);
       const kube = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
       await using certClient = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
       await using tokenClient = new Client(
