@@ -214,11 +214,12 @@ test({
 
       await t.step("exec with tty: a terminal of the size sent on the resize channel", async () => {
         // KWOK loses a tty's output unless a size arrives first (kubectl sends one at once),
-        // and it crashes on tty without stdin, which kubectl never sends either.
+        // and it crashes on tty without stdin, which kubectl never sends either. The command
+        // waits 1 s for the size, sent right after the upgrade (room for a loaded machine).
         await using session = await exec(
           certClient,
           "web",
-          ["sh", "-c", "sleep 0.2; tty; stty size; sleep 0.5"],
+          ["sh", "-c", "sleep 1; tty; stty size; sleep 0.5"],
           { ...main, tty: true, stdin: true },
         );
         assert.equal(session.stderr, undefined);
