@@ -551,8 +551,7 @@ export class Manager {
     }));
   }
 
-  /** Waits for tasks to return, at most the grace period; logs the ones that did not. */
-  /** Waits for the tasks within the grace period; false when some still run after it. */
+  /** Waits for the tasks within the grace period; false (and logged) when some still run after it. */
   async #drain(running: { name: string; done: Promise<void> }[], what: string): Promise<boolean> {
     if (running.length === 0) return true;
     const pending = new Set(running.map((r) => r.name));

@@ -370,9 +370,9 @@ async function viewFoos(): Promise<void> {
   }
 }
 
-/** Waits (up to 15 s) until the garbage collector has deleted a ConfigMap, and says so. */
+/** Waits (up to 30 s) until the garbage collector has deleted a ConfigMap, and says so. */
 async function collected(name: string, owner: string): Promise<void> {
-  for (let i = 0; i < 150 && !signal.aborted; i++) {
+  for (let i = 0; i < 300 && !signal.aborted; i++) {
     const list = await client.list(configMaps, { signal });
     if (!list.items.some((cm) => cm.metadata?.name === name)) {
       console.log(
@@ -383,6 +383,38 @@ async function collected(name: string, owner: string): Promise<void> {
     await pause(100);
   }
   throw new Error(`ConfigMap ${name} was not garbage-collected after its owner ${owner} went`);
+}
+
+/** Waits (up to 30 s) until the pods labelled `app=<app>` are gone (deleted, not terminating). */
+async function podsGone(app: string): Promise<void> {
+  for (let i = 0; i < 300 && !signal.aborted; i++) {
+    const list = await client.list(pods, { labelSelector: `app=${app}`, signal });
+    if (list.items.length === 0) {
+      console.log(`${clock()}  ─── the pods of ${app} are gone`);
+      return;
+    }
+    await pause(100);
+  }
+  if (!signal.aborted) throw new Error(`the pods of ${app} were not deleted after 30 s`);
+}
+
+/**
+ * Whether the Reflector's cache equals a fresh list, waiting (up to 10 s) for it to catch up: it
+ * follows the server through a watch, so a list can be ahead of it by the events in flight.
+ */
+async function cacheMatchesServer<T extends KubeObject>(
+  reflector: Reflector<T>,
+): Promise<{ same: boolean; count: number }> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const list = await client.list(pods, { signal: AbortSignal.timeout(10_000) });
+    const server = list.items.map((p) => `${p.metadata?.name}@${p.metadata?.resourceVersion}`);
+    const cache = [...reflector.read().values()]
+      .map((p) => `${p.metadata?.name}@${p.metadata?.resourceVersion}`);
+    const same = server.sort().join() === cache.sort().join();
+    if (same || Date.now() > deadline) return { same, count: list.items.length };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 type Step = [string, () => Promise<unknown>];
@@ -436,6 +468,7 @@ function clusterScript(round: number): Step[] {
       async () => {
         await client.delete(deployments, web, { propagationPolicy: "Background", signal });
         await collected(settings, `Deployment ${web}`);
+        await podsGone(web);
       },
     ],
   ];
@@ -494,6 +527,8 @@ try {
   const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve));
   await Promise.race([reflector.ready, aborted]);
   await act();
+  // Compared while the Reflector still runs, so that it can catch up with the events in flight.
+  const compared = interrupted ? undefined : await cacheMatchesServer(reflector);
   controller.abort();
   await Promise.all([running, viewingPods, viewingFoos]);
   const seen = `${counts.actions} changes made, ${counts.pods} pod changes seen by the ` +
@@ -505,14 +540,10 @@ try {
     console.log(`Interrupted after ${elapsed}: ${seen}.`);
   } else {
     // The cache must equal what the server holds now.
-    const list = await client.list(pods, { signal: AbortSignal.timeout(10_000) });
-    const server = list.items.map((p) => `${p.metadata?.name}@${p.metadata?.resourceVersion}`);
-    const cache = [...reflector.read().values()]
-      .map((p) => `${p.metadata?.name}@${p.metadata?.resourceVersion}`);
-    const same = server.sort().join() === cache.sort().join();
+    const { same, count } = compared!;
     console.log(
       `Done in ${elapsed}: ${seen}; the cache ${same ? "equals" : "DIFFERS FROM"} a fresh ` +
-        `list (${list.items.length} pods).`,
+        `list (${count} pods).`,
     );
     if (!same) failed = true;
     if (backend.real && counts.running === 0) {

@@ -59,6 +59,7 @@ export function e2eTest(
         throw new Error(`real-cluster tests required but: ${skipReason}`);
       }
       await using cp = await startControlPlane(options);
+      using _cache = kubectlCacheOf(cp);
       const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
       try {
         await fn({ cp, client, t });
@@ -71,6 +72,27 @@ export function e2eTest(
       }
     },
   });
+}
+
+/**
+ * Points every kubectl this process starts (`KUBECACHEDIR`) at a discovery cache of `cp`'s own,
+ * until disposed. kubectl keys its default cache (~/.kube/cache, kept for hours) by host and
+ * port, and loopback ports are reused: a later control plane on a port of an earlier one would
+ * see that one's API groups (a CRD of another test, long deleted), and kubectl then resolves a
+ * resource name against groups that do not exist.
+ *
+ * @param cp The control plane the following kubectl calls talk to.
+ * @returns Restores the previous setting when disposed.
+ */
+export function kubectlCacheOf(cp: ControlPlane): Disposable {
+  const before = Deno.env.get("KUBECACHEDIR");
+  Deno.env.set("KUBECACHEDIR", `${cp.dir}/kubectl-cache`);
+  return {
+    [Symbol.dispose]() {
+      if (before === undefined) Deno.env.delete("KUBECACHEDIR");
+      else Deno.env.set("KUBECACHEDIR", before);
+    },
+  };
 }
 
 /** Runs kubectl against the control plane and returns its stdout. Throws with stderr on failure. */

@@ -1,7 +1,9 @@
 // An operator process for the leader-election e2e test: a Manager with leader election on the
 // Lease `lease-e2e`, whose one leader-only task appends "identity#transition@ms" to the ConfigMap
 // `ledger` (read, then update with its resourceVersion) every 200 ms. It prints JSON lines on
-// stdout: {"event":"start"|"stop"|"exit", identity, transition, at} with at = Date.now().
+// stdout: {"event":"start"|"stop"|"exit", identity, transition, at} with at = Date.now(); "stop"
+// also carries the reason its work was stopped, and {"event":"leader", leader} reports each change
+// of the holder this replica observed ("" when the lease was released).
 //
 // Usage: deno run -A tests/e2e/_lease_operator.ts <kubeconfig> <namespace> <identity>
 
@@ -49,10 +51,12 @@ manager.add({
         await systemClock.sleep(200, signal).catch(() => {});
       }
     } finally {
-      say({ event: "stop", transition });
+      const reason = signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
+      say({ event: "stop", transition, reason });
     }
   },
 });
+manager.elector!.onLeaderChange((leader) => say({ event: "leader", leader }));
 say({ event: "ready" });
 try {
   await manager.run(shutdownSignal());

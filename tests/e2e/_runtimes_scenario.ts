@@ -135,7 +135,7 @@ await step("Reflector syncs, an Informer and the Reflector see a kubectl change"
   const events = informer.stream({ signal: controller.signal });
   try {
     await until(events, (e) => e.type === "ADDED" && e.object.metadata?.name === "applied", 20_000);
-    for (let i = 0; i < 200 && reflector.read().size < 2; i++) {
+    for (let i = 0; i < 600 && reflector.read().size < 2; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.deepEqual([...reflector.read().values()].map((c) => c.metadata?.name).sort(), [

@@ -250,7 +250,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     await client.delete(deployments, "bg", { propagationPolicy: "Background" });
     await eventually("bg's ReplicaSet and pods are collected", async () => {
       assert.equal(await names("replicasets,pods", "app=bg"), "");
-    });
+    }, 60_000);
 
     // Orphan: the dependants stay, without the owner reference.
     await client.create(deployments, deployment("orphan", 1, "registry.invalid/web:1"));
@@ -266,7 +266,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
       const [rs] = (await client.list(replicaSets, { labelSelector: "app=orphan" })).items;
       assert.ok(rs, "the ReplicaSet is kept");
       assert.deepEqual(rs.metadata?.ownerReferences ?? [], []);
-    });
+    }, 60_000);
     assert.match(await names("replicasets", "app=orphan"), /^replicaset\.apps\/orphan-/);
     assert.match(await names("pods", "app=orphan"), /^pod\/orphan-/);
 
@@ -296,7 +296,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
       assert.deepEqual(got.metadata?.finalizers, ["foregroundDeletion"]);
       await assert.rejects(client.get(configMaps, "free"), isNotFound);
       assert.ok((await client.get(configMaps, "held")).metadata?.deletionTimestamp);
-    });
+    }, 60_000);
     assert.equal(
       await names("configmaps", "gc=fg"),
       "configmap/held\nconfigmap/owner",
@@ -304,7 +304,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
     await client.patch(configMaps, "held", { metadata: { finalizers: null } });
     await eventually("the owner goes once its dependants are gone", async () => {
       assert.equal(await names("configmaps", "gc=fg"), "");
-    });
+    }, 60_000);
     await client.delete(Api.v1Namespace(), ns);
   });
 
@@ -323,7 +323,7 @@ e2eTest("cluster: nodes, scheduling and pods running on KWOK", async ({ cp, clie
         },
       },
     });
-    await kube("wait", "-n", ns, "--for=condition=Complete", "--timeout=30s", "job/once");
+    await kube("wait", "-n", ns, "--for=condition=Complete", "--timeout=60s", "job/once");
     const job = await client.get(Api.batchV1Job().within(ns), "once") as KubeObject & {
       status?: { succeeded?: number };
     };

@@ -47,7 +47,7 @@ e2eTest("controller: the Foo operator on the full cluster", async ({ cp, client,
     await Deno.readTextFile(new URL("../../examples/foo.yaml", import.meta.url)),
   );
   await client.apply(crds, crd, { fieldManager: "e2e" });
-  await waitFor(client, crds, "foos.clux.dev", conditions.crdEstablished, { timeout: 30_000 });
+  await waitFor(client, crds, "foos.clux.dev", conditions.crdEstablished, { timeout: 60_000 });
   const foos = FOOS.within(ns);
   // The CRD's storage may answer 429 for a moment after Established; the client retries that.
   await client.list(foos);
@@ -270,7 +270,9 @@ e2eTest("controller: the Foo operator on the full cluster", async ({ cp, client,
       }, { name: "counter" });
       const stopCounter = new AbortController();
       const run = counter.run(stopCounter.signal);
-      await Promise.race([finished, new Promise((r) => setTimeout(r, 20_000))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([finished, new Promise((r) => timer = setTimeout(r, 60_000))]);
+      clearTimeout(timer);
       stopCounter.abort();
       await run;
       // Every value once, in order: no run started from a cache older than its own last write.

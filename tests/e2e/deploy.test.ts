@@ -66,7 +66,7 @@ e2eTest(
   async ({ cp, client, t }) => {
     const k = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
     await k("apply", "-f", CRD);
-    await k("wait", "--for", "condition=established", "crd/foos.clux.dev", "--timeout=30s");
+    await k("wait", "--for", "condition=established", "crd/foos.clux.dev", "--timeout=60s");
     await k("create", "namespace", "demo");
 
     await t.step("kubectl apply --dry-run=server accepts every object", async () => {
@@ -162,7 +162,7 @@ e2eTest(
             metadata: { name: "baz" },
             spec: { name: "baz", info: "ok", replicas: 2 },
           });
-          const deadline = Date.now() + 30_000;
+          const deadline = Date.now() + 60_000; // a loaded machine starts `deno` slowly
           let observed: unknown;
           while (Date.now() < deadline) {
             observed = (await client.get(foos, "baz")).status?.observedGeneration;

@@ -11,8 +11,8 @@ import { deployment, e2eTest, kubectl, uniqueNamespace } from "./_harness.ts";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));
 
-/** How long an expected line may take to appear. */
-const WAIT_MS = 20_000;
+/** How long an expected line may take to appear (generous: a loaded CI machine starts `deno`). */
+const WAIT_MS = 60_000;
 
 /**
  * The flags of an example's first comment line, `// deno run <flags> examples/<name>.ts …`, with
@@ -221,7 +221,7 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
   await t.step("crd_reflector.ts with foo.yaml and crd-baz.yaml", async () => {
     const kube = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
     await kube("apply", "-f", `${repo}/examples/foo.yaml`);
-    await kube("wait", "--for", "condition=established", "--timeout=30s", "crd/foos.clux.dev");
+    await kube("wait", "--for", "condition=established", "--timeout=60s", "crd/foos.clux.dev");
     await using example = await start("examples/crd_reflector.ts", ns);
     await example.waitFor(`Caching foos.clux.dev in namespace ${ns}`);
     await kube("apply", "-n", ns, "-f", `${repo}/examples/crd-baz.yaml`);

@@ -15,7 +15,7 @@ import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
 import { e2eRequired } from "../../testenv/build.ts";
 import { startControlPlane } from "../../testenv/control_plane.ts";
-import { eventually, kubectl, skipReason } from "./_harness.ts";
+import { eventually, kubectl, kubectlCacheOf, skipReason } from "./_harness.ts";
 import { test } from "../_test.ts";
 
 const NS = "exec-e2e";
@@ -151,6 +151,7 @@ test({
           ],
         },
       });
+      using _cache = kubectlCacheOf(cp);
       const kube = (...args: string[]) => kubectl(cp.kubeconfigPath, ...args);
       await using certClient = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
       await using tokenClient = new Client(
@@ -213,11 +214,12 @@ test({
 
       await t.step("exec with tty: a terminal of the size sent on the resize channel", async () => {
         // KWOK loses a tty's output unless a size arrives first (kubectl sends one at once),
-        // and it crashes on tty without stdin, which kubectl never sends either.
+        // and it crashes on tty without stdin, which kubectl never sends either. The command
+        // waits 1 s for the size, sent right after the upgrade (room for a loaded machine).
         await using session = await exec(
           certClient,
           "web",
-          ["sh", "-c", "sleep 0.2; tty; stty size; sleep 0.5"],
+          ["sh", "-c", "sleep 1; tty; stty size; sleep 0.5"],
           { ...main, tty: true, stdin: true },
         );
         assert.equal(session.stderr, undefined);

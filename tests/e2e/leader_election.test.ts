@@ -5,8 +5,12 @@
 // Lease settings of this test (to keep CI short; the unit tests cover client-go's defaults):
 // lease 5 s, renew deadline 3 s, retry 0.5 s (acquire attempts jittered up to 0.5 × 2.2 = 1.1 s).
 // The 2 s between renew deadline and lease duration is the margin a cut-off leader has to stop
-// before another may start (client-go's defaults: 5 s). With lease 4 s (1 s margin), one of ten
-// runs on a loaded 2-core machine failed the final overlap check.
+// before another may start (client-go's defaults: 5 s).
+//
+// Pass/fail is the safety order (a new leader starts only after the old one stopped, for the
+// reason expected) and deterministic evidence (the released lease was observed empty); the times
+// are printed for the notes and only checked against generous bounds, so that a loaded 2-core CI
+// machine cannot fail them.
 //
 // Every write of a leader is an append "identity#transition@ms" to one ConfigMap (read, then
 // update with the resourceVersion), so the ConfigMap holds the writes in commit order; the
@@ -21,8 +25,8 @@ const LEASE_MS = 5_000;
 const RENEW_DEADLINE_MS = 3_000;
 const RETRY_MS = 500;
 const JITTER = 1.2;
-/** Process start, HTTP round trips and the 200 ms write period, on a loaded 2-core machine. */
-const SLACK_MS = 1_500;
+/** Slack of the upper bounds: process scheduling and HTTP round trips on a loaded machine. */
+const GENEROUS_MS = 10_000;
 
 interface OpEvent {
   event: string;
@@ -30,6 +34,10 @@ interface OpEvent {
   transition?: number;
   at: number;
   error?: string;
+  /** Of "stop": why the leader-only work was stopped. */
+  reason?: string;
+  /** Of "leader": the holder this replica saw ("" = released). */
+  leader?: string;
 }
 
 class Operator {
@@ -76,7 +84,7 @@ class Operator {
     })();
     await waitFor(
       () => this.events.some((e) => e.event === "ready"),
-      30_000,
+      60_000,
       `${this.identity} ready`,
     );
   }
@@ -85,10 +93,15 @@ class Operator {
     return this.events.filter((e) => e.event === "start" && e.at >= after);
   }
 
+  /**
+   * Sends `signal`; returns the time after it was sent. For SIGKILL that time is the end of the
+   * process's term: it may still have run (and stamped a write) until the kill call returned, so
+   * a time taken before the call could end its term before its last write.
+   */
   kill(signal: Deno.Signal): number {
+    this.child.kill(signal);
     const at = Date.now();
     if (signal === "SIGKILL") this.killedAt = at;
-    this.child.kill(signal);
     return at;
   }
 
@@ -166,8 +179,15 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
         const next = await nextStart(killedAt, "a leader after SIGKILL");
         assert.notEqual(next.op, leader);
         measured.sigkill = next.event.at - killedAt;
+        // The killed leader renewed less than a renew deadline before it died, and a standby
+        // counts the lease duration from when it saw that renew: no takeover before the lease
+        // could have expired.
         assert.ok(
-          measured.sigkill <= LEASE_MS + RETRY_MS * (1 + JITTER) + SLACK_MS,
+          measured.sigkill >= LEASE_MS - RENEW_DEADLINE_MS,
+          `takeover ${measured.sigkill} ms after SIGKILL: before the lease expired`,
+        );
+        assert.ok(
+          measured.sigkill <= LEASE_MS + RETRY_MS * (1 + JITTER) + GENEROUS_MS,
           `takeover after SIGKILL took ${measured.sigkill} ms`,
         );
         leader = next.op;
@@ -184,11 +204,24 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
         const next = await nextStart(termAt, "a leader after SIGTERM");
         measured.sigterm = next.event.at - termAt;
         assert.ok(
-          measured.sigterm <= RETRY_MS * (1 + JITTER) + SLACK_MS,
+          measured.sigterm <= RETRY_MS * (1 + JITTER) + GENEROUS_MS,
           `takeover after SIGTERM took ${measured.sigterm} ms`,
         );
         assert.equal((await old.child.status).code, 0);
         assert.ok(old.events.some((e) => e.event === "exit"));
+        // Its last term ended because of the SIGTERM (the process has exited: no later events).
+        const stopped = old.events.filter((e) => e.event === "stop").at(-1);
+        assert.ok(stopped && stopped.at >= old.starts().at(-1)!.at);
+        assert.match(stopped.reason ?? "", /SIGTERM/, JSON.stringify(stopped));
+        assert.ok(
+          next.event.at >= stopped!.at,
+          "the new leader started before the old one stopped",
+        );
+        // Handed over, not expired: the next leader saw the released (empty) lease before leading.
+        const sawReleased = next.op.events.find((e) =>
+          e.event === "leader" && e.leader === "" && e.at >= termAt && e.at <= next.event.at
+        );
+        assert.ok(sawReleased, `${next.op.identity} never saw the lease released`);
         leader = next.op;
         await spawn("op-5");
       },
@@ -203,19 +236,29 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
         old.proxy.pause();
         await waitFor(
           () => old.events.some((e) => e.event === "stop" && e.at >= cutAt),
-          RENEW_DEADLINE_MS + SLACK_MS + 5_000,
+          RENEW_DEADLINE_MS + GENEROUS_MS,
           "the cut-off leader to stop",
         );
-        const stoppedAt = old.events.find((e) => e.event === "stop" && e.at >= cutAt)!.at;
+        const stopped = old.events.find((e) => e.event === "stop" && e.at >= cutAt)!;
+        const stoppedAt = stopped.at;
         measured.cutStop = stoppedAt - cutAt;
+        // It gave up by itself at its renew deadline (it cannot have seen another holder).
+        assert.match(stopped.reason ?? "", /renew deadline/, JSON.stringify(stopped));
         assert.ok(
-          measured.cutStop <= RENEW_DEADLINE_MS + 500,
+          measured.cutStop <= RENEW_DEADLINE_MS + GENEROUS_MS,
           `stopped ${measured.cutStop} ms after the cut`,
         );
         const next = await nextStart(cutAt, "a leader after the cut");
         assert.notEqual(next.op, old);
         measured.cutTakeover = next.event.at - cutAt;
-        assert.ok(next.event.at >= stoppedAt, "the new leader started before the old one stopped");
+        assert.ok(
+          next.event.at >= stoppedAt,
+          `the new leader started ${stoppedAt - next.event.at} ms before the old one stopped`,
+        );
+        assert.ok(
+          measured.cutTakeover >= LEASE_MS - RENEW_DEADLINE_MS,
+          `taken over ${measured.cutTakeover} ms after the cut: before the lease expired`,
+        );
         old.proxy.resume();
         leader = next.op;
         await new Promise((r) => setTimeout(r, 2 * RETRY_MS * (1 + JITTER)));
@@ -229,10 +272,17 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
       measured.restartMs = Date.now() - before;
       await waitFor(() => leaders().length === 1, 30_000, "one leader after the restart");
       await new Promise((r) => setTimeout(r, LEASE_MS));
-      assert.equal(leaders().length, 1);
+      // (Leadership may change hands meanwhile; that no two terms overlap is checked below.)
+      assert.ok(leaders().length <= 1, `leaders: ${leaders().map((o) => o.identity)}`);
+      await waitFor(() => leaders().length === 1, 30_000, "one leader before shutdown");
     });
   } finally {
-    await Promise.all(ops.map((o) => o.stop()));
+    // Standbys first, so that nobody campaigns when the leader releases the lease on SIGTERM: a
+    // standby's takeover write in flight when its own SIGTERM aborts it may still land, leaving a
+    // holder that never releases (and the check of an empty holder below flaky).
+    const standbys = ops.filter((o) => !o.leading);
+    await Promise.all(standbys.map((o) => o.stop()));
+    await Promise.all(ops.filter((o) => !standbys.includes(o)).map((o) => o.stop()));
   }
 
   await t.step(

@@ -42,7 +42,7 @@ function cacheState<T extends KubeObject>(reflector: Reflector<T>): Map<string, 
 async function eventually(
   check: () => boolean | Promise<boolean>,
   describe: () => string,
-  ms = 30_000,
+  ms = 60_000,
 ) {
   const deadline = Date.now() + ms;
   while (!(await check())) {

@@ -33,20 +33,24 @@ class Link {
   }
 }
 
-/** A task that logs its start and stop (at virtual times) and takes `stopMs` to stop. */
+/**
+ * A task that logs its start and stop (at virtual times) and takes `stopMs` to stop. With
+ * `ignoreSignal`, it does not stop on its signal but only when that promise settles (so that no
+ * promise is left pending when the test ends).
+ */
 function task(
   name: string,
   clock: VirtualClock,
   log: string[],
   stopMs = 0,
-  ignoreSignal = false,
+  ignoreSignal?: Promise<void>,
 ): Runnable {
   return {
     name,
     async run(signal) {
       log.push(`${clock.now()} ${name} start`);
       await new Promise<void>((resolve) => {
-        if (ignoreSignal) return;
+        if (ignoreSignal) return void ignoreSignal.then(resolve);
         if (signal.aborted) resolve();
         signal.addEventListener("abort", () => resolve(), { once: true });
       });
@@ -200,7 +204,14 @@ test("shutdown waits at most the grace period for a stuck task, then lets the le
   const log: string[] = [];
   const a = manager(server, clock, "a", { gracePeriodMs: 5_000 });
   let aborted: unknown;
-  a.m.add({ ...task("stuck", clock, log, 0, true), abortInFlight: (reason) => aborted = reason });
+  const { promise: unstuck, resolve: unstick } = Promise.withResolvers<void>();
+  const stuck = task("stuck", clock, log, 0, unstuck);
+  let stuckDone: Promise<void> | undefined;
+  a.m.add({
+    name: "stuck",
+    run: (signal) => stuckDone = stuck.run(signal),
+    abortInFlight: (reason) => aborted = reason,
+  });
   const stop = new AbortController();
   const run = a.m.run(stop.signal);
   await clock.flush();
@@ -224,6 +235,11 @@ test("shutdown waits at most the grace period for a stuck task, then lets the le
   stopB.abort();
   await clock.advance(1_000);
   await runB;
+  // The abandoned task was still running all along; let it end so nothing is left pending.
+  assert.ok(!log.some((l) => l.endsWith("stuck stopped")), log.join("\n"));
+  unstick();
+  await stuckDone;
+  assert.equal(log.at(-1), `${clock.now()} stuck stopped`);
 });
 
 test("release on shutdown is bounded by the renew deadline when the API server is out of reach", async () => {
@@ -275,14 +291,19 @@ test("endpoints: /readyz waits for the shared cache; /metrics shows the leader s
   });
   const pods = m.cache(Api.v1Pod().within("default"));
   assert.equal(m.cache(Api.v1Pod().within("default")), pods, "one cache per resource");
+  const { promise: leading, resolve: led } = Promise.withResolvers<void>();
   m.add({
     name: "ctrl",
-    run: (signal) => new Promise((r) => signal.addEventListener("abort", () => r())),
+    run: (signal) => {
+      led(); // leader-only: runs once the manager leads
+      return new Promise((r) => signal.addEventListener("abort", () => r()));
+    },
   });
   const stop = new AbortController();
   const run = m.run(stop.signal);
   await pods.ready;
-  while (!m.leading) await new Promise((r) => setTimeout(r, 5));
+  await leading;
+  assert.equal(m.leading, true);
   const base = `http://127.0.0.1:${m.endpointsPort}`;
   const ready = await fetch(`${base}/readyz?verbose`);
   assert.equal(ready.status, 200);
