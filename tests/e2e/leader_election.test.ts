@@ -94,15 +94,15 @@ class Operator {
   }
 
   /**
-   * Sends `signal`; returns the time after it was sent. For SIGKILL that time is the end of the
-   * process's term: it may still have run (and stamped a write) until the kill call returned, so
-   * a time taken before the call could end its term before its last write.
+   * Sends `signal`; returns the time just before (what the next leader is searched and measured
+   * from: nothing the signal causes can come earlier). For SIGKILL, the end of the process's term
+   * is the time after the call returned: it may have run (and stamped a write) until then.
    */
   kill(signal: Deno.Signal): number {
+    const before = Date.now();
     this.child.kill(signal);
-    const at = Date.now();
-    if (signal === "SIGKILL") this.killedAt = at;
-    return at;
+    if (signal === "SIGKILL") this.killedAt = Date.now();
+    return before;
   }
 
   get leading(): boolean {
@@ -251,6 +251,7 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
         const next = await nextStart(cutAt, "a leader after the cut");
         assert.notEqual(next.op, old);
         measured.cutTakeover = next.event.at - cutAt;
+        measured.cutGap = next.event.at - stoppedAt;
         assert.ok(
           next.event.at >= stoppedAt,
           `the new leader started ${stoppedAt - next.event.at} ms before the old one stopped`,
@@ -365,7 +366,7 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
       assert.ok(transitions.every((n, i) => i === 0 || n > transitions[i - 1]), `${transitions}`);
       assert.ok(lease.spec.leaseTransitions >= transitions.at(-1)!);
       console.log(
-        `leader election e2e: takeover after SIGKILL ${measured.sigkill} ms, after SIGTERM ${measured.sigterm} ms; cut-off leader stopped after ${measured.cutStop} ms, next leader started ${measured.cutTakeover} ms after the cut; apiserver restart ${measured.restartMs} ms; ${writes.length} writes in ${blocks.length} terms (${
+        `leader election e2e: takeover after SIGKILL ${measured.sigkill} ms, after SIGTERM ${measured.sigterm} ms; cut-off leader stopped after ${measured.cutStop} ms, next leader started ${measured.cutTakeover} ms after the cut (${measured.cutGap} ms after the old one stopped); apiserver restart ${measured.restartMs} ms; ${writes.length} writes in ${blocks.length} terms (${
           blocks.join(" → ")
         })`,
       );
