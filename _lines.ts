@@ -77,3 +77,79 @@ function isBlank(line: string): boolean {
   if (first !== 32 && first !== 9 && first !== 13) return false;
   return line.trim().length === 0;
 }
+
+/** The size of the one buffer a {@linkcode ChunkReader} reads into. */
+export const CHUNK_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Reads the chunks of a response body into one reused buffer, when the body is a byte stream
+ * (a BYOB reader; Deno's and undici's fetch bodies are), else chunk by chunk as the stream gives
+ * them.
+ *
+ * Why: Deno's fetch body, read with a default reader, allocates a fresh 64 KiB `ArrayBuffer` for
+ * every read, and the API server sends a watch in chunks of at most 4 KiB (one flush per event).
+ * A watch list of 3,000 pods (11.8 MB) thus allocated ~190 MB of external memory, which drove the
+ * garbage collector and the peak RSS of a sync (measured: RSS 154 vs 89 MiB reading the same
+ * stream, external memory 57 vs 1.8 MB). With one buffer a read allocates nothing.
+ *
+ * The bytes a read returns are valid only until the next `read()`: the caller must copy what it
+ * keeps (the line and frame decoders do: they decode strings, or copy a partial frame).
+ */
+export class ChunkReader {
+  #byob: ReadableStreamBYOBReader | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  #buffer: Uint8Array<ArrayBuffer> | undefined;
+
+  /**
+   * @param body The response body (the reader locks it).
+   * @param bufferBytes The size of the reused buffer (default {@linkcode CHUNK_BUFFER_BYTES}).
+   */
+  constructor(body: ReadableStream<Uint8Array>, bufferBytes = CHUNK_BUFFER_BYTES) {
+    try {
+      this.#byob = body.getReader({ mode: "byob" });
+      this.#buffer = new Uint8Array(bufferBytes);
+    } catch {
+      // Not a byte stream (a stream built in JS, some runtimes): chunks as the stream gives them.
+      this.#reader = body.getReader();
+    }
+  }
+
+  /** Whether reads go into one reused buffer (a BYOB reader). */
+  get reusesBuffer(): boolean {
+    return this.#byob !== undefined;
+  }
+
+  /**
+   * Reads the next chunk.
+   *
+   * @returns The bytes (valid until the next read), or undefined at the end of the body.
+   */
+  async read(): Promise<Uint8Array | undefined> {
+    if (this.#reader !== undefined) {
+      for (;;) {
+        const { done, value } = await this.#reader.read();
+        if (done) return undefined;
+        if (value.length > 0) return value;
+      }
+    }
+    const byob = this.#byob!;
+    for (;;) {
+      const buffer = this.#buffer;
+      if (buffer === undefined) return undefined;
+      // The read transfers the buffer; the answer is a view of it, reused for the next read.
+      const { done, value } = await byob.read(buffer);
+      this.#buffer = value === undefined ? undefined : new Uint8Array(value.buffer);
+      if (done) return undefined;
+      if (value!.length > 0) return value;
+    }
+  }
+
+  /**
+   * Cancels the body (a no-op on a finished one; releases the connection of an unfinished one).
+   *
+   * @param reason Why.
+   */
+  cancel(reason?: unknown): Promise<void> {
+    return (this.#byob ?? this.#reader)!.cancel(reason);
+  }
+}

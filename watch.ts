@@ -12,7 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import { ApiError, type Status } from "./errors.ts";
-import { LineDecoder } from "./_lines.ts";
+import { ChunkReader, LineDecoder } from "./_lines.ts";
 import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
 import { decodeWatchEvent } from "./_protobuf/decode.ts";
 import { FrameDecoder } from "./_protobuf/frames.ts";
@@ -363,7 +363,7 @@ export async function* watchBatches<T extends KubeObject>(
     (options.timeoutSeconds ?? DEFAULT_SILENCE_MS / 1000) * 1000 + DEFAULT_INACTIVITY_MARGIN_MS;
 
   const controller = new AbortController();
-  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let reader: ChunkReader | undefined;
   let failure: unknown;
   let url = path;
   const stop = (reason: unknown) => {
@@ -418,7 +418,8 @@ export async function* watchBatches<T extends KubeObject>(
     }
     url = response.url || path;
     if (!response.body) return;
-    reader = response.body.getReader();
+    // One reused buffer for every read: the decoders copy what they keep (see ChunkReader).
+    reader = new ChunkReader(response.body);
     if (failure !== undefined) throw failure;
     log.debug("Watching {path} from resourceVersion {resourceVersion}", {
       path,
@@ -427,7 +428,7 @@ export async function* watchBatches<T extends KubeObject>(
 
     const decoder = format.decoder<T>(url, response.headers.get("content-type"));
     for (;;) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: Uint8Array | undefined;
       try {
         waitingSince = performance.now();
         waiting = true;
@@ -447,11 +448,11 @@ export async function* watchBatches<T extends KubeObject>(
       }
       if (failure !== undefined) throw failure;
       const events: WatchEvent<T>[] = [];
-      const malformed = chunk.done ? decoder.end(events) : decoder.push(chunk.value, events);
+      const malformed = chunk === undefined ? decoder.end(events) : decoder.push(chunk, events);
       // The events before a malformed line are delivered, then the error.
       if (events.length > 0) yield events;
       if (malformed !== undefined) throw malformed;
-      if (chunk.done) return;
+      if (chunk === undefined) return;
     }
   } finally {
     if (timer !== undefined) clearTimeout(timer);

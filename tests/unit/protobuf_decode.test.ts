@@ -201,3 +201,76 @@ test("malformed input throws a TypeError naming the kind, the field and the byte
   assert.throws(() => decodeObject(envelope("v1", "ConfigMap", [0x0b])), /wire type 3/);
   assert.throws(() => decodeWatchEvent(new Uint8Array([10, 5, 65])), /Malformed protobuf watch/);
 });
+
+test("FieldsV1 is parsed on first read: an own enumerable accessor that becomes a data property, equal to JSON in every reading", () => {
+  const fields = { "f:metadata": { "f:labels": { "f:app": {}, ".": {} } }, "f:data": {} };
+  const configMap = {
+    kind: "ConfigMap",
+    apiVersion: "v1",
+    metadata: {
+      name: "c",
+      managedFields: [
+        { manager: "a", operation: "Apply", fieldsType: "FieldsV1", fieldsV1: fields },
+        { manager: "b", operation: "Update", fieldsType: "FieldsV1", fieldsV1: { "f:data": {} } },
+        { manager: "c", operation: "Update", fieldsType: "FieldsV1", fieldsV1: { "f:x": {} } },
+      ],
+    },
+    data: { k: "v" },
+  };
+  const bytes = encodeObject(configMap);
+  type Entry = Record<string, unknown>;
+  const entries = () => (decodeObject(bytes).metadata as { managedFields: Entry[] }).managedFields;
+
+  // Unread: an accessor, enumerable, in JSON's key order.
+  const [first, second, third] = entries();
+  const before = Object.getOwnPropertyDescriptor(first, "fieldsV1")!;
+  assert.equal(typeof before.get, "function");
+  assert.equal(before.enumerable, true);
+  assert.deepEqual(Object.keys(first), Object.keys(configMap.metadata.managedFields[0]));
+  // Read: the parsed value, then a plain data property holding the same object.
+  const read = first.fieldsV1;
+  assert.deepEqual(read, fields);
+  const after = Object.getOwnPropertyDescriptor(first, "fieldsV1")!;
+  assert.equal(after.get, undefined);
+  assert.equal(after.value, read);
+  assert.equal(first.fieldsV1, read, "parsed once");
+  // Written before any read: the written value wins, and no parse happens later.
+  second.fieldsV1 = { replaced: true };
+  assert.deepEqual(second.fieldsV1, { replaced: true });
+  assert.equal(Object.getOwnPropertyDescriptor(second, "fieldsV1")!.writable, true);
+  // Deleted before any read: gone.
+  assert.equal(delete third.fieldsV1, true);
+  assert.equal("fieldsV1" in third, false);
+
+  // Every other way of reading gives exactly what JSON gives, unread properties included.
+  assert.equal(JSON.stringify(decodeObject(bytes)), JSON.stringify(configMap));
+  assert.deepEqual(structuredClone(decodeObject(bytes)), configMap);
+  assert.deepEqual({ ...entries()[0] }, configMap.metadata.managedFields[0]);
+  assert.deepEqual(decodeObject(bytes), configMap);
+
+  // A frozen object still reads (parsed once, kept aside) and refuses writes.
+  const frozen = Object.freeze(entries()[1]);
+  assert.deepEqual(frozen.fieldsV1, { "f:data": {} });
+  assert.equal(frozen.fieldsV1, frozen.fieldsV1);
+  assert.throws(() => {
+    (frozen as Entry).fieldsV1 = {};
+  }, TypeError);
+});
+
+test("FieldsV1 that is not a JSON object fails at decode; invalid JSON inside braces fails when read, naming the field", () => {
+  const entry = (json: string) => [
+    ...field(1, text.encode("m")), // ManagedFieldsEntry.manager
+    ...field(7, field(1, text.encode(json))), // ManagedFieldsEntry.fieldsV1 → FieldsV1.Raw
+  ];
+  const object = (json: string) => envelope("v1", "ConfigMap", field(1, field(17, entry(json)))); // ObjectMeta.managedFields
+  assert.throws(() => decodeObject(object("[1]")), /fieldsV1: embedded JSON is not an object/);
+  const decoded = decodeObject(object("{nope}")) as {
+    metadata: { managedFields: { fieldsV1?: unknown }[] };
+  };
+  assert.throws(
+    () => decoded.metadata.managedFields[0].fieldsV1,
+    /managedFields\[\]\.fieldsV1 is not valid JSON/,
+  );
+  const empty = decodeObject(object("")) as typeof decoded;
+  assert.equal(empty.metadata.managedFields[0].fieldsV1, null);
+});
