@@ -169,12 +169,17 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
 
   try {
     await Promise.all(["op-1", "op-2", "op-3"].map(spawn));
-    let leader = (await nextStart(0, "a first leader")).op;
+    await nextStart(0, "a first leader");
+    /** The one leader now (after waiting for there to be exactly one). */
+    const theLeader = async () => {
+      await waitFor(() => leaders().length === 1, 30_000, "one leader");
+      return leaders()[0];
+    };
 
     await t.step(
       "SIGKILL the leader: another leads within lease duration + retry period",
       async () => {
-        await waitFor(() => leaders().length === 1, 10_000, "one leader");
+        const leader = await theLeader();
         const killedAt = leader.kill("SIGKILL");
         const next = await nextStart(killedAt, "a leader after SIGKILL");
         assert.notEqual(next.op, leader);
@@ -190,7 +195,6 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
           measured.sigkill <= LEASE_MS + RETRY_MS * (1 + JITTER) + GENEROUS_MS,
           `takeover after SIGKILL took ${measured.sigkill} ms`,
         );
-        leader = next.op;
         await spawn("op-4");
       },
     );
@@ -198,8 +202,7 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
     await t.step(
       "SIGTERM the leader: it releases, another leads within about a retry period",
       async () => {
-        await waitFor(() => leaders().length === 1, 10_000, "one leader");
-        const old = leader;
+        const old = await theLeader();
         const termAt = old.kill("SIGTERM");
         const next = await nextStart(termAt, "a leader after SIGTERM");
         measured.sigterm = next.event.at - termAt;
@@ -222,7 +225,6 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
           e.event === "leader" && e.leader === "" && e.at >= termAt && e.at <= next.event.at
         );
         assert.ok(sawReleased, `${next.op.identity} never saw the lease released`);
-        leader = next.op;
         await spawn("op-5");
       },
     );
@@ -230,8 +232,7 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
     await t.step(
       "cut the leader off: it stops within the renew deadline, before the next leader starts",
       async () => {
-        await waitFor(() => leaders().length === 1, 10_000, "one leader");
-        const old = leader;
+        const old = await theLeader();
         const cutAt = Date.now();
         old.proxy.pause();
         await waitFor(
@@ -261,7 +262,6 @@ e2eTest("leader election: three operator processes on one Lease", async ({ cp, c
           `taken over ${measured.cutTakeover} ms after the cut: before the lease expired`,
         );
         old.proxy.resume();
-        leader = next.op;
         await new Promise((r) => setTimeout(r, 2 * RETRY_MS * (1 + JITTER)));
         assert.equal(old.leading, false, "the reconnected replica stays a standby");
       },
