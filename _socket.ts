@@ -13,19 +13,16 @@ import {
   type ByteStream,
   nodeSocketToByteStream,
   runtime,
+  type TcpTls,
 } from "./_runtime/mod.ts";
 
 export type { ByteListener, ByteStream } from "./_runtime/mod.ts";
 
-/** TLS settings of a connection. */
-export interface SocketTls {
-  /** PEM certificate authorities to trust besides the system roots. */
-  caCerts?: string[];
-  /** PEM client certificate (with `key`). */
-  cert?: string;
-  /** PEM private key of the client certificate. */
-  key?: string;
-}
+/**
+ * TLS settings of a connection: CA, client certificate, and (on Node and Bun)
+ * `insecure-skip-tls-verify` and `tls-server-name`.
+ */
+export type SocketTls = TcpTls;
 
 /** Where to connect. */
 export interface SocketTarget {
@@ -52,8 +49,18 @@ export type SocketOpener = (target: SocketTarget) => Promise<ByteStream>;
  */
 export const openSocket: SocketOpener = async (target) => {
   target.signal?.throwIfAborted();
+  const rt = runtime();
+  if (target.tls) {
+    // As on fetch: skipping verification only where the runtime can do it per client (Node,
+    // Bun); on Deno the handshake then fails and the caller's error names the Deno flag.
+    // (A tls-server-name other than the host never reaches here on Deno: the config refuses it.)
+    const insecure = target.tls.insecureSkipTlsVerify === true &&
+      rt.supports.insecureSkipTlsVerify;
+    const { insecureSkipTlsVerify: _, ...rest } = target.tls;
+    target = { ...target, tls: insecure ? { ...rest, insecureSkipTlsVerify: true } : rest };
+  }
   if (target.proxyUrl) return await openThroughProxy(target);
-  const conn = await runtime().connectTcp({
+  const conn = await rt.connectTcp({
     hostname: target.hostname,
     port: target.port,
     tls: target.tls,
@@ -102,11 +109,12 @@ async function openThroughProxy(target: SocketTarget): Promise<ByteStream> {
     if (target.tls) {
       const secure = tls.connect({
         socket,
-        servername: isIp(target.hostname) ? undefined : target.hostname,
+        servername: target.tls.serverName ?? (isIp(target.hostname) ? undefined : target.hostname),
         host: target.hostname,
         ca: target.tls.caCerts?.length ? target.tls.caCerts : undefined,
         cert: target.tls.cert,
         key: target.tls.key,
+        rejectUnauthorized: !target.tls.insecureSkipTlsVerify,
         ALPNProtocols: ["http/1.1"],
       });
       socket = secure;
@@ -202,13 +210,21 @@ function readHead(socket: Duplex, signal?: AbortSignal): Promise<string> {
  *
  * @param hostname The local address, e.g. `127.0.0.1`.
  * @param port The port; 0 lets the system choose.
- * @returns The listener.
+ * @returns The listener, once it listens. An address in use is an `Error` naming it (the
+ *   runtime's error as `cause`); a missing Deno permission names the `--allow-net` flag.
  */
-export function listenSocket(hostname: string, port: number): ByteListener {
+export async function listenSocket(hostname: string, port: number): Promise<ByteListener> {
   const rt = runtime();
   try {
-    return rt.listenTcp(hostname, port);
+    return await rt.listenTcp(hostname, port);
   } catch (e) {
+    if (rt.isAddrInUse(e)) {
+      throw new Error(
+        `Cannot listen on ${hostname}:${port} to forward a port: the address is already in use. ` +
+          `Choose another local port, or 0 to let the system pick a free one`,
+        { cause: e },
+      );
+    }
     if (!rt.isPermissionError(e)) throw e;
     const flag = rt.flag({ kind: "net", hosts: [port === 0 ? hostname : `${hostname}:${port}`] });
     throw rt.permissionDenied(

@@ -143,9 +143,10 @@ export class WebSocketConnection {
     this.#reader = reader;
     this.#writer = writer;
     this.protocol = protocol;
-    const closed = Promise.withResolvers<CloseInfo>();
-    this.closed = closed.promise;
-    this.#resolveClosed = closed.resolve;
+    // Not Promise.withResolvers: Node 20 does not have it.
+    let resolveClosed!: (info: CloseInfo) => void;
+    this.closed = new Promise<CloseInfo>((resolve) => resolveClosed = resolve);
+    this.#resolveClosed = resolveClosed;
     this.messages = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {

@@ -7,7 +7,7 @@
 
 import type { Clock } from "./clock.ts";
 import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
-import { LineDecoder } from "./_lines.ts";
+import { ChunkReader, LineDecoder } from "./_lines.ts";
 import {
   listAll,
   type ListAllOptions,
@@ -506,12 +506,13 @@ export class Client implements Transport, AsyncDisposable {
       if (options.signal?.aborted) return;
       throw e;
     }
-    const reader = response.body!.getReader();
+    // One reused buffer for every read (see ChunkReader); the line decoder copies what it keeps.
+    const reader = new ChunkReader(response.body!);
     const lines = new LineDecoder();
     const out: string[] = [];
     try {
       for (;;) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
+        let chunk: Uint8Array | undefined;
         try {
           chunk = await reader.read();
         } catch (e) {
@@ -519,12 +520,11 @@ export class Client implements Transport, AsyncDisposable {
           if (options.signal?.aborted) return;
           throw e;
         }
-        const { done, value } = chunk;
-        if (done) lines.end(out);
-        else lines.push(value, out);
+        if (chunk === undefined) lines.end(out);
+        else lines.push(chunk, out);
         for (const line of out) yield line.endsWith("\r") ? line.slice(0, -1) : line;
         out.length = 0;
-        if (done) return;
+        if (chunk === undefined) return;
       }
     } finally {
       await reader.cancel().catch(() => {});

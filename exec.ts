@@ -503,21 +503,36 @@ export interface PortForwarder extends AsyncDisposable {
  * @param client The client.
  * @param pod The pod name or object.
  * @param options The pod's `port`, `localPort`, `hostname`, namespace, signal.
- * @returns The forwarder.
+ * @returns The forwarder, once it listens (on every runtime: Node and Bun learn a listener's
+ *   port only asynchronously). Rejects when the local address is in use (an `Error` naming it),
+ *   on bad ports or pod names, and, on Deno, without the `--allow-net` for the local address.
  * @example
  * ```ts ignore
  * import { Client, forwardPort } from "@denokube/kube";
  * await using client = await Client.infer();
- * await using forwarder = forwardPort(client, "web", { port: 80, localPort: 8080 });
+ * await using forwarder = await forwardPort(client, "web", { port: 80, localPort: 8080 });
  * console.log(await (await fetch(`http://127.0.0.1:${forwarder.localPort}/`)).text());
  * ```
  */
-export function forwardPort(
+export async function forwardPort(
   client: Client,
   pod: PodRef,
   options: ForwardPortOptions,
-): PortForwarder {
-  const listener = listenSocket(options.hostname ?? "127.0.0.1", options.localPort ?? 0);
+): Promise<PortForwarder> {
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) {
+    throw new RangeError(`A port is an integer from 1 to 65535, got ${options.port}`);
+  }
+  const localPort = options.localPort ?? 0;
+  if (!Number.isInteger(localPort) || localPort < 0 || localPort > 65535) {
+    throw new RangeError(`A local port is an integer from 0 to 65535, got ${localPort}`);
+  }
+  podPath(client, pod, options.namespace);
+  options.signal?.throwIfAborted();
+  const listener = await listenSocket(options.hostname ?? "127.0.0.1", localPort);
+  if (options.signal?.aborted) {
+    listener.close();
+    throw options.signal.reason;
+  }
   const active = new Set<{ local: ByteStream; remote?: PortForwardStream }>();
   const stopping = new AbortController();
   const onAbort = () => stopping.abort(options.signal!.reason);
@@ -610,7 +625,12 @@ function lifecycle<T>(
   finish: (failure: unknown) => Outcome<T>,
   closing: () => Outcome<T>,
 ): { promise: Promise<T>; close(): Promise<void> } {
-  const deferred = Promise.withResolvers<T>();
+  // Not Promise.withResolvers: Node 20 does not have it.
+  const deferred = {} as { promise: Promise<T>; resolve(v: T): void; reject(e: unknown): void };
+  deferred.promise = new Promise<T>((resolve, reject) => {
+    deferred.resolve = resolve;
+    deferred.reject = reject;
+  });
   deferred.promise.catch(() => {});
   let settled = false;
   const settle = (outcome: Outcome<T>, streamError?: unknown) => {
@@ -724,6 +744,9 @@ async function connect(
                 : undefined,
               cert: cert?.cert,
               key: cert?.key,
+              // As on fetch; _socket.ts applies them where the runtime can (Node, Bun).
+              insecureSkipTlsVerify: config.cluster.insecureSkipTlsVerify,
+              serverName: config.cluster.tlsServerName,
             }
             : undefined,
           proxyUrl: config.cluster.proxyUrl,

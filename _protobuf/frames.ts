@@ -3,16 +3,27 @@
 // (one metav1.WatchEvent). Not exported from the package.
 //
 // A frame that lies inside one chunk is returned as a subarray of it (no copy); one split across
-// chunks is assembled once, into a buffer of exactly its size.
+// chunks is assembled once, into one of two reused buffers (most pods are split: the API server
+// writes 4 KiB chunks and a pod's frame is ~4 KB, so a fresh buffer per frame was an allocation
+// per object). The frames of a push are therefore valid only until the next push: the caller
+// decodes them first (the watch decoder does). Frames larger than the reused buffers get a
+// buffer of their own.
 
 /** The largest frame accepted (the API server's own limit on a request body is 3 MiB; objects
  * in etcd are at most 1.5 MiB by default, but a list of them is larger). */
 export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
+/** Frames up to this size are assembled in the decoder's two reused buffers. */
+export const REUSED_FRAME_BYTES = 256 * 1024;
+
 /** Splits a byte stream into length-delimited frames. */
 export class FrameDecoder {
   /** The frame being assembled across chunks, and how much of it has arrived. */
   #partial: Uint8Array | undefined;
+  /** The two assembly buffers, grown on demand up to REUSED_FRAME_BYTES; `#next` is the one a
+   * new partial frame uses (never the one a frame of the current push was completed in). */
+  #buffers: [Uint8Array | undefined, Uint8Array | undefined] = [undefined, undefined];
+  #next = 0;
   #filled = 0;
   /** Bytes of a length prefix split across chunks. */
   #header = new Uint8Array(4);
@@ -32,7 +43,8 @@ export class FrameDecoder {
    * Feeds one chunk and appends the frames it completes to `out`.
    *
    * @param chunk The bytes.
-   * @param out Receives the completed frames (the caller clears and reuses it).
+   * @param out Receives the completed frames (the caller clears and reuses it). They are valid
+   *   until the next `push`: a frame assembled across chunks lives in a reused buffer.
    * @throws {RangeError} When a length prefix exceeds the maximum frame size.
    */
   push(chunk: Uint8Array, out: Uint8Array[]): void {
@@ -74,10 +86,28 @@ export class FrameDecoder {
         out.push(chunk.subarray(at, at + size));
         at += size;
       } else {
-        this.#partial = new Uint8Array(size);
+        this.#partial = this.#assembly(size);
         this.#filled = 0;
       }
     }
+  }
+
+  /**
+   * A buffer of exactly `size` bytes for a frame split across chunks: a view of the next reused
+   * buffer, which then alternates (the frame completed from the previous partial, still in the
+   * caller's `out`, lives in the other one).
+   */
+  #assembly(size: number): Uint8Array {
+    if (size > REUSED_FRAME_BYTES) return new Uint8Array(size);
+    const i = this.#next;
+    this.#next = 1 - i;
+    let buffer = this.#buffers[i];
+    if (buffer === undefined || buffer.length < size) {
+      let capacity = Math.max(buffer?.length ?? 0, 16 * 1024);
+      while (capacity < size) capacity *= 2;
+      this.#buffers[i] = buffer = new Uint8Array(Math.min(capacity, REUSED_FRAME_BYTES));
+    }
+    return buffer.subarray(0, size);
   }
 
   /**

@@ -10,7 +10,12 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { type AddressInfo, connect as netConnect } from "node:net";
+import {
+  type AddressInfo,
+  connect as netConnect,
+  createServer as createNetServer,
+  type Socket,
+} from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect, rootCertificates } from "node:tls";
 import process from "node:process";
@@ -311,11 +316,13 @@ export function connectTcp(target: TcpTarget): Promise<ByteStream> {
       ? tlsConnect({
         host: target.hostname,
         port: target.port,
-        servername: ip ? undefined : target.hostname,
+        // tls-server-name is both the SNI name and the name the certificate is checked against.
+        servername: tls.serverName ?? (ip ? undefined : target.hostname),
         // Node's `ca` replaces the system roots; add to them, as Deno does.
         ca: tls.caCerts?.length ? [...rootCertificates, ...tls.caCerts] : undefined,
         cert: tls.cert,
         key: tls.key,
+        rejectUnauthorized: !tls.insecureSkipTlsVerify,
         ALPNProtocols: ["http/1.1"],
       })
       : netConnect({ host: target.hostname, port: target.port });
@@ -329,17 +336,63 @@ export function connectTcp(target: TcpTarget): Promise<ByteStream> {
 }
 
 /**
- * Refuses a synchronous listener: a `node:net` server learns its port only after `listen` calls
- * back, and the API that needs one (`forwardPort`) returns the port at once.
+ * Listens on a local TCP port with `node:net`. Connections are queued until the iterator asks for
+ * them, paused (no byte is read before the stream is), and closed when the listener closes first.
  *
  * @param hostname The local address.
- * @param port The port.
- * @returns Never.
+ * @param port The port; 0 lets the system choose.
+ * @returns The listener, once it listens.
  */
-export function listenTcp(hostname: string, port: number): ByteListener {
-  throw new TypeError(
-    `forwardPort (listening on ${hostname}:${port}) is not available on Node and Bun yet: their ` +
-      `listeners learn their port only asynchronously. Use portForward(client, pod, port) for one ` +
-      `stream, served from your own node:net server.`,
-  );
+export function listenTcp(hostname: string, port: number): Promise<ByteListener> {
+  const server = createNetServer({ pauseOnConnect: true });
+  const queue: Socket[] = [];
+  let wake: (() => void) | undefined;
+  let closed = false;
+  let failure: Error | undefined;
+  server.on("connection", (socket: Socket) => {
+    if (closed) {
+      socket.destroy();
+      return;
+    }
+    queue.push(socket);
+    wake?.();
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: hostname, port, exclusive: true }, () => {
+      server.off("error", reject);
+      // A failure after listening (rare: e.g. EMFILE on accept) ends the iteration with it.
+      server.on("error", (e: Error) => {
+        failure = e;
+        wake?.();
+      });
+      const address = server.address() as AddressInfo;
+      resolve({
+        port: address.port,
+        hostname: address.address,
+        close() {
+          if (closed) return;
+          closed = true;
+          server.close();
+          for (const socket of queue.splice(0)) socket.destroy();
+          wake?.();
+        },
+        async *[Symbol.asyncIterator]() {
+          for (;;) {
+            while (queue.length === 0 && !closed && !failure) {
+              await new Promise<void>((resume) => wake = resume);
+              wake = undefined;
+            }
+            if (closed) return;
+            const socket = queue.shift();
+            if (socket) {
+              yield nodeSocketToByteStream(socket);
+              continue;
+            }
+            throw failure;
+          }
+        },
+      });
+    });
+  });
 }

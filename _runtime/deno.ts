@@ -158,6 +158,13 @@ function serve(
 }
 
 async function connectTcp(target: TcpTarget): Promise<ByteStream> {
+  if (target.tls?.insecureSkipTlsVerify || target.tls?.serverName) {
+    // Deno.connectTls has neither; the config loader refuses tls-server-name on Deno already.
+    throw new TypeError(
+      "Deno cannot skip TLS verification or verify against another name per connection " +
+        "(insecure-skip-tls-verify, tls-server-name): run on Node or Bun, or fix the certificate",
+    );
+  }
   const conn = target.tls
     ? await Deno.connectTls({
       hostname: target.hostname,
@@ -187,7 +194,8 @@ function connToByteStream(conn: Deno.Conn): ByteStream {
   };
 }
 
-function listenTcp(hostname: string, port: number): ByteListener {
+// deno-lint-ignore require-await
+async function listenTcp(hostname: string, port: number): Promise<ByteListener> {
   const listener = Deno.listen({ hostname, port, transport: "tcp" });
   let closed = false;
   return {

@@ -24,6 +24,7 @@ export type {
   ServeHandle,
   ServeHandler,
   TcpTarget,
+  TcpTls,
   TransportOptions,
   TransportSupport,
 } from "./types.ts";

@@ -96,6 +96,26 @@ export interface ByteListener extends AsyncIterable<ByteStream> {
   close(): void;
 }
 
+/** TLS settings of a direct connection. */
+export interface TcpTls {
+  /** PEM certificate authorities to trust besides the system roots. */
+  caCerts?: string[];
+  /** PEM client certificate (with `key`). */
+  cert?: string;
+  /** PEM private key of the client certificate. */
+  key?: string;
+  /**
+   * Do not verify the server's certificate (kubeconfig `insecure-skip-tls-verify`). Only where
+   * {@linkcode TransportSupport.insecureSkipTlsVerify} holds (Node, Bun); Deno refuses it.
+   */
+  insecureSkipTlsVerify?: boolean;
+  /**
+   * Send this SNI name and verify the certificate against it instead of the host
+   * (kubeconfig `tls-server-name`). Only where {@linkcode TransportSupport.tlsServerName} holds.
+   */
+  serverName?: string;
+}
+
 /** Where to open a direct TCP (or TLS) connection. */
 export interface TcpTarget {
   /** Host name or IP address. */
@@ -103,7 +123,7 @@ export interface TcpTarget {
   /** TCP port. */
   port: number;
   /** TLS settings (ALPN `http/1.1`); plain TCP when undefined. */
-  tls?: { caCerts?: string[]; cert?: string; key?: string };
+  tls?: TcpTls;
 }
 
 /** A running loopback HTTP server. */
@@ -199,14 +219,14 @@ export interface Runtime {
   connectTcp(target: TcpTarget): Promise<ByteStream>;
 
   /**
-   * Listens on a local TCP port, at once (the port is known when this returns).
+   * Listens on a local TCP port.
    *
    * @param hostname The local address.
    * @param port The port; 0 lets the system choose.
-   * @returns The listener.
-   * @throws {TypeError} On Node and Bun, whose listeners learn their port only asynchronously.
+   * @returns The listener, once it listens (its port is known then). Rejects with the runtime's
+   *   error when the address is taken ({@linkcode Runtime.isAddrInUse}) or not allowed.
    */
-  listenTcp(hostname: string, port: number): ByteListener;
+  listenTcp(hostname: string, port: number): Promise<ByteListener>;
 
   /**
    * Calls `listener` when the process receives `signal`.

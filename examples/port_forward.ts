@@ -47,7 +47,7 @@ const exitAfter = Number(flags["exit-after"] ?? 0);
 const timer = exitAfter > 0 ? setTimeout(stop, exitAfter * 1000) : undefined;
 
 await using client = await Client.infer();
-const forwarder = forwardPort(client, pod, {
+const forwarder = await forwardPort(client, pod, {
   port: Number(match[2]),
   localPort: Number(match[1] ?? 0),
   namespace: flags.namespace,

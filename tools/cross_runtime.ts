@@ -16,8 +16,6 @@ export const DENO_ONLY: Record<string, string> = {
   "config_permissions.test.ts": "tests Deno's permission flags (--allow-read, --allow-env, …)",
   "runtime_node_permissions.test.ts": "starts Node under --permission from Deno",
   "architecture.test.ts": "reads the module graph with deno info",
-  "exec.test.ts":
-    "its WebSocket and port-forward stubs use Deno.listen / Deno.connect (to convert)",
   "codegen_emit.test.ts": "tests tools/codegen.ts, a Deno-only development tool",
   "codegen_names.test.ts": "tests tools/codegen.ts, a Deno-only development tool",
   "codegen_types.test.ts": "tests tools/codegen.ts, a Deno-only development tool",

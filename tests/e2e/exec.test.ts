@@ -413,7 +413,10 @@ test({
       }
 
       await t.step("forwardPort serves fetch like kubectl port-forward does", async () => {
-        await using forwarder = forwardPort(certClient, "web", { port: HTTP_PORT, namespace: NS });
+        await using forwarder = await forwardPort(certClient, "web", {
+          port: HTTP_PORT,
+          namespace: NS,
+        });
         const ours = await fetch(`http://127.0.0.1:${forwarder.localPort}/same`);
         const ourBody = await ours.text();
         const child = new Deno.Command("kubectl", {

@@ -15,8 +15,10 @@ import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.t
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
-import { statusJson, WsStub } from "./_ws_stub.ts";
-import { test } from "../_test.ts";
+import { readFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
+import { acceptKey, type RawConn, RawServer, statusJson, WsStub } from "./_ws_stub.ts";
+import { RUNTIME, test } from "../_test.ts";
 
 const SUCCESS = '{"metadata":{},"status":"Success"}';
 const EXIT_3 =
@@ -42,6 +44,24 @@ async function assertRejects<E = Error>(
 }
 const text = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
 
+/**
+ * Connects to a local port with node:net, writes `message` (if any), and reads until the peer
+ * closes.
+ */
+function roundTrip(port: number, message: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: "127.0.0.1", port }, () => {
+      if (message) socket.write(message);
+    });
+    let got = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => got += chunk);
+    // A reset counts as closed: the tests look at what arrived before.
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(got));
+  });
+}
+
 async function readAll(stream: ReadableStream<Uint8Array> | undefined): Promise<string> {
   let out = "";
   for await (const chunk of stream!) out += text(chunk);
@@ -49,7 +69,7 @@ async function readAll(stream: ReadableStream<Uint8Array> | undefined): Promise<
 }
 
 test("exec: stdout, stderr and the Success status over v5, with the request kubectl sends", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(1, "");
     ws.send(2, "");
@@ -89,7 +109,7 @@ test("exec: stdout, stderr and the Success status over v5, with the request kube
 });
 
 test("execOutput: a NonZeroExitCode status is the exit code, not an error", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(2, "failing\n");
     ws.send(3, EXIT_3);
@@ -102,7 +122,7 @@ test("execOutput: a NonZeroExitCode status is the exit code, not an error", asyn
 test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with it", async () => {
   const recorded =
     '{"metadata":{},"status":"Failure","message":"Internal error occurred: Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3","reason":"InternalError","details":{"causes":[{"message":"Internal error occurred: error executing command in container: cmd wait: sh -c echo x; exit 3: exit status 3"}]},"code":500}';
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(1, "");
     ws.send(1, "x\n");
@@ -120,7 +140,7 @@ test("exec: KWOK's 500 InternalError for a non-zero exit (recorded) rejects with
 });
 
 test("exec: a failure status other than an exit code rejects with its ApiError", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(
       3,
@@ -143,7 +163,7 @@ test("exec: a failure status other than an exit code rejects with its ApiError",
 });
 
 test("exec: stdin is sent on channel 0 and closing it sends the v5 close frame", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   const received: number[][] = [];
   stub.push(async (ws) => {
     for (;;) {
@@ -164,7 +184,7 @@ test("exec: stdin is sent on channel 0 and closing it sends the v5 close frame",
 });
 
 test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-closed", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   const channels: number[] = [];
   stub.push({
     protocol: "v4.channel.k8s.io",
@@ -188,7 +208,7 @@ test("exec: falls back to v4.channel.k8s.io, where stdin cannot be half-closed",
 });
 
 test("exec: tty merges stderr and resize sends {Width, Height} on channel 4", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   let resize = "";
   stub.push(async (ws) => {
     const message = await ws.next();
@@ -211,7 +231,7 @@ test("exec: tty merges stderr and resize sends {Width, Height} on channel 4", as
 });
 
 test("attach: reads the container's stream from the attach subresource", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(1, "tick 1\n");
     ws.send(1, "tick 2\n");
@@ -227,7 +247,7 @@ test("attach: reads the container's stream from the attach subresource", async (
 });
 
 test("exec: a refused upgrade is the ApiError of the Status the server sent", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   const notFound = statusJson({
     kind: "Status",
     apiVersion: "v1",
@@ -253,7 +273,7 @@ test("exec: a refused upgrade is the ApiError of the Status the server sent", as
 });
 
 test("exec: a connection closed before the status is a StreamClosed ApiError on the result and the streams", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(1, "partial");
     ws.close(1011);
@@ -271,33 +291,22 @@ test("exec: a connection closed before the status is a StreamClosed ApiError on 
 
 test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", async () => {
   // A raw server: a valid 101, half a frame, then the socket ends.
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using listener = await RawServer.start();
   const serving = (async () => {
     const conn = await listener.accept();
-    const buffer = new Uint8Array(8192);
-    let request = "";
-    while (!request.includes("\r\n\r\n")) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      request += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1];
-    const digest = await crypto.subtle.digest(
-      "SHA-1",
-      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-    );
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    const request = (await conn.readHead())!;
+    const key = /sec-websocket-key: (.*)/i.exec(request)![1].trim();
     await conn.write(
-      new TextEncoder().encode(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
-      ),
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Accept: ${
+          acceptKey(key)
+        }\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
     );
     // A binary frame announcing 100 bytes on stdout, of which only 4 arrive.
     await conn.write(new Uint8Array([0x82, 100, 1, 0x61, 0x62, 0x63]));
     conn.close();
   })();
-  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.port}`));
   await using session = await exec(client, "web", ["true"], { stderr: false });
   await assertRejects(() => readAll(session.stdout), ApiError);
   const error = await assertRejects(() => session.result, ApiError);
@@ -307,12 +316,13 @@ test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", 
 });
 
 test("exec: aborting the signal rejects the result with the reason and ends the streams", async () => {
-  await using stub = new WsStub();
-  const ended = Promise.withResolvers<void>();
+  await using stub = await WsStub.start();
+  let resolveEnded!: () => void;
+  const ended = { promise: new Promise<void>((resolve) => resolveEnded = resolve) };
   stub.push(async (ws) => {
     ws.send(1, "started\n");
     await ws.next(); // until the client closes
-    ended.resolve();
+    resolveEnded();
   });
   await using client = stub.client();
   const controller = new AbortController();
@@ -329,7 +339,7 @@ test("exec: aborting the signal rejects the result with the reason and ends the 
 });
 
 test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messages", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i));
     ws.send(3, SUCCESS);
@@ -348,7 +358,7 @@ test("exec: 4 MiB of output arrives complete and in order, in 64 KiB messages", 
 });
 
 test("exec: bad input is refused before connecting", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   await using client = stub.client();
   await assertRejects(() => exec(client, "web", []), TypeError, "non-empty array");
   await assertRejects(
@@ -364,7 +374,7 @@ test("exec: bad input is refused before connecting", async () => {
 });
 
 test("portForward: strips the port prefix, carries data both ways", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push(async (ws) => {
     ws.send(0, new Uint8Array([0x90, 0x1f])); // 8080, little-endian
     ws.send(1, new Uint8Array([0x90, 0x1f]));
@@ -388,7 +398,7 @@ test("portForward: strips the port prefix, carries data both ways", async () => 
 });
 
 test("portForward: the error channel's message rejects closed and the readable", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   const message =
     "an error occurred forwarding 9999 -> 9999: error forwarding port 9999 to pod 0123, uid : failed to connect to localhost:9999 inside namespace: connection refused";
   stub.push((ws) => {
@@ -405,7 +415,7 @@ test("portForward: the error channel's message rejects closed and the readable",
 });
 
 test("forwardPort: each local connection gets its own port-forward stream", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   const echo = async (ws: import("./_ws_stub.ts").StubSocket) => {
     ws.send(0, new Uint8Array([80, 0]));
     ws.send(1, new Uint8Array([80, 0]));
@@ -414,20 +424,16 @@ test("forwardPort: each local connection gets its own port-forward stream", asyn
   };
   stub.push(echo, echo);
   await using client = stub.client();
-  await using forwarder = forwardPort(client, "web", { port: 80 });
+  await using forwarder = await forwardPort(client, "web", { port: 80 });
   assertEquals(forwarder.hostname, "127.0.0.1");
   for (const word of ["first", "second"]) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: forwarder.localPort });
-    await conn.write(new TextEncoder().encode(word));
-    let got = "";
-    for await (const chunk of conn.readable) got += text(chunk);
-    assertEquals(got, word);
+    assertEquals(await roundTrip(forwarder.localPort, word), word);
   }
   assertEquals(stub.requests.length, 2);
 });
 
 test("forwardPort: a failed forward closes the connection and reaches onError", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push(
     (ws) => {
       ws.send(0, new Uint8Array([80, 0]));
@@ -440,10 +446,13 @@ test("forwardPort: a failed forward closes the connection and reaches onError", 
   );
   await using client = stub.client();
   const errors: unknown[] = [];
-  await using forwarder = forwardPort(client, "web", { port: 80, onError: (e) => errors.push(e) });
+  await using forwarder = await forwardPort(client, "web", {
+    port: 80,
+    onError: (e) => errors.push(e),
+  });
   for (let i = 0; i < 2; i++) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: forwarder.localPort });
-    for await (const _ of conn.readable) { /* until the forwarder closes it */ }
+    // The forwarder closes the connection without an answer.
+    assertEquals(await roundTrip(forwarder.localPort, ""), "");
   }
   assertEquals(errors.length, 2);
   assert(
@@ -454,44 +463,86 @@ test("forwardPort: a failed forward closes the connection and reaches onError", 
   assert(errors[1] instanceof ApiError && errors[1].status === 403, String(errors[1]));
 });
 
+test("forwardPort: a local port in use rejects naming it; a closed forwarder frees its port", async () => {
+  await using stub = await WsStub.start();
+  await using client = stub.client();
+  const first = await forwardPort(client, "web", { port: 80 });
+  assertEquals(first.hostname, "127.0.0.1");
+  assert(first.localPort > 0);
+  const error = await assertRejects(
+    () => forwardPort(client, "web", { port: 80, localPort: first.localPort }),
+    Error,
+    `Cannot listen on 127.0.0.1:${first.localPort} to forward a port: the address is already in use`,
+  );
+  assert(error.cause !== undefined);
+  await first.close();
+  // Closed, the port is free again, and the forwarder stopped accepting on it.
+  await using again = await forwardPort(client, "web", { port: 80, localPort: first.localPort });
+  assertEquals(again.localPort, first.localPort);
+  await assertRejects(() => forwardPort(client, "web", { port: 0 }), RangeError, "1 to 65535");
+  await assertRejects(
+    () => forwardPort(client, "web", { port: 80, localPort: -1 }),
+    RangeError,
+    "0 to 65535",
+  );
+  await assertRejects(() => forwardPort(client, "a/b", { port: 80 }), TypeError, "Invalid Pod");
+  assertEquals(stub.requests.length, 0);
+});
+
+test("forwardPort: aborting the signal stops listening and closes the forwarded connections", async () => {
+  await using stub = await WsStub.start();
+  let resolveOpened!: () => void;
+  const opened = { promise: new Promise<void>((resolve) => resolveOpened = resolve) };
+  stub.push(async (ws) => {
+    ws.send(0, new Uint8Array([80, 0]));
+    ws.send(1, new Uint8Array([80, 0]));
+    resolveOpened();
+    await ws.next(); // until the client closes
+  });
+  await using client = stub.client();
+  const controller = new AbortController();
+  const forwarder = await forwardPort(client, "web", { port: 80, signal: controller.signal });
+  const local = roundTrip(forwarder.localPort, "");
+  await opened.promise;
+  controller.abort(new Error("stop"));
+  assertEquals(await local, "");
+  await forwarder.finished;
+  // Nothing listens any more.
+  assertEquals(await roundTrip(forwarder.localPort, "x"), "");
+  await assertRejects(
+    () => forwardPort(client, "web", { port: 80, signal: controller.signal }),
+    Error,
+    "stop",
+  );
+});
+
 test("exec: aborting while the server has not answered the upgrade rejects at once", async () => {
   // A server that accepts the connection and never answers.
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using listener = await RawServer.start();
   const accepted = listener.accept();
-  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.port}`));
   const controller = new AbortController();
   const pending = exec(client, "web", ["true"], { signal: controller.signal });
   const conn = await accepted;
   controller.abort(new Error("took too long"));
   await assertRejects(() => pending, Error, "took too long");
-  conn.close();
+  conn.destroy();
 });
 
 /** A raw server: answers the upgrade with a valid 101, then hands the connection to `frames`. */
-function rawServer(
-  frames: (conn: Deno.Conn) => Promise<void>,
-): { port: number; done: Promise<void>; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+async function rawServer(
+  frames: (conn: RawConn) => Promise<void>,
+): Promise<{ port: number; done: Promise<void>; close(): Promise<void> }> {
+  const listener = await RawServer.start();
   const done = (async () => {
     const conn = await listener.accept();
-    const buffer = new Uint8Array(8192);
-    let request = "";
-    while (!request.includes("\r\n\r\n")) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      request += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1];
-    const digest = await crypto.subtle.digest(
-      "SHA-1",
-      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-    );
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    const request = (await conn.readHead())!;
+    const key = /sec-websocket-key: (.*)/i.exec(request)![1].trim();
     await conn.write(
-      new TextEncoder().encode(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n`,
-      ),
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Accept: ${
+          acceptKey(key)
+        }\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n`,
     );
     try {
       await frames(conn);
@@ -499,37 +550,27 @@ function rawServer(
       conn.close();
     }
   })();
-  return { port: listener.addr.port, done, close: () => listener.close() };
+  return { port: listener.port, done, close: () => listener.close() };
 }
 
 /** Reads one masked client frame from a raw connection. */
-async function readClientFrame(conn: Deno.Conn): Promise<{ opcode: number; payload: Uint8Array }> {
-  const readN = async (n: number) => {
-    const out = new Uint8Array(n);
-    let got = 0;
-    while (got < n) {
-      const r = await conn.read(out.subarray(got));
-      if (r === null) throw new Error("closed");
-      got += r;
-    }
-    return out;
-  };
-  const [b0, b1] = await readN(2);
+async function readClientFrame(conn: RawConn): Promise<{ opcode: number; payload: Uint8Array }> {
+  const [b0, b1] = await conn.readN(2);
   let length = b1 & 0x7f;
   if (length === 126) {
-    const ext = await readN(2);
+    const ext = await conn.readN(2);
     length = (ext[0] << 8) | ext[1];
   }
   assert((b1 & 0x80) !== 0, "client frames must be masked");
-  const mask = await readN(4);
-  const payload = await readN(length);
+  const mask = await conn.readN(4);
+  const payload = await conn.readN(length);
   for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3];
   return { opcode: b0 & 0x0f, payload };
 }
 
 test("websocket: a fragmented message with a ping inside is reassembled and the ping answered", async () => {
   let pong: Uint8Array | undefined;
-  const server = rawServer(async (conn) => {
+  const server = await rawServer(async (conn) => {
     // [1, "hel"] as a binary frame without FIN, a ping "p!", the continuation "lo" with FIN.
     await conn.write(new Uint8Array([0x02, 4, 1, 0x68, 0x65, 0x6c]));
     await conn.write(new Uint8Array([0x89, 2, 0x70, 0x21]));
@@ -548,48 +589,53 @@ test("websocket: a fragmented message with a ping inside is reassembled and the 
   assertEquals(out, { stdout: "hello", stderr: "", exitCode: 0 });
   assertEquals(text(pong), "p!");
   await server.done;
-  server.close();
+  await server.close();
 });
 
-test("exec: a missing --allow-net names the exact flag, for the API server and the local port", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const root = new URL("../../", import.meta.url);
-    const script = `${dir}/no_net.ts`;
-    await Deno.writeTextFile(
-      script,
-      `import { Client } from "${new URL("client.ts", root)}";
+test({
+  name: "exec: a missing --allow-net names the exact flag, for the API server and the local port",
+  // Deno's permission flags; Node's permission model does not gate the network.
+  ignore: RUNTIME !== "deno",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const root = new URL("../../", import.meta.url);
+      const script = `${dir}/no_net.ts`;
+      await Deno.writeTextFile(
+        script,
+        `import { Client } from "${new URL("client.ts", root)}";
 import { Config } from "${new URL("config.ts", root)}";
 import { exec, forwardPort } from "${new URL("exec.ts", root)}";
 const client = new Client(Config.fromUrl("https://127.0.0.1:6443", { credentials: { token: "t" } }));
-for (const attempt of [() => exec(client, "web", ["true"]), async () => forwardPort(client, "web", { port: 80, localPort: 8080 })]) {
+for (const attempt of [() => exec(client, "web", ["true"]), () => forwardPort(client, "web", { port: 80, localPort: 8080 })]) {
   try { await attempt(); } catch (e) { console.log(e instanceof Deno.errors.NotCapable, (e as Error).message); }
 }`,
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-prompt", "--config", new URL("deno.json", root).pathname]
-        .concat(["--allow-read", "--allow-env", script]),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-    assert(lines.length === 2, new TextDecoder().decode(out.stderr));
-    assert(
-      lines[0].startsWith("true ") && lines[0].includes("--allow-net=127.0.0.1:6443"),
-      lines[0],
-    );
-    assert(
-      lines[1].startsWith("true ") && lines[1].includes("--allow-net=127.0.0.1:8080"),
-      lines[1],
-    );
-    assert(!lines.join("").includes('token: "t"'));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+      );
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", "--config", new URL("deno.json", root).pathname]
+          .concat(["--allow-read", "--allow-env", script]),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+      assert(lines.length === 2, new TextDecoder().decode(out.stderr));
+      assert(
+        lines[0].startsWith("true ") && lines[0].includes("--allow-net=127.0.0.1:6443"),
+        lines[0],
+      );
+      assert(
+        lines[1].startsWith("true ") && lines[1].includes("--allow-net=127.0.0.1:8080"),
+        lines[1],
+      );
+      assert(!lines.join("").includes('token: "t"'));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 test("exec: an unread stdout does not block the result; it errors once 1 MiB is buffered", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     for (let i = 0; i < 64; i++) ws.send(1, new Uint8Array(64 * 1024).fill(i)); // 4 MiB
     ws.send(2, "a little stderr\n");
@@ -605,7 +651,7 @@ test("exec: an unread stdout does not block the result; it errors once 1 MiB is 
 });
 
 test("exec: a small unread output can still be read after the result", async () => {
-  await using stub = new WsStub();
+  await using stub = await WsStub.start();
   stub.push((ws) => {
     ws.send(1, "first\n");
     ws.send(1, "second\n");
@@ -618,26 +664,24 @@ test("exec: a small unread output can still be read after the result", async () 
 });
 
 test("exec: a refusal whose body never arrives is still the refusal's ApiError", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using listener = await RawServer.start();
   const serving = (async () => {
     const conn = await listener.accept();
-    await conn.read(new Uint8Array(8192));
-    await conn.write(
-      new TextEncoder().encode("HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n"),
-    );
+    await conn.readHead();
+    await conn.write("HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\n");
     conn.close();
   })();
-  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`));
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.port}`));
   const error = await assertRejects(() => exec(client, "web", ["true"]), ApiError);
   assertEquals(error.status, 404);
   await serving;
 });
 
 test("exec: a server that never answers the upgrade times out on the client's clock", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await using listener = await RawServer.start();
   const accepted = listener.accept();
   const clock = new VirtualClock();
-  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.addr.port}`), {
+  await using client = new Client(Config.fromUrl(`http://127.0.0.1:${listener.port}`), {
     clock,
   });
   const pending = exec(client, "web", ["true"], { timeoutMs: 5_000 });
@@ -651,5 +695,91 @@ test("exec: a server that never answers the upgrade times out on the client's cl
   const error = await assertRejects(() => pending, ApiError, "within 5000 ms");
   assertEquals(error.reason, "Timeout");
   assertEquals(error.status, 0);
-  conn.close();
+  conn.destroy();
+});
+
+const TLS_DIR = new URL("../fixtures/tls/", import.meta.url);
+const pem = (name: string) => readFileSync(new URL(name, TLS_DIR), "utf8");
+
+/** A kubeconfig for `server` with a bearer token and the given cluster fields. */
+function tlsKubeconfig(server: string, cluster: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "c", cluster: { server, ...cluster } }],
+    users: [{ name: "u", user: { token: "stub-token" } }],
+    contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+    "current-context": "x",
+  });
+}
+
+const b64 = (text: string) => btoa(text);
+const success = (ws: import("./_ws_stub.ts").StubSocket) => {
+  ws.send(1, "secure\n");
+  ws.send(3, SUCCESS);
+};
+
+test({
+  name: "exec over TLS: tls-server-name is the name the upgrade socket verifies (Node, Bun)",
+  // Deno refuses a tls-server-name other than the host when the config is loaded.
+  ignore: RUNTIME === "deno",
+  async fn() {
+    // The certificate names apiserver.internal only, not 127.0.0.1.
+    await using stub = await WsStub.start({ cert: pem("renamed.crt"), key: pem("renamed.key") });
+    stub.push(success);
+    const ca = b64(pem("ca.crt"));
+    const connect = async (cluster: Record<string, unknown>) =>
+      new Client(await Config.fromKubeconfigString(tlsKubeconfig(stub.url, cluster)));
+    await using byName = await connect({
+      "certificate-authority-data": ca,
+      "tls-server-name": "apiserver.internal",
+    });
+    const out = await execOutput(byName, "web", ["echo", "secure"]);
+    assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
+    assertEquals(stub.requests.length, 1);
+    // The same CA without the name: the certificate does not match 127.0.0.1.
+    await using byHost = await connect({ "certificate-authority-data": ca });
+    const refused = await assertRejects(() => execOutput(byHost, "web", ["true"]), ApiError);
+    assertEquals(refused.status, 0);
+    await using wrongName = await connect({
+      "certificate-authority-data": ca,
+      "tls-server-name": "other.internal",
+    });
+    await assertRejects(() => execOutput(wrongName, "web", ["true"]), ApiError);
+    // Neither refused handshake reached the HTTP layer.
+    assertEquals(stub.requests.length, 1);
+  },
+});
+
+test({
+  name:
+    "exec over TLS: insecure-skip-tls-verify skips verification on the upgrade socket (Node, Bun)",
+  // Deno can skip verification only for the whole process (--unsafely-ignore-certificate-errors).
+  ignore: RUNTIME === "deno",
+  async fn() {
+    await using stub = await WsStub.start({ cert: pem("server.crt"), key: pem("server.key") });
+    stub.push(success);
+    await using strict = new Client(await Config.fromKubeconfigString(tlsKubeconfig(stub.url, {})));
+    await assertRejects(() => execOutput(strict, "web", ["true"]), ApiError);
+    await using insecure = new Client(
+      await Config.fromKubeconfigString(
+        tlsKubeconfig(stub.url, { "insecure-skip-tls-verify": true }),
+      ),
+    );
+    const out = await execOutput(insecure, "web", ["echo", "secure"]);
+    assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
+    assertEquals(stub.requests.length, 1);
+  },
+});
+
+test("exec over TLS: the kubeconfig's CA is trusted on the upgrade socket", async () => {
+  await using stub = await WsStub.start({ cert: pem("server.crt"), key: pem("server.key") });
+  stub.push(success);
+  await using client = new Client(
+    await Config.fromKubeconfigString(
+      tlsKubeconfig(stub.url, { "certificate-authority-data": b64(pem("ca.crt")) }),
+    ),
+  );
+  const out = await execOutput(client, "web", ["echo", "secure"]);
+  assertEquals(out, { stdout: "secure\n", stderr: "", exitCode: 0 });
 });

@@ -7,7 +7,7 @@
 // Reproduce one seed: SEED=123 deno test --allow-all tests/unit/protobuf_frames.test.ts
 
 import assert from "node:assert/strict";
-import { FrameDecoder } from "../../_protobuf/frames.ts";
+import { FrameDecoder, REUSED_FRAME_BYTES } from "../../_protobuf/frames.ts";
 import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
 import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
 import { makePod } from "../../bench/fixture.ts";
@@ -147,4 +147,39 @@ test("a frame length beyond the limit is a RangeError, not an allocation", () =>
   const out: Uint8Array[] = [];
   split.push(new Uint8Array([0, 0]), out);
   assert.throws(() => split.end(), /ended inside a frame's length \(2 of 4 bytes\)/);
+});
+
+test("frames split across chunks are assembled in two reused buffers, bigger ones in their own", () => {
+  const frame = (n: number, fill: number) => {
+    const f = new Uint8Array(4 + n).fill(fill);
+    new DataView(f.buffer).setUint32(0, n);
+    return f;
+  };
+  // 100 frames of 3,000 bytes in 4,096-byte chunks: almost every frame spans two chunks, and a
+  // chunk often ends one frame, holds none whole, and starts the next.
+  const stream = concat(Array.from({ length: 100 }, (_, i) => frame(3000, i)));
+  const frames = new FrameDecoder();
+  const out: Uint8Array[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  let seen = 0;
+  for (let at = 0; at < stream.length; at += 4096) {
+    frames.push(stream.subarray(at, at + 4096), out);
+    for (const f of out) {
+      assert.equal(f.length, 3000);
+      assert.ok(f.every((b) => b === seen), `frame ${seen} intact`);
+      if (f.buffer !== stream.buffer) buffers.add(f.buffer);
+      seen++;
+    }
+    out.length = 0;
+  }
+  frames.end();
+  assert.equal(seen, 100);
+  assert.equal(buffers.size, 2, "two assembly buffers, alternating");
+  // A frame larger than the reused buffers: a buffer of exactly its size, not kept.
+  const big = frame(REUSED_FRAME_BYTES + 1, 9);
+  frames.push(big.subarray(0, 1000), out);
+  frames.push(big.subarray(1000), out);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].buffer.byteLength, REUSED_FRAME_BYTES + 1);
+  assert.ok(!buffers.has(out[0].buffer));
 });
