@@ -75,13 +75,18 @@ test("exec: token and certificate together; exec wins over a static token", asyn
 test("exec: expirationTimestamp — cached while valid, re-run once expired", async () => {
   await using dir = await tempDir();
   const countFile = dir.join("count");
+  // An expiry 3 s from now, not from the plugin's start (which a loaded machine makes slow). The
+  // credential is reused until expiry − skew, the skew being at most half the lifetime counted
+  // from the run's start: until (run start + expiry) / 2, about 1.5 s from now.
+  const expiresAtMs = Date.now() + 3_000;
   const config = await Config.fromKubeconfigString(
-    kubeconfig({ exec: execBlock({ token: "exp", countFile, expiresInMs: 1200 }) }),
+    kubeconfig({ exec: execBlock({ token: "exp", countFile, expiresAtMs }) }),
   );
   assert.equal((await config.credentials()).token, "exp-1");
   assert.equal((await config.credentials()).token, "exp-1");
   assert.equal(await runs(countFile), 1);
-  await new Promise((r) => setTimeout(r, 1300));
+  const reusedUntil = (Date.now() + expiresAtMs) / 2; // ≥ the real one: the run started earlier
+  await new Promise((r) => setTimeout(r, Math.max(0, reusedUntil + 100 - Date.now())));
   assert.equal((await config.credentials()).token, "exp-2");
   assert.equal(await runs(countFile), 2);
 });

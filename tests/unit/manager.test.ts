@@ -204,7 +204,8 @@ test("shutdown waits at most the grace period for a stuck task, then lets the le
   const log: string[] = [];
   const a = manager(server, clock, "a", { gracePeriodMs: 5_000 });
   let aborted: unknown;
-  const { promise: unstuck, resolve: unstick } = Promise.withResolvers<void>();
+  let unstick!: () => void; // (not Promise.withResolvers: Node 20 has none)
+  const unstuck = new Promise<void>((resolve) => unstick = resolve);
   const stuck = task("stuck", clock, log, 0, unstuck);
   let stuckDone: Promise<void> | undefined;
   a.m.add({
@@ -291,7 +292,8 @@ test("endpoints: /readyz waits for the shared cache; /metrics shows the leader s
   });
   const pods = m.cache(Api.v1Pod().within("default"));
   assert.equal(m.cache(Api.v1Pod().within("default")), pods, "one cache per resource");
-  const { promise: leading, resolve: led } = Promise.withResolvers<void>();
+  let led!: () => void;
+  const leading = new Promise<void>((resolve) => led = resolve);
   m.add({
     name: "ctrl",
     run: (signal) => {

@@ -290,7 +290,7 @@ test("FakeApiServer: listen() serves over loopback; kubeconfig() and config() po
   assert.equal(server.openWatches, 1);
   controller.abort();
   await dropped.body?.cancel().catch(() => {});
-  for (let i = 0; i < 100 && server.openWatches > 0; i++) {
+  for (let i = 0; i < 500 && server.openWatches > 0; i++) {
     await new Promise((r) => setTimeout(r, 10));
   }
   assert.equal(server.openWatches, 0);
