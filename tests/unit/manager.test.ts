@@ -7,6 +7,13 @@ import { LeadershipLostError } from "../../leader_election.ts";
 import { Controller } from "../../controller.ts";
 import { Manager, type Runnable } from "../../manager.ts";
 import { FakeApiServer, VirtualClock } from "../../testing.ts";
+
+/** `Promise.withResolvers` for Node 20, which lacks it (the test otherwise hangs there). */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
 import { test } from "../_test.ts";
 
 const LEASES = Api.coordinationV1Lease().within("default");
@@ -204,7 +211,7 @@ test("shutdown waits at most the grace period for a stuck task, then lets the le
   const log: string[] = [];
   const a = manager(server, clock, "a", { gracePeriodMs: 5_000 });
   let aborted: unknown;
-  const { promise: unstuck, resolve: unstick } = Promise.withResolvers<void>();
+  const { promise: unstuck, resolve: unstick } = deferred();
   const stuck = task("stuck", clock, log, 0, unstuck);
   let stuckDone: Promise<void> | undefined;
   a.m.add({
@@ -291,7 +298,7 @@ test("endpoints: /readyz waits for the shared cache; /metrics shows the leader s
   });
   const pods = m.cache(Api.v1Pod().within("default"));
   assert.equal(m.cache(Api.v1Pod().within("default")), pods, "one cache per resource");
-  const { promise: leading, resolve: led } = Promise.withResolvers<void>();
+  const { promise: leading, resolve: led } = deferred();
   m.add({
     name: "ctrl",
     run: (signal) => {
