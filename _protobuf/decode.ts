@@ -554,15 +554,51 @@ function raw(end: number): unknown {
 }
 
 /**
- * The JSON text of each `fieldsV1` not read yet (managedFields[].fieldsV1, a FieldsV1 message:
- * JSON bytes inside protobuf). Parsing them into objects at decode time cost ~19 % of decoding a
- * pod and ~40 % of its heap (a tree of small objects per field manager, read by almost no one),
- * so the decoder keeps the text and the property is an own, enumerable accessor that parses it
- * on first read and then becomes a plain data property. Every way of reading the object —
- * property access, `JSON.stringify`, spread, `structuredClone`, deep equality — gives what
- * `JSON.parse` gives. Keyed weakly: an object dropped unread takes its text with it.
+ * `managedFields[].fieldsV1` (a FieldsV1 message: JSON bytes inside protobuf) is kept as its JSON
+ * text until read. Parsing it at decode time cost ~19 % of decoding a pod and ~40 % of its heap (a
+ * tree of small objects per field manager, read by almost no one). The property is an own,
+ * enumerable accessor that parses the text on first read and then turns itself into a plain data
+ * property. Every way of reading the object — property access, `JSON.stringify`, spread,
+ * `structuredClone`, deep equality, a Proxy, `Object.create(entry)`, a copy of its property
+ * descriptors — gives what `JSON.parse` gives.
+ *
+ * The text lives on the entry itself, under a non-enumerable symbol (invisible to JSON, spread,
+ * `Object.keys` and deep equality). The getter and setter are shared by every entry, so entries
+ * keep one hidden class; the getter reads the text through `this`, which a Proxy forwarding its
+ * receiver, a prototype chain and a descriptor copy all resolve. (A WeakMap keyed by the entry
+ * could not: there `this` is the proxy, the child or the copy. A closure per entry could, but
+ * gives every entry a hidden class of its own: +350 B per entry, measured.)
  */
-const pendingFields = new WeakMap<object, string | { value: unknown }>();
+const FIELDS_TEXT: unique symbol = Symbol("kube.fieldsV1.text");
+
+/** Values parsed for entries that could not take a data property (frozen or sealed). */
+const parsedInPlace = new WeakMap<object, { value: unknown }>();
+
+function readFields(this: Record<string | symbol, unknown>): unknown {
+  const kept = parsedInPlace.get(this);
+  if (kept !== undefined) return kept.value;
+  const text = this[FIELDS_TEXT];
+  if (typeof text !== "string") return null;
+  const value = parseFields(text);
+  if (Reflect.defineProperty(this, "fieldsV1", dataProperty(value))) {
+    Reflect.set(this, FIELDS_TEXT, undefined);
+  } else parsedInPlace.set(this, { value });
+  return value;
+}
+
+function writeFields(this: Record<string | symbol, unknown>, value: unknown): void {
+  if (!Reflect.defineProperty(this, "fieldsV1", dataProperty(value))) {
+    throw new TypeError("Cannot assign to fieldsV1 of a frozen object");
+  }
+  Reflect.set(this, FIELDS_TEXT, undefined);
+}
+
+const LAZY_FIELDS: PropertyDescriptor = {
+  get: readFields,
+  set: writeFields,
+  enumerable: true,
+  configurable: true,
+};
 
 function parseFields(text: string): unknown {
   try {
@@ -574,34 +610,9 @@ function parseFields(text: string): unknown {
   }
 }
 
-function readFields(this: Record<string, unknown>): unknown {
-  const pending = pendingFields.get(this);
-  if (pending === undefined) return null;
-  if (typeof pending !== "string") return pending.value; // a frozen object, parsed before
-  const value = parseFields(pending);
-  if (Object.isFrozen(this) || !Reflect.defineProperty(this, "fieldsV1", dataProperty(value))) {
-    pendingFields.set(this, { value });
-  } else pendingFields.delete(this);
-  return value;
-}
-
-function writeFields(this: Record<string, unknown>, value: unknown): void {
-  if (!Reflect.defineProperty(this, "fieldsV1", dataProperty(value))) {
-    throw new TypeError("Cannot assign to fieldsV1 of a frozen object");
-  }
-  pendingFields.delete(this);
-}
-
 function dataProperty(value: unknown): PropertyDescriptor {
   return { value, writable: true, enumerable: true, configurable: true };
 }
-
-const LAZY_FIELDS: PropertyDescriptor = {
-  get: readFields,
-  set: writeFields,
-  enumerable: true,
-  configurable: true,
-};
 
 /**
  * Reads a FieldsV1 field into `out[name]`: null when empty, else the lazy accessor above. The
@@ -620,8 +631,13 @@ function lazyFieldsV1(out: Record<string, unknown>, name: string, end: number): 
   if (buf[start] !== 0x7b || buf[last] !== 0x7d) {
     throw new TypeError(`embedded JSON is not an object at byte ${start}`);
   }
-  pendingFields.set(out, utf8.decode(buf.subarray(start, range[1])));
   Object.defineProperty(out, name, LAZY_FIELDS);
+  Object.defineProperty(out, FIELDS_TEXT, {
+    value: utf8.decode(buf.subarray(start, range[1])),
+    writable: true,
+    enumerable: false,
+    configurable: true,
+  });
 }
 
 function fieldsV1(end: number): unknown {

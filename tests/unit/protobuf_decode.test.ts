@@ -255,6 +255,26 @@ test("FieldsV1 is parsed on first read: an own enumerable accessor that becomes 
   assert.throws(() => {
     (frozen as Entry).fieldsV1 = {};
   }, TypeError);
+
+  // Read with another `this`: through a Proxy that forwards the receiver (as reactive stores do),
+  // through an object whose prototype is the entry, and from a copy of its property descriptors.
+  // Each gives the decoded value, and a write through the Proxy lands on the entry.
+  const proxied = entries()[0];
+  const proxy = new Proxy(proxied, {
+    get: (target, key, receiver) => Reflect.get(target, key, receiver),
+  });
+  assert.deepEqual(proxy.fieldsV1, fields);
+  assert.deepEqual(proxied.fieldsV1, fields);
+  assert.deepEqual(Object.create(entries()[0]).fieldsV1, fields);
+  const copied = Object.defineProperties({}, Object.getOwnPropertyDescriptors(entries()[0]));
+  assert.deepEqual((copied as Entry).fieldsV1, fields);
+  assert.equal(JSON.stringify(copied), JSON.stringify(configMap.metadata.managedFields[0]));
+  const target = entries()[1];
+  const writable = new Proxy(target, {
+    set: (t, key, value, receiver) => Reflect.set(t, key, value, receiver),
+  });
+  writable.fieldsV1 = { viaProxy: true };
+  assert.deepEqual(target.fieldsV1, { viaProxy: true });
 });
 
 test("FieldsV1 that is not a JSON object fails at decode; invalid JSON inside braces fails when read, naming the field", () => {
