@@ -99,6 +99,7 @@ export class ChunkReader {
   #byob: ReadableStreamBYOBReader | undefined;
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #buffer: Uint8Array<ArrayBuffer> | undefined;
+  #failure: { error: unknown } | undefined;
 
   /**
    * @param body The response body (the reader locks it).
@@ -134,10 +135,21 @@ export class ChunkReader {
     }
     const byob = this.#byob!;
     for (;;) {
+      // A failed read has transferred the buffer away: every later read repeats its error (not a
+      // confusing "detached ArrayBuffer").
+      if (this.#failure !== undefined) throw this.#failure.error;
       const buffer = this.#buffer;
       if (buffer === undefined) return undefined;
       // The read transfers the buffer; the answer is a view of it, reused for the next read.
-      const { done, value } = await byob.read(buffer);
+      let result: Awaited<ReturnType<typeof byob.read<Uint8Array<ArrayBuffer>>>>;
+      try {
+        result = await byob.read(buffer);
+      } catch (error) {
+        this.#failure = { error };
+        this.#buffer = undefined;
+        throw error;
+      }
+      const { done, value } = result;
       this.#buffer = value === undefined ? undefined : new Uint8Array(value.buffer);
       if (done) return undefined;
       if (value!.length > 0) return value;

@@ -108,6 +108,30 @@ test("ChunkReader: cancel while a read waits ends the read and cancels the body"
   }
 });
 
+test("ChunkReader: a failed read fails every later read with the same error (a byte stream's buffer is gone)", async () => {
+  for (const bytes of [true, false]) {
+    const reset = new TypeError("connection reset");
+    let controller!: ReadableStreamController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      ...(bytes ? { type: "bytes" as const } : {}),
+      start(c) {
+        controller = c as ReadableStreamController<Uint8Array>;
+        c.enqueue(encoder.encode("x"));
+      },
+    });
+    const reader = new ChunkReader(body);
+    assert.deepEqual(await reader.read(), encoder.encode("x"));
+    const pending = reader.read();
+    controller.error(reset);
+    await assert.rejects(pending, (e) => e === reset);
+    await assert.rejects(
+      reader.read(),
+      (e) => e === reset,
+      bytes ? "byte stream" : "default stream",
+    );
+  }
+});
+
 test("ChunkReader: a watch over a real loopback fetch body arrives whole (objects of 1 B to 200 KB)", async () => {
   const { FakeApiServer } = await import("../../testing.ts");
   await using server = new FakeApiServer();
