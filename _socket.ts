@@ -3,9 +3,10 @@
 // client certificate, ALPN `http/1.1` only — the upgrade to WebSocket needs HTTP/1.1).
 //
 // Direct connections and listeners come from the runtime seam (`runtime().connectTcp` /
-// `listenTcp`: `Deno.connectTls` on Deno, `node:net` / `node:tls` on Node and Bun). Through a
-// proxy it is `node:net` + `node:tls` on every runtime, because `Deno.startTls` cannot present a
-// client certificate.
+// `listenTcp`): on Deno `Deno.connect` + `setNoDelay` + `Deno.startTls` (`Deno.connectTls` when a
+// client certificate is sent), `node:net` / `node:tls` on Node and Bun. Through a proxy it is
+// `node:net` + `node:tls` on every runtime, because `Deno.startTls` cannot present a client
+// certificate.
 
 import type { Duplex } from "node:stream";
 import {

@@ -165,16 +165,46 @@ async function connectTcp(target: TcpTarget): Promise<ByteStream> {
         "(insecure-skip-tls-verify, tls-server-name): run on Node or Bun, or fix the certificate",
     );
   }
-  const conn = target.tls
-    ? await Deno.connectTls({
+  if (target.tls?.cert && target.tls.key) {
+    // Deno.startTls cannot present a client certificate, so this connection keeps Nagle's
+    // algorithm on (TlsConn has no setNoDelay): each exec/attach/port-forward stream waits one
+    // delayed ACK (~40 ms) more than with the path below.
+    const conn = await Deno.connectTls({
       hostname: target.hostname,
       port: target.port,
       caCerts: target.tls.caCerts,
       alpnProtocols: ["http/1.1"],
-      ...(target.tls.cert && target.tls.key ? { cert: target.tls.cert, key: target.tls.key } : {}),
-    })
-    : await Deno.connect({ hostname: target.hostname, port: target.port });
-  return connToByteStream(conn);
+      cert: target.tls.cert,
+      key: target.tls.key,
+    });
+    return connToByteStream(conn);
+  }
+  // TCP_NODELAY, as Go (kubectl) and our Node/Bun sockets do: Deno.connect leaves Nagle on, and a
+  // small write behind an unacknowledged one then waits for the server's delayed ACK, which
+  // measured ~45 ms per exec round trip (57 ms → 12 ms with it). Deno.connectTls offers no way to
+  // set it, hence connect + startTls (same roots, name check and ALPN) when no client cert is sent.
+  const tcp = await Deno.connect({ hostname: target.hostname, port: target.port });
+  try {
+    tcp.setNoDelay(true);
+  } catch {
+    // Best effort: a socket that cannot take the option still works, only slower.
+  }
+  if (!target.tls) return connToByteStream(tcp);
+  try {
+    const conn = await Deno.startTls(tcp, {
+      hostname: target.hostname,
+      caCerts: target.tls.caCerts,
+      alpnProtocols: ["http/1.1"],
+    });
+    return connToByteStream(conn);
+  } catch (e) {
+    try {
+      tcp.close();
+    } catch {
+      // Already closed by the failed handshake.
+    }
+    throw e;
+  }
 }
 
 function connToByteStream(conn: Deno.Conn): ByteStream {

@@ -6,7 +6,8 @@
 // Permissions: `--allow-net` can be narrowed to the API server, `--allow-net=<api-host:port>`.
 // When $KUBECONFIG points elsewhere, or the kubeconfig names certificate files outside ~/.kube,
 // give those paths to `--allow-read` instead (a missing permission is reported with the flag to
-// add). No unstable flag is needed: the WebSocket is the library's own, over Deno.connectTls.
+// add). No unstable flag is needed: the WebSocket is the library's own, over Deno.connect +
+// Deno.startTls.
 //
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts".
