@@ -25,7 +25,7 @@
  * @module
  */
 
-import { makePod, SENT_AT_ANNOTATION, SENT_AT_PLACEHOLDER } from "./fixture.ts";
+import { makePod, prng, SENT_AT_ANNOTATION, SENT_AT_PLACEHOLDER } from "./fixture.ts";
 import { encodeObject, encodeWatchFrame } from "../_protobuf/encode.ts";
 
 /** Bytes per chunk written to a response. */
@@ -244,15 +244,9 @@ function buildPaced(rate: number, n: number): PacedData {
   return data;
 }
 
+/** The fixture's PRNG, on a stream of its own per seed. */
 function prngFor(seed: number): () => number {
-  let a = (seed ^ 0x5bd1e995) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return prng(seed ^ 0x5bd1e995);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,6 +85,18 @@ export function serverFrame(opcode: number, payload: Uint8Array): Uint8Array {
   return frame;
 }
 
+/**
+ * The head of a server's 101 answer to a WebSocket upgrade.
+ *
+ * @param key The client's `Sec-WebSocket-Key`.
+ * @param protocol The subprotocol chosen.
+ * @returns The head, ending with the blank line.
+ */
+export function switchingProtocols(key: string, protocol: string): string {
+  return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+    `Sec-WebSocket-Accept: ${acceptKey(key)}\r\nSec-WebSocket-Protocol: ${protocol}\r\n\r\n`;
+}
+
 /** A connection of a {@linkcode RawServer}: buffered reads, awaited writes. */
 export class RawConn {
   readonly #socket: Socket;
@@ -346,11 +358,7 @@ export class WsStub implements AsyncDisposable {
     const offered = (headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
     const protocol = typeof answer === "function" ? offered[0] : answer.protocol;
     const handler = typeof answer === "function" ? answer : answer.handler;
-    await conn.write(
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        `Sec-WebSocket-Accept: ${acceptKey(headers.get("sec-websocket-key") ?? "")}\r\n` +
-        `Sec-WebSocket-Protocol: ${protocol}\r\n\r\n`,
-    );
+    await conn.write(switchingProtocols(headers.get("sec-websocket-key") ?? "", protocol));
     const queue: (Uint8Array | undefined)[] = [];
     const waiting: ((value: Uint8Array | undefined) => void)[] = [];
     let ended = false;

@@ -17,7 +17,7 @@ import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
-import { acceptKey, type RawConn, RawServer, statusJson, WsStub } from "./_ws_stub.ts";
+import { type RawConn, RawServer, statusJson, switchingProtocols, WsStub } from "./_ws_stub.ts";
 import { RUNTIME, test } from "../_test.ts";
 
 const SUCCESS = '{"metadata":{},"status":"Success"}';
@@ -296,12 +296,7 @@ test("exec: a TCP connection that breaks mid-frame is a StreamClosed ApiError", 
     const conn = await listener.accept();
     const request = (await conn.readHead())!;
     const key = /sec-websocket-key: (.*)/i.exec(request)![1].trim();
-    await conn.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Accept: ${
-          acceptKey(key)
-        }\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
-    );
+    await conn.write(switchingProtocols(key, "v5.channel.k8s.io"));
     // A binary frame announcing 100 bytes on stdout, of which only 4 arrive.
     await conn.write(new Uint8Array([0x82, 100, 1, 0x61, 0x62, 0x63]));
     conn.close();
@@ -565,12 +560,7 @@ async function rawServer(
     const conn = await listener.accept();
     const request = (await conn.readHead())!;
     const key = /sec-websocket-key: (.*)/i.exec(request)![1].trim();
-    await conn.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Accept: ${
-          acceptKey(key)
-        }\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n`,
-    );
+    await conn.write(switchingProtocols(key, "v4.channel.k8s.io"));
     try {
       await frames(conn);
     } finally {

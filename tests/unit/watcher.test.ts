@@ -24,6 +24,22 @@ import { test } from "../_test.ts";
 const configMaps = Api.v1ConfigMap().within("default");
 const log = getLogger(["kube", "test"]);
 
+/** A Watcher that syncs by paged list, sleeps on `sleeps` and backs off without jitter. */
+function listingWatcher(stub: StubServer, sleeps: Sleeps): Watcher<KubeObject> {
+  return new Watcher(
+    stub.client(),
+    configMaps,
+    {
+      initialSync: "list",
+      backoff: { random: () => 0 },
+      sleep: sleeps.sleep,
+      watchTimeoutSeconds: 5,
+    },
+    log,
+    "Watch",
+  );
+}
+
 function describe(step: WatcherStep<KubeObject>): string {
   const names = (objects: KubeObject[]) =>
     objects.map((o) => `${o.metadata?.name}@${o.metadata?.resourceVersion}`).join(",");
@@ -216,18 +232,7 @@ test("Watcher: a server answering 410 to every watch gets its LISTs paced by the
     expired(),
     list([cm("a", "1")], "14"),
   );
-  const watcher = new Watcher(
-    stub.client(),
-    configMaps,
-    {
-      initialSync: "list",
-      backoff: { random: () => 0 },
-      sleep: sleeps.sleep,
-      watchTimeoutSeconds: 5,
-    },
-    log,
-    "Watch",
-  );
+  const watcher = listingWatcher(stub, sleeps);
   const controller = new AbortController();
   const seen = await steps(
     watcher.run(controller.signal),
@@ -248,18 +253,7 @@ test("Watcher: expiries after healthy watches relist at once, without backoff", 
     events([ev("MODIFIED", cm("a", "21")), errorEvent(410, "Expired")]),
     list([cm("a", "22")], "30"),
   );
-  const watcher = new Watcher(
-    stub.client(),
-    configMaps,
-    {
-      initialSync: "list",
-      backoff: { random: () => 0 },
-      sleep: sleeps.sleep,
-      watchTimeoutSeconds: 5,
-    },
-    log,
-    "Watch",
-  );
+  const watcher = listingWatcher(stub, sleeps);
   const controller = new AbortController();
   await steps(
     watcher.run(controller.signal),
