@@ -13,11 +13,11 @@
  * @module
  */
 
-import { registerApiFactory, type ResourceDescriptor } from "./_api_factory.ts";
+import { registerApiFactory, type ResourceDescriptor } from "./_client/api_factory.ts";
 import { ApiBuilders } from "./generated/builders.ts";
 import type { ListMeta, ObjectMeta } from "./generated/meta_v1.ts";
 
-export type { ResourceDescriptor } from "./_api_factory.ts";
+export type { ResourceDescriptor } from "./_client/api_factory.ts";
 export { ApiBuilders } from "./generated/builders.ts";
 
 /** Any Kubernetes object: `apiVersion`, `kind`, `metadata`, and whatever else it holds. */

@@ -6,8 +6,8 @@
  */
 
 import type { Clock } from "./clock.ts";
-import { type DiscoveredResource, DiscoveryCache } from "./_discovery.ts";
-import { ChunkReader, LineDecoder } from "./_lines.ts";
+import { type DiscoveredResource, DiscoveryCache } from "./_client/discovery.ts";
+import { ChunkReader, LineDecoder } from "./_client/lines.ts";
 import {
   listAll,
   type ListAllOptions,
@@ -15,7 +15,7 @@ import {
   listPage,
   type ListPageOptions,
   listQuery,
-} from "./_list.ts";
+} from "./_client/list.ts";
 import { Api, assertName, assertNamespace, type KubeList, type KubeObject } from "./api.ts";
 import { Config } from "./config.ts";
 import { ApiError, type Status } from "./errors.ts";
@@ -29,19 +29,19 @@ import {
   type RequestOptions,
   type Transport,
   type WireFormat,
-} from "./_transport.ts";
-import { acceptFor } from "./_protobuf/negotiate.ts";
+} from "./_client/transport.ts";
+import { acceptFor } from "./_client/protobuf/negotiate.ts";
 import { watch, type WatchEvent, type WatchOptions } from "./watch.ts";
 
-export type { ListAllOptions, ListChunk, ListPageOptions, ListSnapshot } from "./_list.ts";
-export type { DiscoveredResource } from "./_discovery.ts";
+export type { ListAllOptions, ListChunk, ListPageOptions, ListSnapshot } from "./_client/list.ts";
+export type { DiscoveredResource } from "./_client/discovery.ts";
 export type {
   FetchLike,
   QueryParams,
   RequestOptions,
   Transport,
   WireFormat,
-} from "./_transport.ts";
+} from "./_client/transport.ts";
 
 /** Options of {@linkcode Client}. */
 export interface ClientOptions {

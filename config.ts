@@ -34,8 +34,8 @@ import {
   parseKubeconfig,
   resolveKubeconfig,
   splitKubeconfigPaths,
-} from "./_kubeconfig.ts";
-import { execCacheKey, ExecCredentialSource } from "./_exec_credential.ts";
+} from "./_client/kubeconfig.ts";
+import { execCacheKey, ExecCredentialSource } from "./_client/exec_credential.ts";
 import {
   envNeed,
   isNotFound,
@@ -44,11 +44,11 @@ import {
   type PermissionNeed,
   readEnv,
   readTextFileWithPermission,
-} from "./_permissions.ts";
-import { runtime } from "./_runtime/mod.ts";
-import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
+} from "./_client/permissions.ts";
+import { runtime } from "./_platform/mod.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./_client/config_types.ts";
 
-export type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
+export type { ClusterConnection, Credentials, Impersonation } from "./_client/config_types.ts";
 
 const log = getLogger(["kube", "config"]);
 

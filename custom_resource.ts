@@ -41,10 +41,10 @@ import {
   convertField,
   CustomResourceSchemaError,
   type JSONSchemaProps,
-} from "./_structural_schema.ts";
+} from "./_client/structural_schema.ts";
 
-export { CustomResourceSchemaError } from "./_structural_schema.ts";
-export type { JSONSchemaProps } from "./_structural_schema.ts";
+export { CustomResourceSchemaError } from "./_client/structural_schema.ts";
+export type { JSONSchemaProps } from "./_client/structural_schema.ts";
 
 /**
  * A zod v4 schema, typed by what it parses to: what `z.object({...})`, `z.string()`, … return.

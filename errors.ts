@@ -5,7 +5,7 @@
  * @module
  */
 
-import { statusClass } from "./_status_table.ts";
+import { statusClass } from "./_client/status_table.ts";
 
 /** A cause entry of a Kubernetes `Status.details.causes` list. */
 export interface StatusCause {

@@ -12,12 +12,16 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { ChannelMux, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT } from "./_channels.ts";
-import { type ByteStream, listenSocket, openSocket } from "./_socket.ts";
-import { type RefusedUpgrade, upgradeWebSocket, type WebSocketConnection } from "./_websocket.ts";
+import { ChannelMux, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT } from "./_client/channels.ts";
+import { type ByteStream, listenSocket, openSocket } from "./_client/socket.ts";
+import {
+  type RefusedUpgrade,
+  upgradeWebSocket,
+  type WebSocketConnection,
+} from "./_client/websocket.ts";
 import { assertName, assertNamespace } from "./api.ts";
 import type { Client } from "./client.ts";
-import { errorFromResponse, type QueryParams, transportOf } from "./_transport.ts";
+import { errorFromResponse, type QueryParams, transportOf } from "./_client/transport.ts";
 import { ApiError, type Status } from "./errors.ts";
 
 const log = getLogger(["kube", "exec"]);
@@ -744,7 +748,7 @@ async function connect(
                 : undefined,
               cert: cert?.cert,
               key: cert?.key,
-              // As on fetch; _socket.ts applies them where the runtime can (Node, Bun).
+              // As on fetch; _client/socket.ts applies them where the runtime can (Node, Bun).
               insecureSkipTlsVerify: config.cluster.insecureSkipTlsVerify,
               serverName: config.cluster.tlsServerName,
             }

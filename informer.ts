@@ -8,14 +8,14 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import type { Transport } from "./_transport.ts";
+import type { Transport } from "./_client/transport.ts";
 import {
   type InitialSync,
   type LiveEvent,
   Watcher,
   type WatcherStep,
   type WatchLoopOptions,
-} from "./_watcher.ts";
+} from "./_client/watcher.ts";
 import type { WatchEvent } from "./watch.ts";
 
 const log = getLogger(["kube", "informer"]);
@@ -406,5 +406,5 @@ function tombstone<T extends KubeObject>(api: Api<T>, key: string, resourceVersi
   return { apiVersion: api.apiVersion, kind: api.kind, metadata } as T;
 }
 
-export type { BackoffOptions } from "./_retry.ts";
-export type { InitialSync, WatchLoopOptions } from "./_watcher.ts";
+export type { BackoffOptions } from "./_client/retry.ts";
+export type { InitialSync, WatchLoopOptions } from "./_client/watcher.ts";

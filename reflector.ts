@@ -7,13 +7,24 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
-import { type CacheChange, diffContent, type IndexFunction, Store, UNCHANGED } from "./_store.ts";
-import type { Transport } from "./_transport.ts";
-import { type LiveEvent, Watcher, type WatcherStep, type WatchLoopOptions } from "./_watcher.ts";
+import {
+  type CacheChange,
+  diffContent,
+  type IndexFunction,
+  Store,
+  UNCHANGED,
+} from "./_client/store.ts";
+import type { Transport } from "./_client/transport.ts";
+import {
+  type LiveEvent,
+  Watcher,
+  type WatcherStep,
+  type WatchLoopOptions,
+} from "./_client/watcher.ts";
 import type { WatchEvent } from "./watch.ts";
 
-export type { CacheChange, IndexFunction } from "./_store.ts";
-export type { InitialSync, WatchLoopOptions } from "./_watcher.ts";
+export type { CacheChange, IndexFunction } from "./_client/store.ts";
+export type { InitialSync, WatchLoopOptions } from "./_client/watcher.ts";
 
 const log = getLogger(["kube", "reflector"]);
 
@@ -505,4 +516,4 @@ export class Reflector<T extends KubeObject = KubeObject> {
   }
 }
 
-export type { BackoffOptions } from "./_retry.ts";
+export type { BackoffOptions } from "./_client/retry.ts";

@@ -12,11 +12,11 @@
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import { ApiError, type Status } from "./errors.ts";
-import { ChunkReader, LineDecoder } from "./_lines.ts";
-import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
-import { decodeWatchEvent } from "./_protobuf/decode.ts";
-import { FrameDecoder } from "./_protobuf/frames.ts";
-import type { Transport } from "./_transport.ts";
+import { ChunkReader, LineDecoder } from "./_client/lines.ts";
+import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_client/protobuf/negotiate.ts";
+import { decodeWatchEvent } from "./_client/protobuf/decode.ts";
+import { FrameDecoder } from "./_client/protobuf/frames.ts";
+import type { Transport } from "./_client/transport.ts";
 
 const log = getLogger(["kube", "watch"]);
 
@@ -341,7 +341,7 @@ function formatFor(client: Transport, api: Api<KubeObject>, options: WatchOption
 
 /**
  * The watch itself, yielding the events of each chunk of the body together: one promise per
- * chunk (~16 pods in 64 KiB) instead of one per event. The watch loop (`_watcher.ts`) uses it
+ * chunk (~16 pods in 64 KiB) instead of one per event. The watch loop (`_client/watcher.ts`) uses it
  * directly; {@linkcode watch} yields the events one by one. Each batch is a fresh array.
  *
  * @param client The transport.

@@ -17,8 +17,8 @@
  */
 
 import { Api, Controller, Reflector, systemClock } from "../mod.ts";
-import { FakeApiServer } from "../testing.ts";
-import { WorkQueue } from "../_controller/queue.ts";
+import { FakeApiServer } from "../testing/mod.ts";
+import { WorkQueue } from "../runtime/_controller/queue.ts";
 
 const n = Number(Deno.args[0] ?? 10_000);
 const gc = (globalThis as { gc?: () => void }).gc;

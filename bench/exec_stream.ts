@@ -1,7 +1,7 @@
 // Throughput of the streaming subresources' WebSocket path: a loopback server sends 64 MiB of
 // exec stdout (64 KiB channel messages, then the Success status); the library's `exec` reads it,
 // and for comparison Deno's global WebSocket reads the same frames (possible here because the
-// server is plain ws://; against kube-apiserver's TLS it cannot connect, see _websocket.ts).
+// server is plain ws://; against kube-apiserver's TLS it cannot connect, see _client/websocket.ts).
 //
 //   deno run --allow-net=127.0.0.1 --allow-env --allow-read bench/exec_stream.ts [--mib=64] [--runs=5]
 

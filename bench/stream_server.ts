@@ -26,7 +26,7 @@
  */
 
 import { makePod, prng, SENT_AT_ANNOTATION, SENT_AT_PLACEHOLDER } from "./fixture.ts";
-import { encodeObject, encodeWatchFrame } from "../_protobuf/encode.ts";
+import { encodeObject, encodeWatchFrame } from "../_client/protobuf/encode.ts";
 
 /** Bytes per chunk written to a response. */
 const CHUNK = 64 * 1024;

@@ -36,7 +36,7 @@ import {
   Reflector,
   stripManagedFields,
 } from "../mod.ts";
-import { FakeApiServer } from "../testing.ts";
+import { FakeApiServer } from "../testing/mod.ts";
 import { operatorAct } from "./_demo_operator.ts";
 import { ensureBinaries, findBinaries, haveGo } from "../testenv/build.ts";
 import { type ControlPlane, startControlPlane } from "../testenv/control_plane.ts";

@@ -7,7 +7,7 @@
 // short `<version><Kind>` when exactly one group serves that version and kind (core wins).
 
 import type { Api } from "../api.ts";
-import { makeApi } from "../_api_factory.ts";
+import { makeApi } from "../_client/api_factory.ts";
 import type * as admissionregistrationV1 from "./admissionregistration_v1.ts";
 import type * as apiextensionsV1 from "./apiextensions_v1.ts";
 import type * as apiregistrationV1 from "./apiregistration_v1.ts";

@@ -2,7 +2,7 @@
 // generated.proto files and Go struct tags of k8s.io/api and k8s.io/apimachinery v0.36.3.
 // Do not edit: regenerate instead.
 //
-// One table per protobuf message, read by the decoder in _protobuf/: each field is
+// One table per protobuf message, read by the decoder in _client/protobuf/: each field is
 // "number:jsonName:type[:flags]". Types: s string, b bool, i int32, l int64, g double,
 // y bytes (base64 in JSON), t Time, u MicroTime, d Duration, f FieldsV1, q Quantity,
 // x IntOrString, r RawExtension, m<Ref> a message (Ref is local or <package>.<Name>),

@@ -1,5 +1,5 @@
 // Internal: field ownership (`metadata.managedFields`) and a simplified server-side apply for the
-// fake API server (../testing.ts). Not part of the public API.
+// fake API server (mod.ts). Not part of the public API.
 //
 // Simplifications against the real structured-merge-diff: every list is atomic (owned and replaced
 // as a whole; the real server merges associative lists such as `containers` by key), and no

@@ -1,5 +1,5 @@
-// Internal: fault injection rules of the fake API server (../testing.ts). The public types are
-// re-exported from testing.ts, where each fault is documented.
+// Internal: fault injection rules of the fake API server (mod.ts). The public types are
+// re-exported from mod.ts, where each fault is documented.
 
 /** A verb a fault can target. */
 export type FaultVerb =

@@ -1,4 +1,4 @@
-// Internal: the HTTP surface of the fake API server (../testing.ts): routes paths and methods to
+// Internal: the HTTP surface of the fake API server (mod.ts): routes paths and methods to
 // verbs like the real kube-apiserver, parses query parameters and bodies, encodes answers and
 // applies injected faults. Not part of the public API.
 

@@ -1,4 +1,4 @@
-// Internal JSON helpers of the fake API server (../testing.ts). Not part of the public API.
+// Internal JSON helpers of the fake API server (mod.ts). Not part of the public API.
 
 /** A JSON object. */
 export type JsonObject = Record<string, unknown>;

@@ -1,5 +1,5 @@
 // Internal: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) for the fake API server
-// (../testing.ts). Not part of the public API.
+// (mod.ts). Not part of the public API.
 
 import { clone, deepEqual, isObject } from "./_json.ts";
 

@@ -1,4 +1,4 @@
-// Internal: label and field selectors of the fake API server (../testing.ts), with the grammar of
+// Internal: label and field selectors of the fake API server (mod.ts), with the grammar of
 // k8s.io/apimachinery/pkg/labels and pkg/fields. Not part of the public API.
 
 import { getDotted, type JsonObject, metaMap } from "./_json.ts";

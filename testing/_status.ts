@@ -1,7 +1,7 @@
 // Internal: the `Status` error bodies of the fake API server, worded like the real kube-apiserver
 // (k8s.io/apimachinery/pkg/api/errors). Not part of the public API.
 
-import { reasonForCode } from "../_status_table.ts";
+import { reasonForCode } from "../_client/status_table.ts";
 import type { Status, StatusCause } from "../errors.ts";
 import { quote } from "./_json.ts";
 

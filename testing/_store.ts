@@ -1,4 +1,4 @@
-// Internal: the state and write semantics of the fake API server (../testing.ts): objects, the global
+// Internal: the state and write semantics of the fake API server (mod.ts): objects, the global
 // resourceVersion counter, the event history watches and paged lists read from, finalizers, and
 // the controllers the API server runs itself (namespace cleanup, CRD establishment and
 // finalization). What differs per kind (defaults, validation, delete behaviour) is in `_kinds/`.

@@ -1,4 +1,4 @@
-// Internal: the watch streams of the fake API server (../testing.ts): newline-delimited JSON events
+// Internal: the watch streams of the fake API server (mod.ts): newline-delimited JSON events
 // from the history or the live store, bookmarks, timeouts, selector transitions and stream faults.
 // Not part of the public API.
 

@@ -6,7 +6,7 @@
  */
 import type { KubeObject } from "../api.ts";
 import { Client } from "../client.ts";
-import type { Controller, ReconcileOutcome } from "../controller.ts";
+import type { Controller, ReconcileOutcome } from "../runtime/controller.ts";
 import type { Config } from "../config.ts";
 import { VirtualClock } from "./virtual_clock.ts";
 

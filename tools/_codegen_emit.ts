@@ -383,7 +383,7 @@ function renderBuilders(
     "`<group><Version><Kind>` (group without `.k8s.io`, camel-cased; empty for core), plus the",
     "short `<version><Kind>` when exactly one group serves that version and kind (core wins).",
   ]) +
-    `import type { Api } from "../api.ts";\nimport { makeApi } from "../_api_factory.ts";\n${imports}\n` +
+    `import type { Api } from "../api.ts";\nimport { makeApi } from "../_client/api_factory.ts";\n${imports}\n` +
     jsDoc(
       `Static builders of {@linkcode Api} descriptors for the ${resources.length} listable ` +
         `built-in resources of Kubernetes ${kubernetesVersion}, e.g. \`Api.v1Pod()\`, ` +

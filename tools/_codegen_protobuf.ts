@@ -2,7 +2,7 @@
  * The protobuf part of the code generator: reads the `generated.proto` files of the pinned
  * `k8s.io/api` and `k8s.io/apimachinery` modules (from the Go module cache) together with the Go
  * struct tags of the same packages, and writes `generated/protobuf.ts`: one table per protobuf
- * message that tells the decoder in `_protobuf/` how each field number maps to the JSON the API
+ * message that tells the decoder in `_client/protobuf/` how each field number maps to the JSON the API
  * server would have sent for the same object.
  *
  * The `.proto` files give the wire schema (field numbers, scalar types, messages, maps); the Go
@@ -37,7 +37,7 @@ const APIMACHINERY_PACKAGES = [
 /** k8s.io/api groups that are not served as resources (reviews sent to webhooks, discovery). */
 const SKIPPED_GROUPS = new Set(["admission", "imagepolicy", "apidiscovery"]);
 
-/** Messages decoded by hand (`_protobuf/`): their JSON is not a struct of their fields. */
+/** Messages decoded by hand (`_client/protobuf/`): their JSON is not a struct of their fields. */
 const SPECIAL: Record<string, string> = {
   "k8s.io.apimachinery.pkg.apis.meta.v1.Time": "t",
   "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime": "u",
@@ -379,7 +379,7 @@ export async function generateProtobuf(modules: ProtoModules): Promise<ProtobufT
     `// generated.proto files and Go struct tags of k8s.io/api and k8s.io/apimachinery ${modules.version}.`,
     "// Do not edit: regenerate instead.",
     "//",
-    "// One table per protobuf message, read by the decoder in _protobuf/: each field is",
+    "// One table per protobuf message, read by the decoder in _client/protobuf/: each field is",
     '// "number:jsonName:type[:flags]". Types: s string, b bool, i int32, l int64, g double,',
     "// y bytes (base64 in JSON), t Time, u MicroTime, d Duration, f FieldsV1, q Quantity,",
     "// x IntOrString, r RawExtension, m<Ref> a message (Ref is local or <package>.<Name>),",

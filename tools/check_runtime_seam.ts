@@ -1,6 +1,6 @@
-// Checks that the library reaches its runtime only through the runtime seam (_runtime/):
-// `Deno.*` only in _runtime/deno.ts, `Bun.*` only in _runtime/bun.ts, the npm package undici only
-// in _runtime/node.ts. Comments (JSDoc examples included) are not code and are not checked.
+// Checks that the library reaches its runtime only through the runtime seam (_platform/):
+// `Deno.*` only in _platform/deno.ts, `Bun.*` only in _platform/bun.ts, the npm package undici only
+// in _platform/node.ts. Comments (JSDoc examples included) are not code and are not checked.
 // Part of `deno task test`.
 //
 //   deno run --allow-read tools/check_runtime_seam.ts
@@ -23,9 +23,9 @@ const NOT_LIBRARY = new Set([
 ]);
 
 const RULES: { pattern: RegExp; allowed: string; what: string }[] = [
-  { pattern: /\bDeno\s*\./, allowed: "_runtime/deno.ts", what: "Deno.*" },
-  { pattern: /\bBun\s*\./, allowed: "_runtime/bun.ts", what: "Bun.*" },
-  { pattern: /["']undici["']/, allowed: "_runtime/node.ts", what: "undici" },
+  { pattern: /\bDeno\s*\./, allowed: "_platform/deno.ts", what: "Deno.*" },
+  { pattern: /\bBun\s*\./, allowed: "_platform/bun.ts", what: "Bun.*" },
+  { pattern: /["']undici["']/, allowed: "_platform/node.ts", what: "undici" },
 ];
 
 /**
@@ -83,7 +83,7 @@ async function* libraryFiles(dir: string): AsyncGenerator<string> {
 /**
  * Finds every use of a runtime API outside its implementation.
  *
- * @returns One line per violation: `file:line: Deno.* outside _runtime/deno.ts`.
+ * @returns One line per violation: `file:line: Deno.* outside _platform/deno.ts`.
  */
 export async function violations(): Promise<string[]> {
   const found: string[] = [];
@@ -106,11 +106,11 @@ if (import.meta.main) {
   const found = await violations();
   if (found.length > 0) {
     console.error(
-      `The library must reach the runtime through _runtime/ (runtime()), not directly:\n  ${
+      `The library must reach the runtime through _platform/ (runtime()), not directly:\n  ${
         found.join("\n  ")
       }`,
     );
     Deno.exit(1);
   }
-  console.log("runtime seam: no Deno.*, Bun.* or undici outside _runtime/");
+  console.log("runtime seam: no Deno.*, Bun.* or undici outside _platform/");
 }

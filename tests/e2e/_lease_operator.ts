@@ -11,7 +11,7 @@ import { Api } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { isConflict } from "../../errors.ts";
-import { Manager, shutdownSignal } from "../../manager.ts";
+import { Manager, shutdownSignal } from "../../runtime/manager.ts";
 import { systemClock } from "../../clock.ts";
 
 const [kubeconfig, namespace, identity] = Deno.args;

@@ -249,7 +249,7 @@ await step("exec with a bearer token and with an exec plugin's client certificat
 
 await step("exec round trip: 5 sequential `true` (measured, not asserted)", async () => {
   // With the client certificate and with a bearer token: on Deno they take different socket
-  // paths (Deno.connectTls vs Deno.connect + setNoDelay + Deno.startTls, see _runtime/deno.ts).
+  // paths (Deno.connectTls vs Deno.connect + setNoDelay + Deno.startTls, see _platform/deno.ts).
   await using tokenClient = new Client(await Config.fromKubeconfig({ path: env("KUBE_X_TOKEN") }));
   for (const [auth, c] of [["client cert", client], ["token", tokenClient]] as const) {
     const ms: number[] = [];

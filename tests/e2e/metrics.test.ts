@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
-import { Manager } from "../../manager.ts";
-import { Registry } from "../../metrics.ts";
+import { Manager } from "../../runtime/manager.ts";
+import { Registry } from "../../runtime/metrics.ts";
 import { e2eRequired, ensureTool, findTool, PROMLINT, PROMTOOL } from "../../testenv/build.ts";
 import { e2eTest } from "./_harness.ts";
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Api, type KubeObject } from "../../api.ts";
 import type { Client } from "../../client.ts";
 import { ApiError } from "../../errors.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import type { WatchEvent } from "../../watch.ts";
 import { e2eTest } from "./_harness.ts";
 

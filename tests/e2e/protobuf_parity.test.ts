@@ -1,5 +1,5 @@
 // Protobuf parity on the real kube-apiserver: every built-in kind this test can create is read
-// back as JSON and as protobuf (`application/vnd.kubernetes.protobuf`, decoded by _protobuf/),
+// back as JSON and as protobuf (`application/vnd.kubernetes.protobuf`, decoded by _client/protobuf/),
 // one by one and as a list, and the two must deep-equal. A watch of a namespace is read in both
 // formats too (`;stream=watch` length-delimited frames) and must give the same events.
 //
@@ -12,8 +12,8 @@ import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector } from "../../reflector.ts";
-import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
-import { FrameDecoder } from "../../_protobuf/frames.ts";
+import { decodeObject, decodeWatchEvent } from "../../_client/protobuf/decode.ts";
+import { FrameDecoder } from "../../_client/protobuf/frames.ts";
 
 const PROTOBUF = "application/vnd.kubernetes.protobuf";
 

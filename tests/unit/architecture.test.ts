@@ -1,18 +1,22 @@
 // ARCHITECTURE.md's import rules, checked on the real module graph (`deno info --json`) against
 // the code map parsed from ARCHITECTURE.md itself: every module has a row, every import is in its
-// row's "may import", no import cycles (but the one documented type-only edge api.ts ↔
-// generated/builders.ts), the library never importing testing/, testing/ using only the public
-// modules and the status table; and README naming every logging category.
+// row's "may import", every import from one layer's folder into another's is in the layer table
+// (the client never imports the runtime or testing/, the runtime reaches into the client only
+// through its public modules and three stated internals), no import cycles (but the one documented
+// type-only edge api.ts ↔ generated/builders.ts); and README naming every logging category.
 
 import assert from "node:assert/strict";
 import { test } from "../_test.ts";
 
 const root = new URL("../../", import.meta.url);
 
+/** The package's entry points (deno.json `exports`). */
+const ENTRY_POINTS = ["mod.ts", "runtime/mod.ts", "testing/mod.ts"];
+
 /** Local module → the local modules it imports (code or type), paths relative to the root. */
 async function graph(): Promise<Map<string, Set<string>>> {
   const edges = new Map<string, Set<string>>();
-  for (const entry of ["mod.ts", "testing.ts"]) {
+  for (const entry of ENTRY_POINTS) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["info", "--json", entry],
       cwd: root.pathname,
@@ -59,6 +63,7 @@ async function codeMap(): Promise<Row[]> {
   let section = "";
   for (const line of text.split("\n")) {
     if (line.startsWith("#")) section = line;
+    if (/^### Layers/.test(section)) continue;
     const match = /^\|\s*`([^`]+)`\s*\|.*\|([^|]*)\|\s*$/.exec(line);
     if (!match) continue;
     const cell = match[2];
@@ -79,6 +84,40 @@ function rowOf(rows: Row[], module: string): Row | undefined {
   return rows
     .filter((r) => r.module.endsWith("/") && module.startsWith(r.module))
     .sort((a, b) => b.module.length - a.module.length)[0];
+}
+
+/** The layers: which folder a module belongs to. */
+type Layer = "client" | "platform" | "runtime" | "testing" | "generated";
+
+function layerOf(module: string): Layer {
+  if (module.startsWith("_platform/")) return "platform";
+  if (module.startsWith("runtime/")) return "runtime";
+  if (module.startsWith("testing/")) return "testing";
+  if (module.startsWith("generated/")) return "generated";
+  return "client"; // the root files and _client/
+}
+
+/** ARCHITECTURE.md's layer table: what each layer may import from the other layers. */
+async function layerRules(rows: Row[]): Promise<Map<Layer, (dep: string) => boolean>> {
+  const text = await Deno.readTextFile(new URL("ARCHITECTURE.md", root));
+  const section = text.slice(text.indexOf("### Layers"));
+  const clientPublic = rows.filter((r) => r.isPublic && layerOf(r.module) === "client");
+  const rules = new Map<Layer, (dep: string) => boolean>();
+  for (const line of section.split("\n").slice(1)) {
+    if (line.startsWith("#")) break;
+    const match = /^\|\s*`([a-z]+)`\s*\|.*\|([^|]*)\|\s*$/.exec(line);
+    if (!match) continue;
+    const cell = match[2];
+    const names = [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+    const publicClient = /the client's public modules/.test(cell);
+    rules.set(
+      match[1] as Layer,
+      (dep) =>
+        (publicClient && clientPublic.some((r) => r.module === dep)) ||
+        names.some((n) => n === dep || (n.endsWith("/") && dep.startsWith(n))),
+    );
+  }
+  return rules;
 }
 
 function allows(row: Row, rows: Row[], dep: string, module: string): boolean {
@@ -154,25 +193,61 @@ test("architecture: no import cycles but the documented api.ts ↔ generated/bui
   assert.deepEqual(cycles.filter((c) => c !== allowed), []);
 });
 
-test("architecture: the library never imports testing/; testing/ uses only public modules", async () => {
-  const edges = await graph();
-  const publicModules = [
-    "api.ts",
-    "client.ts",
-    "config.ts",
-    "errors.ts",
-    "clock.ts",
-    "controller.ts",
-  ];
+test("architecture: imports across layers follow ARCHITECTURE.md's layer table", async () => {
+  const [edges, rows] = [await graph(), await codeMap()];
+  const rules = await layerRules(rows);
+  assert.deepEqual(
+    [...rules.keys()].sort(),
+    ["client", "generated", "platform", "runtime", "testing"],
+    "ARCHITECTURE.md's layer table should have a row per layer",
+  );
+  const violations: string[] = [];
   for (const [module, deps] of edges) {
-    if (module.startsWith("testing/")) {
-      const extra = [...deps].filter((d) =>
-        !d.startsWith("testing/") && !publicModules.includes(d) && d !== "_status_table.ts"
-      );
-      assert.deepEqual(extra, [], `${module} imports library internals ${extra.join(", ")}`);
-    } else if (module !== "testing.ts") {
-      const into = [...deps].filter((d) => d.startsWith("testing/"));
-      assert.deepEqual(into, [], `${module} imports the fake server ${into.join(", ")}`);
+    const from = layerOf(module);
+    for (const dep of deps) {
+      if (layerOf(dep) === from) continue;
+      // The package's entry re-exports the runtime by name, so that no earlier import breaks.
+      if (module === "mod.ts" && dep === "runtime/mod.ts") continue;
+      if (!rules.get(from)!(dep)) violations.push(`${module} (${from}) → ${dep} (${layerOf(dep)})`);
     }
   }
+  assert.deepEqual(
+    violations,
+    [],
+    `imports across layers not in the layer table:\n${violations.join("\n")}`,
+  );
+});
+
+test("architecture: the library never imports testing/; the client never imports the runtime", async () => {
+  const edges = await graph();
+  for (const [module, deps] of edges) {
+    const layer = layerOf(module);
+    if (layer === "testing") continue;
+    const into = [...deps].filter((d) => layerOf(d) === "testing");
+    assert.deepEqual(into, [], `${module} imports the fake server ${into.join(", ")}`);
+    if (layer === "client" || layer === "platform") {
+      const up = [...deps].filter((d) => layerOf(d) === "runtime" && module !== "mod.ts");
+      assert.deepEqual(
+        up,
+        [],
+        `${module} (the client) imports the operator runtime ${up.join(", ")}`,
+      );
+    }
+  }
+});
+
+test("architecture: the root holds the entry point, the client's public modules and folders", async () => {
+  const rows = await codeMap();
+  const files: string[] = [];
+  for await (const entry of Deno.readDir(root)) {
+    if (entry.isFile && entry.name.endsWith(".ts")) files.push(entry.name);
+  }
+  const publicClient = rows.filter((r) => r.isPublic && layerOf(r.module) === "client")
+    .map((r) => r.module);
+  assert.deepEqual(
+    files.sort(),
+    publicClient.sort(),
+    "root .ts files should be the client's public modules",
+  );
+  assert.ok(files.length <= 15, `${files.length} .ts files at the root`);
 });

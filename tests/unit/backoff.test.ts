@@ -1,7 +1,7 @@
 // The backoff layer: 800 ms doubling to 30 s with jitter (also at the cap), reset after 2 min.
 
 import assert from "node:assert/strict";
-import { Backoff, parseRetryAfter } from "../../_retry.ts";
+import { Backoff, parseRetryAfter } from "../../_client/retry.ts";
 import { test } from "../_test.ts";
 
 test("retry policy: backoff: doubles from 800 ms to the 30 s cap; jitter stays on at the cap", () => {

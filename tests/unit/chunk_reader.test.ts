@@ -1,4 +1,4 @@
-// The body reader of every watch (`ChunkReader` in _lines.ts): one reused buffer for a byte
+// The body reader of every watch (`ChunkReader` in _client/lines.ts): one reused buffer for a byte
 // stream, chunk by chunk for any other stream; and the watch decoders, which must keep no view of
 // a chunk once `push` returns (the reader overwrites the buffer on the next read).
 //
@@ -9,8 +9,8 @@ import process from "node:process";
 import { Api } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
-import { CHUNK_BUFFER_BYTES, ChunkReader } from "../../_lines.ts";
-import { encodeWatchFrame } from "../../_protobuf/encode.ts";
+import { CHUNK_BUFFER_BYTES, ChunkReader } from "../../_client/lines.ts";
+import { encodeWatchFrame } from "../../_client/protobuf/encode.ts";
 import { jsonWatchFormat, protobufWatchFormat, watch, type WatchEvent } from "../../watch.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { rng } from "./_helpers.ts";
@@ -133,7 +133,7 @@ test("ChunkReader: a failed read fails every later read with the same error (a b
 });
 
 test("ChunkReader: a watch over a real loopback fetch body arrives whole (objects of 1 B to 200 KB)", async () => {
-  const { FakeApiServer } = await import("../../testing.ts");
+  const { FakeApiServer } = await import("../../testing/mod.ts");
   await using server = new FakeApiServer();
   const api = Api.v1ConfigMap().within("default");
   const sizes = [10, 3000, 70_000, 1, 200_000, 5];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "../_test.ts";
 import { systemClock } from "../../clock.ts";
-import { VirtualClock } from "../../testing.ts";
+import { VirtualClock } from "../../testing/mod.ts";
 
 test("VirtualClock: sleepers wake in due order, only when time reaches them", async () => {
   const clock = new VirtualClock(1_000);

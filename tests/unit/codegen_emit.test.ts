@@ -211,7 +211,7 @@ test("codegen emit: generated files", () => {
 
   const builders = files.get("builders.ts")!;
   assert.match(builders, /import type \{ Api \} from "\.\.\/api\.ts";/);
-  assert.match(builders, /import \{ makeApi \} from "\.\.\/_api_factory\.ts";/);
+  assert.match(builders, /import \{ makeApi \} from "\.\.\/_client\/api_factory\.ts";/);
   assert.match(builders, /import type \* as eventsV1 from "\.\/events_v1\.ts";/);
   assert.match(builders, /export class ApiBuilders \{/);
   assert.match(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Config } from "../../config.ts";
-import { EXEC_API_V1, EXEC_API_V1BETA1 } from "../../_exec_credential.ts";
+import { EXEC_API_V1, EXEC_API_V1BETA1 } from "../../_client/exec_credential.ts";
 import {
   errorOf,
   EXEC_PLUGIN,
@@ -13,7 +13,7 @@ import {
 import { test } from "../_test.ts";
 import { chmod, mkdir, readFile } from "node:fs/promises";
 import process from "node:process";
-import { runtime } from "../../_runtime/mod.ts";
+import { runtime } from "../../_platform/mod.ts";
 import { DENO_BIN } from "../fixtures/paths.ts";
 
 const CA = await readFile(`${FIXTURE_DIR}/ca.crt`, "utf8");

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { Config } from "../../config.ts";
-import { splitKubeconfigPaths } from "../../_kubeconfig.ts";
+import { splitKubeconfigPaths } from "../../_client/kubeconfig.ts";
 import { errorOf, FIXTURE_DIR, kubeconfig, tempDir } from "../fixtures/kubeconfig/helpers.ts";
 import { RUNTIME, test } from "../_test.ts";
 import { readFile } from "node:fs/promises";
-import { runtime } from "../../_runtime/mod.ts";
+import { runtime } from "../../_platform/mod.ts";
 
 const FULL = `${FIXTURE_DIR}/full.yaml`;
 const CA = await readFile(`${FIXTURE_DIR}/ca.crt`, "utf8");

@@ -19,7 +19,7 @@ import {
   netNeed,
   permissionError,
   readNeed,
-} from "../../_permissions.ts";
+} from "../../_client/permissions.ts";
 import { test } from "../_test.ts";
 
 const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
@@ -177,7 +177,7 @@ test("Config permissions: infer(): an unreadable ~/.kube/config does not block t
 
 test("Config permissions: yaml: parsing needs no --allow-env although npm:yaml reads LOG_TOKENS/LOG_STREAM", async () => {
   // The `yaml` package's Node build reads process.env.LOG_TOKENS for every token; without the
-  // shim in _kubeconfig.ts that read throws NotCapable under `deno run` without --allow-env.
+  // shim in _client/kubeconfig.ts that read throws NotCapable under `deno run` without --allow-env.
   await using dir = await tempDir();
   const probe = await dir.write(
     "probe.ts",

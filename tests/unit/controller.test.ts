@@ -15,7 +15,7 @@ import {
   sharedCache,
   TerminalError,
 } from "../../mod.ts";
-import { ControllerHarness, FakeApiServer } from "../../testing.ts";
+import { ControllerHarness, FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 interface FooSpec {

@@ -12,7 +12,7 @@ import {
   finalizer,
   waitFor,
 } from "../../mod.ts";
-import { ControllerHarness, FakeApiServer, VirtualClock } from "../../testing.ts";
+import { ControllerHarness, FakeApiServer, VirtualClock } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 type Foo = CustomObject<{ name: string; info: string }>;

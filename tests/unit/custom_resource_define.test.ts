@@ -12,7 +12,7 @@ import {
 } from "../../custom_resource.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 const spec = z.object({

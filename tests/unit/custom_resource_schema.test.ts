@@ -8,7 +8,7 @@ import {
   CustomResourceSchemaError,
   type JSONSchemaProps,
   translatePattern,
-} from "../../_structural_schema.ts";
+} from "../../_client/structural_schema.ts";
 import { test } from "../_test.ts";
 
 const conv = (schema: z.ZodType, path = "spec") => convertSchema(schema, path);

@@ -12,7 +12,7 @@
 import nodeAssert from "node:assert/strict";
 import { ApiError } from "../../errors.ts";
 import { attach, exec, execOutput, forwardPort, portForward } from "../../exec.ts";
-import { FakeApiServer, VirtualClock } from "../../testing.ts";
+import { FakeApiServer, VirtualClock } from "../../testing/mod.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { readFileSync } from "node:fs";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { ApiError } from "../../errors.ts";
 import { Informer } from "../../informer.ts";
-import { listAll, listPage, listSnapshot } from "../../_list.ts";
+import { listAll, listPage, listSnapshot } from "../../_client/list.ts";
 import { list, Sleeps, status, StubServer } from "./_stub_server.ts";
 import { test } from "../_test.ts";
 

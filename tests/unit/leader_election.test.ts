@@ -8,8 +8,8 @@ import {
   LeaderElector,
   type LeaderElectorOptions,
   type Leadership,
-} from "../../leader_election.ts";
-import { FakeApiServer, VirtualClock } from "../../testing.ts";
+} from "../../runtime/leader_election.ts";
+import { FakeApiServer, VirtualClock } from "../../testing/mod.ts";
 import type { Lease } from "../../generated/coordination_v1.ts";
 import { test } from "../_test.ts";
 

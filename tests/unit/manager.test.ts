@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { Client } from "../../client.ts";
-import { LeadershipLostError } from "../../leader_election.ts";
-import { Controller } from "../../controller.ts";
-import { Manager, type Runnable } from "../../manager.ts";
-import { FakeApiServer, VirtualClock } from "../../testing.ts";
+import { LeadershipLostError } from "../../runtime/leader_election.ts";
+import { Controller } from "../../runtime/controller.ts";
+import { Manager, type Runnable } from "../../runtime/manager.ts";
+import { FakeApiServer, VirtualClock } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 const LEASES = Api.coordinationV1Lease().within("default");

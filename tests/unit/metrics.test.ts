@@ -1,8 +1,8 @@
 // The Prometheus registry, its text exposition, and the health/metrics endpoints.
 
 import assert from "node:assert/strict";
-import { Counter, Registry } from "../../metrics.ts";
-import { endpointsHandler, serveEndpoints } from "../../endpoints.ts";
+import { Counter, Registry } from "../../runtime/metrics.ts";
+import { endpointsHandler, serveEndpoints } from "../../runtime/endpoints.ts";
 import { test } from "../_test.ts";
 
 test("counters, gauges and histograms render in the text exposition format 0.0.4", () => {

@@ -4,8 +4,8 @@
 // (tests/e2e/protobuf_parity.test.ts) checks the same decoder against the server's own JSON.
 
 import assert from "node:assert/strict";
-import { decodeObject, decodeWatchEvent, formatDuration } from "../../_protobuf/decode.ts";
-import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
+import { decodeObject, decodeWatchEvent, formatDuration } from "../../_client/protobuf/decode.ts";
+import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_client/protobuf/encode.ts";
 import { test } from "../_test.ts";
 
 const text = new TextEncoder();

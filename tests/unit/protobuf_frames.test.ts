@@ -7,9 +7,9 @@
 // Reproduce one seed: SEED=123 deno test --allow-all tests/unit/protobuf_frames.test.ts
 
 import assert from "node:assert/strict";
-import { FrameDecoder, REUSED_FRAME_BYTES } from "../../_protobuf/frames.ts";
-import { decodeObject, decodeWatchEvent } from "../../_protobuf/decode.ts";
-import { encodeObject, encodeWatchFrame } from "../../_protobuf/encode.ts";
+import { FrameDecoder, REUSED_FRAME_BYTES } from "../../_client/protobuf/frames.ts";
+import { decodeObject, decodeWatchEvent } from "../../_client/protobuf/decode.ts";
+import { encodeObject, encodeWatchFrame } from "../../_client/protobuf/encode.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
 import process from "node:process";

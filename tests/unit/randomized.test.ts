@@ -12,7 +12,7 @@ import { Api, type KubeObject } from "../../api.ts";
 import { Informer } from "../../informer.ts";
 import { Reflector } from "../../reflector.ts";
 import type { WatchEvent } from "../../watch.ts";
-import { FakeApiServer, type Fault } from "../../testing.ts";
+import { FakeApiServer, type Fault } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 import process from "node:process";
 import { rng } from "./_helpers.ts";

@@ -208,7 +208,7 @@ test("Reflector: changes() normalises watch events against the cache (no duplica
 });
 
 test("Reflector: run(): events are buffered only once events() was called, so replaced objects are not kept", async () => {
-  const { FakeApiServer } = await import("../../testing.ts");
+  const { FakeApiServer } = await import("../../testing/mod.ts");
   await using server = new FakeApiServer();
   const client = server.client();
   const api = Api.v1ConfigMap().within("default");

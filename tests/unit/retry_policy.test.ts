@@ -1,4 +1,4 @@
-// The retry policy (_retry.ts, _status_table.ts): one table of transient / permanent / relist
+// The retry policy (_client/retry.ts, _client/status_table.ts): one table of transient / permanent / relist
 // statuses, checked against each of its users — the public isTransient, the watch loop's
 // recoveryFor, the client's own request retries — and the single Retry-After cap.
 
@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { testConfig } from "./_helpers.ts";
 import { ApiError, isExpired, isTransient } from "../../errors.ts";
 import { Client, type FetchLike } from "../../client.ts";
-import { Backoff, MAX_RETRY_AFTER_MS, recoveryFor, retryDelay } from "../../_retry.ts";
-import { clientRetries, statusClass, TABLED_STATUSES } from "../../_status_table.ts";
-import { VirtualClock } from "../../testing.ts";
+import { Backoff, MAX_RETRY_AFTER_MS, recoveryFor, retryDelay } from "../../_client/retry.ts";
+import { clientRetries, statusClass, TABLED_STATUSES } from "../../_client/status_table.ts";
+import { VirtualClock } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 const CODES = [...TABLED_STATUSES, 418, 507, 599];

@@ -1,4 +1,4 @@
-// The runtime seam (_runtime/) on whichever runtime runs this file: TLS trust, client
+// The runtime seam (_platform/) on whichever runtime runs this file: TLS trust, client
 // certificates (switching between two, the Bun bug oven-sh/bun#26125), tls-server-name and
 // insecure-skip-tls-verify where the runtime can do them, serving with early headers, child
 // processes and file reads. Runs on Deno, Node and Bun (tools/cross_runtime.ts).
@@ -13,8 +13,8 @@ import {
 } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { RUNTIME, test } from "../_test.ts";
-import { runtime } from "../../_runtime/mod.ts";
-import { checkCertificateReuse, compareVersions } from "../../_runtime/bun.ts";
+import { runtime } from "../../_platform/mod.ts";
+import { checkCertificateReuse, compareVersions } from "../../_platform/bun.ts";
 
 const TLS_DIR = new URL("../fixtures/tls/", import.meta.url);
 const pem = (name: string) => readFileSync(new URL(name, TLS_DIR), "utf8");

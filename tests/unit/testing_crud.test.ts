@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { failure } from "./_helpers.ts";
 import type { Client } from "../../mod.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import { ApiError, Client, type Client as ClientType } from "../../mod.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any

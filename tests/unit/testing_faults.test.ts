@@ -1,7 +1,7 @@
 // FakeApiServer: every injectable fault, through Client.request() and server.fetch.
 import assert from "node:assert/strict";
 import { failure } from "./_helpers.ts";
-import { FakeApiServer } from "../../testing.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { ApiError } from "../../errors.ts";
 import { isObjectEvent, MALFORMED_WATCH_EVENT, watch, type WatchEvent } from "../../watch.ts";
-import { LineDecoder } from "../../_lines.ts";
+import { LineDecoder } from "../../_client/lines.ts";
 import { bookmark, cm, errorEvent, ev, events, StubServer } from "./_stub_server.ts";
 import { test } from "../_test.ts";
 

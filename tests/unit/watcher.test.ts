@@ -1,13 +1,13 @@
-// The watch loop (_watcher.ts) on its own, against the stub server: the steps it yields for a
+// The watch loop (_client/watcher.ts) on its own, against the stub server: the steps it yields for a
 // paged list, a watch list, a fallback, a 410 relist and a transient failure, with no consumer in
-// between; and the store (_store.ts) on its own: indexes and the atomic replace.
+// between; and the store (_client/store.ts) on its own: indexes and the atomic replace.
 
 import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import { Api, type KubeObject } from "../../api.ts";
-import { Store, UNCHANGED } from "../../_store.ts";
-import { Watcher, type WatcherStep } from "../../_watcher.ts";
-import { VirtualClock } from "../../testing.ts";
+import { Store, UNCHANGED } from "../../_client/store.ts";
+import { Watcher, type WatcherStep } from "../../_client/watcher.ts";
+import { VirtualClock } from "../../testing/mod.ts";
 import {
   bookmark,
   cm,

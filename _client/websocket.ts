@@ -1,4 +1,4 @@
-// A small RFC 6455 WebSocket client over a ByteStream (see _socket.ts).
+// A small RFC 6455 WebSocket client over a ByteStream (see _client/socket.ts).
 //
 // Why not the global WebSocket: Deno's WebSocket offers `h2` in TLS ALPN whatever the HttpClient
 // says, and kube-apiserver then picks HTTP/2, where an HTTP/1.1 Upgrade is impossible ("HTTP/2 not
@@ -7,7 +7,7 @@
 // hands back a refused handshake's status and body, and reads frames only when the consumer pulls
 // (backpressure end to end).
 
-import type { ByteStream } from "./_socket.ts";
+import type { ByteStream } from "./socket.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const MAX_HEAD = 64 * 1024;

@@ -1,7 +1,7 @@
 // Internal: the discovery cache behind `Client.discover()`: apiVersion + kind → resource, from
 // the server's APIResourceList documents, cached per group-version and refreshed on a miss.
 
-import type { ResourceDescriptor } from "./_api_factory.ts";
+import type { ResourceDescriptor } from "./api_factory.ts";
 
 /** One entry of an APIResourceList, as served by `/api/v1` or `/apis/<group>/<version>`. */
 interface ApiResource {

@@ -50,26 +50,26 @@
  */
 
 import { stringify as stringifyYaml } from "yaml";
-import type { KubeObject } from "./api.ts";
-import { Client, type ClientOptions } from "./client.ts";
-import { Config } from "./config.ts";
-import { ApiError } from "./errors.ts";
-import type { FaultHandle, FaultRule } from "./testing/_faults.ts";
-import { ConnectionFault, FakeHttp } from "./testing/_http.ts";
-import type { JsonObject } from "./testing/_json.ts";
-import type { ResourceType } from "./testing/_resources.ts";
-import { StatusError } from "./testing/_status.ts";
-import { FakeCluster } from "./testing/_store.ts";
-import { runtime, type ServeHandle } from "./_runtime/mod.ts";
+import type { KubeObject } from "../api.ts";
+import { Client, type ClientOptions } from "../client.ts";
+import { Config } from "../config.ts";
+import { ApiError } from "../errors.ts";
+import type { FaultHandle, FaultRule } from "./_faults.ts";
+import { ConnectionFault, FakeHttp } from "./_http.ts";
+import type { JsonObject } from "./_json.ts";
+import type { ResourceType } from "./_resources.ts";
+import { StatusError } from "./_status.ts";
+import { FakeCluster } from "./_store.ts";
+import { runtime, type ServeHandle } from "../_platform/mod.ts";
 
-export { VirtualClock } from "./testing/virtual_clock.ts";
+export { VirtualClock } from "./virtual_clock.ts";
 export {
   ControllerHarness,
   type ControllerHarnessOptions,
   type HarnessRequest,
   type HarnessServer,
-} from "./testing/controller_harness.ts";
-export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./testing/_faults.ts";
+} from "./controller_harness.ts";
+export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_faults.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;

@@ -15,9 +15,9 @@ import {
   nodeSocketToByteStream,
   runtime,
   type TcpTls,
-} from "./_runtime/mod.ts";
+} from "../_platform/mod.ts";
 
-export type { ByteListener, ByteStream } from "./_runtime/mod.ts";
+export type { ByteListener, ByteStream } from "../_platform/mod.ts";
 
 /**
  * TLS settings of a connection: CA, client certificate, and (on Node and Bun)

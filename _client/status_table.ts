@@ -2,7 +2,7 @@
 // library — the Kubernetes `reason` the API server pairs with it (as in apimachinery's
 // NewGenericServerResponse), whether a failure with it is transient, permanent or means "list
 // again", and whether the client's request loop retries it by itself. The client's retries
-// (`_transport.ts`), the watch loop (`_retry.ts`, `_watcher.ts`), the public `isTransient`
+// (`_client/transport.ts`), the watch loop (`_client/retry.ts`, `_client/watcher.ts`), the public `isTransient`
 // (`errors.ts`) and the fake server's injected faults all read this table, and a unit test
 // (tests/unit/retry_policy.test.ts) checks each of them against it.
 

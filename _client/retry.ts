@@ -1,13 +1,13 @@
 // Internal: the one retry policy of the library. Exponential backoff with jitter, the
 // `Retry-After` parsing and its single cap, the classification of failures (transient, permanent,
-// relist — from the status table in `_status_table.ts`), and the pacer of the watch loop. The
-// client's request retries (`_transport.ts`), the watch loop (`_watcher.ts`) and the public
+// relist — from the status table in `_client/status_table.ts`), and the pacer of the watch loop. The
+// client's request retries (`_client/transport.ts`), the watch loop (`_client/watcher.ts`) and the public
 // `isTransient` (`errors.ts`) all decide from here.
 
 import type { Logger } from "@logtape/logtape";
-import { type Clock, systemClock } from "./clock.ts";
-import { ApiError } from "./errors.ts";
-import { statusClass } from "./_status_table.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { ApiError } from "../errors.ts";
+import { statusClass } from "./status_table.ts";
 
 /** Settings of a {@linkcode Backoff}. */
 export interface BackoffOptions {

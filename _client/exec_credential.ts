@@ -10,9 +10,9 @@
 
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import type { Credentials } from "./_config_types.ts";
-import { isNotFound, permissionError, runNeed } from "./_permissions.ts";
-import { type ProcessOutput, runtime } from "./_runtime/mod.ts";
+import type { Credentials } from "./config_types.ts";
+import { isNotFound, permissionError, runNeed } from "./permissions.ts";
+import { type ProcessOutput, runtime } from "../_platform/mod.ts";
 
 const log = getLogger(["kube", "config"]);
 

@@ -2,8 +2,8 @@
  * The runtime seam: everything the library needs from the JavaScript runtime it runs on (Deno,
  * Node or Bun), behind one interface with one implementation per runtime.
  *
- * Outside `_runtime/deno.ts` the library never touches `Deno.*`; outside `_runtime/node.ts` it
- * never loads `undici`; outside `_runtime/bun.ts` it never touches `Bun.*`. A check in
+ * Outside `_platform/deno.ts` the library never touches `Deno.*`; outside `_platform/node.ts` it
+ * never loads `undici`; outside `_platform/bun.ts` it never touches `Bun.*`. A check in
  * `deno task test` (`tools/check_runtime_seam.ts`) enforces it.
  *
  * Internal module.

@@ -4,9 +4,9 @@
 // instance: the proxy shares the client's transport (exec, port-forward) and `baseClient()`
 // answers the client behind it (shared caches are per client, not per reconcile).
 
-import type { Api, KubeObject } from "../api.ts";
-import type { Client } from "../client.ts";
-import { registerTransport, transportOf } from "../_transport.ts";
+import type { Api, KubeObject } from "../../api.ts";
+import type { Client } from "../../client.ts";
+import { registerTransport, transportOf } from "../../_client/transport.ts";
 
 const WRITE_VERBS = new Set([
   "create",

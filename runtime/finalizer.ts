@@ -21,10 +21,10 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
+import type { Api, KubeObject } from "../api.ts";
+import type { Client } from "../client.ts";
 import type { ReconcileResult } from "./controller.ts";
-import { isConflict, isInvalid, isNotFound } from "./errors.ts";
+import { isConflict, isInvalid, isNotFound } from "../errors.ts";
 
 const log = getLogger(["kube", "controller"]);
 

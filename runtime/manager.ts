@@ -30,9 +30,9 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import type { Api, KubeObject } from "../api.ts";
+import type { Client } from "../client.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { type EndpointsServer, type HealthCheck, serveEndpoints } from "./endpoints.ts";
 import {
   LeaderElector,
@@ -42,7 +42,7 @@ import {
 } from "./leader_election.ts";
 import { DEFAULT_BUCKETS, Registry } from "./metrics.ts";
 import { type Selectors, type SharedCache, sharedCache } from "./controller.ts";
-import { exitNow, onTerminationSignal } from "./_runtime/mod.ts";
+import { exitNow, onTerminationSignal } from "../_platform/mod.ts";
 
 const log = getLogger(["kube", "manager"]);
 

@@ -1,12 +1,12 @@
 // Internal: paged lists (one page, all pages with restart on an expired continue token, one
-// consistent snapshot) over a `Transport`. The watch loop (`_watcher.ts`) and the client's verbs
+// consistent snapshot) over a `Transport`. The watch loop (`_client/watcher.ts`) and the client's verbs
 // use them. Not exported from the package root.
 
 import { getLogger } from "@logtape/logtape";
-import type { Api, KubeList, KubeObject } from "./api.ts";
-import { type QueryParams, readJson, readObject, type Transport } from "./_transport.ts";
-import { acceptFor, PROTOBUF_ACCEPT } from "./_protobuf/negotiate.ts";
-import { ApiError } from "./errors.ts";
+import type { Api, KubeList, KubeObject } from "../api.ts";
+import { type QueryParams, readJson, readObject, type Transport } from "./transport.ts";
+import { acceptFor, PROTOBUF_ACCEPT } from "./protobuf/negotiate.ts";
+import { ApiError } from "../errors.ts";
 
 const log = getLogger(["kube", "list"]);
 

@@ -13,10 +13,10 @@
  * @module
  */
 
-import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import { type Clock, systemClock } from "./clock.ts";
-import { Reflector } from "./reflector.ts";
+import type { Api, KubeObject } from "../api.ts";
+import type { Client } from "../client.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { Reflector } from "../reflector.ts";
 
 /** A condition on an object; `undefined` means the object does not exist. */
 export type WaitCondition<T extends KubeObject = KubeObject> = (object: T | undefined) => boolean;

@@ -22,7 +22,7 @@
  */
 
 import { Registry } from "./metrics.ts";
-import { type HttpServer, serveHttp } from "./_runtime/mod.ts";
+import { type HttpServer, serveHttp } from "../_platform/mod.ts";
 
 /** A health check: `true` when healthy, otherwise a short reason. */
 export type HealthCheck = () => true | string;

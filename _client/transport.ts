@@ -3,26 +3,26 @@
 // (TLS trust, client certificates, proxy), the request loop (retries from the status table with
 // backoff and `Retry-After`, one credential refresh after 401) and the mapping of failures to
 // `ApiError`s with messages a user can act on. The verbs (`client.ts`), the list helpers
-// (`_list.ts`) and the watch (`watch.ts`) depend only on the small `Transport` interface, never
-// on each other or on the concrete class. The runtime (Deno, Node or Bun: `_runtime/`) plugs in
+// (`_client/list.ts`) and the watch (`watch.ts`) depend only on the small `Transport` interface, never
+// on each other or on the concrete class. The runtime (Deno, Node or Bun: `_platform/`) plugs in
 // as an `HttpConnector`.
 
 import { getLogger } from "@logtape/logtape";
-import { type Clock, systemClock } from "./clock.ts";
-import type { Config, Credentials } from "./config.ts";
-import { ApiError, type Status } from "./errors.ts";
-import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./_retry.ts";
-import { clientRetries, reasonForCode } from "./_status_table.ts";
-import { flagFor, isPermissionError, permissionDenied } from "./_permissions.ts";
-import { runtime } from "./_runtime/mod.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import type { Config, Credentials } from "../config.ts";
+import { ApiError, type Status } from "../errors.ts";
+import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./retry.ts";
+import { clientRetries, reasonForCode } from "./status_table.ts";
+import { flagFor, isPermissionError, permissionDenied } from "./permissions.ts";
+import { runtime } from "../_platform/mod.ts";
 import {
   decodeProtobufBody,
   type DecodeStats,
   isProtobuf,
   type WireFormat,
-} from "./_protobuf/negotiate.ts";
+} from "./protobuf/negotiate.ts";
 
-export type { WireFormat } from "./_protobuf/negotiate.ts";
+export type { WireFormat } from "./protobuf/negotiate.ts";
 
 const log = getLogger(["kube", "client"]);
 
@@ -118,7 +118,7 @@ export interface HttpConnector {
 }
 
 /**
- * The connector of the runtime the library runs on (`_runtime/`): `Deno.createHttpClient` on Deno,
+ * The connector of the runtime the library runs on (`_platform/`): `Deno.createHttpClient` on Deno,
  * an undici 7 Agent on Node, Bun's `fetch` with its `tls` and `proxy` options on Bun.
  */
 export const runtimeConnector: HttpConnector = {

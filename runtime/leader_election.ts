@@ -37,9 +37,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import { hostname } from "node:os";
-import { Api } from "./api.ts";
-import type { Client } from "./client.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { Api } from "../api.ts";
+import type { Client } from "../client.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import {
   ApiError,
   isAlreadyExists,
@@ -47,8 +47,8 @@ import {
   isForbidden,
   isNotFound,
   isUnauthorized,
-} from "./errors.ts";
-import type { Lease, LeaseSpec } from "./generated/coordination_v1.ts";
+} from "../errors.ts";
+import type { Lease, LeaseSpec } from "../generated/coordination_v1.ts";
 import { microTime } from "./_microtime.ts";
 
 const log = getLogger(["kube", "leader"]);

@@ -10,10 +10,10 @@
 // The source runs while somebody holds it (reference counted) and stops with the last release.
 
 import { getLogger } from "@logtape/logtape";
-import type { Api, KubeObject } from "../api.ts";
-import type { Client } from "../client.ts";
-import type { Clock } from "../clock.ts";
-import { type CacheChange, type IndexFunction, Reflector } from "../reflector.ts";
+import type { Api, KubeObject } from "../../api.ts";
+import type { Client } from "../../client.ts";
+import type { Clock } from "../../clock.ts";
+import { type CacheChange, type IndexFunction, Reflector } from "../../reflector.ts";
 import { compareResourceVersions } from "./resource_version.ts";
 import { baseClient } from "./tracking.ts";
 

@@ -17,13 +17,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Api, type KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import { type Clock, systemClock } from "./clock.ts";
-import { isNotFound } from "./errors.ts";
+import { Api, type KubeObject } from "../api.ts";
+import type { Client } from "../client.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { isNotFound } from "../errors.ts";
 import { microTime } from "./_microtime.ts";
-import { envNeed, isGranted } from "./_permissions.ts";
-import { runtime } from "./_runtime/mod.ts";
+import { envNeed, isGranted } from "../_client/permissions.ts";
+import { runtime } from "../_platform/mod.ts";
 
 const log = getLogger(["kube", "events"]);
 

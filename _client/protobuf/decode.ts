@@ -13,7 +13,7 @@
 // Fields the tables do not know are skipped by their wire type, so a newer server's additions
 // never break decoding; they are simply not in the result (as with an older Go client).
 
-import { PROTOBUF_API_VERSIONS, PROTOBUF_MESSAGES } from "../generated/protobuf.ts";
+import { PROTOBUF_API_VERSIONS, PROTOBUF_MESSAGES } from "../../generated/protobuf.ts";
 
 /** The four bytes every protobuf-encoded Kubernetes object starts with. */
 export const PROTOBUF_MAGIC = new Uint8Array([0x6b, 0x38, 0x73, 0x00]);

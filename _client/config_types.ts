@@ -1,6 +1,6 @@
 // Internal leaf module (imports nothing): the shapes a resolved configuration is made of, shared
-// by `config.ts` (which re-exports them publicly), the kubeconfig loader (`_kubeconfig.ts`) and
-// the exec credential plugin runner (`_exec_credential.ts`), so that those two need not import
+// by `config.ts` (which re-exports them publicly), the kubeconfig loader (`_client/kubeconfig.ts`) and
+// the exec credential plugin runner (`_client/exec_credential.ts`), so that those two need not import
 // `config.ts` back.
 
 /** How to reach the API server: URL, TLS trust, proxy. Never holds credentials. */

@@ -14,7 +14,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { getLogger } from "@logtape/logtape";
-import type { ClusterConnection, Credentials, Impersonation } from "./_config_types.ts";
+import type { ClusterConnection, Credentials, Impersonation } from "./config_types.ts";
 import {
   canPrompt,
   envNeed,
@@ -26,15 +26,15 @@ import {
   permissionState,
   readNeed,
   readTextFileWithPermission,
-} from "./_permissions.ts";
-import { runtime } from "./_runtime/mod.ts";
+} from "./permissions.ts";
+import { runtime } from "../_platform/mod.ts";
 import {
   EXEC_API_V1,
   EXEC_API_V1BETA1,
   EXEC_CLUSTER_EXTENSION,
   type ExecClusterInfo,
   type ExecPlan,
-} from "./_exec_credential.ts";
+} from "./exec_credential.ts";
 
 const log = getLogger(["kube", "config"]);
 

@@ -11,8 +11,8 @@
 // it is errored with a RangeError saying so, and the rest — the final status included — goes on.
 
 import { getLogger } from "@logtape/logtape";
-import type { WebSocketConnection } from "./_websocket.ts";
-import { ApiError } from "./errors.ts";
+import type { WebSocketConnection } from "./websocket.ts";
+import { ApiError } from "../errors.ts";
 
 const log = getLogger(["kube", "exec"]);
 

@@ -21,19 +21,19 @@
 // consumer that stops in the middle of a batch reports how far it got with `advance`.
 
 import type { Logger } from "@logtape/logtape";
-import type { Api, KubeObject } from "./api.ts";
-import type { Clock } from "./clock.ts";
-import { ApiError } from "./errors.ts";
-import { DEFAULT_PAGE_SIZE, listAll, type ListFormat } from "./_list.ts";
-import { type BackoffOptions, describe, randomWatchTimeout, RetryPacer } from "./_retry.ts";
-import type { Transport } from "./_transport.ts";
+import type { Api, KubeObject } from "../api.ts";
+import type { Clock } from "../clock.ts";
+import { ApiError } from "../errors.ts";
+import { DEFAULT_PAGE_SIZE, listAll, type ListFormat } from "./list.ts";
+import { type BackoffOptions, describe, randomWatchTimeout, RetryPacer } from "./retry.ts";
+import type { Transport } from "./transport.ts";
 import {
   type BookmarkWatchEvent,
   type ObjectWatchEvent,
   watchBatches,
   type WatchEvent,
   type WatchFormat,
-} from "./watch.ts";
+} from "../watch.ts";
 
 /** How the initial content is fetched: see `ReflectorOptions.initialSync`. */
 export type InitialSync = "auto" | "watchList" | "list";

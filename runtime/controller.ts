@@ -31,13 +31,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Api, KubeObject } from "./api.ts";
-import type { Client } from "./client.ts";
-import { type Clock, systemClock } from "./clock.ts";
-import { ApiError, isForbidden } from "./errors.ts";
+import type { Api, KubeObject } from "../api.ts";
+import type { Client } from "../client.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { ApiError, isForbidden } from "../errors.ts";
 import { type EventInit, EventRecorder } from "./events.ts";
-import type { CacheChange, IndexFunction } from "./reflector.ts";
-import type { OwnerReference } from "./generated/meta_v1.ts";
+import type { CacheChange, IndexFunction } from "../reflector.ts";
+import type { OwnerReference } from "../generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";

@@ -4,7 +4,7 @@
 // does: every non-pointer field is written, even when zero. Not exported from the package.
 
 import { messageForKind, PROTOBUF_MAGIC } from "./decode.ts";
-import { PROTOBUF_MESSAGES } from "../generated/protobuf.ts";
+import { PROTOBUF_MESSAGES } from "../../generated/protobuf.ts";
 
 const text = new TextEncoder();
 

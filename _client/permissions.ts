@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type PermissionNeed, runtime } from "./_runtime/mod.ts";
+import { type PermissionNeed, runtime } from "../_platform/mod.ts";
 
 export type { PermissionNeed };
 
@@ -24,7 +24,7 @@ export type { PermissionNeed };
  * @returns `true` for a permission failure.
  * @example
  * ```ts
- * import { isPermissionError } from "./_permissions.ts";
+ * import { isPermissionError } from "./permissions.ts";
  * isPermissionError(new Error("no")); // false
  * ```
  */
@@ -39,7 +39,7 @@ export function isPermissionError(e: unknown): boolean {
  * @returns `true` for "not found".
  * @example
  * ```ts
- * import { isNotFound } from "./_permissions.ts";
+ * import { isNotFound } from "./permissions.ts";
  * isNotFound(new Error("x")); // false
  * ```
  */
@@ -60,7 +60,7 @@ export function isNotFound(e: unknown): boolean {
  * @returns The error to throw.
  * @example
  * ```ts
- * import { permissionError, readNeed } from "./_permissions.ts";
+ * import { permissionError, readNeed } from "./permissions.ts";
  * const error = permissionError(new Error("x"), readNeed("/etc/hostname"), "reading /etc/hostname");
  * ```
  */
@@ -78,7 +78,7 @@ export function permissionError(e: unknown, need: PermissionNeed, what: string):
  * @returns The error.
  * @example
  * ```ts
- * import { permissionDenied } from "./_permissions.ts";
+ * import { permissionDenied } from "./permissions.ts";
  * const error = permissionDenied("Reading x needs --allow-read=x");
  * ```
  */
@@ -95,7 +95,7 @@ export function permissionDenied(message: string, cause?: unknown): Error {
  * @returns What `fn` returns.
  * @example
  * ```ts
- * import { readNeed, withPermission } from "./_permissions.ts";
+ * import { readNeed, withPermission } from "./permissions.ts";
  * const text = await withPermission(readNeed("/etc/hostname"), "reading /etc/hostname", () => "x");
  * ```
  */
@@ -120,7 +120,7 @@ export async function withPermission<T>(
  * @returns What `fn` returns.
  * @example
  * ```ts
- * import { envNeed, withPermissionSync } from "./_permissions.ts";
+ * import { envNeed, withPermissionSync } from "./permissions.ts";
  * const home = withPermissionSync(envNeed("HOME"), "reading $HOME", () => "x");
  * ```
  */
@@ -140,7 +140,7 @@ export function withPermissionSync<T>(need: PermissionNeed, what: string, fn: ()
  * @returns Whether it is granted.
  * @example
  * ```ts
- * import { envNeed, isGranted } from "./_permissions.ts";
+ * import { envNeed, isGranted } from "./permissions.ts";
  * isGranted(envNeed("HOME"));
  * ```
  */
@@ -155,7 +155,7 @@ export function isGranted(need: PermissionNeed): boolean {
  * @returns `granted`, `prompt` (Deno only), `denied` or `unknown`.
  * @example
  * ```ts
- * import { permissionState, readNeed } from "./_permissions.ts";
+ * import { permissionState, readNeed } from "./permissions.ts";
  * permissionState(readNeed("/etc/hostname"));
  * ```
  */
@@ -169,7 +169,7 @@ export function permissionState(need: PermissionNeed): "granted" | "prompt" | "d
  * @returns `true` when the runtime would ask.
  * @example
  * ```ts
- * import { canPrompt } from "./_permissions.ts";
+ * import { canPrompt } from "./permissions.ts";
  * canPrompt();
  * ```
  */
@@ -184,7 +184,7 @@ export function canPrompt(): boolean {
  * @returns The need.
  * @example
  * ```ts
- * import { readNeed } from "./_permissions.ts";
+ * import { readNeed } from "./permissions.ts";
  * readNeed("/home/me/.kube/config");
  * ```
  */
@@ -199,7 +199,7 @@ export function readNeed(...paths: string[]): PermissionNeed {
  * @returns The need.
  * @example
  * ```ts
- * import { envNeed } from "./_permissions.ts";
+ * import { envNeed } from "./permissions.ts";
  * envNeed("KUBECONFIG", "HOME");
  * ```
  */
@@ -214,7 +214,7 @@ export function envNeed(...names: string[]): PermissionNeed {
  * @returns The need.
  * @example
  * ```ts
- * import { runNeed } from "./_permissions.ts";
+ * import { runNeed } from "./permissions.ts";
  * runNeed("aws");
  * ```
  */
@@ -229,7 +229,7 @@ export function runNeed(command: string): PermissionNeed {
  * @returns The need.
  * @example
  * ```ts
- * import { netNeed } from "./_permissions.ts";
+ * import { netNeed } from "./permissions.ts";
  * netNeed("https://example.com/api"); // hosts: ["example.com:443"]
  * ```
  */
@@ -247,7 +247,7 @@ export function netNeed(url: string | URL): PermissionNeed {
  * @returns The flag.
  * @example
  * ```ts
- * import { flagFor, readNeed } from "./_permissions.ts";
+ * import { flagFor, readNeed } from "./permissions.ts";
  * flagFor(readNeed("/x"));
  * ```
  */
@@ -264,7 +264,7 @@ export function flagFor(need: PermissionNeed): string | undefined {
  * @returns The value, or `undefined` when unset.
  * @example
  * ```ts
- * import { envNeed, readEnv } from "./_permissions.ts";
+ * import { envNeed, readEnv } from "./permissions.ts";
  * readEnv("HOME", envNeed("KUBECONFIG", "HOME"));
  * ```
  */
@@ -286,7 +286,7 @@ export function readEnv(name: string, need: PermissionNeed): string | undefined 
  * @returns The file's text.
  * @example
  * ```ts
- * import { readTextFileWithPermission } from "./_permissions.ts";
+ * import { readTextFileWithPermission } from "./permissions.ts";
  * await readTextFileWithPermission("/etc/hostname", "the host name file");
  * ```
  */
@@ -310,7 +310,7 @@ export function readTextFileWithPermission(
  * @returns The host name.
  * @example
  * ```ts
- * import { insecureHostName } from "./_permissions.ts";
+ * import { insecureHostName } from "./permissions.ts";
  * insecureHostName("https://[::1]:6443"); // "::1"
  * ```
  */
@@ -336,7 +336,7 @@ export function insecureHostName(server: string): string {
  * @returns An `Error` (with `cause`) whose message names the flag.
  * @example
  * ```ts
- * import { insecureSkipTlsVerifyError } from "./_permissions.ts";
+ * import { insecureSkipTlsVerifyError } from "./permissions.ts";
  * const err = insecureSkipTlsVerifyError("https://10.0.0.1:6443", new TypeError("invalid peer certificate"));
  * err.message.includes("--unsafely-ignore-certificate-errors=10.0.0.1"); // true
  * ```

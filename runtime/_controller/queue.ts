@@ -7,7 +7,7 @@
 // the earliest of them, so a VirtualClock drives it exactly. An optional token bucket limits how
 // many runs start per second across all keys.
 
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../../clock.ts";
 
 /** Why a key is queued, as the reconcile sees it in `ctx.reason`. */
 export type QueueReason = string;
