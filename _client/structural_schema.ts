@@ -51,6 +51,10 @@ export interface JSONSchemaProps {
   minItems?: number;
   /** Maximum array length. */
   maxItems?: number;
+  /** Minimum number of fields of an object. */
+  minProperties?: number;
+  /** Maximum number of fields of an object. */
+  maxProperties?: number;
   /** The schema of every array element. */
   items?: JSONSchemaProps;
   /** The fields of an object. */
@@ -174,6 +178,58 @@ const K8S_FORMATS: Record<string, string> = {
   hostname: "hostname",
 };
 
+/**
+ * OpenAPI keywords zod has no method for, copied from `.meta()` (as `@denokube/kube/crdgen`
+ * writes them): value validations (`allOf`, `anyOf`, `oneOf`, `not`), object sizes, and a
+ * `format` or `pattern` the zod schema does not imply (e.g. `int64`, `cidr`, an RE2-only
+ * pattern).
+ */
+const META_KEYWORDS = new Set([
+  "allOf",
+  "anyOf",
+  "oneOf",
+  "not",
+  "minProperties",
+  "maxProperties",
+  "format",
+  "pattern",
+]);
+
+function addKeywords(node: JSONSchemaProps, keywords: Record<string, unknown>, path: string) {
+  const target = node as Record<string, unknown>;
+  for (const [key, value] of Object.entries(keywords)) {
+    if (key === "allOf" || key === "anyOf" || key === "oneOf") {
+      if (!Array.isArray(value) || value.some((v) => !v || typeof v !== "object")) {
+        throw new CustomResourceSchemaError(
+          path,
+          `.meta({ ${key} }) must be an array of value validations, e.g. [{ required: ["a"] }]`,
+        );
+      }
+      const own = (target[key] ?? []) as unknown[];
+      const added = (value as unknown[]).filter((v) => !own.some((o) => deepEqual(o, v)));
+      target[key] = structuredClone([...own, ...added]);
+    } else if (key === "format" || key === "pattern") {
+      if (typeof value !== "string") {
+        throw new CustomResourceSchemaError(path, `.meta({ ${key} }) must be a string`);
+      }
+      target[key] ??= value;
+    } else if (key === "not") {
+      if (!value || typeof value !== "object" || Array.isArray(value)) {
+        throw new CustomResourceSchemaError(path, ".meta({ not }) must be a value validation");
+      }
+      target.not = structuredClone(value);
+    } else {
+      if (!Number.isInteger(value) || (value as number) < 0) {
+        throw new CustomResourceSchemaError(
+          path,
+          `.meta({ ${key} }) must be a non-negative integer`,
+        );
+      }
+      target[key] = value;
+    }
+  }
+}
+
 /** Zod formats whose pattern the user wrote (so an unsupported pattern is an error, not a skip). */
 const USER_PATTERN_FORMATS = new Set([
   "regex",
@@ -223,6 +279,7 @@ class Converter {
     }
     let description: string | undefined;
     const extensions: Record<string, unknown> = {};
+    const keywords: Record<string, unknown> = {};
     // The outermost of optional/default/prefault/catch/nonoptional decides whether the field
     // may be absent.
     let presence: "optional" | "required" | undefined;
@@ -241,6 +298,7 @@ class Converter {
           }
           for (const [key, value] of Object.entries(meta)) {
             if (key.startsWith("x-kubernetes-") && !(key in extensions)) extensions[key] = value;
+            if (META_KEYWORDS.has(key) && !(key in keywords)) keywords[key] = value;
           }
         }
         const d = def(current);
@@ -288,6 +346,7 @@ class Converter {
       if (description !== undefined) node.description = description;
       if (hasDefault && defaultValue !== undefined) node.default = jsonValue(defaultValue, path);
       Object.assign(node, extensions);
+      addKeywords(node, keywords, path);
       return {
         node: ordered(node),
         optional: (presence ?? (base.optional ? "optional" : "required")) === "optional",
