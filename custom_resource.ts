@@ -832,7 +832,11 @@ function checkJsonPath(
   root: JSONSchemaProps,
   where: string,
 ): JSONSchemaProps | undefined {
-  if (typeof jsonPath !== "string" || !jsonPath.startsWith(".") || /\s/.test(jsonPath)) {
+  // Filters may hold spaces (`.status.conditions[?(@.type == "Ready")].status`); names may not.
+  if (
+    typeof jsonPath !== "string" || !jsonPath.startsWith(".") ||
+    /\s/.test(jsonPath.replace(/\[[^\]]*\]/g, "[]"))
+  ) {
     throw new TypeError(
       `${where}: jsonPath ${JSON.stringify(jsonPath)} must be a simple JSON path starting ` +
         'with ".", e.g. ".spec.replicas"',
