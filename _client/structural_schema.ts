@@ -182,7 +182,7 @@ const K8S_FORMATS: Record<string, string> = {
  * OpenAPI keywords zod has no method for, copied from `.meta()` (as `@denokube/kube/crdgen`
  * writes them): value validations (`allOf`, `anyOf`, `oneOf`, `not`), object sizes, and a
  * `format` or `pattern` the zod schema does not imply (e.g. `int64`, `cidr`, an RE2-only
- * pattern).
+ * pattern), and the `default` of a field that stays required.
  */
 const META_KEYWORDS = new Set([
   "allOf",
@@ -193,6 +193,7 @@ const META_KEYWORDS = new Set([
   "maxProperties",
   "format",
   "pattern",
+  "default",
 ]);
 
 function addKeywords(node: JSONSchemaProps, keywords: Record<string, unknown>, path: string) {
@@ -208,6 +209,8 @@ function addKeywords(node: JSONSchemaProps, keywords: Record<string, unknown>, p
       const own = (target[key] ?? []) as unknown[];
       const added = (value as unknown[]).filter((v) => !own.some((o) => deepEqual(o, v)));
       target[key] = structuredClone([...own, ...added]);
+    } else if (key === "default") {
+      if (!("default" in target)) target.default = jsonValue(value, path);
     } else if (key === "format" || key === "pattern") {
       if (typeof value !== "string") {
         throw new CustomResourceSchemaError(path, `.meta({ ${key} }) must be a string`);

@@ -463,7 +463,7 @@ class ModuleEmitter {
   }
 
   /** A schema node → zod expression (without optional/default) and TypeScript type. */
-  #node(s: JSONSchemaProps, path: string, name: string): Expr {
+  #node(s: JSONSchemaProps, path: string, name: string, metaDefault = false): Expr {
     if (!s || typeof s !== "object") {
       this.#warn("the schema node is not an object: typed unknown", path);
       return { zod: "z.unknown()", ts: "unknown" };
@@ -474,6 +474,7 @@ class ModuleEmitter {
     if (this.#options.descriptions && s.description !== undefined) {
       meta.description = s.description;
     }
+    if (metaDefault) meta.default = s.default;
     let expr: Expr;
     let skipAnyOf = false;
     const preserve = s["x-kubernetes-preserve-unknown-fields"] === true;
@@ -504,6 +505,7 @@ class ModuleEmitter {
             item = { zod: "z.unknown()", ts: "unknown" };
           } else {
             item = this.#node(s.items, `${path}[*]`, name);
+            if (s.items.nullable) item = { zod: `${item.zod}.nullable()`, ts: `${item.ts} | null` };
           }
           let zod = `z.array(${item.zod})`;
           if (s.minItems !== undefined) zod += `.min(${s.minItems})`;
@@ -676,17 +678,25 @@ class ModuleEmitter {
         const childPath = IDENTIFIER.test(key)
           ? `${path}.${key}`
           : `${path}[${JSON.stringify(key)}]`;
-        const childExpr = this.#node(child, childPath, `${name}${pascal(key)}`);
-        const prop = IDENTIFIER.test(key) ? key : JSON.stringify(key);
         const isRequired = required.has(key);
+        const childExpr = this.#node(
+          child,
+          childPath,
+          `${name}${pascal(key)}`,
+          isRequired && child?.default !== undefined,
+        );
+        const prop = IDENTIFIER.test(key) ? key : JSON.stringify(key);
         let zod = childExpr.zod;
         let ts = childExpr.ts;
         if (child?.nullable) {
           zod += ".nullable()";
           ts = `${ts} | null`;
         }
-        if (child?.default !== undefined) zod += `.prefault(${literal(child.default)})`;
-        else if (!isRequired) zod += ".optional()";
+        if (child?.default !== undefined) {
+          // A required field with a default is always present in what the server stores: the
+          // schema keeps it required, and its .meta() carries the default (for .crd()).
+          if (!isRequired) zod += `.prefault(${literal(child.default)})`;
+        } else if (!isRequired) zod += ".optional()";
         else if (childExpr.zod.startsWith("z.unknown()")) zod += ".nonoptional()";
         zodFields.push(`${prop}: ${zod},`);
         const optional = !isRequired || child?.default !== undefined;
