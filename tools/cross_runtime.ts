@@ -19,6 +19,8 @@ export const DENO_ONLY: Record<string, string> = {
   "codegen_emit.test.ts": "tests tools/codegen.ts, a Deno-only development tool",
   "codegen_names.test.ts": "tests tools/codegen.ts, a Deno-only development tool",
   "codegen_types.test.ts": "tests tools/codegen.ts, a Deno-only development tool",
+  "crdgen.test.ts": "imports the TypeScript modules it generates (Node and Bun cannot run .ts)",
+  "crdgen_real.test.ts": "runs go mod download and deno fmt/lint/check on the generated modules",
 };
 
 const ROOT = new URL("..", import.meta.url).pathname;
