@@ -27,7 +27,14 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { Client } from "../client.ts";
-import { type CrdSource, fetchCrds, formatWarning, generate, readCrds } from "./mod.ts";
+import {
+  type CrdgenWarning,
+  type CrdSource,
+  fetchCrds,
+  formatWarning,
+  generate,
+  readCrds,
+} from "./mod.ts";
 
 const USAGE = `usage: crdgen <file|dir|url>... -o <dir> [options]
        crdgen --cluster [--crd <name>]... [--group <group>]... -o <dir> [options]
@@ -95,7 +102,7 @@ export async function main(
   }
   try {
     const crds: CrdSource[] = [];
-    const warnings = [];
+    const warnings: CrdgenWarning[] = [];
     if (positionals.length > 0) {
       const read = await readCrds(positionals);
       crds.push(...read.crds);
