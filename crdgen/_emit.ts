@@ -123,6 +123,14 @@ export interface EmittedModule {
   code: string;
 }
 
+interface Names {
+  object: string;
+  spec: string;
+  status: string;
+  specSchema: string;
+  statusSchema: string;
+}
+
 interface Expr {
   zod: string;
   ts: string;
@@ -201,15 +209,18 @@ class ModuleEmitter {
     const pascalKind = pascal(kind);
     const baseName = this.#unique(pascalKind);
     // Reserve every top-level name first, so nested names never take them.
-    const top = new Map<string, { object: string; spec: string; status: string }>();
+    const top = new Map<string, Names>();
     for (const v of served) {
       const object = this.#unique(`${pascalKind}${pascal(v.name)}`);
-      top.set(v.name, {
+      const names: Names = {
         object,
         spec: this.#unique(`${object}Spec`),
         status: this.#unique(`${object}Status`),
-      });
-      this.#rootNames.add(`${object}Spec`).add(`${object}Status`);
+        specSchema: this.#unique(`${object}SpecSchema`),
+        statusSchema: this.#unique(`${object}StatusSchema`),
+      };
+      top.set(v.name, names);
+      this.#rootNames.add(names.spec).add(names.status);
     }
     const aliasSpec = this.#unique(`${pascalKind}Spec`);
     const aliasStatus = this.#unique(`${pascalKind}Status`);
@@ -264,7 +275,7 @@ class ModuleEmitter {
         spec.scope === "Namespaced" ? "namespaced" : "cluster-scoped"
       }): zod schemas, types and\n * {@linkcode CustomResource} constants for its served versions (${
         served.map((v) => v.name).join(", ") || "none"
-      }).\n *\n * @module\n */\n\n`;
+      }). The zod schemas are\n * \`.specSchema\` and \`.statusSchema\` of the constants; \`.parse(object)\` validates with them.\n *\n * @module\n */\n\n`;
     const code = header + imports.join("\n") + "\n\n" + body.join("\n") + "\n" +
       this.#interfaces.join("\n");
     return {
@@ -276,10 +287,7 @@ class ModuleEmitter {
     };
   }
 
-  #emitVersion(
-    v: CustomResourceDefinitionVersion,
-    names: { object: string; spec: string; status: string },
-  ): string {
+  #emitVersion(v: CustomResourceDefinitionVersion, names: Names): string {
     const { spec: crdSpec } = this.#crd;
     const root = v.schema?.openAPIV3Schema;
     const out: string[] = [];
@@ -327,31 +335,32 @@ class ModuleEmitter {
     }
     const label = `${crdSpec.names.kind} ${v.name}`;
     const specSchema = root?.properties?.spec;
+    // The schemas are module-private (the constant's .specSchema/.statusSchema give them); the
+    // annotation makes the type checker prove that the interfaces match what zod parses.
     out.push(
-      jsdoc(
-        [
-          specSchema?.description ?? `The spec of ${label}.`,
-          ...this.#notes(specSchema),
-        ].join("\n\n"),
-        "",
-      ) +
-        `export const ${names.spec}: ZodType<${names.spec}> = ${specExpr.zod};\n`,
+      `// The zod schema of ${label}'s spec.
+` +
+        `const ${names.specSchema}: ZodType<${names.spec}> = ${specExpr.zod};
+`,
     );
-    this.#typeAlias(names.spec, specExpr.ts, specSchema?.description ?? `The spec of ${label}.`);
+    this.#typeAlias(
+      names.spec,
+      specExpr.ts,
+      [specSchema?.description ?? `The spec of ${label}.`, ...this.#notes(specSchema)].join("\n\n"),
+    );
     if (statusExpr) {
       const statusSchema = root?.properties?.status;
       out.push(
-        jsdoc(
-          [statusSchema?.description ?? `The status of ${label}.`, ...this.#notes(statusSchema)]
-            .join("\n\n"),
-          "",
-        ) +
-          `export const ${names.status}: ZodType<${names.status}> = ${statusExpr.zod};\n`,
+        `// The zod schema of ${label}'s status.
+` +
+          `const ${names.statusSchema}: ZodType<${names.status}> = ${statusExpr.zod};
+`,
       );
       this.#typeAlias(
         names.status,
         statusExpr.ts,
-        statusSchema?.description ?? `The status of ${label}.`,
+        [statusSchema?.description ?? `The status of ${label}.`, ...this.#notes(statusSchema)]
+          .join("\n\n"),
       );
     }
     if (specOptional) this.#optionalSpec.add(v.name);
@@ -372,8 +381,8 @@ class ModuleEmitter {
     if (crdSpec.names.categories?.length) {
       fields.push(`categories: ${JSON.stringify(crdSpec.names.categories)}`);
     }
-    fields.push(`spec: ${names.spec}${specOptional ? ".optional()" : ""}`);
-    if (statusExpr) fields.push(`status: ${names.status}`);
+    fields.push(`spec: ${names.specSchema}${specOptional ? ".optional()" : ""}`);
+    if (statusExpr) fields.push(`status: ${names.statusSchema}`);
     if (statusExpr && !v.subresources?.status) {
       this.#warn(
         "the CRD has a status field but no status subresource; the generated constant's .crd() " +

@@ -115,8 +115,8 @@ export function formatWarning(w: CrdgenWarning): string {
  *   definition without group, names, scope or versions.
  * @example
  * ```ts
- * import { parseCrds } from "@denokube/kube/crdgen";
- * const warnings = [];
+ * import { type CrdgenWarning, parseCrds } from "@denokube/kube/crdgen";
+ * const warnings: CrdgenWarning[] = [];
  * const crds = parseCrds("kind: ConfigMap\napiVersion: v1\n", "a.yaml", warnings);
  * console.log(crds.length, warnings.length); // 0 1
  * ```

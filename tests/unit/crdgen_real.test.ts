@@ -41,7 +41,7 @@ test({
       assert.deepEqual(again.files.map((f) => f.code), m.files.map((f) => f.code));
     });
 
-    await t.step("deno fmt --check, deno lint and deno check pass on the output", async () => {
+    await t.step("deno fmt --check, lint, check and doc --lint pass on the output", async () => {
       // tests/.crdgen/ is excluded from the repository's fmt/lint/check: a config of its own,
       // with the imports a user's project has.
       const config = `${OUT_DIR}../deno.json`;
@@ -60,6 +60,15 @@ test({
       await deno("fmt", "--check", "--config", config, OUT_DIR);
       await deno("lint", "--config", config, OUT_DIR);
       await deno("check", "--config", config, OUT_DIR);
+      // With the package's entry point, as users' doc lint sees @denokube/kube's types.
+      await deno(
+        "doc",
+        "--lint",
+        "--config",
+        config,
+        new URL("../../mod.ts", import.meta.url).pathname,
+        ...m.files.map((f) => `${OUT_DIR}${f.fileName}`),
+      );
     });
 
     await t.step("every Gateway API example object validates with the generated schema", () => {
