@@ -109,8 +109,13 @@ export async function main(
       warnings.push(...read.warnings);
     }
     if (values.cluster) {
-      await using client = await Client.infer();
-      crds.push(...await fetchCrds(client, { names: values.crd, groups: values.group }));
+      // No `await using` here: Node 20 and 22 cannot parse it.
+      const client = await Client.infer();
+      try {
+        crds.push(...await fetchCrds(client, { names: values.crd, groups: values.group }));
+      } finally {
+        client.close();
+      }
     }
     if (crds.length === 0) {
       for (const w of warnings) out.error(`warning: ${formatWarning(w)}`);

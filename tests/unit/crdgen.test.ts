@@ -400,3 +400,26 @@ test("crdgen: round trip zod → CRD → generated zod → CRD keeps the structu
   }
   await rm(DIR, { recursive: true, force: true });
 });
+
+test("crdgen cli: writes the modules, --check reports drift, usage and input errors", async () => {
+  const { main } = await import("../../crdgen/cli.ts");
+  const dir = `${DIR}cli/`;
+  await mkdir(dir, { recursive: true });
+  const lines: string[] = [];
+  const out = { log: (l: string) => lines.push(l), error: (l: string) => lines.push(l) };
+  const crd = crdOf({ type: "object", properties: { a: { type: "string" } } });
+  await writeFile(`${dir}crd.json`, JSON.stringify(crd));
+  assert.equal(await main([`${dir}crd.json`, "-o", `${dir}gen`], out), 0);
+  assert.match(lines.join("\n"), /widgets\.example\.com\.ts: Widget \(Widget\)/);
+  assert.equal(await main([`${dir}crd.json`, "-o", `${dir}gen`, "--check"], out), 0);
+  await writeFile(`${dir}gen/widgets.example.com.ts`, "// edited by hand\n");
+  lines.length = 0;
+  assert.equal(await main([`${dir}crd.json`, "-o", `${dir}gen`, "--check"], out), 1);
+  assert.match(lines.join("\n"), /widgets\.example\.com\.ts: would change/);
+  assert.equal(await main([`${dir}crd.json`], out), 2);
+  assert.equal(await main(["-o", dir, "--crd", "x"], out), 2);
+  lines.length = 0;
+  assert.equal(await main([`${dir}missing.yaml`, "-o", dir], out), 1);
+  assert.match(lines.join("\n"), /missing\.yaml: cannot read/);
+  await rm(DIR, { recursive: true, force: true });
+});
