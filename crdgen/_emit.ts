@@ -4,6 +4,7 @@
 // TypeScript type, and whatever cannot be represented becomes `unknown` with a warning that
 // names the JSON path.
 
+import { CHECKED_FORMATS } from "./validations.ts";
 import type {
   CustomResourceDefinition,
   CustomResourceDefinitionVersion,
@@ -81,23 +82,6 @@ const HANDLED = new Set([
   "externalDocs",
   "title",
 ]);
-
-/** String formats and the zod factory that round-trips to them. */
-const STRING_FORMATS: Record<string, string> = {
-  "date-time": "z.iso.datetime({ offset: true })",
-  date: "z.iso.date()",
-  email: "z.email()",
-  uri: "z.url()",
-  uuid: "z.guid()",
-  uuid3: 'z.uuid({ version: "v3" })',
-  uuid4: 'z.uuid({ version: "v4" })',
-  uuid5: 'z.uuid({ version: "v5" })',
-  ipv4: "z.ipv4()",
-  ipv6: "z.ipv6()",
-  mac: "z.mac()",
-  hostname: "z.hostname()",
-  byte: "z.base64()",
-};
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 const RESERVED = new Set([
@@ -495,7 +479,7 @@ class ModuleEmitter {
     } else {
       switch (s.type) {
         case "string":
-          expr = this.#string(s, path, meta);
+          expr = this.#string(s, path, meta, validations);
           break;
         case "integer":
         case "number":
@@ -614,12 +598,20 @@ class ModuleEmitter {
     return { zod: `z.literal(${JSON.stringify(values)})`, ts };
   }
 
-  #string(s: JSONSchemaProps, path: string, meta: Record<string, unknown>): Expr {
+  #string(
+    s: JSONSchemaProps,
+    path: string,
+    meta: Record<string, unknown>,
+    validations: Record<string, unknown>,
+  ): Expr {
     let zod = "z.string()";
     if (s.format !== undefined) {
-      const factory = STRING_FORMATS[s.format];
-      if (factory) zod = factory;
-      else meta.format = s.format; // checked by the API server
+      // Formats are checked as leniently as the API server parses them (zod's own formats are
+      // stricter: z.iso.datetime() refuses "2006-01-02T15:04:05", which the server stores);
+      // formats valueValidations does not know (email, uri, hostname, cidr, …) are left to the
+      // server.
+      meta.format = s.format;
+      if (CHECKED_FORMATS.has(s.format)) validations.format = s.format;
     }
     if (s.minLength !== undefined) zod += `.min(${s.minLength})`;
     if (s.maxLength !== undefined) zod += `.max(${s.maxLength})`;

@@ -211,12 +211,24 @@ function compile(pattern: string): RegExp | undefined {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
+const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
 const FORMATS: Record<string, (s: string) => boolean> = {
   ipv4: (s) => IPV4.test(s),
   ipv6: (s) => s.includes(":") && /^[0-9a-fA-F:.]+$/.test(s) && validIpv6(s),
-  "date-time": (s) => /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$/i.test(s),
-  uuid: (s) => /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(s),
+  // The layouts the API server parses (RFC 3339, with or without seconds, fraction, offset).
+  "date-time": (s) =>
+    /^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?([Zz]|[+-]\d\d:?\d\d)?$/.test(s),
+  date: (s) => /^\d{4}-\d\d-\d\d$/.test(s),
+  byte: (s) => s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s),
+  uuid: (s) => UUID.test(s),
+  uuid3: (s) => UUID.test(s),
+  uuid4: (s) => UUID.test(s),
+  uuid5: (s) => UUID.test(s),
 };
+
+/** The string formats {@linkcode check} knows; others are left to the API server. */
+export const CHECKED_FORMATS: ReadonlySet<string> = new Set(Object.keys(FORMATS));
 
 function validIpv6(s: string): boolean {
   try {

@@ -40,6 +40,12 @@ export async function realModules(): Promise<RealModules> {
   await rm(OUT_DIR, { recursive: true, force: true });
   await mkdir(OUT_DIR, { recursive: true });
   for (const file of files) await writeFile(join(OUT_DIR, file.fileName), file.code);
+  // README's typed HTTPRoute controller, type-checked against the generated module.
+  const readme = await readFile(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("A typed HTTPRoute controller"));
+  const example = /```ts ignore\n([\s\S]*?)```/.exec(section)?.[1];
+  if (!example) throw new Error("README.md: the typed HTTPRoute controller example is missing");
+  await writeFile(join(OUT_DIR, "readme_controller.ts"), example.replaceAll("./gen/", "./"));
   const resources = new Map<string, CustomResource<unknown, unknown>>();
   for (const file of files) {
     const module = await import(`file://${join(OUT_DIR, file.fileName)}`) as Record<
