@@ -675,7 +675,10 @@ class ModuleEmitter {
       }
       const zodFields: string[] = [];
       const tsFields: string[] = [];
-      for (const [key, child] of Object.entries(props)) {
+      // Sorted (as the API server returns them, and as kubectl explain lists them), so that a
+      // CRD read from a file and the same CRD read from the cluster give the same bytes.
+      for (const key of Object.keys(props).sort(byCodeUnit)) {
+        const child = props[key];
         const childPath = IDENTIFIER.test(key)
           ? `${path}.${key}`
           : `${path}[${JSON.stringify(key)}]`;
@@ -768,6 +771,10 @@ function jsRegex(pattern: string): string | undefined {
     : `new RegExp(${JSON.stringify(source)})`;
 }
 
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** PascalCase of a property, kind or version name, always a valid identifier start. */
 export function pascal(name: string): string {
   const parts = name.split(/[^A-Za-z0-9]+/).filter((p) => p);
@@ -781,7 +788,8 @@ export function pascal(name: string): string {
 export function literal(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(literal).join(", ")}]`;
-  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => byCodeUnit(a, b));
   if (entries.length === 0) return "{}";
   return `{ ${
     entries.map(([k, v]) => `${IDENTIFIER.test(k) ? k : JSON.stringify(k)}: ${literal(v)}`).join(

@@ -13,6 +13,7 @@ import { Reflector } from "../../reflector.ts";
 import { e2eTest, eventually, uniqueNamespace } from "./_harness.ts";
 import { type RealModules, realModules, resourceOf } from "../_crdgen_real.ts";
 import { crdModulesSkipReason } from "../../testenv/crd_modules.ts";
+import { CrdgenError, fetchCrds, generate } from "../../crdgen/mod.ts";
 
 const skip = await crdModulesSkipReason();
 if (skip) console.error(`crdgen e2e: skipping: ${skip}`);
@@ -46,6 +47,30 @@ if (!skip) {
       await t.step("the 16 CRDs install and become Established", async () => {
         for (const { crd } of m.crds) await install(client, crd);
       });
+
+      await t.step(
+        "from the cluster (by group, by name), the same modules as from the files",
+        async () => {
+          const fromCluster = await fetchCrds(client, {
+            groups: ["gateway.networking.k8s.io", "cert-manager.io", "acme.cert-manager.io"],
+          });
+          assert.equal(fromCluster.length, 16);
+          const generated = await generate(fromCluster);
+          assert.deepEqual(generated.warnings, []);
+          assert.deepEqual(generated.files.map((f) => f.code), m.files.map((f) => f.code));
+          const one = await fetchCrds(client, { names: ["certificates.cert-manager.io"] });
+          assert.deepEqual(one.map((c) => c.crd.metadata?.name), ["certificates.cert-manager.io"]);
+          await assert.rejects(
+            fetchCrds(client, { groups: ["nothing.example.com"] }),
+            (e) =>
+              e instanceof CrdgenError && /no CustomResourceDefinition of group/.test(e.message),
+          );
+          await assert.rejects(
+            fetchCrds(client, { names: ["nothing.example.com"] }),
+            (e) => e instanceof CrdgenError && /nothing\.example\.com: cannot read/.test(e.message),
+          );
+        },
+      );
 
       const routes: string[] = [];
       await t.step("every example object is created, read back and validates", async () => {
