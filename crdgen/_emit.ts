@@ -152,6 +152,8 @@ class ModuleEmitter {
   #rootNames = new Set<string>();
   #withStatus = new Set<string>();
   #optionalSpec = new Set<string>();
+  // The warnings of each JSON path (by version), repeated in the field's JSDoc.
+  #atPath = new Map<string, string[]>();
 
   constructor(
     crd: CustomResourceDefinition,
@@ -174,7 +176,11 @@ class ModuleEmitter {
   #warn(message: string, path?: string): void {
     const w: CrdgenWarning = { source: this.#source, crd: this.#name, message };
     if (this.#version) w.version = this.#version;
-    if (path !== undefined) w.path = path;
+    if (path !== undefined) {
+      w.path = path;
+      const key = `${this.#version}|${path}`;
+      this.#atPath.set(key, [...(this.#atPath.get(key) ?? []), message]);
+    }
     this.#warnings.push(w);
   }
 
@@ -704,8 +710,11 @@ class ModuleEmitter {
         else if (childExpr.zod.startsWith("z.unknown()")) zod += ".nonoptional()";
         zodFields.push(`${prop}: ${zod},`);
         const optional = !isRequired || child?.default !== undefined;
-        const doc = [child?.description ?? `\`${childPath}\``, ...this.#notes(child)]
-          .filter((x) => x).join("\n\n");
+        const doc = [
+          child?.description ?? `\`${childPath}\``,
+          ...this.#notes(child),
+          ...(this.#atPath.get(`${this.#version}|${childPath}`) ?? []).map((m) => `crdgen: ${m}`),
+        ].filter((x) => x).join("\n\n");
         tsFields.push(jsdoc(doc, "  ") + `  ${prop}${optional ? "?" : ""}: ${ts};\n`);
       }
       if (preserve) {

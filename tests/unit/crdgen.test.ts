@@ -171,6 +171,15 @@ test("crdgen: structural constructs, names, warnings with JSON paths, parse, .cr
   assert.match(code, /A quantity, e\.g\. `500m`/);
   assert.match(code, /- `self\.a != 'x'`: a must not be x/);
   assert.match(code, /Version v1alpha1 is not served/);
+  // What could not be represented says so where the field is declared, too.
+  assert.match(
+    code,
+    /\* crdgen: a node without type is not structural[^\n]*\n\s*\*\/\n\s*untyped\?: unknown;/,
+  );
+  // Without descriptions in the schemas, the interfaces keep them.
+  const lean = (await generate([{ source: "w.yaml", crd }], { descriptions: false })).files[0].code;
+  assert.doesNotMatch(lean, /description:/);
+  assert.match(lean, /A widget\. Ends a comment/);
   const [module] = await importAll(files, "constructs");
   const Widget = module.Widget as CustomResource<Record<string, unknown>, unknown>;
   assert.equal(module.WidgetV1, Widget);
