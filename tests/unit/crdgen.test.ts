@@ -388,16 +388,28 @@ test("crdgen: round trip zod → CRD → generated zod → CRD keeps the structu
   const originals: CustomResource<unknown, unknown>[] = [];
   for (let i = 0; i < count; i++) {
     const { spec, status } = randomSchemas(seed + i);
+    // Every fourth kind also has the scale subresource, printer columns and selectable fields.
+    const scaled = i % 4 === 0;
     originals.push(
       defineCustomResource({
         group: "roundtrip.example.com",
         version: i % 2 ? "v1" : "v2beta1",
         kind: `Rt${i}`,
         namespaced: i % 3 !== 0,
-        spec,
-        status,
+        spec: scaled ? spec.extend({ replicas: z.int().min(0), selector: z.string() }) : spec,
+        status: scaled ? (status ?? z.object({})).extend({ replicas: z.int().optional() }) : status,
         shortNames: [`rt${i}`],
         categories: ["roundtrip"],
+        ...(scaled
+          ? {
+            scale: { labelSelectorPath: ".spec.selector" },
+            printerColumns: [
+              { name: "Replicas", type: "integer" as const, jsonPath: ".spec.replicas" },
+              { name: "Age", type: "date" as const, jsonPath: ".metadata.creationTimestamp" },
+            ],
+            selectableFields: [".spec.selector"],
+          }
+          : {}),
       }) as CustomResource<unknown, unknown>,
     );
   }
