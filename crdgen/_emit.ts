@@ -154,6 +154,7 @@ class ModuleEmitter {
   #optionalSpec = new Set<string>();
   // The warnings of each JSON path (by version), repeated in the field's JSDoc.
   #atPath = new Map<string, string[]>();
+  #clean = new WeakSet<object>();
 
   constructor(
     crd: CustomResourceDefinition,
@@ -279,7 +280,14 @@ class ModuleEmitter {
 
   #emitVersion(v: CustomResourceDefinitionVersion, names: Names): string {
     const { spec: crdSpec } = this.#crd;
-    const root = v.schema?.openAPIV3Schema;
+    const rawRoot = v.schema?.openAPIV3Schema;
+    const root = rawRoot ? this.#sane(rawRoot, ".") : undefined;
+    const props: Record<string, JSONSchemaProps> = {};
+    for (const [key, value] of Object.entries(root?.properties ?? {})) {
+      props[key] = value && typeof value === "object" && !Array.isArray(value)
+        ? this.#sane(value, `.${key}`)
+        : value;
+    }
     const out: string[] = [];
     let specExpr: Expr;
     let specOptional = false;
@@ -293,7 +301,6 @@ class ModuleEmitter {
       specExpr = { zod: "z.unknown()", ts: "unknown" };
     } else {
       this.#checkKeys(root, ".");
-      const props = root.properties ?? {};
       for (const key of Object.keys(props)) {
         if (!["apiVersion", "kind", "metadata", "spec", "status"].includes(key)) {
           this.#warn(
@@ -324,7 +331,7 @@ class ModuleEmitter {
       }
     }
     const label = `${crdSpec.names.kind} ${v.name}`;
-    const specSchema = root?.properties?.spec;
+    const specSchema = props.spec;
     // The schemas are module-private (the constant's .specSchema/.statusSchema give them); the
     // annotation makes the type checker prove that the interfaces match what zod parses.
     out.push(
@@ -339,7 +346,7 @@ class ModuleEmitter {
       [specSchema?.description ?? `The spec of ${label}.`, ...this.#notes(specSchema)].join("\n\n"),
     );
     if (statusExpr) {
-      const statusSchema = root?.properties?.status;
+      const statusSchema = props.status;
       out.push(
         `// The zod schema of ${label}'s status.
 ` +
@@ -421,7 +428,7 @@ class ModuleEmitter {
 
   /** Notes for the JSDoc: default, format, CEL rules, value validations. */
   #notes(s: JSONSchemaProps | undefined): string[] {
-    if (!s) return [];
+    if (!s || typeof s !== "object") return [];
     const notes: string[] = [];
     if (s.default !== undefined) notes.push(`Default: \`${JSON.stringify(s.default)}\``);
     if (s["x-kubernetes-int-or-string"] && s.pattern && /\[KMGTPE\]i/.test(s.pattern)) {
@@ -462,12 +469,13 @@ class ModuleEmitter {
   }
 
   /** A schema node → zod expression (without optional/default) and TypeScript type. */
-  #node(s: JSONSchemaProps, path: string, name: string, metaDefault = false): Expr {
-    if (!s || typeof s !== "object") {
+  #node(raw: JSONSchemaProps, path: string, name: string, metaDefault = false): Expr {
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
       this.#warn("the schema node is not an object: typed unknown", path);
       return { zod: "z.unknown()", ts: "unknown" };
     }
-    this.#checkKeys(s, path);
+    this.#checkKeys(raw, path);
+    const s = this.#sane(raw, path);
     const meta: Record<string, unknown> = {};
     const validations: Record<string, unknown> = {};
     if (this.#options.descriptions && s.description !== undefined) {
@@ -558,6 +566,94 @@ class ModuleEmitter {
       zod += `.superRefine(valueValidations(${literal(validations)}))`;
     }
     return { zod, ts: expr.ts };
+  }
+
+  /** A copy of the node without keywords whose values have the wrong shape (each warned). */
+  #sane(s: JSONSchemaProps, path: string): JSONSchemaProps {
+    if (this.#clean.has(s)) return s;
+    const out = { ...s } as Record<string, unknown>;
+    const drop = (key: string, what: string) => {
+      this.#warn(`${key} must be ${what}: ignored (the API server would refuse the CRD)`, path);
+      delete out[key];
+    };
+    const isObject = (v: unknown) => !!v && typeof v === "object" && !Array.isArray(v);
+    for (
+      const key of [
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+      ]
+    ) {
+      const v = out[key];
+      if (v !== undefined && (!Number.isInteger(v) || (v as number) < 0)) {
+        drop(key, "a non-negative integer");
+      }
+    }
+    for (const key of ["minimum", "maximum", "multipleOf"]) {
+      const v = out[key];
+      if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v))) drop(key, "a number");
+    }
+    if (out.multipleOf !== undefined && (out.multipleOf as number) <= 0) {
+      drop("multipleOf", "positive");
+    }
+    for (const key of ["type", "format", "pattern", "description"]) {
+      if (out[key] !== undefined && typeof out[key] !== "string") drop(key, "a string");
+    }
+    for (
+      const key of [
+        "nullable",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-embedded-resource",
+      ]
+    ) {
+      if (out[key] !== undefined && typeof out[key] !== "boolean") drop(key, "true or false");
+    }
+    if (out.enum !== undefined && !Array.isArray(out.enum)) drop("enum", "a list of values");
+    if (
+      out.required !== undefined &&
+      (!Array.isArray(out.required) || out.required.some((r) => typeof r !== "string"))
+    ) drop("required", "a list of field names");
+    if (out.properties !== undefined && !isObject(out.properties)) drop("properties", "an object");
+    if (
+      out.additionalProperties !== undefined && typeof out.additionalProperties !== "boolean" &&
+      !isObject(out.additionalProperties)
+    ) drop("additionalProperties", "a schema or a boolean");
+    for (const key of ["allOf", "anyOf", "oneOf"]) {
+      const v = out[key];
+      if (v !== undefined && (!Array.isArray(v) || !v.every(isObject))) {
+        drop(key, "a list of schemas");
+      }
+    }
+    if (out.not !== undefined && !isObject(out.not)) drop("not", "a schema");
+    const rules = out["x-kubernetes-validations"];
+    if (
+      rules !== undefined &&
+      (!Array.isArray(rules) || !rules.every((r) => isObject(r) && typeof r.rule === "string"))
+    ) drop("x-kubernetes-validations", "a list of { rule, message }");
+    for (const key of ["x-kubernetes-list-map-keys"]) {
+      const v = out[key];
+      if (v !== undefined && (!Array.isArray(v) || v.some((k) => typeof k !== "string"))) {
+        drop(key, "a list of field names");
+      }
+    }
+    if (out.default !== undefined && out.type !== undefined && !out["x-kubernetes-int-or-string"]) {
+      const d = out.default;
+      const kind = d === null ? "null" : Array.isArray(d) ? "array" : typeof d;
+      const ok = out.type === "integer"
+        ? Number.isInteger(d)
+        : out.type === "number"
+        ? kind === "number"
+        : kind === out.type;
+      if (!ok) drop("default", `a value of type ${out.type}`);
+    }
+    this.#clean.add(out);
+    return out as JSONSchemaProps;
   }
 
   #intOrString(s: JSONSchemaProps, meta: Record<string, unknown>): Expr {
@@ -684,7 +780,13 @@ class ModuleEmitter {
       // Sorted (as the API server returns them, and as kubectl explain lists them), so that a
       // CRD read from a file and the same CRD read from the cluster give the same bytes.
       for (const key of Object.keys(props).sort(byCodeUnit)) {
-        const child = props[key];
+        const childPath0 = IDENTIFIER.test(key)
+          ? `${path}.${key}`
+          : `${path}[${JSON.stringify(key)}]`;
+        const rawChild = props[key];
+        const child = rawChild && typeof rawChild === "object" && !Array.isArray(rawChild)
+          ? this.#sane(rawChild, childPath0)
+          : rawChild;
         const childPath = IDENTIFIER.test(key)
           ? `${path}.${key}`
           : `${path}[${JSON.stringify(key)}]`;

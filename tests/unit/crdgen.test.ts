@@ -482,3 +482,60 @@ test("crdgen: reads CRDs from a URL; an HTTP error names the URL", async () => {
     await new Promise((resolve) => server.close(resolve));
   }
 });
+
+test("crdgen: arbitrary JSON in schema positions gives warnings, never a crash (seeded)", async () => {
+  const r = prng(Number(process.env.CRDGEN_SEED ?? 7));
+  const keys = [
+    "type",
+    "properties",
+    "items",
+    "additionalProperties",
+    "enum",
+    "required",
+    "nullable",
+    "default",
+    "anyOf",
+    "oneOf",
+    "pattern",
+    "format",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-validations",
+    "$ref",
+    "a-b",
+  ];
+  const anything = (depth: number): unknown => {
+    switch (Math.floor(r() * (depth > 3 ? 5 : 8))) {
+      case 0:
+        return null;
+      case 1:
+        return Math.floor(r() * 10) - 3;
+      case 2:
+        return ["string", "object", "array", "integer", "number", "boolean", "date"][
+          Math.floor(r() * 7)
+        ];
+      case 3:
+        return r() < 0.5;
+      case 4:
+        return "(?P<x>[a-z]+)\\z";
+      case 5:
+        return Array.from({ length: Math.floor(r() * 3) }, () => anything(depth + 1));
+      default: {
+        const o: Record<string, unknown> = {};
+        for (let i = Math.floor(r() * 5); i > 0; i--) {
+          o[keys[Math.floor(r() * keys.length)]] = anything(depth + 1);
+        }
+        return o;
+      }
+    }
+  };
+  for (let i = 0; i < 300; i++) {
+    const crd = crdOf({ type: "object", properties: { x: anything(0), y: anything(0) } });
+    crd.metadata!.name = `widgets${i}.example.com`;
+    const { files } = await generate([crd]); // formatted: dprint refuses code that does not parse
+    assert.equal(files.length, 1);
+    // The module loads: defineCustomResource accepts what was generated.
+    if (i < 60) await importAll(files, "fuzz");
+  }
+  await rm(DIR, { recursive: true, force: true });
+});
