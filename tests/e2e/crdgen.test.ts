@@ -5,6 +5,7 @@
 // and by the generated schemas alike.
 
 import assert from "node:assert/strict";
+import { rm } from "node:fs/promises";
 import { Api, type KubeObject } from "../../api.ts";
 import type { Client } from "../../client.ts";
 import { CustomResource, type CustomResourceDefinition } from "../../custom_resource.ts";
@@ -41,6 +42,8 @@ if (!skip) {
       { client, t },
     ) => {
       const m: RealModules = await realModules();
+      // The generated modules are imported by now; the files are not needed any more.
+      await rm(new URL("../.crdgen/", import.meta.url), { recursive: true, force: true });
       const ns = uniqueNamespace("crdgen");
       await client.create(Api.v1Namespace(), { metadata: { name: ns } });
 
