@@ -15,6 +15,7 @@ import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./retry.ts";
 import { clientRetries, reasonForCode } from "./status_table.ts";
 import { flagFor, isPermissionError, permissionDenied } from "./permissions.ts";
 import { runtime } from "../_platform/mod.ts";
+import { redactText } from "./redact.ts";
 import {
   decodeProtobufBody,
   type DecodeStats,
@@ -222,7 +223,9 @@ export class HttpTransport implements Transport {
         });
         return response;
       }
-      const error = await errorFromResponse(response, method, url.href);
+      const error = isRedirect(response.status)
+        ? redirectError(response, method, url)
+        : await errorFromResponse(response, method, url.href);
       log.debug("{method} {url} → {status} {reason} in {ms} ms", {
         method,
         url: url.href,
@@ -368,7 +371,10 @@ export class HttpTransport implements Transport {
         : JSON.stringify(options.body);
       headers.set("Content-Type", options.contentType ?? "application/json");
     }
-    const init: RequestInit = { method, headers, body, signal: options.signal };
+    // Redirects are never followed: the API server does not redirect API requests, and a
+    // followed redirect would send the impersonation headers (and, on some runtimes, more) to
+    // whatever origin the answer names, and return that origin's body as the server's answer.
+    const init: RequestInit = { method, headers, body, signal: options.signal, redirect: "manual" };
     try {
       if (this.#fetch) return await this.#fetch(url, init);
       return await this.#connection(credentials).fetch(url, init);
@@ -452,7 +458,8 @@ export class HttpTransport implements Transport {
         cause,
       );
     }
-    const text = causeChain(cause);
+    // The runtime's message may name the proxy URL (with its password) or echo a header.
+    const text = redactText(causeChain(cause));
     const tls = tlsReason(text, cause);
     let hint = "";
     if (tls !== undefined) {
@@ -523,9 +530,80 @@ function tlsReason(text: string, cause?: unknown): string | undefined {
   return undefined;
 }
 
+/** The largest error body read (a `Status` is a few hundred bytes; a proxy's page a few KiB). */
+export const MAX_ERROR_BODY_BYTES = 1024 * 1024;
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
+/**
+ * The error of a 3xx answer (never followed): names the status and the origin the server pointed
+ * to, and cancels the body.
+ */
+function redirectError(response: Response, method: string, url: URL): ApiError {
+  response.body?.cancel().catch(() => {});
+  const location = response.headers.get("location");
+  let where = "without a Location";
+  if (location !== null) {
+    try {
+      const target = new URL(location, url);
+      where = target.origin === url.origin
+        ? `to ${target.pathname} on the same server`
+        : `to another origin, ${target.origin}`;
+    } catch {
+      where = "to an invalid Location";
+    }
+  }
+  return new ApiError({
+    status: response.status,
+    reason: "Redirect",
+    message: `${response.status} redirect ${where} (${method} ${url.href}): the client does not ` +
+      "follow redirects (the API server never redirects API requests); check the cluster's " +
+      "server URL in the kubeconfig, or a proxy or load balancer in front of the API server",
+    method,
+    url: url.href,
+  });
+}
+
+/**
+ * Reads at most `max` bytes of a body and cancels the rest.
+ *
+ * @param response The response.
+ * @param max The most bytes kept.
+ * @returns The bytes (the first `max` of a longer body).
+ */
+export async function readBounded(
+  response: Response,
+  max: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    while (length < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const keep = value.length > max - length ? value.subarray(0, max - length) : value;
+      chunks.push(keep);
+      length += keep.length;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 /**
  * Builds an {@linkcode ApiError} from an error response: a `Status` body, or any other (plain
- * text) body. Consumes the body.
+ * text) body. Consumes at most {@linkcode MAX_ERROR_BODY_BYTES} of the body.
  *
  * @param response The failed response.
  * @param method The request method.
@@ -540,7 +618,7 @@ export async function errorFromResponse(
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
   let bytes = new Uint8Array(0);
   try {
-    bytes = new Uint8Array(await response.arrayBuffer());
+    bytes = await readBounded(response, MAX_ERROR_BODY_BYTES);
   } catch {
     // The body could not be read; the status line still tells what happened.
   }

@@ -74,7 +74,7 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
     try {
       child = spawn(command, [...options.args], {
         env: { ...process.env, ...options.env },
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", options.stderr === "inherit" ? "inherit" : "pipe"],
         signal: options.signal,
         windowsHide: true,
       });
@@ -85,7 +85,7 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
     child.stdout!.on("data", (chunk: Uint8Array) => stdout.push(chunk));
-    child.stderr!.on("data", (chunk: Uint8Array) => stderr.push(chunk));
+    child.stderr?.on("data", (chunk: Uint8Array) => stderr.push(chunk));
     let failed = false;
     child.once("error", (e) => {
       failed = true;

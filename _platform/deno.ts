@@ -118,7 +118,7 @@ async function run(command: string, options: RunOptions): Promise<ProcessOutput>
     env: { ...options.env },
     stdin: "null",
     stdout: "piped",
-    stderr: "piped",
+    stderr: options.stderr === "inherit" ? "inherit" : "piped",
     signal: options.signal,
   }).output();
   return {
@@ -126,7 +126,7 @@ async function run(command: string, options: RunOptions): Promise<ProcessOutput>
     code: output.code,
     signal: output.signal,
     stdout: output.stdout,
-    stderr: output.stderr,
+    stderr: options.stderr === "inherit" ? new Uint8Array(0) : output.stderr,
   };
 }
 

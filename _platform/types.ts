@@ -46,6 +46,11 @@ export interface RunOptions {
   env: Readonly<Record<string, string>>;
   /** Kills the process. */
   signal?: AbortSignal;
+  /**
+   * Where the child's stderr goes: `capture` (default: into {@linkcode ProcessOutput.stderr}) or
+   * `inherit` (this process's stderr, never held in memory; `ProcessOutput.stderr` is empty).
+   */
+  stderr?: "capture" | "inherit";
 }
 
 /** The TLS and proxy settings of one HTTP transport (one connection pool). */
