@@ -168,17 +168,16 @@ async function answer(
     headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
   }
   const method = req.method ?? "GET";
-  let body: Uint8Array | undefined;
-  if (method !== "GET" && method !== "HEAD") {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of req) chunks.push(chunk as Uint8Array);
-    body = concat(chunks);
-  }
+  // The body is a stream the handler reads if it needs it, as Deno.serve gives it: a handler that
+  // answers without reading it (a 405, a probe) never holds it in memory; Node discards what is
+  // left unread once the response ends.
+  const body = method === "GET" || method === "HEAD" ? undefined : lazyBody(req);
   const request = new Request(new URL(req.url ?? "/", origin), {
     method,
     headers,
-    body: body as BodyInit | undefined,
-  });
+    body,
+    duplex: "half",
+  } as RequestInit);
   const response = await handler(request);
   const outHeaders: Record<string, string | string[]> = {};
   response.headers.forEach((value, key) => {
@@ -221,6 +220,19 @@ async function answer(
     return;
   }
   if (!gone) res.end();
+}
+
+/** The request body as a byte stream that reads from the socket only when it is read. */
+function lazyBody(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let chunks: AsyncIterator<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      chunks ??= req[Symbol.asyncIterator]();
+      const { done, value } = await chunks.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /**
