@@ -579,9 +579,12 @@ function typedEvent<T extends KubeObject>(
     }
     case "ERROR": {
       const status = raw.object as Status;
+      const quoted = typeof status?.message === "string"
+        ? { ...status, message: redactText(status.message) }
+        : status;
       return {
         type: "ERROR",
-        error: ApiError.fromStatus(status, { method: "GET", url }),
+        error: ApiError.fromStatus(quoted, { method: "GET", url }),
         object: status,
       };
     }

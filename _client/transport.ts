@@ -212,8 +212,11 @@ export class HttpTransport implements Transport {
       const credentials = await this.#credentials(method, url, options.signal);
       const response = await this.#send(method, url, options, credentials);
       const ms = Math.round(performance.now() - started);
-      const warning = response.headers.get("Warning");
-      if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
+      const header = response.headers.get("Warning");
+      if (header) {
+        const warning = redactText(header.slice(0, 4096), secretsOf(credentials));
+        log.warn("API server warning: {warning}", { warning, url: url.href });
+      }
       if (response.ok) {
         log.debug("{method} {url} → {status} in {ms} ms", {
           method,
@@ -225,7 +228,7 @@ export class HttpTransport implements Transport {
       }
       const error = isRedirect(response.status)
         ? redirectError(response, method, url)
-        : await errorFromResponse(response, method, url.href);
+        : await errorFromResponse(response, method, url.href, secretsOf(credentials));
       log.debug("{method} {url} → {status} {reason} in {ms} ms", {
         method,
         url: url.href,
@@ -608,12 +611,15 @@ export async function readBounded(
  * @param response The failed response.
  * @param method The request method.
  * @param url The request URL.
+ * @param known Secrets of the request (its token, its basic password) to mask if the server's
+ *   text echoes them; credential-shaped text is masked anyway (`_client/redact.ts`).
  * @returns The error.
  */
 export async function errorFromResponse(
   response: Response,
   method: string,
   url: string,
+  known: readonly string[] = [],
 ): Promise<ApiError> {
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
   let bytes = new Uint8Array(0);
@@ -634,9 +640,13 @@ export async function errorFromResponse(
     // Not JSON: a proxy or a plain-text 429.
   }
   if (status) {
+    // The server's text is quoted: a proxy or a hostile server may echo the credentials back.
+    if (typeof status.message === "string") {
+      status = { ...status, message: redactText(status.message, known) };
+    }
     return ApiError.fromStatus(status, { status: response.status, method, url, retryAfterSeconds });
   }
-  const snippet = text.trim().slice(0, 200);
+  const snippet = redactText(text.trim().slice(0, 200), known);
   const reason = reasonForCode(response.status) ?? "";
   return new ApiError({
     status: response.status,
@@ -750,6 +760,17 @@ export async function readJson<T>(response: Response, method: string, path: stri
       cause,
     });
   }
+}
+
+/** The secret strings of credentials, for masking a server's text that echoes them. */
+function secretsOf(credentials: Credentials): string[] {
+  const out: string[] = [];
+  if (credentials.token) out.push(credentials.token);
+  if (credentials.basic) {
+    out.push(credentials.basic.password);
+    out.push(base64(`${credentials.basic.username}:${credentials.basic.password}`));
+  }
+  return out;
 }
 
 function defaultUserAgent(): string {
