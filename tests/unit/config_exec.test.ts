@@ -240,7 +240,7 @@ test("exec: invalid outputs are described without quoting stdout", async () => {
     assert.match(err.message, pattern, mode);
     // Nowhere in the cause chain either: V8's SyntaxError quotes the text it failed on (item 4).
     const all = inspect(err, { depth: 10 });
-    assert.ok(!all.includes(`tok-${mode}-secret`), `${mode}: ${all}`);
+    assert.ok(!all.includes(`tok-${mode}-secret`.slice(0, 8)), `${mode}: ${all}`);
   }
 });
 
