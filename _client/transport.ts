@@ -712,19 +712,59 @@ export async function readObject<T>(
   if (!isProtobuf(response.headers.get("content-type"))) {
     return await readJson<T>(response, method, path);
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  const bytes = await readBody(response, method, path, (r) => r.arrayBuffer());
   try {
-    return decodeProtobufBody(bytes, stats) as T;
+    return decodeProtobufBody(new Uint8Array(bytes), stats) as T;
+  } catch (cause) {
+    // The decoder's messages name fields and offsets, never the bytes.
+    throw malformedBody(
+      response,
+      method,
+      path,
+      `a protobuf body this client cannot decode (${bytes.byteLength} bytes): ${
+        (cause as Error).message
+      }`,
+    );
+  }
+}
+
+/** Reads a body; a connection that breaks in the middle is a transient ApiError (status 0). */
+async function readBody<B>(
+  response: Response,
+  method: string,
+  path: string,
+  read: (response: Response) => Promise<B>,
+): Promise<B> {
+  try {
+    return await read(response);
   } catch (cause) {
     throw new ApiError({
-      status: response.status,
-      message:
-        `The API server sent a protobuf body this client cannot decode for ${method} ${path}: ${
-          (cause as Error).message
-        }`,
+      status: 0,
+      message: `The answer to ${method} ${path} broke off (${response.status}): ${
+        redactText(causeChain(cause))
+      }`,
+      method,
+      url: response.url || path,
       cause,
     });
   }
+}
+
+/**
+ * The error of a body that cannot be decoded: status 0 (transient, like a malformed watch line:
+ * a proxy's page or a cut answer, worth a retry), reason `MalformedResponse`, the HTTP status, and
+ * the body's length and first 16 characters only (it may be a Secret's data).
+ */
+function malformedBody(response: Response, method: string, path: string, what: string): ApiError {
+  return new ApiError({
+    status: 0,
+    reason: "MalformedResponse",
+    message: `The API server answered ${method} ${path} (${response.status}, ${
+      response.headers.get("content-type") ?? "no Content-Type"
+    }) with ${what}`,
+    method,
+    url: response.url || path,
+  });
 }
 
 /**
@@ -748,17 +788,20 @@ export async function requestJson<T>(transport: Transport, options: RequestOptio
  * @returns The parsed body.
  */
 export async function readJson<T>(response: Response, method: string, path: string): Promise<T> {
-  const text = await response.text();
+  const text = await readBody(response, method, path, (r) => r.text());
   try {
     return JSON.parse(text) as T;
-  } catch (cause) {
-    throw new ApiError({
-      status: response.status,
-      message: `The API server sent a body that is not JSON for ${method} ${path}: ${
-        JSON.stringify(text.slice(0, 200))
-      }`,
-      cause,
-    });
+  } catch {
+    // No `cause`: V8's SyntaxError quotes the text around the failure.
+    const start = JSON.stringify(redactText(text.slice(0, 16)));
+    throw malformedBody(
+      response,
+      method,
+      path,
+      `a body that is not JSON (${text.length} characters starting ${start}${
+        text.length > 16 ? "…" : ""
+      })`,
+    );
   }
 }
 
