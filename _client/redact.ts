@@ -82,3 +82,25 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${redactText(error.message)}`;
   return redactText(String(error));
 }
+
+/**
+ * An error safe to keep as a `cause`: the error itself when neither its message nor those of its
+ * causes hold anything to mask, else a copy (same class name and `code`, redacted message, the
+ * cause chain copied the same way, at most 10 deep).
+ *
+ * @param error Anything thrown (a runtime's network error).
+ * @param known Secret strings to mask.
+ * @param depth How deep in a cause chain this error is (the recursion's bound).
+ * @returns The error, or its redacted copy.
+ */
+export function redactError(error: unknown, known: readonly string[] = [], depth = 0): unknown {
+  if (!(error instanceof Error) || depth >= 10) return error;
+  const message = redactText(error.message, known);
+  const cause = redactError(error.cause, known, depth + 1);
+  if (message === error.message && cause === error.cause) return error;
+  const copy = new Error(message, cause === undefined ? undefined : { cause });
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) (copy as { code?: unknown }).code = code;
+  return copy;
+}

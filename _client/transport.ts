@@ -15,7 +15,7 @@ import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./retry.ts";
 import { clientRetries, reasonForCode } from "./status_table.ts";
 import { flagFor, isPermissionError, permissionDenied } from "./permissions.ts";
 import { runtime } from "../_platform/mod.ts";
-import { redactText } from "./redact.ts";
+import { redactError, redactText } from "./redact.ts";
 import {
   decodeProtobufBody,
   type DecodeStats,
@@ -382,7 +382,7 @@ export class HttpTransport implements Transport {
       if (this.#fetch) return await this.#fetch(url, init);
       return await this.#connection(credentials).fetch(url, init);
     } catch (cause) {
-      throw this.#networkError(cause, method, url, options.signal);
+      throw this.#networkError(cause, method, url, options.signal, secretsOf(credentials));
     }
   }
 
@@ -451,7 +451,13 @@ export class HttpTransport implements Transport {
     return connection;
   }
 
-  #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
+  #networkError(
+    cause: unknown,
+    method: string,
+    url: URL,
+    signal?: AbortSignal,
+    known: readonly string[] = [],
+  ): unknown {
     if (signal?.aborted) return signal.reason;
     if (isPermissionError(cause)) {
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
@@ -461,8 +467,9 @@ export class HttpTransport implements Transport {
         cause,
       );
     }
-    // The runtime's message may name the proxy URL (with its password) or echo a header.
-    const text = redactText(causeChain(cause));
+    // The runtime's message may name the proxy URL (with its password) or echo a header: the
+    // message and the kept cause chain are masked.
+    const text = redactText(causeChain(cause), known);
     const tls = tlsReason(text, cause);
     let hint = "";
     if (tls !== undefined) {
@@ -483,7 +490,7 @@ export class HttpTransport implements Transport {
         `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
       method,
       url: url.href,
-      cause,
+      cause: redactError(cause, known),
     });
   }
 }
