@@ -93,7 +93,10 @@ test("watch: a truncated last line is an error that names it without quoting its
     assert.ok(e instanceof ApiError);
     assert.equal(e.status, 0);
     assert.equal(e.reason, MALFORMED_WATCH_EVENT);
-    assert.match(e.message, /not JSON \(a line of 41 characters starting "\{\\"type\\":\\"ADDED\\","…\)/);
+    assert.match(
+      e.message,
+      /not JSON \(a line of 41 characters starting "\{\\"type\\":\\"ADDED\\","…\)/,
+    );
     assert.ok(!e.message.includes("metadata"), e.message);
     // V8's SyntaxError quotes the text around the failure: it is not kept as the cause.
     assert.equal(e.cause, undefined);
