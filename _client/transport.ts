@@ -812,8 +812,14 @@ export async function readJson<T>(response: Response, method: string, path: stri
   }
 }
 
-/** The secret strings of credentials, for masking a server's text that echoes them. */
-function secretsOf(credentials: Credentials): string[] {
+/**
+ * The secret strings of credentials (the token, the basic password and its header value), for
+ * masking a server's text that echoes them.
+ *
+ * @param credentials The credentials of a request.
+ * @returns The strings to mask.
+ */
+export function secretsOf(credentials: Credentials): string[] {
   const out: string[] = [];
   if (credentials.token) out.push(credentials.token);
   if (credentials.basic) {
