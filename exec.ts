@@ -362,7 +362,7 @@ function exitResult(text: string, what: string): ExecResult {
     throw new ApiError({
       status: 500,
       reason: "InternalError",
-      message: `${what}: ${text.trim()}`,
+      message: `${what}: ${redactText(text.trim().slice(0, 1024))}`,
     });
   }
   if (status.status === "Success") return { exitCode: 0, status };
