@@ -66,10 +66,21 @@ function diff(expected: Map<string, string>, actual: Map<string, string>): strin
   return lines.slice(0, 5).join("; ");
 }
 
-/** An ApiError with a message: a failure that names its problem. */
+/** The ApiError of a failure: the error, or the one its cause chain holds (a Controller's). */
+function apiErrorOf(e: unknown): ApiError | undefined {
+  for (let c = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if (c instanceof ApiError) return c;
+  }
+  return undefined;
+}
+
+/** An ApiError (or an error caused by one) with a message: a failure that names its problem. */
 function named(e: unknown): string | undefined {
-  if (!(e instanceof ApiError)) return `not an ApiError: ${inspect(e)}`;
-  if (!e.message || e.message.length < 10) return `an ApiError without a message: ${inspect(e)}`;
+  const api = apiErrorOf(e);
+  if (!api) return `not an ApiError: ${inspect(e)}`;
+  if (!api.message || api.message.length < 10) {
+    return `an ApiError without a message: ${inspect(e)}`;
+  }
   return undefined;
 }
 
@@ -176,7 +187,7 @@ async function runSeed(seed: number, totals: Totals): Promise<string[]> {
       const reflectorOk = await ended(reflectorRun) ||
         diff(expected, state(reflector.read().values())) === "";
       const informerOk = await ended(informerRun) || diff(expected, replay) === "";
-      const controllerOk = reconciled.has(final);
+      const controllerOk = await ended(controllerRun) || reconciled.has(final);
       if (reflectorOk && informerOk && controllerOk) break;
       if (Date.now() > deadline) {
         problems.push(
@@ -205,9 +216,7 @@ async function runSeed(seed: number, totals: Totals): Promise<string[]> {
       totals.errors.push(e);
       const problem = named(e);
       if (problem) problems.push(`${what}: ${problem}`);
-      else {totals.namedFailures.push(
-          `${what}: ${(e as ApiError).reason || (e as ApiError).status}`,
-        );}
+      else totals.namedFailures.push(`${what}: ${apiErrorOf(e)!.reason || apiErrorOf(e)!.status}`);
     }
     ticking = false;
     await ticker;
