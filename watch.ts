@@ -161,10 +161,11 @@ export interface WatchOptions {
  * not an event object, or longer than 64 Mi characters, makes the iterator throw an
  * {@linkcode ApiError} with status 0 and reason {@linkcode MALFORMED_WATCH_EVENT} whose message
  * names the problem, the line's length and its first 16 characters (never more of it: a watch of
- * Secrets carries their data; no `cause` either, since V8's `SyntaxError` quotes the text). A stream that sends no byte for longer than the inactivity
- * timeout throws an {@linkcode ApiError} with status 0 and reason {@linkcode WATCH_STALLED};
- * a broken connection throws an {@linkcode ApiError} with status 0. No whole-request timeout is
- * applied. `ERROR` events are yielded, not thrown.
+ * Secrets carries their data; no `cause` either, since V8's `SyntaxError` quotes the text). A
+ * stream that sends no byte for longer than the inactivity timeout throws an {@linkcode ApiError}
+ * with status 0 and reason {@linkcode WATCH_STALLED}; a broken connection throws an
+ * {@linkcode ApiError} with status 0. No whole-request timeout is applied. `ERROR` events are
+ * yielded, not thrown.
  *
  * Breaking out of `for await`, calling `return()`, or aborting `signal` cancels the response
  * body and clears the timer.
@@ -508,8 +509,10 @@ function parseEvent<T extends KubeObject>(line: string, url: string): WatchEvent
   let raw: { type?: unknown; object?: unknown };
   try {
     raw = JSON.parse(line);
-  } catch {
-    throw malformed(line, url, "not JSON");
+  } catch (e) {
+    // Only the position of V8's message: its quote of the text is data.
+    const at = /at position (\d+)/.exec((e as Error).message)?.[1];
+    throw malformed(line, url, at === undefined ? "not JSON" : `not JSON at character ${at}`);
   }
   if (raw === null || typeof raw !== "object" || typeof raw.object !== "object" || !raw.object) {
     throw malformed(line, url, "not a watch event object ({type, object})");
