@@ -154,6 +154,11 @@ test("secrets: no planted credential in any error, cause, log record or endpoint
       for (let i = 0; i < 4; i++) {
         await fail(`${name} request ${i}`, () => client.get(Api.v1ConfigMap().within("d"), "x"));
       }
+      if (name.startsWith("exec")) {
+        // A failing plugin runs again on every retry: one request shows what the loop would.
+        client.close();
+        continue;
+      }
       const reflector = new Reflector(client, Api.v1ConfigMap().within("d"), {
         backoff: { initialMs: 1, maxMs: 2 },
       });
