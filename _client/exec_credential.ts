@@ -23,6 +23,9 @@ export const EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1";
 /** The cluster extension whose value is passed to plugins as `spec.cluster.config`. */
 export const EXEC_CLUSTER_EXTENSION = "client.authentication.k8s.io/exec";
 
+/** The most a plugin may write to stdout (an ExecCredential is a few KiB); more kills it. */
+export const MAX_PLUGIN_STDOUT_BYTES = 1024 * 1024;
+
 /** Time subtracted from `expirationTimestamp` (at most half the lifetime) before re-running. */
 export const EXPIRY_SKEW_MS = 10_000;
 
@@ -216,6 +219,7 @@ export async function runExecPlugin(
       env,
       signal,
       stderr: "inherit",
+      maxStdoutBytes: MAX_PLUGIN_STDOUT_BYTES,
     });
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
@@ -241,6 +245,13 @@ export async function runExecPlugin(
     );
   }
   if (signal?.aborted) throw signal.reason;
+  if (output.stdoutOverflow) {
+    throw new Error(
+      `The exec credential plugin ${cmd} configured in ${plan.where} wrote more than ` +
+        `${MAX_PLUGIN_STDOUT_BYTES} bytes to stdout and was stopped; an ExecCredential is a few ` +
+        "KiB (a certificate chain and a key at most).",
+    );
+  }
   if (!output.success) {
     const how = output.signal
       ? `was killed by ${output.signal}`

@@ -84,7 +84,20 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
     }
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
-    child.stdout!.on("data", (chunk: Uint8Array) => stdout.push(chunk));
+    const max = options.maxStdoutBytes ?? Infinity;
+    let kept = 0;
+    let overflow = false;
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      if (overflow) return;
+      if (kept + chunk.length > max) {
+        overflow = true;
+        stdout.push(chunk.subarray(0, max - kept));
+        child.kill("SIGKILL");
+        return;
+      }
+      kept += chunk.length;
+      stdout.push(chunk);
+    });
     child.stderr?.on("data", (chunk: Uint8Array) => stderr.push(chunk));
     let failed = false;
     child.once("error", (e) => {
@@ -98,6 +111,7 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
         code: code ?? (signal ? 128 : 1),
         signal: signal ?? null,
         stdout: concat(stdout),
+        ...(overflow ? { stdoutOverflow: true } : {}),
         stderr: concat(stderr),
       });
     });

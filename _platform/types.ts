@@ -32,8 +32,10 @@ export interface ProcessOutput {
   code: number;
   /** The signal that killed it, e.g. `SIGTERM`, or `null`. */
   signal: string | null;
-  /** Everything it wrote to standard output. */
+  /** Everything it wrote to standard output (up to `maxStdoutBytes`). */
   stdout: Uint8Array;
+  /** True when it wrote more than `maxStdoutBytes`: it was killed and `stdout` is cut. */
+  stdoutOverflow?: boolean;
   /** Everything it wrote to standard error. */
   stderr: Uint8Array;
 }
@@ -51,6 +53,8 @@ export interface RunOptions {
    * `inherit` (this process's stderr, never held in memory; `ProcessOutput.stderr` is empty).
    */
   stderr?: "capture" | "inherit";
+  /** The most stdout kept: a child writing more is killed (`stdoutOverflow`). Default no limit. */
+  maxStdoutBytes?: number;
 }
 
 /** The TLS and proxy settings of one HTTP transport (one connection pool). */

@@ -244,6 +244,15 @@ test("exec: invalid outputs are described without quoting stdout", async () => {
   }
 });
 
+test("exec: a plugin that floods stdout is stopped at 1 MiB (issue 20: bounded reads)", async () => {
+  const config = await Config.fromKubeconfigString(
+    kubeconfig({ exec: execBlock({ mode: "flood", token: "tok-flood-secret" }) }),
+  );
+  const err = await errorOf(() => config.credentials());
+  assert.match(err.message, /wrote more than 1048576 bytes to stdout and was stopped/);
+  assert.ok(!inspect(err, { depth: 10 }).includes("tok-flood"));
+});
+
 test("exec: an apiVersion mismatch in the output is an error", async () => {
   const config = await Config.fromKubeconfigString(
     kubeconfig({ exec: execBlock({ apiVersion: EXEC_API_V1BETA1 }) }),
