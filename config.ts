@@ -46,6 +46,7 @@ import {
   readTextFileWithPermission,
 } from "./_client/permissions.ts";
 import { runtime } from "./_platform/mod.ts";
+import { redactUrl } from "./_client/redact.ts";
 import type { ClusterConnection, Credentials, Impersonation } from "./_client/config_types.ts";
 
 export type { ClusterConnection, Credentials, Impersonation } from "./_client/config_types.ts";
@@ -198,6 +199,40 @@ export class Config {
     this.impersonate = init.impersonate;
     this.source = init.source ?? "explicit";
     this.#provider = staticProvider(init.credentials ?? {});
+  }
+
+  /**
+   * What `JSON.stringify` shows of the config: the server, namespace, source, impersonation and
+   * connection settings, with the password of `proxyUrl` masked. Credentials are never part of
+   * it (they live behind a private provider).
+   *
+   * @returns A plain object safe to log.
+   * @example
+   * ```ts
+   * import { Config } from "@denokube/kube";
+   * const config = Config.fromUrl("https://10.0.0.1:6443", { proxyUrl: "http://me:pw123456@proxy:3128" });
+   * JSON.stringify(config); // … "proxyUrl":"http://me:[redacted]@proxy:3128/" …
+   * ```
+   */
+  toJSON(): Record<string, unknown> {
+    const cluster: Record<string, unknown> = { ...this.cluster };
+    if (this.cluster.proxyUrl !== undefined) cluster.proxyUrl = redactUrl(this.cluster.proxyUrl);
+    return {
+      server: this.server,
+      namespace: this.namespace,
+      source: this.source,
+      impersonate: this.impersonate,
+      cluster,
+    };
+  }
+
+  /**
+   * What `Deno.inspect`, `console.log` and Node's `util.inspect` show: {@linkcode Config.toJSON}.
+   *
+   * @returns The redacted plain object.
+   */
+  [Symbol.for("nodejs.util.inspect.custom")](): Record<string, unknown> {
+    return this.toJSON();
   }
 
   /**

@@ -21,7 +21,13 @@ import {
 } from "./_client/websocket.ts";
 import { assertName, assertNamespace } from "./api.ts";
 import type { Client } from "./client.ts";
-import { errorFromResponse, type QueryParams, transportOf } from "./_client/transport.ts";
+import {
+  errorFromResponse,
+  type QueryParams,
+  secretsOf,
+  transportOf,
+} from "./_client/transport.ts";
+import { redactText } from "./_client/redact.ts";
 import { ApiError, type Status } from "./errors.ts";
 
 const log = getLogger(["kube", "exec"]);
@@ -356,7 +362,7 @@ function exitResult(text: string, what: string): ExecResult {
     throw new ApiError({
       status: 500,
       reason: "InternalError",
-      message: `${what}: ${text.trim()}`,
+      message: `${what}: ${redactText(text.trim().slice(0, 1024))}`,
     });
   }
   if (status.status === "Success") return { exitCode: 0, status };
@@ -794,7 +800,7 @@ async function connect(
       });
       continue;
     }
-    throw await refusal(answer, method, url);
+    throw await refusal(answer, method, url, secretsOf(credentials));
   }
 }
 
@@ -818,14 +824,19 @@ function abortable<T>(
   });
 }
 
-async function refusal(answer: RefusedUpgrade, method: string, url: URL): Promise<ApiError> {
+async function refusal(
+  answer: RefusedUpgrade,
+  method: string,
+  url: URL,
+  known: readonly string[],
+): Promise<ApiError> {
   if (answer.status < 300) {
     return new ApiError({
       status: answer.status,
       reason: "UpgradeRefused",
       message:
         `The API server answered ${answer.status} instead of switching to WebSocket (${method} ${url.href}): ${
-          answer.body.trim().slice(0, 200)
+          redactText(answer.body.trim().slice(0, 200), known)
         }`,
       method,
       url: url.href,
@@ -836,5 +847,5 @@ async function refusal(answer: RefusedUpgrade, method: string, url: URL): Promis
     statusText: answer.statusText,
     headers: answer.headers,
   });
-  return await errorFromResponse(response, method, url.href);
+  return await errorFromResponse(response, method, url.href, known);
 }

@@ -13,6 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Api, KubeObject } from "./api.ts";
 import { ApiError, type Status } from "./errors.ts";
 import { ChunkReader, LineDecoder } from "./_client/lines.ts";
+import { redactText } from "./_client/redact.ts";
 import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_client/protobuf/negotiate.ts";
 import { decodeWatchEvent } from "./_client/protobuf/decode.ts";
 import { FrameDecoder } from "./_client/protobuf/frames.ts";
@@ -35,8 +36,9 @@ const DEFAULT_INACTIVITY_MARGIN_MS = 30_000;
 /** The longest a watch without `timeoutSeconds` may stay silent (plus the margin). */
 const DEFAULT_SILENCE_MS = 300_000;
 
-/** How many characters of a bad line an error message quotes. */
-const QUOTE_CHARS = 200;
+/** How many characters of the start of a bad line an error message shows (redacted): enough to
+ * tell an HTML error page or a proxy's text from JSON, too few to carry an object's data. */
+const QUOTE_CHARS = 16;
 
 /** The type of a {@linkcode WatchEvent}. */
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -156,12 +158,14 @@ export interface WatchOptions {
  * stream until the server ends it.
  *
  * The body is read chunk by chunk and parsed as line-delimited JSON. A line that is not JSON, or
- * not an event object, makes the iterator throw an {@linkcode ApiError} with status 0 and reason
- * {@linkcode MALFORMED_WATCH_EVENT} whose message quotes the first 200 characters of the line
- * (the `SyntaxError` is its `cause`). A stream that sends no byte for longer than the inactivity
- * timeout throws an {@linkcode ApiError} with status 0 and reason {@linkcode WATCH_STALLED};
- * a broken connection throws an {@linkcode ApiError} with status 0. No whole-request timeout is
- * applied. `ERROR` events are yielded, not thrown.
+ * not an event object, or longer than 64 Mi characters, makes the iterator throw an
+ * {@linkcode ApiError} with status 0 and reason {@linkcode MALFORMED_WATCH_EVENT} whose message
+ * names the problem, the line's length and its first 16 characters (never more of it: a watch of
+ * Secrets carries their data; no `cause` either, since V8's `SyntaxError` quotes the text). A
+ * stream that sends no byte for longer than the inactivity timeout throws an {@linkcode ApiError}
+ * with status 0 and reason {@linkcode WATCH_STALLED}; a broken connection throws an
+ * {@linkcode ApiError} with status 0. No whole-request timeout is applied. `ERROR` events are
+ * yielded, not thrown.
  *
  * Breaking out of `for await`, calling `return()`, or aborting `signal` cancels the response
  * body and clears the timer.
@@ -262,7 +266,19 @@ export const jsonWatchFormat: WatchFormat = {
     };
     return {
       push(chunk, out) {
-        lines.push(chunk, batch);
+        try {
+          lines.push(chunk, batch);
+        } catch (e) {
+          // A line past the limit: the lines before it are delivered, then the error (transient,
+          // as every malformed stream: the loop watches again).
+          return decode(out) ?? new ApiError({
+            status: 0,
+            reason: MALFORMED_WATCH_EVENT,
+            message: `Malformed watch event from GET ${url}: ${(e as Error).message}`,
+            method: "GET",
+            url,
+          });
+        }
         return batch.length === 0 ? undefined : decode(out);
       },
       end(out) {
@@ -464,16 +480,21 @@ export async function* watchBatches<T extends KubeObject>(
   }
 }
 
-function malformed(line: string, url: string, why: string, cause?: unknown): ApiError {
-  const quoted = JSON.stringify(line.slice(0, QUOTE_CHARS));
-  const more = line.length > QUOTE_CHARS ? ` (${line.length} characters)` : "";
+/**
+ * The error of a malformed line: what is wrong, the line's length and its first characters
+ * (redacted). Never the rest of the line, and no `cause`: V8's `SyntaxError` message quotes the
+ * text around the failure, which for a watch of Secrets is their data.
+ */
+function malformed(line: string, url: string, why: string): ApiError {
+  const start = redactText(line.slice(0, QUOTE_CHARS));
+  const quoted = `${JSON.stringify(start)}${line.length > QUOTE_CHARS ? "…" : ""}`;
   return new ApiError({
     status: 0,
     reason: MALFORMED_WATCH_EVENT,
-    message: `Malformed watch event from GET ${url}: ${why}: ${quoted}${more}`,
+    message: `Malformed watch event from GET ${url}: ${why} (a line of ${line.length} ` +
+      `characters starting ${quoted})`,
     method: "GET",
     url,
-    cause,
   });
 }
 
@@ -488,8 +509,10 @@ function parseEvent<T extends KubeObject>(line: string, url: string): WatchEvent
   let raw: { type?: unknown; object?: unknown };
   try {
     raw = JSON.parse(line);
-  } catch (cause) {
-    throw malformed(line, url, cause instanceof Error ? cause.message : "not JSON", cause);
+  } catch (e) {
+    // Only the position of V8's message: its quote of the text is data.
+    const at = /at position (\d+)/.exec((e as Error).message)?.[1];
+    throw malformed(line, url, at === undefined ? "not JSON" : `not JSON at character ${at}`);
   }
   if (raw === null || typeof raw !== "object" || typeof raw.object !== "object" || !raw.object) {
     throw malformed(line, url, "not a watch event object ({type, object})");
@@ -559,9 +582,12 @@ function typedEvent<T extends KubeObject>(
     }
     case "ERROR": {
       const status = raw.object as Status;
+      const quoted = typeof status?.message === "string"
+        ? { ...status, message: redactText(status.message) }
+        : status;
       return {
         type: "ERROR",
-        error: ApiError.fromStatus(status, { method: "GET", url }),
+        error: ApiError.fromStatus(quoted, { method: "GET", url }),
         object: status,
       };
     }

@@ -23,6 +23,9 @@ export const EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1";
 /** The cluster extension whose value is passed to plugins as `spec.cluster.config`. */
 export const EXEC_CLUSTER_EXTENSION = "client.authentication.k8s.io/exec";
 
+/** The most a plugin may write to stdout (an ExecCredential is a few KiB); more kills it. */
+export const MAX_PLUGIN_STDOUT_BYTES = 1024 * 1024;
+
 /** Time subtracted from `expirationTimestamp` (at most half the lifetime) before re-running. */
 export const EXPIRY_SKEW_MS = 10_000;
 
@@ -185,55 +188,16 @@ export interface ExecCredentialOutput {
   } | null;
 }
 
-const MAX_STDERR = 4000;
-
-const SECRET_NAME = /token|secret|passw|key|credential|auth|cookie|session|cert/i;
-
-/**
- * Picks the `exec.env` values to redact from plugin stderr: every value of a variable whose name
- * suggests a secret (`*TOKEN*`, `*SECRET*`, `*KEY*`, `*PASSWORD*`, …), and any other value that
- * looks like a token (20 characters or more, no spaces).
- *
- * @param env The exec env entries.
- * @returns The values to redact.
- */
-export function secretEnvValues(env: readonly { name: string; value: string }[]): string[] {
-  return env
-    .filter((e) => SECRET_NAME.test(e.name) || (e.value.length >= 20 && !/\s/.test(e.value)))
-    .map((e) => e.value);
-}
-
-/**
- * Removes secrets from plugin stderr before it goes into an error message: the given secret
- * strings (see {@linkcode secretEnvValues}, and tokens and keys the plugin returned before), PEM
- * private keys and `Bearer` tokens.
- *
- * @param text The stderr text.
- * @param secrets Known secret strings.
- * @returns The redacted text.
- */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text.replace(
-    /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g,
-    "[redacted private key]",
-  );
-  out = out.replace(/(bearer\s+)[^\s"']+/gi, "$1[redacted]");
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (s.length >= 6) out = out.replaceAll(s, "[redacted]");
-  }
-  return out;
-}
-
 /**
  * Runs the plugin once and validates its output.
  *
  * @param plan The exec plan.
- * @param options `signal` to kill the plugin; `secrets` to redact from its stderr.
+ * @param options `signal` to kill the plugin.
  * @returns The credentials and expiry.
  */
 export async function runExecPlugin(
   plan: ExecPlan,
-  options: { signal?: AbortSignal; secrets?: readonly string[] } = {},
+  options: { signal?: AbortSignal } = {},
 ): Promise<ExecResult> {
   const { signal } = options;
   signal?.throwIfAborted();
@@ -247,7 +211,16 @@ export async function runExecPlugin(
   });
   let output: ProcessOutput;
   try {
-    output = await runtime().run(plan.command, { args: plan.args, env, signal });
+    // The plugin's stderr goes to this process's stderr, as client-go does: it is for the person
+    // at the terminal (a login prompt's text, a reason), and a failing plugin may print a token,
+    // an OAuth answer or an Authorization header there. No error, log or endpoint quotes it.
+    output = await runtime().run(plan.command, {
+      args: plan.args,
+      env,
+      signal,
+      stderr: "inherit",
+      maxStdoutBytes: MAX_PLUGIN_STDOUT_BYTES,
+    });
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     if (isNotFound(e)) {
@@ -272,27 +245,31 @@ export async function runExecPlugin(
     );
   }
   if (signal?.aborted) throw signal.reason;
-  const secrets = [...secretEnvValues(plan.env), ...(options.secrets ?? [])];
+  if (output.stdoutOverflow) {
+    throw new Error(
+      `The exec credential plugin ${cmd} configured in ${plan.where} wrote more than ` +
+        `${MAX_PLUGIN_STDOUT_BYTES} bytes to stdout and was stopped; an ExecCredential is a few ` +
+        "KiB (a certificate chain and a key at most).",
+    );
+  }
   if (!output.success) {
-    let stderr = redact(new TextDecoder().decode(output.stderr), secrets).trim();
-    if (stderr.length > MAX_STDERR) stderr = `${stderr.slice(0, MAX_STDERR)}…`;
     const how = output.signal
       ? `was killed by ${output.signal}`
       : `exited with code ${output.code}`;
     throw new Error(
-      `The exec credential plugin ${cmd} configured in ${plan.where} ${how}. ` +
-        `Its stderr: ${stderr === "" ? "(empty)" : stderr}`,
+      `The exec credential plugin ${cmd} configured in ${plan.where} ${how}. Its stderr went to ` +
+        "this process's stderr (never into errors or logs: it may hold credentials).",
     );
   }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(output.stdout));
-  } catch (cause) {
-    // The output may hold a token: never quote it.
+  } catch {
+    // The output may hold a token: never quote it, and no `cause` either (V8's SyntaxError
+    // message quotes the text around the failure).
     throw new Error(
       `The exec credential plugin ${cmd} configured in ${plan.where} wrote ${output.stdout.length} ` +
         `bytes to stdout that are not JSON; it must print an ExecCredential object.`,
-      { cause },
     );
   }
   const parsed = ExecCredentialSchema.safeParse(json);
@@ -357,7 +334,6 @@ interface CacheEntry {
   cancel?: AbortController;
   /** Callers waiting for the in-flight run. */
   waiters: number;
-  secrets: string[];
 }
 
 const cache = new Map<string, CacheEntry>();
@@ -423,7 +399,7 @@ export class ExecCredentialSource {
         }
       }
       if (!entry) {
-        entry = { secrets: [], waiters: 0 };
+        entry = { waiters: 0 };
         cache.set(this.key, entry);
       }
       const current = entry;
@@ -432,17 +408,12 @@ export class ExecCredentialSource {
       // may kill it. It is killed only when every caller waiting for it has given up.
       const cancel = new AbortController();
       current.cancel = cancel;
-      const run = runExecPlugin(this.plan, { signal: cancel.signal, secrets: current.secrets })
+      const run = runExecPlugin(this.plan, { signal: cancel.signal })
         .then(
           (result) => {
             current.result = result;
             current.validUntil = validUntil(result, started);
             current.inflight = undefined;
-            const c = result.credentials;
-            for (const s of [c.token, c.clientCertificate?.key]) {
-              if (s && !current.secrets.includes(s)) current.secrets.push(s);
-            }
-            if (current.secrets.length > 8) current.secrets.splice(0, current.secrets.length - 8);
             return result;
           },
           (e) => {

@@ -7,22 +7,51 @@
 // flattens once, when the line is parsed.
 
 /**
+ * The longest line (in UTF-16 code units, about bytes for JSON) a {@linkcode LineDecoder} keeps
+ * by default: 64 Mi. The bound of a watch stream's memory (with the 64 KiB read buffer), the same
+ * as the protobuf frame limit. An object in etcd is at most 1.5 MiB by default, so a longer line is
+ * a broken or hostile stream, not data; without a bound it grew until V8's string limit (~512 Mi)
+ * threw `RangeError: Invalid string length`.
+ */
+export const MAX_LINE_CHARS = 64 * 1024 * 1024;
+
+/** The error of a line longer than the limit (`LineDecoder` drops what it had carried). */
+export class LineTooLongError extends RangeError {
+  /** The limit that was exceeded. */
+  readonly limit: number;
+
+  /** @param limit The limit. */
+  constructor(limit: number) {
+    super(
+      `a line exceeds the limit of ${limit} characters without a newline ` +
+        "(a broken stream, or not line-delimited JSON)",
+    );
+    this.name = "LineTooLongError";
+    this.limit = limit;
+  }
+}
+
+/**
  * Splits a stream of UTF-8 bytes into lines (`\n`-terminated, without the `\n`; a trailing `\r`
- * is kept: `JSON.parse` ignores it). A last line without `\n` is returned by `end`.
+ * is kept: `JSON.parse` ignores it). A last line without `\n` is returned by `end`. A line longer
+ * than the limit throws {@linkcode LineTooLongError} and drops the carried part.
  */
 export class LineDecoder {
   #decoder = new TextDecoder();
   #carry = "";
   #skipBlank: boolean;
+  #max: number;
 
   /**
    * Creates a decoder.
    *
    * @param options `skipBlank`: drop empty and whitespace-only lines (for line-delimited JSON).
-   *   Default false: every line is returned, including empty ones (for logs).
+   *   Default false: every line is returned, including empty ones (for logs). `maxLineChars`:
+   *   the longest line kept (default {@linkcode MAX_LINE_CHARS}).
    */
-  constructor(options: { skipBlank?: boolean } = {}) {
+  constructor(options: { skipBlank?: boolean; maxLineChars?: number } = {}) {
     this.#skipBlank = options.skipBlank ?? false;
+    this.#max = options.maxLineChars ?? MAX_LINE_CHARS;
   }
 
   /**
@@ -30,6 +59,8 @@ export class LineDecoder {
    *
    * @param chunk The bytes.
    * @param out Receives the completed lines (the caller clears and reuses it).
+   * @throws {LineTooLongError} When a line grows past the limit (the lines before it are in
+   *   `out`).
    */
   push(chunk: Uint8Array, out: string[]): void {
     const text = this.#decoder.decode(chunk, { stream: true });
@@ -52,7 +83,7 @@ export class LineDecoder {
   #split(text: string, out: string[]): void {
     let nl = text.indexOf("\n");
     if (nl === -1) {
-      this.#carry += text;
+      this.#keep(this.#carry + text);
       return;
     }
     const skip = this.#skipBlank;
@@ -65,7 +96,15 @@ export class LineDecoder {
       if (!(skip && isBlank(line))) out.push(line);
       start = nl + 1;
     }
-    if (start < text.length) this.#carry = text.slice(start);
+    if (start < text.length) this.#keep(text.slice(start));
+  }
+
+  #keep(partial: string): void {
+    if (partial.length > this.#max) {
+      this.#carry = "";
+      throw new LineTooLongError(this.#max);
+    }
+    this.#carry = partial;
   }
 }
 

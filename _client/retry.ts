@@ -8,6 +8,7 @@ import type { Logger } from "@logtape/logtape";
 import { type Clock, systemClock } from "../clock.ts";
 import { ApiError } from "../errors.ts";
 import { statusClass } from "./status_table.ts";
+import { describeError, redactText } from "./redact.ts";
 
 /** Settings of a {@linkcode Backoff}. */
 export interface BackoffOptions {
@@ -277,7 +278,7 @@ export function randomWatchTimeout(): number {
  */
 export function describe(error: unknown): string {
   if (error instanceof ApiError) {
-    return `${error.status}${error.reason ? ` ${error.reason}` : ""}: ${error.message}`;
+    return `${error.status}${error.reason ? ` ${error.reason}` : ""}: ${redactText(error.message)}`;
   }
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return describeError(error);
 }

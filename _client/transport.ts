@@ -15,6 +15,7 @@ import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter } from "./retry.ts";
 import { clientRetries, reasonForCode } from "./status_table.ts";
 import { flagFor, isPermissionError, permissionDenied } from "./permissions.ts";
 import { runtime } from "../_platform/mod.ts";
+import { redactError, redactText } from "./redact.ts";
 import {
   decodeProtobufBody,
   type DecodeStats,
@@ -211,8 +212,11 @@ export class HttpTransport implements Transport {
       const credentials = await this.#credentials(method, url, options.signal);
       const response = await this.#send(method, url, options, credentials);
       const ms = Math.round(performance.now() - started);
-      const warning = response.headers.get("Warning");
-      if (warning) log.warn("API server warning: {warning}", { warning, url: url.href });
+      const header = response.headers.get("Warning");
+      if (header) {
+        const warning = redactText(header.slice(0, 4096), secretsOf(credentials));
+        log.warn("API server warning: {warning}", { warning, url: url.href });
+      }
       if (response.ok) {
         log.debug("{method} {url} → {status} in {ms} ms", {
           method,
@@ -222,7 +226,9 @@ export class HttpTransport implements Transport {
         });
         return response;
       }
-      const error = await errorFromResponse(response, method, url.href);
+      const error = isRedirect(response.status)
+        ? redirectError(response, method, url)
+        : await errorFromResponse(response, method, url.href, secretsOf(credentials));
       log.debug("{method} {url} → {status} {reason} in {ms} ms", {
         method,
         url: url.href,
@@ -368,12 +374,15 @@ export class HttpTransport implements Transport {
         : JSON.stringify(options.body);
       headers.set("Content-Type", options.contentType ?? "application/json");
     }
-    const init: RequestInit = { method, headers, body, signal: options.signal };
+    // Redirects are never followed: the API server does not redirect API requests, and a
+    // followed redirect would send the impersonation headers (and, on some runtimes, more) to
+    // whatever origin the answer names, and return that origin's body as the server's answer.
+    const init: RequestInit = { method, headers, body, signal: options.signal, redirect: "manual" };
     try {
       if (this.#fetch) return await this.#fetch(url, init);
       return await this.#connection(credentials).fetch(url, init);
     } catch (cause) {
-      throw this.#networkError(cause, method, url, options.signal);
+      throw this.#networkError(cause, method, url, options.signal, secretsOf(credentials));
     }
   }
 
@@ -442,7 +451,13 @@ export class HttpTransport implements Transport {
     return connection;
   }
 
-  #networkError(cause: unknown, method: string, url: URL, signal?: AbortSignal): unknown {
+  #networkError(
+    cause: unknown,
+    method: string,
+    url: URL,
+    signal?: AbortSignal,
+    known: readonly string[] = [],
+  ): unknown {
     if (signal?.aborted) return signal.reason;
     if (isPermissionError(cause)) {
       const host = url.port ? `${url.hostname}:${url.port}` : url.hostname;
@@ -452,7 +467,9 @@ export class HttpTransport implements Transport {
         cause,
       );
     }
-    const text = causeChain(cause);
+    // The runtime's message may name the proxy URL (with its password) or echo a header: the
+    // message and the kept cause chain are masked.
+    const text = redactText(causeChain(cause), known);
     const tls = tlsReason(text, cause);
     let hint = "";
     if (tls !== undefined) {
@@ -473,7 +490,7 @@ export class HttpTransport implements Transport {
         `Cannot reach the Kubernetes API server: ${method} ${url.href} failed: ${text}.${hint}`,
       method,
       url: url.href,
-      cause,
+      cause: redactError(cause, known),
     });
   }
 }
@@ -523,24 +540,98 @@ function tlsReason(text: string, cause?: unknown): string | undefined {
   return undefined;
 }
 
+/** The largest error body read (a `Status` is a few hundred bytes; a proxy's page a few KiB). */
+export const MAX_ERROR_BODY_BYTES = 1024 * 1024;
+
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
+/**
+ * The error of a 3xx answer (never followed): names the status and the origin the server pointed
+ * to, and cancels the body.
+ */
+function redirectError(response: Response, method: string, url: URL): ApiError {
+  response.body?.cancel().catch(() => {});
+  const location = response.headers.get("location");
+  let where = "without a Location";
+  if (location !== null) {
+    try {
+      const target = new URL(location, url);
+      where = target.origin === url.origin
+        ? `to ${target.pathname} on the same server`
+        : `to another origin, ${target.origin}`;
+    } catch {
+      where = "to an invalid Location";
+    }
+  }
+  return new ApiError({
+    status: response.status,
+    reason: "Redirect",
+    message: `${response.status} redirect ${where} (${method} ${url.href}): the client does not ` +
+      "follow redirects (the API server never redirects API requests); check the cluster's " +
+      "server URL in the kubeconfig, or a proxy or load balancer in front of the API server",
+    method,
+    url: url.href,
+  });
+}
+
+/**
+ * Reads at most `max` bytes of a body and cancels the rest.
+ *
+ * @param response The response.
+ * @param max The most bytes kept.
+ * @returns The bytes (the first `max` of a longer body).
+ */
+export async function readBounded(
+  response: Response,
+  max: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    while (length < max) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const keep = value.length > max - length ? value.subarray(0, max - length) : value;
+      chunks.push(keep);
+      length += keep.length;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 /**
  * Builds an {@linkcode ApiError} from an error response: a `Status` body, or any other (plain
- * text) body. Consumes the body.
+ * text) body. Consumes at most {@linkcode MAX_ERROR_BODY_BYTES} of the body.
  *
  * @param response The failed response.
  * @param method The request method.
  * @param url The request URL.
+ * @param known Secrets of the request (its token, its basic password) to mask if the server's
+ *   text echoes them; credential-shaped text is masked anyway (`_client/redact.ts`).
  * @returns The error.
  */
 export async function errorFromResponse(
   response: Response,
   method: string,
   url: string,
+  known: readonly string[] = [],
 ): Promise<ApiError> {
   const retryAfterSeconds = parseRetryAfter(response.headers.get("Retry-After"));
   let bytes = new Uint8Array(0);
   try {
-    bytes = new Uint8Array(await response.arrayBuffer());
+    bytes = await readBounded(response, MAX_ERROR_BODY_BYTES);
   } catch {
     // The body could not be read; the status line still tells what happened.
   }
@@ -556,9 +647,13 @@ export async function errorFromResponse(
     // Not JSON: a proxy or a plain-text 429.
   }
   if (status) {
+    // The server's text is quoted: a proxy or a hostile server may echo the credentials back.
+    if (typeof status.message === "string") {
+      status = { ...status, message: redactText(status.message, known) };
+    }
     return ApiError.fromStatus(status, { status: response.status, method, url, retryAfterSeconds });
   }
-  const snippet = text.trim().slice(0, 200);
+  const snippet = redactText(text.trim().slice(0, 200), known);
   const reason = reasonForCode(response.status) ?? "";
   return new ApiError({
     status: response.status,
@@ -624,19 +719,59 @@ export async function readObject<T>(
   if (!isProtobuf(response.headers.get("content-type"))) {
     return await readJson<T>(response, method, path);
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  const bytes = await readBody(response, method, path, (r) => r.arrayBuffer());
   try {
-    return decodeProtobufBody(bytes, stats) as T;
+    return decodeProtobufBody(new Uint8Array(bytes), stats) as T;
+  } catch (cause) {
+    // The decoder's messages name fields and offsets, never the bytes.
+    throw malformedBody(
+      response,
+      method,
+      path,
+      `a protobuf body this client cannot decode (${bytes.byteLength} bytes): ${
+        (cause as Error).message
+      }`,
+    );
+  }
+}
+
+/** Reads a body; a connection that breaks in the middle is a transient ApiError (status 0). */
+async function readBody<B>(
+  response: Response,
+  method: string,
+  path: string,
+  read: (response: Response) => Promise<B>,
+): Promise<B> {
+  try {
+    return await read(response);
   } catch (cause) {
     throw new ApiError({
-      status: response.status,
-      message:
-        `The API server sent a protobuf body this client cannot decode for ${method} ${path}: ${
-          (cause as Error).message
-        }`,
+      status: 0,
+      message: `The answer to ${method} ${path} broke off (${response.status}): ${
+        redactText(causeChain(cause))
+      }`,
+      method,
+      url: response.url || path,
       cause,
     });
   }
+}
+
+/**
+ * The error of a body that cannot be decoded: status 0 (transient, like a malformed watch line:
+ * a proxy's page or a cut answer, worth a retry), reason `MalformedResponse`, the HTTP status, and
+ * the body's length and first 16 characters only (it may be a Secret's data).
+ */
+function malformedBody(response: Response, method: string, path: string, what: string): ApiError {
+  return new ApiError({
+    status: 0,
+    reason: "MalformedResponse",
+    message: `The API server answered ${method} ${path} (${response.status}, ${
+      response.headers.get("content-type") ?? "no Content-Type"
+    }) with ${what}`,
+    method,
+    url: response.url || path,
+  });
 }
 
 /**
@@ -660,18 +795,38 @@ export async function requestJson<T>(transport: Transport, options: RequestOptio
  * @returns The parsed body.
  */
 export async function readJson<T>(response: Response, method: string, path: string): Promise<T> {
-  const text = await response.text();
+  const text = await readBody(response, method, path, (r) => r.text());
   try {
     return JSON.parse(text) as T;
-  } catch (cause) {
-    throw new ApiError({
-      status: response.status,
-      message: `The API server sent a body that is not JSON for ${method} ${path}: ${
-        JSON.stringify(text.slice(0, 200))
-      }`,
-      cause,
-    });
+  } catch {
+    // No `cause`: V8's SyntaxError quotes the text around the failure.
+    const start = JSON.stringify(redactText(text.slice(0, 16)));
+    throw malformedBody(
+      response,
+      method,
+      path,
+      `a body that is not JSON (${text.length} characters starting ${start}${
+        text.length > 16 ? "…" : ""
+      })`,
+    );
   }
+}
+
+/**
+ * The secret strings of credentials (the token, the basic password and its header value), for
+ * masking a server's text that echoes them.
+ *
+ * @param credentials The credentials of a request.
+ * @returns The strings to mask.
+ */
+export function secretsOf(credentials: Credentials): string[] {
+  const out: string[] = [];
+  if (credentials.token) out.push(credentials.token);
+  if (credentials.basic) {
+    out.push(credentials.basic.password);
+    out.push(base64(`${credentials.basic.username}:${credentials.basic.password}`));
+  }
+  return out;
 }
 
 function defaultUserAgent(): string {

@@ -381,17 +381,22 @@ class ByteReader {
       return decoder.decode(this.#take(n));
     }
     if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+      // The server chooses the chunk sizes: read at most what is left of the 64 KiB, never a
+      // whole chunk of a size it announced (a chunk of 2 GiB must not be buffered first).
       let body = "";
+      let left = MAX_ERROR_BODY;
       for (;;) {
         const line = await this.#readLine();
         if (line === undefined) return body;
         const size = parseInt(line, 16);
         if (!(size > 0)) return body;
-        const chunk = await this.readExact(size);
-        if (!chunk) return body;
-        body += decoder.decode(chunk);
+        const take = Math.min(size, left);
+        const chunk = await this.readExact(take);
+        if (!chunk) return body + decoder.decode(this.#take(this.#length));
+        body += decoder.decode(chunk, { stream: true });
+        left -= take;
+        if (left === 0) return body;
         await this.#readLine();
-        if (body.length > MAX_ERROR_BODY) return body.slice(0, MAX_ERROR_BODY);
       }
     }
     let body = "";
@@ -407,6 +412,8 @@ class ByteReader {
       const byte = await this.readExact(1);
       if (!byte) return undefined;
       if (byte[0] === 0x0a) return line.replace(/\r$/, "");
+      // A chunk-size line is a few hex digits (and rare extensions): a longer one is not HTTP.
+      if (line.length >= 1024) return undefined;
       line += String.fromCharCode(byte[0]);
       if (line.length > 1024) return line;
     }

@@ -74,7 +74,7 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
     try {
       child = spawn(command, [...options.args], {
         env: { ...process.env, ...options.env },
-        stdio: ["ignore", "pipe", "pipe"],
+        stdio: ["ignore", "pipe", options.stderr === "inherit" ? "inherit" : "pipe"],
         signal: options.signal,
         windowsHide: true,
       });
@@ -84,8 +84,21 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
     }
     const stdout: Uint8Array[] = [];
     const stderr: Uint8Array[] = [];
-    child.stdout!.on("data", (chunk: Uint8Array) => stdout.push(chunk));
-    child.stderr!.on("data", (chunk: Uint8Array) => stderr.push(chunk));
+    const max = options.maxStdoutBytes ?? Infinity;
+    let kept = 0;
+    let overflow = false;
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      if (overflow) return;
+      if (kept + chunk.length > max) {
+        overflow = true;
+        stdout.push(chunk.subarray(0, max - kept));
+        child.kill("SIGKILL");
+        return;
+      }
+      kept += chunk.length;
+      stdout.push(chunk);
+    });
+    child.stderr?.on("data", (chunk: Uint8Array) => stderr.push(chunk));
     let failed = false;
     child.once("error", (e) => {
       failed = true;
@@ -98,6 +111,7 @@ export function run(command: string, options: RunOptions): Promise<ProcessOutput
         code: code ?? (signal ? 128 : 1),
         signal: signal ?? null,
         stdout: concat(stdout),
+        ...(overflow ? { stdoutOverflow: true } : {}),
         stderr: concat(stderr),
       });
     });
@@ -168,17 +182,16 @@ async function answer(
     headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
   }
   const method = req.method ?? "GET";
-  let body: Uint8Array | undefined;
-  if (method !== "GET" && method !== "HEAD") {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of req) chunks.push(chunk as Uint8Array);
-    body = concat(chunks);
-  }
+  // The body is a stream the handler reads if it needs it, as Deno.serve gives it: a handler that
+  // answers without reading it (a 405, a probe) never holds it in memory; Node discards what is
+  // left unread once the response ends.
+  const body = method === "GET" || method === "HEAD" ? undefined : lazyBody(req);
   const request = new Request(new URL(req.url ?? "/", origin), {
     method,
     headers,
-    body: body as BodyInit | undefined,
-  });
+    body,
+    duplex: "half",
+  } as RequestInit);
   const response = await handler(request);
   const outHeaders: Record<string, string | string[]> = {};
   response.headers.forEach((value, key) => {
@@ -221,6 +234,19 @@ async function answer(
     return;
   }
   if (!gone) res.end();
+}
+
+/** The request body as a byte stream that reads from the socket only when it is read. */
+function lazyBody(req: IncomingMessage): ReadableStream<Uint8Array> {
+  let chunks: AsyncIterator<Uint8Array> | undefined;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      chunks ??= req[Symbol.asyncIterator]();
+      const { done, value } = await chunks.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+  }, { highWaterMark: 0 });
 }
 
 /**

@@ -113,20 +113,56 @@ function connect(options: TransportOptions): HttpPool {
 }
 
 async function run(command: string, options: RunOptions): Promise<ProcessOutput> {
-  const output = await new Deno.Command(command, {
+  const inherit = options.stderr === "inherit";
+  const child = new Deno.Command(command, {
     args: [...options.args],
     env: { ...options.env },
     stdin: "null",
     stdout: "piped",
-    stderr: "piped",
+    stderr: inherit ? "inherit" : "piped",
     signal: options.signal,
-  }).output();
+  }).spawn();
+  const max = options.maxStdoutBytes ?? Infinity;
+  const collect = async (stream: ReadableStream<Uint8Array>, limit: number) => {
+    const chunks: Uint8Array[] = [];
+    let kept = 0;
+    let overflow = false;
+    for await (const chunk of stream) {
+      if (overflow) continue;
+      if (kept + chunk.length > limit) {
+        overflow = true;
+        chunks.push(chunk.subarray(0, limit - kept));
+        kept = limit;
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+        continue;
+      }
+      kept += chunk.length;
+      chunks.push(chunk);
+    }
+    const out = new Uint8Array(kept);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return { out, overflow };
+  };
+  const [stdout, stderr, status] = await Promise.all([
+    collect(child.stdout, max),
+    inherit ? undefined : collect(child.stderr, Infinity),
+    child.status,
+  ]);
   return {
-    success: output.success,
-    code: output.code,
-    signal: output.signal,
-    stdout: output.stdout,
-    stderr: output.stderr,
+    success: status.success,
+    code: status.code,
+    signal: status.signal,
+    stdout: stdout.out,
+    stderr: stderr?.out ?? new Uint8Array(0),
+    ...(stdout.overflow ? { stdoutOverflow: true } : {}),
   };
 }
 

@@ -32,8 +32,10 @@ export interface ProcessOutput {
   code: number;
   /** The signal that killed it, e.g. `SIGTERM`, or `null`. */
   signal: string | null;
-  /** Everything it wrote to standard output. */
+  /** Everything it wrote to standard output (up to `maxStdoutBytes`). */
   stdout: Uint8Array;
+  /** True when it wrote more than `maxStdoutBytes`: it was killed and `stdout` is cut. */
+  stdoutOverflow?: boolean;
   /** Everything it wrote to standard error. */
   stderr: Uint8Array;
 }
@@ -46,6 +48,13 @@ export interface RunOptions {
   env: Readonly<Record<string, string>>;
   /** Kills the process. */
   signal?: AbortSignal;
+  /**
+   * Where the child's stderr goes: `capture` (default: into {@linkcode ProcessOutput.stderr}) or
+   * `inherit` (this process's stderr, never held in memory; `ProcessOutput.stderr` is empty).
+   */
+  stderr?: "capture" | "inherit";
+  /** The most stdout kept: a child writing more is killed (`stdoutOverflow`). Default no limit. */
+  maxStdoutBytes?: number;
 }
 
 /** The TLS and proxy settings of one HTTP transport (one connection pool). */

@@ -23,6 +23,7 @@
 
 import { Registry } from "./metrics.ts";
 import { type HttpServer, serveHttp } from "../_platform/mod.ts";
+import { redactText } from "../_client/redact.ts";
 
 /** A health check: `true` when healthy, otherwise a short reason. */
 export type HealthCheck = () => true | string;
@@ -41,7 +42,12 @@ export interface EndpointsHandlerOptions {
 export interface EndpointsOptions extends EndpointsHandlerOptions {
   /** The port; `0` picks a free one. Default 8080. */
   port?: number;
-  /** The address to listen on. Default `0.0.0.0` (the kubelet probes the pod IP). */
+  /**
+   * The address to listen on. Default `0.0.0.0`: the kubelet probes the pod IP and Prometheus
+   * scrapes it, so loopback would leave the pod unready. The answers carry no secrets (check
+   * reasons are redacted) and no request body is read; restrict who reaches the port with a
+   * NetworkPolicy, or pass `127.0.0.1` outside a pod.
+   */
   hostname?: string;
 }
 
@@ -81,7 +87,8 @@ export function endpointsHandler(
     }
     switch (url.pathname) {
       case "/metrics":
-        return new Response(registry.expose(), {
+        // A failed collector's message is user text: masked like every answer of these endpoints.
+        return new Response(registry.expose().replace(/^# collector failed: .*$/gm, redactText), {
           headers: { "Content-Type": Registry.contentType },
         });
       case "/healthz":
@@ -109,7 +116,8 @@ function checkResponse(checks: Record<string, HealthCheck>, verbose: boolean): R
       lines.push(`[+]${name} ok`);
     } else {
       failed = true;
-      lines.push(`[-]${name} failed: ${result}`);
+      // The reason is text from elsewhere (an error message): never a credential in the answer.
+      lines.push(`[-]${name} failed: ${redactText(String(result))}`);
     }
   }
   const headers = { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" };

@@ -414,7 +414,9 @@ export class Manager {
     let failure: unknown;
     const fail = (name: string, e: unknown) => {
       failure ??= e;
-      this.#crashed ??= `${name}: ${e instanceof Error ? e.message : String(e)}`;
+      // /healthz names the task and the kind of failure, never the message (a server's or a
+      // user's text may carry a credential); the log has the message.
+      this.#crashed ??= `${name} (${crashKind(e)})`;
       log.error("Task {name} crashed, stopping the manager: {error}", {
         name,
         error: e instanceof Error ? e.message : String(e),
@@ -628,4 +630,12 @@ export function shutdownSignal(): AbortSignal {
   // Keep listening for the second signal; removed only when the process ends.
   void remove;
   return controller.signal;
+}
+
+/** What /healthz says of a crashed task's error: its class, and an ApiError's status and reason. */
+function crashKind(e: unknown): string {
+  if (!(e instanceof Error)) return typeof e;
+  const { status, reason } = e as { status?: unknown; reason?: unknown };
+  if (typeof status !== "number") return e.name;
+  return `${e.name} ${status}${typeof reason === "string" && reason ? ` ${reason}` : ""}`;
 }

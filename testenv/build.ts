@@ -7,8 +7,8 @@
  * Rebuilt only when a pin (any go.mod or go.sum) changes. Test infrastructure only: the library
  * itself is pure TypeScript.
  *
- * Also builds `promlint` (testenv/promlint: promtool's `check metrics`), and with `--promtool` the
- * full Prometheus promtool (testenv/promtool).
+ * Also builds `promlint` (testenv/promlint: client_golang's promlint, the code behind
+ * `promtool check metrics`, built in seconds instead of compiling all of Prometheus).
  *
  * Run: `deno run --allow-all testenv/build.ts`. Without Go it prints why the real-cluster tests
  * will be skipped and exits 0 — unless `CI=true` or `KUBE_E2E=require`, then it fails.
@@ -287,16 +287,6 @@ interface ToolSpec {
  */
 export const PROMLINT: ToolSpec = { module: "promlint", pkg: ".", binary: "promlint" };
 
-/**
- * The full Prometheus promtool (testenv/promtool). Its cold build compiles all of Prometheus
- * (service discovery for every cloud, TSDB, PromQL): see the note in issue 13 for the time.
- */
-export const PROMTOOL: ToolSpec = {
-  module: "promtool",
-  pkg: "github.com/prometheus/prometheus/cmd/promtool",
-  binary: "promtool",
-};
-
 async function toolPath(tool: ToolSpec): Promise<string> {
   const parts: Uint8Array[] = [];
   for (const file of ["go.mod", "go.sum"]) {
@@ -363,16 +353,6 @@ if (import.meta.main) {
         cachedLint ? "cached" : `built in ${Math.round((Date.now() - lintStarted) / 1000)} s`
       } at ${lint}`,
     );
-    if (Deno.args.includes("--promtool")) {
-      const toolStarted = Date.now();
-      const cachedTool = await findTool(PROMTOOL);
-      const tool = cachedTool ?? await ensureTool(PROMTOOL);
-      console.error(
-        `testenv: promtool ${
-          cachedTool ? "cached" : `built in ${Math.round((Date.now() - toolStarted) / 1000)} s`
-        } at ${tool}`,
-      );
-    }
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     if (e2eRequired()) {

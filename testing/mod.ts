@@ -70,6 +70,13 @@ export {
   type HarnessServer,
 } from "./controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_faults.ts";
+export {
+  type HonestServer,
+  HOSTILE_KINDS,
+  HostileApiServer,
+  type HostileKind,
+  type HostileOptions,
+} from "./hostile.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;

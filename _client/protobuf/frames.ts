@@ -9,17 +9,20 @@
 // decodes them first (the watch decoder does). Frames larger than the reused buffers get a
 // buffer of their own.
 
-/** The largest frame accepted (the API server's own limit on a request body is 3 MiB; objects
- * in etcd are at most 1.5 MiB by default, but a list of them is larger). */
-export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** The largest frame accepted: 64 MiB, the same bound as a JSON watch line (`MAX_LINE_CHARS`).
+ * The API server's own limit on a request body is 3 MiB and objects in etcd are at most 1.5 MiB
+ * by default; a watch frame holds one object. */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /** Frames up to this size are assembled in the decoder's two reused buffers. */
 export const REUSED_FRAME_BYTES = 256 * 1024;
 
 /** Splits a byte stream into length-delimited frames. */
 export class FrameDecoder {
-  /** The frame being assembled across chunks, and how much of it has arrived. */
+  /** The frame being assembled across chunks (its buffer may be smaller than the frame while a
+   * large frame arrives), its size, and how much of it has arrived. */
   #partial: Uint8Array | undefined;
+  #partialSize = 0;
   /** The two assembly buffers, grown on demand up to REUSED_FRAME_BYTES; `#next` is the one a
    * new partial frame uses (never the one a frame of the current push was completed in). */
   #buffers: [Uint8Array | undefined, Uint8Array | undefined] = [undefined, undefined];
@@ -52,13 +55,14 @@ export class FrameDecoder {
     const n = chunk.length;
     while (at < n) {
       if (this.#partial !== undefined) {
-        const need = this.#partial.length - this.#filled;
+        const need = this.#partialSize - this.#filled;
         const take = Math.min(need, n - at);
+        if (this.#filled + take > this.#partial.length) this.#grow(this.#filled + take);
         this.#partial.set(chunk.subarray(at, at + take), this.#filled);
         this.#filled += take;
         at += take;
-        if (this.#filled === this.#partial.length) {
-          out.push(this.#partial);
+        if (this.#filled === this.#partialSize) {
+          out.push(this.#partial.subarray(0, this.#partialSize));
           this.#partial = undefined;
         }
         continue;
@@ -87,6 +91,7 @@ export class FrameDecoder {
         at += size;
       } else {
         this.#partial = this.#assembly(size);
+        this.#partialSize = size;
         this.#filled = 0;
       }
     }
@@ -98,7 +103,8 @@ export class FrameDecoder {
    * caller's `out`, lives in the other one).
    */
   #assembly(size: number): Uint8Array {
-    if (size > REUSED_FRAME_BYTES) return new Uint8Array(size);
+    // A large frame starts with room for what a read can bring and doubles as its bytes arrive.
+    if (size > REUSED_FRAME_BYTES) return new Uint8Array(REUSED_FRAME_BYTES);
     const i = this.#next;
     this.#next = 1 - i;
     let buffer = this.#buffers[i];
@@ -110,6 +116,15 @@ export class FrameDecoder {
     return buffer.subarray(0, size);
   }
 
+  /** Grows the buffer of a large partial frame to hold at least `needed` bytes (at most its size). */
+  #grow(needed: number): void {
+    let capacity = this.#partial!.length * 2;
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(Math.min(capacity, this.#partialSize));
+    grown.set(this.#partial!.subarray(0, this.#filled));
+    this.#partial = grown;
+  }
+
   /**
    * Ends the input.
    *
@@ -117,7 +132,7 @@ export class FrameDecoder {
    */
   end(): void {
     if (this.#partial !== undefined) {
-      const { length } = this.#partial;
+      const length = this.#partialSize;
       const filled = this.#filled;
       this.#partial = undefined;
       throw new RangeError(`the watch stream ended inside a frame (${filled} of ${length} bytes)`);

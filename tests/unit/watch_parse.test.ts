@@ -82,7 +82,7 @@ test("watch: a complete last line without newline is parsed", async () => {
   assert.deepEqual(names(await collect(stub)), ["ADDED:a", "ADDED:b"]);
 });
 
-test("watch: a truncated last line is an error that quotes it", async () => {
+test("watch: a truncated last line is an error that names it without quoting its data", async () => {
   const stub = new StubServer().push(events([
     JSON.stringify(ev("ADDED", cm("a", "1"))) + '\n{"type":"ADDED","object":{"metadata":{"na',
   ]));
@@ -93,14 +93,19 @@ test("watch: a truncated last line is an error that quotes it", async () => {
     assert.ok(e instanceof ApiError);
     assert.equal(e.status, 0);
     assert.equal(e.reason, MALFORMED_WATCH_EVENT);
-    assert.match(e.message, /\{\\"type\\":\\"ADDED\\",\\"object\\":\{\\"metadata\\":\{\\"na/);
-    assert.ok(e.cause instanceof SyntaxError);
+    assert.match(
+      e.message,
+      /not JSON( at character 41)? \(a line of 41 characters starting "\{\\"type\\":\\"ADDED\\","…\)/,
+    );
+    assert.ok(!e.message.includes("metadata"), e.message);
+    // V8's SyntaxError quotes the text around the failure: it is not kept as the cause.
+    assert.equal(e.cause, undefined);
     return true;
   });
   assert.deepEqual(seen, ["ADDED"]);
 });
 
-test("watch: a malformed line throws with its first 200 characters and cancels the body", async () => {
+test("watch: a malformed line throws with its first 16 characters and cancels the body", async () => {
   const bad = "not json " + "x".repeat(500);
   const stub = new StubServer().push(
     events([JSON.stringify(ev("ADDED", cm("a", "1"))) + "\n" + bad + "\n"], { hang: true }),
@@ -108,9 +113,9 @@ test("watch: a malformed line throws with its first 200 characters and cancels t
   await assert.rejects(collect(stub), (e: unknown) => {
     assert.ok(e instanceof ApiError);
     assert.equal(e.reason, MALFORMED_WATCH_EVENT);
-    assert.ok(e.message.includes(JSON.stringify(bad.slice(0, 200))));
-    assert.ok(!e.message.includes(bad.slice(0, 201)));
-    assert.match(e.message, /509 characters/);
+    assert.ok(e.message.includes(JSON.stringify(bad.slice(0, 16))));
+    assert.ok(!e.message.includes(bad.slice(0, 17)));
+    assert.match(e.message, /a line of 509 characters/);
     return true;
   });
   assert.equal(stub.cancelled, 1);
@@ -123,7 +128,7 @@ for (const line of ['{"kind":"ConfigMap"}', "[1,2]", "42", '{"type":"WHATEVER","
     await assert.rejects(collect(stub), (e: unknown) => {
       assert.ok(e instanceof ApiError);
       assert.equal(e.reason, MALFORMED_WATCH_EVENT);
-      assert.ok(e.message.includes(JSON.stringify(line)));
+      assert.ok(e.message.includes(JSON.stringify(line.slice(0, 16))), e.message);
       return true;
     });
   });
