@@ -21,11 +21,32 @@ import {
   run,
   serveNodeHttp,
 } from "./_node_common.ts";
-import type { HttpPool, Runtime, TransportOptions } from "./types.ts";
+import type {
+  HttpPool,
+  Runtime,
+  ServeHandler,
+  TlsServeHandle,
+  TlsServeOptions,
+  TransportOptions,
+} from "./types.ts";
 
 /** The part of the `Bun` global this module uses. */
 interface BunGlobal {
   version: string;
+  serve(options: {
+    hostname: string;
+    port: number;
+    reusePort: boolean;
+    tls: { cert: string; key: string };
+    maxRequestBodySize: number;
+    idleTimeout: number;
+    fetch: (request: Request) => Promise<Response>;
+  }): BunServer;
+}
+
+interface BunServer {
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): Promise<void>;
 }
 
 function bun(): BunGlobal {
@@ -142,6 +163,43 @@ function connect(options: TransportOptions): HttpPool {
   };
 }
 
+/**
+ * Serves HTTPS on `Bun.serve`. Bun cannot swap a listening server's certificate (neither
+ * `reload({ tls })` nor `node:https`'s `setSecureContext`/`SNICallback` change what new handshakes
+ * present, measured on Bun 1.4.5), so a new certificate starts a second server on the same port
+ * (`reusePort`), and the old one stops gracefully: requests in flight finish.
+ *
+ * @param handler Answers requests.
+ * @param options Address, certificate, limits and timeouts.
+ * @returns The running server.
+ */
+function serveTls(handler: ServeHandler, options: TlsServeOptions): Promise<TlsServeHandle> {
+  const start = (cert: string, key: string, port: number) =>
+    bun().serve({
+      hostname: options.hostname,
+      port,
+      reusePort: true,
+      tls: { cert, key },
+      maxRequestBodySize: options.maxBodyBytes,
+      // Bun's idle timeout is in seconds, at most 255.
+      idleTimeout: Math.max(1, Math.min(255, Math.ceil(options.idleTimeoutMs / 1000))),
+      fetch: (request) => handler(request),
+    });
+  let server = start(options.cert, options.key, options.port);
+  const port = server.port;
+  return Promise.resolve({
+    port,
+    hostname: options.hostname,
+    async setCertificate(cert: string, key: string): Promise<void> {
+      const next = start(cert, key, port);
+      const old = server;
+      server = next;
+      await old.stop(false);
+    },
+    close: () => server.stop(true),
+  });
+}
+
 function capitalize(s: string): string {
   return s.length === 0 ? s : s[0].toUpperCase() + s.slice(1);
 }
@@ -167,6 +225,7 @@ export function createBunRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    serveTls,
     connectTcp,
     listenTcp,
     onSignal,
