@@ -7,6 +7,7 @@
  * @module
  */
 
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { getLogger } from "@logtape/logtape";
@@ -289,6 +290,23 @@ export function certificateInfo(text: string): CertificateInfo {
   };
 }
 
+/**
+ * Checks that the private key belongs to the certificate (any key format: PKCS#8, PKCS#1, SEC 1).
+ *
+ * @param pair The pair.
+ * @returns Why not, or `undefined` when it does.
+ */
+export function keyMismatch(pair: CertificatePair): string | undefined {
+  try {
+    const cert = new X509Certificate(pair.cert);
+    return cert.checkPrivateKey(createPrivateKey(pair.key))
+      ? undefined
+      : "the private key does not belong to the certificate";
+  } catch (e) {
+    return `the certificate or key cannot be read: ${(e as Error).message}`;
+  }
+}
+
 /** Checks a pair's certificate for being readable and valid now; returns why not, or `undefined`. */
 function problemOf(pair: CertificatePair, now: number): string | undefined {
   let info: CertificateInfo;
@@ -300,6 +318,8 @@ function problemOf(pair: CertificatePair, now: number): string | undefined {
   if (pemBlocks(pair.key, "[A-Z ]*PRIVATE KEY").length === 0) {
     return "no PEM PRIVATE KEY block found";
   }
+  const mismatch = keyMismatch(pair);
+  if (mismatch) return mismatch;
   if (info.notAfter <= now) {
     return `the certificate expired at ${new Date(info.notAfter).toISOString()}`;
   }
@@ -538,9 +558,7 @@ interface State {
 
 /** The CA certificate(s) of a bundle, one PEM each. */
 function certificatesOf(bundle: string): string[] {
-  return pemBlocks(bundle, "CERTIFICATE").map((der) =>
-    pem(der.buffer, "CERTIFICATE")
-  );
+  return pemBlocks(bundle, "CERTIFICATE").map((der) => pem(der.buffer, "CERTIFICATE"));
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Client } from "../client.ts";
 import { Histogram, type Registry } from "../runtime/metrics.ts";
 import { runtime, type TlsServeHandle } from "../_platform/mod.ts";
 import { admissionRequestOf, type AdmissionResponse, type AdmissionWebhook } from "./admission.ts";
-import type { CertificatePair, CertificateSource } from "./certificates.ts";
+import { type CertificatePair, type CertificateSource, keyMismatch } from "./certificates.ts";
 import { type ClientConfig, registerWebhooks } from "./registration.ts";
 
 const log = getLogger(["kube", "webhook"]);
@@ -234,6 +234,8 @@ export class WebhookServer {
   }
 
   async #serve(pair: CertificatePair): Promise<void> {
+    const mismatch = keyMismatch(pair);
+    if (mismatch) throw new TypeError(mismatch);
     if (this.#server) {
       await this.#server.setCertificate(pair.cert, pair.key);
       log.info("The webhook server serves a new certificate");
