@@ -9,7 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Client } from "../client.ts";
-import { Histogram, type Registry } from "../runtime/metrics.ts";
+import type { Registry } from "../runtime/metrics.ts";
 import { runtime, type TlsServeHandle } from "../_platform/mod.ts";
 import { admissionRequestOf, type AdmissionResponse, type AdmissionWebhook } from "./admission.ts";
 import { type CertificatePair, type CertificateSource, keyMismatch } from "./certificates.ts";
@@ -134,7 +134,7 @@ export class WebhookServer {
       name: "controller_runtime_webhook_latency_seconds",
       help: "Histogram of the latency of processing admission requests",
       labelNames: ["webhook"],
-    }) as Histogram;
+    });
     const inFlight = registry.gauge({
       name: "controller_runtime_webhook_requests_in_flight",
       help: "Current number of admission requests being served.",
@@ -188,14 +188,14 @@ export class WebhookServer {
         });
       }
       const max = this.#options.maxBodyBytes ?? 7 * 1024 * 1024;
-      const text = await request.text();
-      if (text.length > max) {
+      const bytes = new Uint8Array(await request.arrayBuffer());
+      if (bytes.length > max) {
         status = 413;
         return new Response(`request body larger than ${max} bytes`, { status });
       }
       let body: unknown;
       try {
-        body = JSON.parse(text);
+        body = JSON.parse(new TextDecoder().decode(bytes));
       } catch (e) {
         status = 400;
         return new Response(`the body is not JSON: ${(e as Error).message}`, { status });

@@ -11,7 +11,7 @@ import { test } from "../_test.ts";
 const root = new URL("../../", import.meta.url);
 
 /** The package's entry points (deno.json `exports`). */
-const ENTRY_POINTS = ["mod.ts", "runtime/mod.ts", "testing/mod.ts"];
+const ENTRY_POINTS = ["mod.ts", "runtime/mod.ts", "testing/mod.ts", "webhook/mod.ts"];
 
 /** Local module → the local modules it imports (code or type), paths relative to the root. */
 async function graph(): Promise<Map<string, Set<string>>> {
@@ -87,12 +87,13 @@ function rowOf(rows: Row[], module: string): Row | undefined {
 }
 
 /** The layers: which folder a module belongs to. */
-type Layer = "client" | "platform" | "runtime" | "testing" | "generated";
+type Layer = "client" | "platform" | "runtime" | "testing" | "generated" | "webhook";
 
 function layerOf(module: string): Layer {
   if (module.startsWith("_platform/")) return "platform";
   if (module.startsWith("runtime/")) return "runtime";
   if (module.startsWith("testing/")) return "testing";
+  if (module.startsWith("webhook/")) return "webhook";
   if (module.startsWith("generated/")) return "generated";
   return "client"; // the root files and _client/
 }
@@ -198,7 +199,7 @@ test("architecture: imports across layers follow ARCHITECTURE.md's layer table",
   const rules = await layerRules(rows);
   assert.deepEqual(
     [...rules.keys()].sort(),
-    ["client", "generated", "platform", "runtime", "testing"],
+    ["client", "generated", "platform", "runtime", "testing", "webhook"],
     "ARCHITECTURE.md's layer table should have a row per layer",
   );
   const violations: string[] = [];
