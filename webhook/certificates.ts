@@ -593,6 +593,7 @@ export class SelfManagedCertificates implements CertificateSource {
   #problem = "the certificate Secret has not been read yet";
   #onBundle: ((bundle: string) => Promise<void>) | undefined;
   #appliedBundle: string | undefined;
+  #rotateNow = false;
 
   /**
    * Creates the source; nothing is read or written before `run`.
@@ -633,6 +634,14 @@ export class SelfManagedCertificates implements CertificateSource {
         "SelfManagedCertificates: validityMs × (1 − rotateAfter) must leave room for two overlaps and a poll interval before expiry",
       );
     }
+  }
+
+  /**
+   * Starts a rotation at this replica's next round, whatever the certificate's age (e.g. after a
+   * suspected key leak). The steps and overlaps are those of a scheduled rotation.
+   */
+  rotateNow(): void {
+    this.#rotateNow = true;
   }
 
   /**
@@ -774,7 +783,8 @@ export class SelfManagedCertificates implements CertificateSource {
     }
     const info = certificateInfo(state.cert);
     const rotateAt = info.notBefore + (info.notAfter - info.notBefore) * o.rotateAfter;
-    if (now < rotateAt) return undefined;
+    if (now < rotateAt && !this.#rotateNow) return undefined;
+    this.#rotateNow = false;
     const g = await make();
     log.info("Webhook certificate rotation: a new CA is trusted; serving it from {at}", {
       at: new Date(now + o.overlapMs).toISOString(),

@@ -44,8 +44,11 @@ export interface WebhookServerOptions {
     client: Client;
     /** The configurations' name. */
     name: string;
-    /** Where the API server reaches this server. */
-    clientConfig: ClientConfig;
+    /**
+     * Where the API server reaches this server; a function gets the port it listens on (for
+     * `port: 0`, e.g. `(port) => ({ url: \`https://127.0.0.1:${port}\` })`).
+     */
+    clientConfig: ClientConfig | ((port: number) => ClientConfig);
   };
 }
 
@@ -225,9 +228,12 @@ export class WebhookServer {
   async #register(bundle: string | undefined): Promise<void> {
     const r = this.#options.register;
     if (!r) return;
+    const clientConfig = typeof r.clientConfig === "function"
+      ? r.clientConfig(await this.#listening)
+      : r.clientConfig;
     await registerWebhooks(r.client, this.#options.webhooks, {
       name: r.name,
-      clientConfig: r.clientConfig,
+      clientConfig,
       caBundle: bundle,
     });
     log.info("Applied the webhook configurations {name}", { name: r.name });
