@@ -154,9 +154,15 @@ e2eTest(
             secretBefore.data!["tls.crt"],
             "the serving certificate was rotated",
           );
-          assert.equal(certs.current()?.cert !== undefined, true);
+          // Every step was taken: the old CA is no longer in the bundle, the new one vouches for
+          // the certificate served.
+          const bundle = atob(secretAfter.data!["ca.crt"]);
+          assert.equal(bundle.match(/BEGIN CERTIFICATE/g)?.length, 1);
+          assert.notEqual(bundle, atob(secretBefore.data!["ca.crt"]));
+          assert.equal(certs.current()?.cert, atob(secretAfter.data!["tls.crt"]));
           assert.deepEqual(failures, []);
           assert.ok(created > 20, `only ${created} creates`);
+          console.log(`rotation: ${created} creates, none failed`);
         },
       );
 

@@ -114,6 +114,7 @@ test("FileCertificates: reads the pair, reloads it when the files change, keeps 
     wait = next();
     await clock.advance(10_000);
     await wait;
+    await new Promise((r) => setTimeout(r, 0));
     assert.equal(changes.length, 2);
     assert.equal(files.current()?.cert, second.cert);
 
