@@ -70,6 +70,17 @@ export {
   type SelfManagedCertificatesOptions,
 } from "./certificates.ts";
 export {
+  Conversion,
+  type ConversionCrdOptions,
+  type ConversionOptions,
+  type ConversionRequest,
+  conversionRequestOf,
+  type ConversionResponse,
+  defineConversion,
+  HUB_ANNOTATION,
+  type Spoke,
+} from "./conversion.ts";
+export {
   type ClientConfig,
   registerWebhooks,
   type RegistrationOptions,

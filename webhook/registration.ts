@@ -187,6 +187,7 @@ export async function registerWebhooks(
   webhooks: readonly AdmissionWebhook[],
   options: RegistrationOptions,
 ): Promise<void> {
+  if (webhooks.length === 0) return;
   const { validating, mutating } = webhookConfigurations(webhooks, options);
   const apply = { fieldManager: WEBHOOK_FIELD_MANAGER, force: true };
   if (validating) {

@@ -13,7 +13,9 @@ import type { Registry } from "../runtime/metrics.ts";
 import { runtime, type TlsServeHandle } from "../_platform/mod.ts";
 import { admissionRequestOf, type AdmissionResponse, type AdmissionWebhook } from "./admission.ts";
 import { type CertificatePair, type CertificateSource, keyMismatch } from "./certificates.ts";
-import { type ClientConfig, registerWebhooks } from "./registration.ts";
+import { type ClientConfig, registerWebhooks, WEBHOOK_FIELD_MANAGER } from "./registration.ts";
+import { type Conversion, conversionRequestOf } from "./conversion.ts";
+import { CustomResource } from "../custom_resource.ts";
 
 const log = getLogger(["kube", "webhook"]);
 
@@ -21,6 +23,11 @@ const log = getLogger(["kube", "webhook"]);
 export interface WebhookServerOptions {
   /** The webhooks to serve (from `validate` and `mutate`). */
   webhooks: readonly AdmissionWebhook[];
+  /**
+   * Conversion webhooks (from `defineConversion`); with `register`, their CRDs are applied with
+   * `spec.conversion` pointing here and the CA bundle.
+   */
+  conversions?: readonly Conversion[];
   /** Where the certificate comes from: `FileCertificates` or `SelfManagedCertificates`. */
   certificates: CertificateSource;
   /** The port. Default 9443 (controller-runtime's). */
@@ -80,7 +87,7 @@ export class WebhookServer {
   /** The name the Manager shows in logs, metrics and `/readyz`. */
   readonly name = "webhook-server";
   readonly #options: WebhookServerOptions;
-  readonly #routes = new Map<string, AdmissionWebhook>();
+  readonly #routes = new Map<string, AdmissionWebhook | Conversion>();
   #metrics: Metrics | undefined;
   #server: TlsServeHandle | undefined;
   #listening: Promise<number>;
@@ -95,7 +102,7 @@ export class WebhookServer {
    */
   constructor(options: WebhookServerOptions) {
     this.#options = options;
-    for (const w of options.webhooks) {
+    for (const w of [...options.webhooks, ...(options.conversions ?? [])]) {
       if (this.#routes.has(w.path)) {
         throw new TypeError(
           `WebhookServer: two webhooks are served on ${w.path}: give one a different path option`,
@@ -203,6 +210,26 @@ export class WebhookServer {
         status = 400;
         return new Response(`the body is not JSON: ${(e as Error).message}`, { status });
       }
+      if (webhook.type === "conversion") {
+        const request = conversionRequestOf(body);
+        if (typeof request === "string") {
+          log.warning("Webhook {path} got a malformed review: {problem}", {
+            path,
+            problem: request,
+          });
+          status = 400;
+          return new Response(`not a conversion review: ${request}`, { status });
+        }
+        const response = webhook.review(request);
+        return new Response(
+          JSON.stringify({
+            apiVersion: "apiextensions.k8s.io/v1",
+            kind: "ConversionReview",
+            response,
+          }),
+          { status, headers: JSON_TYPE },
+        );
+      }
       const parsed = admissionRequestOf(body);
       if (typeof parsed === "string") {
         log.warning("Webhook {path} got a malformed review: {problem}", { path, problem: parsed });
@@ -236,6 +263,13 @@ export class WebhookServer {
       clientConfig,
       caBundle: bundle,
     });
+    for (const conversion of this.#options.conversions ?? []) {
+      await r.client.apply(
+        CustomResource.crdApi(),
+        conversion.crd({ clientConfig, caBundle: bundle }),
+        { fieldManager: WEBHOOK_FIELD_MANAGER, force: true },
+      );
+    }
     log.info("Applied the webhook configurations {name}", { name: r.name });
   }
 
