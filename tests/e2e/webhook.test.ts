@@ -11,6 +11,7 @@ import { z } from "zod";
 import { Api } from "../../api.ts";
 import { defineCustomResource } from "../../custom_resource.ts";
 import {
+  defineConversion,
   deny,
   mutate,
   registerWebhooks,
@@ -29,6 +30,26 @@ const Widget = defineCustomResource({
     replicas: z.int().min(0).max(50),
     image: z.string().optional(),
   }),
+});
+
+const gadget = { group: "webhook.e2e.denokube.dev", kind: "Gadget", namespaced: true } as const;
+const GadgetV1 = defineCustomResource({
+  ...gadget,
+  version: "v1",
+  spec: z.object({ replicas: z.int(), image: z.string(), paused: z.boolean().optional() }),
+});
+const GadgetV1alpha1 = defineCustomResource({
+  ...gadget,
+  version: "v1alpha1",
+  spec: z.object({ size: z.int(), image: z.string() }),
+});
+const gadgets = defineConversion({
+  hub: GadgetV1,
+  spokes: [{
+    version: GadgetV1alpha1,
+    toHub: (o) => ({ spec: { replicas: o.spec.size, image: o.spec.image } }),
+    fromHub: (o) => ({ spec: { size: o.spec.replicas, image: o.spec.image } }),
+  }],
 });
 
 const refuseOverTen = validate(Widget, (req) => {
@@ -65,6 +86,7 @@ e2eTest(
     });
     const server = new WebhookServer({
       webhooks: [refuseOverTen, defaultImage],
+      conversions: [gadgets],
       certificates: certs,
       hostname: "127.0.0.1",
       port: 0,
@@ -165,6 +187,50 @@ e2eTest(
           console.log(`rotation: ${created} creates, none failed`);
         },
       );
+
+      await t.step("an object stored as v1 is read as v1alpha1 and back, unchanged", async () => {
+        const v1 = GadgetV1.within(ns);
+        const alpha = GadgetV1alpha1.within(ns);
+        // The server's registration applied the two-version CRD; wait until both are served.
+        const created = await eventually("the v1 Gadget is created", async () => {
+          await client.create(v1, {
+            metadata: { name: "g" },
+            spec: { replicas: 3, image: "nginx", paused: true },
+          }).catch((e) => {
+            if (!/already exists/.test(String(e))) throw e;
+          });
+        }, 30_000).then(() => client.get(v1, "g"));
+        const read = await eventually("v1alpha1 is served", async () => {
+          await client.get(alpha, "g");
+        }, 30_000).then(() => client.get(alpha, "g"));
+        assert.equal(read.apiVersion, "webhook.e2e.denokube.dev/v1alpha1");
+        assert.deepEqual(read.spec, { size: 3, image: "nginx" });
+        // Written back through v1alpha1 unchanged: stored as v1 with paused restored.
+        const written = await client.replace(alpha, read);
+        assert.deepEqual(written.spec, { size: 3, image: "nginx" });
+        const again = await client.get(v1, "g");
+        assert.deepEqual(again.spec, created.spec);
+        assert.equal(again.metadata?.annotations?.["conversion.denokube.dev/hub"], undefined);
+        // kubectl reads it in either version.
+        const size = await kubectl(
+          cp.kubeconfigPath,
+          "get",
+          "gadgets.v1alpha1.webhook.e2e.denokube.dev",
+          "g",
+          "-n",
+          ns,
+          "-o",
+          "jsonpath={.spec.size}",
+        );
+        assert.equal(size, "3");
+        // A list read in the other version: the apiserver sends the stored objects to convert.
+        await client.create(alpha, { metadata: { name: "h" }, spec: { size: 1, image: "x" } });
+        const list = await client.list(alpha);
+        assert.deepEqual(
+          list.items.map((g) => [g.metadata?.name, g.spec.size]).sort(),
+          [["g", 3], ["h", 1]],
+        );
+      });
 
       await t.step(
         "failurePolicy Fail refuses and Ignore admits while the webhook is stopped",
