@@ -55,6 +55,7 @@ import { Client, type ClientOptions } from "../client.ts";
 import { Config } from "../config.ts";
 import { ApiError } from "../errors.ts";
 import type { FaultHandle, FaultRule } from "./_faults.ts";
+import type { FakeAdmissionWebhook } from "./_admission.ts";
 import { ConnectionFault, FakeHttp } from "./_http.ts";
 import type { JsonObject } from "./_json.ts";
 import type { ResourceType } from "./_resources.ts";
@@ -70,6 +71,7 @@ export {
   type HarnessServer,
 } from "./controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_faults.ts";
+export type { FakeAdmissionWebhook } from "./_admission.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;
@@ -503,6 +505,26 @@ export class FakeApiServer implements AsyncDisposable {
       nameRule: "subdomain",
     };
     this.#cluster.register(type);
+  }
+
+  /**
+   * Calls admission webhooks on create, update, patch (also server-side apply) and delete, as the
+   * real API server does: the mutating webhooks first (their JSON Patches applied), then the
+   * server's own defaulting and validation, then the validating webhooks. A refusal is answered
+   * with the real server's `Status`: `admission webhook "<name>" denied the request: <message>`,
+   * with the webhook's code and reason. A webhook that throws fails the request under
+   * `failurePolicy: Fail` and is skipped under `Ignore`.
+   *
+   * @param webhooks What `validate` and `mutate` of `@denokube/kube/webhook` return.
+   * @returns A function that removes them again.
+   * @example
+   * ```ts ignore
+   * import { deny, validate } from "@denokube/kube/webhook";
+   * server.addAdmissionWebhooks([validate(Foo, (req) => deny("no"))]);
+   * ```
+   */
+  addAdmissionWebhooks(webhooks: readonly FakeAdmissionWebhook[]): () => void {
+    return this.#http.admission.add(webhooks);
   }
 
   /**

@@ -1,0 +1,120 @@
+// FakeApiServer calls admission webhooks in-process as the real API server does: mutating, then
+// its own validation, then validating; refusals are the real server's Status; create, update,
+// patch, server-side apply and delete; failurePolicy Fail versus Ignore.
+
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { Api } from "../../api.ts";
+import { defineCustomResource } from "../../custom_resource.ts";
+import { type ApiError, isForbidden } from "../../errors.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
+import { deny, mutate, validate } from "../../webhook/mod.ts";
+import { test } from "../_test.ts";
+
+const Foo = defineCustomResource({
+  group: "example.com",
+  version: "v1",
+  kind: "Foo",
+  namespaced: true,
+  spec: z.object({ replicas: z.int(), image: z.string().optional() }),
+});
+const FOOS = Foo.within("default");
+
+const seen: string[] = [];
+const refuse = validate(Foo, (req) => {
+  seen.push(`validate ${req.operation} ${req.object?.spec.image ?? "-"}`);
+  // On DELETE the object is the old one.
+  const n = (req.object ?? req.oldObject)?.spec.replicas ?? 0;
+  return n > 10 ? deny(`spec.replicas must be at most 10, got ${n}`) : undefined;
+}, { operations: ["CREATE", "UPDATE", "DELETE"] });
+const defaults = mutate(Foo, (foo, req) => {
+  seen.push(`mutate ${req.operation}`);
+  foo.spec.image ??= "nginx";
+});
+
+async function fake() {
+  const server = new FakeApiServer();
+  server.registerResource(Foo.descriptor());
+  return server;
+}
+
+test("FakeApiServer webhooks: create is mutated, then validated; a refusal is the real server's 403 Status", async () => {
+  await using server = await fake();
+  seen.length = 0;
+  const remove = server.addAdmissionWebhooks([refuse, defaults]);
+  const client = server.client();
+  const created = await client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 2 } });
+  assert.equal(created.spec.image, "nginx");
+  assert.deepEqual(seen, ["mutate CREATE", "validate CREATE nginx"]);
+  const error = await client.create(FOOS, { metadata: { name: "b" }, spec: { replicas: 12 } })
+    .then(() => undefined, (e: ApiError) => e);
+  assert.ok(isForbidden(error), String(error));
+  assert.equal(
+    error!.body?.message,
+    'admission webhook "validate-foos.example.com.kube.webhook" denied the request: spec.replicas must be at most 10, got 12',
+  );
+  assert.equal(server.objects("Foo").length, 1, "nothing stored");
+  remove();
+  await client.create(FOOS, { metadata: { name: "b" }, spec: { replicas: 12 } });
+});
+
+test("FakeApiServer webhooks: update, merge patch, server-side apply and delete pass through them", async () => {
+  await using server = await fake();
+  server.addAdmissionWebhooks([refuse, defaults]);
+  const client = server.client();
+  const a = await client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 1 } });
+  seen.length = 0;
+  await assert.rejects(
+    client.replace(FOOS, { ...a, spec: { replicas: 11 } }),
+    /denied the request: spec\.replicas must be at most 10, got 11/,
+  );
+  const replaced = await client.replace(FOOS, { ...a, spec: { replicas: 3 } });
+  assert.equal(replaced.spec.image, "nginx", "mutated on update too");
+  await assert.rejects(
+    client.patch(FOOS, "a", { spec: { replicas: 20 } }, { type: "merge" }),
+    /got 20/,
+  );
+  const patched = await client.patch(FOOS, "a", { spec: { replicas: 4, image: null } }, {
+    type: "merge",
+  });
+  assert.equal(patched.spec.replicas, 4);
+  assert.equal(patched.spec.image, "nginx", "the mutation of a patch is written");
+  await assert.rejects(
+    client.apply(FOOS, { metadata: { name: "c" }, spec: { replicas: 30 } }, { fieldManager: "t" }),
+    /got 30/,
+  );
+  const applied = await client.apply(FOOS, { metadata: { name: "c" }, spec: { replicas: 1 } }, {
+    fieldManager: "t",
+  });
+  assert.equal(applied.spec.image, "nginx");
+  assert.equal((await client.get(FOOS, "c")).spec.image, "nginx");
+  const big = server.seed({
+    apiVersion: "example.com/v1",
+    kind: "Foo",
+    metadata: { name: "big", namespace: "default" },
+    spec: { replicas: 50 },
+  } as never);
+  assert.ok(big);
+  await assert.rejects(client.delete(FOOS, "big"), /got 50/);
+  await client.delete(FOOS, "a");
+  assert.ok(seen.includes("validate DELETE -"));
+});
+
+test("FakeApiServer webhooks: a webhook that fails refuses under Fail and is skipped under Ignore; other kinds are untouched", async () => {
+  await using server = await fake();
+  const broken = {
+    ...refuse,
+    name: "broken.example.com",
+    admit: () => Promise.reject(new Error("connection refused")),
+  };
+  const remove = server.addAdmissionWebhooks([broken]);
+  const client = server.client();
+  await assert.rejects(
+    client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 1 } }),
+    /failed calling webhook "broken\.example\.com": connection refused/,
+  );
+  remove();
+  server.addAdmissionWebhooks([{ ...broken, options: { failurePolicy: "Ignore" } }]);
+  await client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 1 } });
+  await client.create(Api.v1ConfigMap().within("default"), { metadata: { name: "c" } });
+});
