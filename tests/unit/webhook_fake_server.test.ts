@@ -32,14 +32,14 @@ const defaults = mutate(Foo, (foo, req) => {
   foo.spec.image ??= "nginx";
 });
 
-async function fake() {
+function fake(): FakeApiServer {
   const server = new FakeApiServer();
   server.registerResource(Foo.descriptor());
   return server;
 }
 
 test("FakeApiServer webhooks: create is mutated, then validated; a refusal is the real server's 403 Status", async () => {
-  await using server = await fake();
+  await using server = fake();
   seen.length = 0;
   const remove = server.addAdmissionWebhooks([refuse, defaults]);
   const client = server.client();
@@ -59,7 +59,7 @@ test("FakeApiServer webhooks: create is mutated, then validated; a refusal is th
 });
 
 test("FakeApiServer webhooks: update, merge patch, server-side apply and delete pass through them", async () => {
-  await using server = await fake();
+  await using server = fake();
   server.addAdmissionWebhooks([refuse, defaults]);
   const client = server.client();
   const a = await client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 1 } });
@@ -101,7 +101,7 @@ test("FakeApiServer webhooks: update, merge patch, server-side apply and delete 
 });
 
 test("FakeApiServer webhooks: a webhook that fails refuses under Fail and is skipped under Ignore; other kinds are untouched", async () => {
-  await using server = await fake();
+  await using server = fake();
   const broken = {
     ...refuse,
     name: "broken.example.com",
