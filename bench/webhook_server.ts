@@ -7,12 +7,7 @@
 import { join } from "node:path";
 import process from "node:process";
 import { Api, type KubeObject } from "../api.ts";
-import {
-  deny,
-  FileCertificates,
-  validate,
-  WebhookServer,
-} from "../webhook/mod.ts";
+import { deny, FileCertificates, validate, WebhookServer } from "../webhook/mod.ts";
 
 const [port, certDir] = process.argv.slice(-2);
 const foos = Api.dynamic<KubeObject & { spec?: { replicas?: number } }>({
@@ -26,9 +21,7 @@ const server = new WebhookServer({
   webhooks: [
     validate(foos, (req) => {
       const n = req.object?.spec?.replicas ?? 0;
-      return n > 10
-        ? deny(`spec.replicas must be at most 10, got ${n}`)
-        : undefined;
+      return n > 10 ? deny(`spec.replicas must be at most 10, got ${n}`) : undefined;
     }, { path: "/validate" }),
   ],
   certificates: new FileCertificates({
