@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { runtime } from "../../_platform/mod.ts";
 import { Registry } from "../../runtime/metrics.ts";
+import { Manager } from "../../runtime/manager.ts";
+import { FakeApiServer } from "../../testing/mod.ts";
 import {
   type CertificatePair,
   type CertificateSource,
@@ -247,4 +249,68 @@ test("WebhookServer: not ready, with the reason, until a certificate is loaded",
       }),
     /two webhooks are served on \/validate-core-v1-configmap/,
   );
+});
+
+test("Manager: the webhook server runs on a replica that does not lead; /readyz waits for the certificate; /metrics has the webhook series", async () => {
+  await using fake = new FakeApiServer();
+  fake.seed({
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: { name: "op", namespace: "default" },
+    spec: {
+      holderIdentity: "someone-else",
+      leaseDurationSeconds: 3600,
+      renewTime: new Date().toISOString().replace("Z", "000Z"),
+    },
+  } as never);
+  const certs = new ManualCertificates();
+  const server = new WebhookServer({
+    webhooks: [validate(CM, () => undefined)],
+    certificates: certs,
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  const manager = new Manager(fake.client(), {
+    leaderElection: { namespace: "default", name: "op", identity: "me" },
+    endpoints: { hostname: "127.0.0.1", port: 0 },
+  });
+  manager.add(server, { leaderOnly: false });
+  const stop = new AbortController();
+  const running = manager.run(stop.signal);
+  try {
+    let base = "";
+    for (let i = 0; i < 200 && manager.endpointsPort === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    base = `http://127.0.0.1:${manager.endpointsPort}`;
+    const notReady = await fetch(`${base}/readyz?verbose`);
+    assert.equal(notReady.status, 500);
+    assert.match(await notReady.text(), /webhook-server.*no certificate pushed yet/);
+    const g = await generateCertificates({ ipAddresses: ["127.0.0.1"], validityMs: 3600_000 });
+    await certs.push({ cert: g.cert, key: g.key });
+    const port = await server.listening();
+    const pool = runtime().connect({ certificateAuthority: g.caCert });
+    const r = await pool.fetch(
+      new URL("/validate-core-v1-configmap", `https://127.0.0.1:${port}`),
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: review(cm("1")),
+      },
+    );
+    assert.equal(JSON.parse(await r.text()).response.allowed, true);
+    pool.close();
+    assert.equal(manager.leading, false, "served without leading");
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    await ready.body?.cancel();
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(
+      metrics,
+      /controller_runtime_webhook_requests_total\{webhook="\/validate-core-v1-configmap",code="200"\} 1/,
+    );
+  } finally {
+    stop.abort();
+    await running;
+  }
 });
