@@ -26,11 +26,15 @@ const log = getLogger(["kube", "webhook"]);
 /** The annotation that keeps the hub object's fields while an object is held in another version. */
 export const HUB_ANNOTATION = "conversion.denokube.dev/hub";
 
-/** Any version of a custom resource (its object type). */
+/** Any version of a custom resource, whatever its spec and status types. */
 // deno-lint-ignore no-explicit-any
-type AnyResource = CustomResource<any, any>;
-/** The object type of a version. */
-type ObjectOf<R> = R extends CustomResource<infer S, infer T> ? CustomObject<S, T> : never;
+export type AnyResource = CustomResource<any, any>;
+/**
+ * The object type of a custom resource version.
+ *
+ * @typeParam R The version, from `defineCustomResource`.
+ */
+export type ObjectOf<R> = R extends CustomResource<infer S, infer T> ? CustomObject<S, T> : never;
 
 /**
  * One non-hub version and how it converts to and from the hub.

@@ -70,6 +70,7 @@ export {
   type SelfManagedCertificatesOptions,
 } from "./certificates.ts";
 export {
+  type AnyResource,
   Conversion,
   type ConversionCrdOptions,
   type ConversionOptions,
@@ -78,6 +79,7 @@ export {
   type ConversionResponse,
   defineConversion,
   HUB_ANNOTATION,
+  type ObjectOf,
   type Spoke,
 } from "./conversion.ts";
 export {
