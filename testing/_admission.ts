@@ -131,10 +131,16 @@ export class AdmissionChain {
     hook: FakeAdmissionWebhook,
     status?: { message?: string; reason?: string; code?: number },
   ) {
+    // As the real server's webhookerrors.ToStatusErr: a code below 400 becomes 400; without a
+    // message, the reason explains; without either, "without explanation".
+    const deniedBy = `admission webhook "${hook.name}" denied the request`;
     const message = status?.message
-      ? `admission webhook "${hook.name}" denied the request: ${status.message}`
-      : `admission webhook "${hook.name}" denied the request without explanation`;
-    return new StatusError(failure(status?.code || 400, status?.reason ?? "", message));
+      ? `${deniedBy}: ${status.message}`
+      : status?.reason
+      ? `${deniedBy}: ${status.reason}`
+      : `${deniedBy} without explanation`;
+    const code = (status?.code ?? 0) < 400 ? 400 : status!.code!;
+    return new StatusError(failure(code, status?.reason ?? "", message));
   }
 
   /**
