@@ -131,7 +131,9 @@ async function certificate(options: {
   const cert = new pkijs.Certificate();
   cert.version = 2;
   const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] &= 0x7f; // positive
+  // Positive and minimally encoded (Go refuses a DER integer with a redundant leading zero byte,
+  // "x509: malformed serial number"): the top byte is 0x40–0x7f.
+  serial[0] = (serial[0] & 0x3f) | 0x40;
   cert.serialNumber = new asn1js.Integer({ valueHex: serial.buffer });
   cert.issuer = distinguishedName(options.issuer);
   cert.subject = distinguishedName(options.subject);

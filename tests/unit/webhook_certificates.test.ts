@@ -3,6 +3,7 @@
 // VirtualClock: two replicas, overlapped CAs, no moment where a served certificate is not trusted.
 
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,6 +52,15 @@ test("generateCertificates: a CA and a serving certificate for DNS names and IPs
   const info = certificateInfo(g.cert);
   assert.equal(info.subject, "hook.ops.svc");
   assert.equal(info.notAfter, Math.floor((now + 3600_000) / 1000) * 1000);
+  // Serial numbers are positive and minimally encoded (16 bytes, top byte 0x40-0x7f): Go's x509
+  // refuses a redundant leading zero byte ("malformed serial number"), which a random first byte
+  // of 0x00 used to produce once in 256 certificates.
+  for (let i = 0; i < 4; i++) {
+    const c = await generateCertificates({ ipAddresses: ["127.0.0.1"], validityMs: 60_000 });
+    for (const pem of [c.cert, c.caCert]) {
+      assert.match(new X509Certificate(pem).serialNumber, /^[4-7][0-9A-F]{31}$/i);
+    }
+  }
   await assert.rejects(generateCertificates({ validityMs: 1 }), /at least one DNS name or IP/);
   await assert.rejects(
     generateCertificates({ ipAddresses: ["localhost"], validityMs: 1 }),
