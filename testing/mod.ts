@@ -56,6 +56,7 @@ import { Config } from "../config.ts";
 import { ApiError } from "../errors.ts";
 import type { FaultHandle, FaultRule } from "./_faults.ts";
 import type { FakeAdmissionWebhook } from "./_admission.ts";
+import type { FakeConversion } from "./_store.ts";
 import { ConnectionFault, FakeHttp } from "./_http.ts";
 import type { JsonObject } from "./_json.ts";
 import type { ResourceType } from "./_resources.ts";
@@ -72,6 +73,7 @@ export {
 } from "./controller_harness.ts";
 export type { Fault, FaultHandle, FaultRequest, FaultRule, FaultVerb } from "./_faults.ts";
 export type { FakeAdmissionWebhook } from "./_admission.ts";
+export type { FakeConversion } from "./_store.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;
@@ -525,6 +527,25 @@ export class FakeApiServer implements AsyncDisposable {
    */
   addAdmissionWebhooks(webhooks: readonly FakeAdmissionWebhook[]): () => void {
     return this.#http.admission.add(webhooks);
+  }
+
+  /**
+   * Serves a multi-version resource through its conversion (`defineConversion` of
+   * `@denokube/kube/webhook`), as the real server serves a CRD with a conversion webhook:
+   * objects are stored in the hub's version, and converted when written or read (get, list,
+   * watch) through another version. Register each version with `registerResource` first.
+   * Server-side apply through another version than the hub is not converted.
+   *
+   * @param conversion The conversion.
+   * @example
+   * ```ts ignore
+   * server.registerResource(FooV1.descriptor());
+   * server.registerResource(FooV1alpha1.descriptor());
+   * server.addConversion(defineConversion({ hub: FooV1, spokes: [...] }));
+   * ```
+   */
+  addConversion(conversion: FakeConversion): void {
+    this.#cluster.addConversion(conversion);
   }
 
   /**

@@ -8,7 +8,7 @@ import { Api } from "../../api.ts";
 import { defineCustomResource } from "../../custom_resource.ts";
 import { type ApiError, isForbidden } from "../../errors.ts";
 import { FakeApiServer } from "../../testing/mod.ts";
-import { deny, mutate, validate } from "../../webhook/mod.ts";
+import { defineConversion, deny, mutate, validate } from "../../webhook/mod.ts";
 import { test } from "../_test.ts";
 
 const Foo = defineCustomResource({
@@ -117,4 +117,62 @@ test("FakeApiServer webhooks: a webhook that fails refuses under Fail and is ski
   server.addAdmissionWebhooks([{ ...broken, options: { failurePolicy: "Ignore" } }]);
   await client.create(FOOS, { metadata: { name: "a" }, spec: { replicas: 1 } });
   await client.create(Api.v1ConfigMap().within("default"), { metadata: { name: "c" } });
+});
+
+const GadgetV1 = defineCustomResource({
+  group: "example.com",
+  version: "v1",
+  kind: "Gadget",
+  namespaced: true,
+  spec: z.object({ replicas: z.int(), paused: z.boolean().optional() }),
+});
+const GadgetV1alpha1 = defineCustomResource({
+  group: "example.com",
+  version: "v1alpha1",
+  kind: "Gadget",
+  namespaced: true,
+  spec: z.object({ size: z.int() }),
+});
+
+test("FakeApiServer conversion: stored in the hub's version, converted when read or written through another", async () => {
+  await using server = new FakeApiServer();
+  server.registerResource(GadgetV1.descriptor());
+  server.registerResource(GadgetV1alpha1.descriptor());
+  server.addConversion(defineConversion({
+    hub: GadgetV1,
+    spokes: [{
+      version: GadgetV1alpha1,
+      toHub: (o) => ({ spec: { replicas: o.spec.size } }),
+      fromHub: (o) => ({ spec: { size: o.spec.replicas } }),
+    }],
+  }));
+  const client = server.client();
+  const v1 = GadgetV1.within("default");
+  const alpha = GadgetV1alpha1.within("default");
+  const created = await client.create(v1, {
+    metadata: { name: "g" },
+    spec: { replicas: 3, paused: true },
+  });
+  const read = await client.get(alpha, "g");
+  assert.equal(read.apiVersion, "example.com/v1alpha1");
+  assert.deepEqual(read.spec, { size: 3 });
+  // Written back through v1alpha1 unchanged: the v1-only field survives.
+  await client.replace(alpha, read);
+  const again = await client.get(v1, "g");
+  assert.deepEqual(again.spec, created.spec);
+  assert.equal(again.metadata?.annotations?.["conversion.denokube.dev/hub"], undefined);
+  // Created through v1alpha1: stored as v1; a list through either version converts each item.
+  await client.create(alpha, { metadata: { name: "h" }, spec: { size: 1 } });
+  assert.deepEqual(
+    server.objects("Gadget").map((
+      o,
+    ) => [o.metadata?.name, (o as { apiVersion?: string }).apiVersion]),
+    [["g", "example.com/v1"], ["h", "example.com/v1"]],
+  );
+  assert.deepEqual((await client.list(alpha)).items.map((g) => g.spec.size), [3, 1]);
+  assert.deepEqual((await client.list(v1)).items.map((g) => g.spec.replicas), [3, 1]);
+  // A merge patch through v1alpha1 is converted too.
+  const patched = await client.patch(alpha, "h", { spec: { size: 5 } }, { type: "merge" });
+  assert.deepEqual(patched.spec, { size: 5 });
+  assert.equal((await client.get(v1, "h")).spec.replicas, 5);
 });
