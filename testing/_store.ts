@@ -62,7 +62,7 @@ export interface FakeConversion {
    * @param to The apiVersion wanted.
    * @returns The object in that version.
    */
-  convert(object: JsonObject, to: string): unknown;
+  convert(object: Record<string, unknown>, to: string): unknown;
 }
 
 export interface HistoryEvent {
