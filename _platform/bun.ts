@@ -21,11 +21,32 @@ import {
   run,
   serveNodeHttp,
 } from "./_node_common.ts";
-import type { HttpPool, Runtime, TransportOptions } from "./types.ts";
+import type {
+  HttpPool,
+  Runtime,
+  ServeHandler,
+  TlsServeHandle,
+  TlsServeOptions,
+  TransportOptions,
+} from "./types.ts";
 
 /** The part of the `Bun` global this module uses. */
 interface BunGlobal {
   version: string;
+  serve(options: {
+    hostname: string;
+    port: number;
+    reusePort: boolean;
+    tls: { cert: string; key: string };
+    maxRequestBodySize: number;
+    idleTimeout: number;
+    fetch: (request: Request) => Promise<Response>;
+  }): BunServer;
+}
+
+interface BunServer {
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): Promise<void>;
 }
 
 function bun(): BunGlobal {
@@ -142,6 +163,77 @@ function connect(options: TransportOptions): HttpPool {
   };
 }
 
+/**
+ * Serves HTTPS on `Bun.serve`. Bun cannot swap a listening server's certificate (neither
+ * `reload({ tls })` nor `node:https`'s `setSecureContext`/`SNICallback` change what new handshakes
+ * present, measured on Bun 1.4.5), so a new certificate starts a second server on the same port
+ * (`reusePort`), and the old one drains (see below) before it stops.
+ *
+ * @param handler Answers requests.
+ * @param options Address, certificate, limits and timeouts.
+ * @returns The running server.
+ */
+/** How long a replaced server keeps answering (with `Connection: close`) before it stops. */
+const DRAIN_MS = 2_000;
+
+function serveTls(handler: ServeHandler, options: TlsServeOptions): Promise<TlsServeHandle> {
+  // A replaced server drains before it stops (closing a kept-alive connection just as a client
+  // reuses it gives that client EOF, and a POST is not retried): for DRAIN_MS it keeps answering,
+  // with `Connection: close`, so busy connections end after their next request; then it stops
+  // (no new connections with the old certificate; idle ones close, which clients see before
+  // reusing them).
+  const start = (cert: string, key: string, port: number, draining: { on: boolean }) =>
+    bun().serve({
+      hostname: options.hostname,
+      port,
+      reusePort: true,
+      tls: { cert, key },
+      // Bun answers a larger body 413 with no text itself; the handler checks the exact limit
+      // and says why, for bodies up to 64 KiB over.
+      maxRequestBodySize: options.maxBodyBytes + 65_536,
+      // Bun's idle timeout is in seconds, at most 255.
+      idleTimeout: Math.max(1, Math.min(255, Math.ceil(options.idleTimeoutMs / 1000))),
+      fetch: async (request) => {
+        const response = await handler(request);
+        if (draining.on) response.headers.set("connection", "close");
+        return response;
+      },
+    });
+  let draining = { on: false };
+  let server = start(options.cert, options.key, options.port, draining);
+  const port = server.port;
+  const retiring = new Set<{ server: BunServer; timer: ReturnType<typeof setTimeout> }>();
+  return Promise.resolve({
+    port,
+    hostname: options.hostname,
+    setCertificate(cert: string, key: string): Promise<void> {
+      const nextDraining = { on: false };
+      const next = start(cert, key, port, nextDraining);
+      const old = server;
+      draining.on = true;
+      draining = nextDraining;
+      server = next;
+      const entry = {
+        server: old,
+        timer: setTimeout(() => {
+          retiring.delete(entry);
+          old.stop(false).catch(() => {});
+        }, Math.min(DRAIN_MS, options.idleTimeoutMs)),
+      };
+      retiring.add(entry);
+      return Promise.resolve();
+    },
+    async close() {
+      for (const r of retiring) {
+        clearTimeout(r.timer);
+        await r.server.stop(true);
+      }
+      retiring.clear();
+      await server.stop(true);
+    },
+  });
+}
+
 function capitalize(s: string): string {
   return s.length === 0 ? s : s[0].toUpperCase() + s.slice(1);
 }
@@ -167,6 +259,7 @@ export function createBunRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    serveTls,
     connectTcp,
     listenTcp,
     onSignal,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { serveNodeHttps } from "./_node_https.ts";
 import type {
   ByteListener,
   ByteStream,
@@ -303,6 +304,7 @@ export function createDenoRuntime(): Runtime {
     run,
     connect,
     serve,
+    serveTls: serveNodeHttps,
     connectTcp,
     listenTcp,
     onSignal(signal, listener) {

@@ -25,6 +25,8 @@ export type {
   ServeHandler,
   TcpTarget,
   TcpTls,
+  TlsServeHandle,
+  TlsServeOptions,
   TransportOptions,
   TransportSupport,
 } from "./types.ts";

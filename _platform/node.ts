@@ -9,6 +9,7 @@
  * @module
  */
 
+import { serveNodeHttps } from "./_node_https.ts";
 import process from "node:process";
 import { rootCertificates } from "node:tls";
 import {
@@ -143,6 +144,7 @@ export function createNodeRuntime(): Runtime {
     run,
     connect,
     serve: serveNodeHttp,
+    serveTls: serveNodeHttps,
     connectTcp,
     listenTcp,
     onSignal,

@@ -151,6 +151,46 @@ export interface ServeHandle {
  */
 export type ServeHandler = (request: Request) => Promise<Response>;
 
+/** How to serve HTTPS (the operator's webhooks). */
+export interface TlsServeOptions {
+  /** The address to listen on, e.g. `0.0.0.0` in a pod or `127.0.0.1` in tests. */
+  hostname: string;
+  /** The port; 0 picks a free one. */
+  port: number;
+  /** The serving certificate chain in PEM. */
+  cert: string;
+  /** Its private key in PEM (PKCS#8 or the key's own format). */
+  key: string;
+  /** Largest request body accepted; a larger one is answered 413 without reading it. */
+  maxBodyBytes: number;
+  /** How long a client may take to send the request's headers. */
+  headersTimeoutMs: number;
+  /** How long a client may take to send the whole request. */
+  requestTimeoutMs: number;
+  /** How long a kept-alive connection may stay idle before the server closes it. */
+  idleTimeoutMs: number;
+}
+
+/** A running HTTPS server whose certificate can be replaced while it serves. */
+export interface TlsServeHandle {
+  /** The port it listens on. */
+  readonly port: number;
+  /** The address it listens on. */
+  readonly hostname: string;
+  /**
+   * Replaces the certificate for new TLS handshakes; connections already open keep theirs and
+   * requests in flight finish.
+   *
+   * @param cert The new chain in PEM.
+   * @param key Its private key in PEM.
+   * @returns When new handshakes present the new certificate.
+   * @throws {Error} When the pair is unusable (the old one stays in use).
+   */
+  setCertificate(cert: string, key: string): Promise<void>;
+  /** Stops accepting, ends the connections, and resolves when it is down. */
+  close(): Promise<void>;
+}
+
 /** What the runtime can do per HTTP client, beyond CA, client certificate and http(s) proxies. */
 export interface TransportSupport {
   /** `insecure-skip-tls-verify` per client. */
@@ -218,6 +258,16 @@ export interface Runtime {
    * @returns The running server.
    */
   serve(handler: ServeHandler, options: { hostname: string; port: number }): Promise<ServeHandle>;
+
+  /**
+   * Serves HTTPS with a certificate that can be replaced without a restart, bounded request
+   * bodies and header, request and idle timeouts.
+   *
+   * @param handler Answers requests (the body is already known to be within the limit).
+   * @param options Address, certificate, limits.
+   * @returns The running server.
+   */
+  serveTls(handler: ServeHandler, options: TlsServeOptions): Promise<TlsServeHandle>;
 
   /**
    * Opens a direct TCP or TLS connection (ALPN `http/1.1`, extra CAs added to the system roots).

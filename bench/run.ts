@@ -20,6 +20,7 @@
  */
 
 import { makePod } from "./fixture.ts";
+import { webhookSection } from "./webhook.ts";
 import type { Job } from "./measure.ts";
 
 const here = new URL(".", import.meta.url);
@@ -1009,6 +1010,16 @@ if (import.meta.main && flag("--only") === "clientgo") {
     await latency(server);
     await steadyState(server);
     await controllerRuntime();
+    // Section 7: the webhook server side by side with controller-runtime's (bench/webhook.ts).
+    const webhooks = await webhookSection({
+      smoke,
+      runs: Math.min(runs, 3),
+      seconds: smoke ? 1 : 5,
+      runtimes: ["deno"],
+      log,
+    });
+    report.push(...webhooks.lines, "");
+    targets.push(...webhooks.targets);
   } finally {
     await server.stop();
   }

@@ -38,6 +38,7 @@ import {
 } from "../mod.ts";
 import { FakeApiServer } from "../testing/mod.ts";
 import { operatorAct } from "./_demo_operator.ts";
+import { webhookAct } from "./_demo_webhooks.ts";
 import { ensureBinaries, findBinaries, haveGo } from "../testenv/build.ts";
 import { type ControlPlane, startControlPlane } from "../testenv/control_plane.ts";
 
@@ -83,6 +84,10 @@ interface Backend {
   real: boolean;
   /** True when the cluster is the user's (`--kubeconfig`): the demo cleans up after itself. */
   borrowed?: boolean;
+  /** The kubeconfig of a real cluster (act 3 runs kubectl with it). */
+  kubeconfigPath?: string;
+  /** The FakeApiServer, when it is the backend (act 3 registers webhooks in it). */
+  fake?: FakeApiServer;
   stop(): Promise<void>;
 }
 
@@ -93,6 +98,7 @@ async function useKubeconfig(path: string): Promise<Backend> {
     client,
     real: true,
     borrowed: true,
+    kubeconfigPath: path,
     stop() {
       client.close();
       return Promise.resolve();
@@ -134,6 +140,7 @@ async function startReal(): Promise<Backend | string> {
   return {
     client,
     real: true,
+    kubeconfigPath: cp.kubeconfigPath,
     async stop() {
       client.close();
       await cp.stop();
@@ -153,6 +160,7 @@ async function startFake(reason: string): Promise<Backend> {
   return {
     client,
     real: false,
+    fake: server,
     async stop() {
       client.close();
       await server.close();
@@ -552,6 +560,8 @@ try {
     }
     // Act 2: the Foo operator (examples/_demo_operator.ts).
     if (!failed && !(await operatorAct(client, NAMESPACE, clock))) failed = true;
+    // Act 3: the Foo operator's admission webhooks (examples/_demo_webhooks.ts).
+    if (!failed && !(await webhookAct(client, NAMESPACE, clock, backend))) failed = true;
   }
 } catch (e) {
   if (interrupted) {

@@ -5,6 +5,7 @@
 import { parse as parseYaml } from "yaml";
 import { type Fault, type FaultRequest, FaultTable } from "./_faults.ts";
 import { isObject, type JsonObject } from "./_json.ts";
+import { AdmissionChain } from "./_admission.ts";
 import { jsonPatch, mergePatch, PatchError } from "./_patch.ts";
 import {
   apiGroupDocument,
@@ -117,6 +118,8 @@ function managerOf(query: URLSearchParams, request: Request): string {
 export class FakeHttp {
   readonly faults: FaultTable = new FaultTable();
   readonly watches: Set<WatchStream> = new Set();
+  /** Admission webhooks called on create, update, patch and delete. */
+  readonly admission: AdmissionChain = new AdmissionChain();
   #cluster: FakeCluster;
   #settings: HttpSettings;
   #pending = new Set<(error: unknown) => void>();
@@ -460,18 +463,54 @@ export class FakeHttp {
       case "watch":
         return this.#watch(route, query, signal, stream);
       case "create": {
-        const body = await this.#body(request, type);
+        let body = await this.#body(request, type);
+        if (this.admission.active(type) && isObject(body)) {
+          body = await this.#admit(
+            request,
+            route,
+            "CREATE",
+            body,
+            null,
+            dryRun,
+            (object) =>
+              cluster.create(type, namespace, structuredClone(object), { manager, dryRun: true }),
+          );
+        }
         const created = cluster.create(type, namespace, body, { manager, dryRun });
         return json(created, 201);
       }
       case "update": {
-        const body = await this.#body(request, type);
+        let body = await this.#body(request, type);
+        if (this.admission.active(type) && isObject(body)) {
+          const old = cluster.get(type, namespace, name!);
+          body = await this.#admit(
+            request,
+            route,
+            "UPDATE",
+            body,
+            old,
+            dryRun,
+            (object) =>
+              cluster.update(type, namespace, name!, structuredClone(object), {
+                manager,
+                dryRun: true,
+              }, subresource),
+          );
+        }
         return json(cluster.update(type, namespace, name!, body, { manager, dryRun }, subresource));
       }
       case "patch":
         return await this.#patch(request, route, query, manager, dryRun);
       case "delete": {
         const options = await this.#deleteOptions(request);
+        if (this.admission.active(type)) {
+          const old = cluster.get(type, namespace, name!);
+          await this.admission.validate({
+            ...this.#call(request, route, "DELETE", dryRun),
+            object: null,
+            oldObject: old,
+          });
+        }
         return json(cluster.delete(type, namespace, name!, { dryRun, ...options }));
       }
       case "deletecollection": {
@@ -550,6 +589,48 @@ export class FakeHttp {
     }
   }
 
+  #call(
+    request: Request,
+    route: Route,
+    operation: "CREATE" | "UPDATE" | "DELETE",
+    dryRun: boolean,
+  ) {
+    return {
+      type: route.type,
+      operation,
+      subresource: route.subresource,
+      namespace: route.namespace,
+      name: route.name ?? "",
+      dryRun,
+      username: request.headers.get("user-agent")?.split("/")[0] || "fake-user",
+    };
+  }
+
+  /**
+   * Admission as the real server runs it: the mutating webhooks on the body, then the server's
+   * own defaulting and validation (a dry run), then the validating webhooks on its result.
+   *
+   * @returns The body to write (mutated).
+   */
+  async #admit(
+    request: Request,
+    route: Route,
+    operation: "CREATE" | "UPDATE",
+    body: JsonObject,
+    old: JsonObject | null,
+    dryRun: boolean,
+    preview: (object: JsonObject) => JsonObject,
+  ): Promise<JsonObject> {
+    const base = { ...this.#call(request, route, operation, dryRun), oldObject: old };
+    if (operation === "CREATE" && !route.name) {
+      const meta = isObject(body.metadata) ? body.metadata as JsonObject : {};
+      base.name = typeof meta.name === "string" ? meta.name : "";
+    }
+    const mutated = (await this.admission.mutate({ ...base, object: body })) ?? body;
+    await this.admission.validate({ ...base, object: preview(mutated) });
+    return mutated;
+  }
+
   async #patch(
     request: Request,
     route: Route,
@@ -588,11 +669,81 @@ export class FakeHttp {
       if (!isObject(applied)) {
         throw badRequest("error decoding YAML: the applied configuration is not an object");
       }
-      const result = cluster.apply(type, namespace, name!, applied, {
-        manager: fieldManager,
-        force: force ?? false,
-        dryRun,
-      }, subresource);
+      const options = { manager: fieldManager, force: force ?? false };
+      if (this.admission.active(type)) {
+        const exists = (() => {
+          try {
+            return cluster.get(type, namespace, name!);
+          } catch {
+            return null;
+          }
+        })();
+        const preview = cluster.apply(type, namespace, name!, structuredClone(applied), {
+          ...options,
+          dryRun: true,
+        }, subresource).object;
+        const operation = exists ? "UPDATE" : "CREATE";
+        const body = await this.#admit(
+          request,
+          route,
+          operation,
+          preview,
+          exists,
+          dryRun,
+          (o) =>
+            exists
+              ? cluster.update(type, namespace, name!, structuredClone(o), {
+                manager: fieldManager,
+                dryRun: true,
+              }, subresource)
+              : cluster.create(type, namespace, structuredClone(o), {
+                manager: fieldManager,
+                dryRun: true,
+              }),
+        );
+        if (JSON.stringify(body) !== JSON.stringify(preview)) {
+          // A webhook changed the applied object: write the result (as the real server does,
+          // the mutation belongs to the request's manager).
+          const result = cluster.apply(
+            type,
+            namespace,
+            name!,
+            applied,
+            { ...options, dryRun },
+            subresource,
+          );
+          const real = result.object.metadata as JsonObject;
+          const fixed = {
+            ...body,
+            metadata: {
+              ...(body.metadata as JsonObject),
+              uid: real.uid,
+              resourceVersion: real.resourceVersion,
+              creationTimestamp: real.creationTimestamp,
+              managedFields: real.managedFields,
+            },
+          };
+          return json(
+            cluster.update(
+              type,
+              namespace,
+              name!,
+              fixed,
+              { manager: fieldManager, dryRun },
+              subresource,
+            ),
+            result.created ? 201 : 200,
+          );
+        }
+      }
+      const result = cluster.apply(
+        type,
+        namespace,
+        name!,
+        applied,
+        { ...options, dryRun },
+        subresource,
+      );
       return json(result.object, result.created ? 201 : 200);
     }
     if (force !== undefined) {
@@ -625,6 +776,30 @@ export class FakeHttp {
         );
       }
     };
+    if (this.admission.active(type)) {
+      // The patched object is what the webhooks see; a mutation of it is written as an update.
+      const old = cluster.get(type, namespace, name!);
+      const patched = cluster.patch(type, namespace, name!, patchFn, {
+        manager,
+        dryRun: true,
+      }, subresource);
+      const body = await this.#admit(
+        request,
+        route,
+        "UPDATE",
+        patched,
+        old,
+        dryRun,
+        (object) =>
+          cluster.update(type, namespace, name!, structuredClone(object), {
+            manager,
+            dryRun: true,
+          }, subresource),
+      );
+      if (JSON.stringify(body) !== JSON.stringify(patched)) {
+        return json(cluster.update(type, namespace, name!, body, { manager, dryRun }, subresource));
+      }
+    }
     return json(cluster.patch(type, namespace, name!, patchFn, { manager, dryRun }, subresource));
   }
 

@@ -47,6 +47,24 @@ import {
 import { kindBehaviour, type KindHost } from "./_kinds/mod.ts";
 
 /** A change, as kept in the history and sent to watches. */
+/**
+ * Conversion between the versions of one resource (what `defineConversion` of
+ * `@denokube/kube/webhook` returns, taken structurally): objects are stored in the hub's version
+ * and converted when written or read through another.
+ */
+export interface FakeConversion {
+  /** The hub (storage) version. */
+  readonly hub: { readonly group: string; readonly plural: string; readonly apiVersion: string };
+  /**
+   * Converts an object to a version.
+   *
+   * @param object The object, with its apiVersion.
+   * @param to The apiVersion wanted.
+   * @returns The object in that version.
+   */
+  convert(object: Record<string, unknown>, to: string): unknown;
+}
+
 export interface HistoryEvent {
   /** The resourceVersion the change produced. */
   rv: number;
@@ -235,8 +253,41 @@ export class FakeCluster {
 
   /** An object as a client sees it through a type's version: a copy with apiVersion and kind. */
   present(type: ResourceType, object: JsonObject): JsonObject {
+    const converter = this.#converters.get(storageIdOf(type));
+    const want = apiVersionOf(type);
+    if (converter && typeof object.apiVersion === "string" && object.apiVersion !== want) {
+      // Stored in another version: through the conversion webhook, as the real server does.
+      const converted = converter.convert(clone(object), want) as JsonObject;
+      const { apiVersion: _a, kind: _k, ...rest } = clone(converted);
+      return { apiVersion: want, kind: type.kind, ...rest };
+    }
     const { apiVersion: _a, kind: _k, ...rest } = clone(object);
-    return { apiVersion: apiVersionOf(type), kind: type.kind, ...rest };
+    return { apiVersion: want, kind: type.kind, ...rest };
+  }
+
+  #converters = new Map<string, FakeConversion>();
+
+  /** Converts objects of a multi-version resource between its versions (see `FakeConversion`). */
+  addConversion(conversion: FakeConversion): void {
+    this.#converters.set(storageIdOf(conversion.hub), conversion);
+  }
+
+  /** The apiVersion objects of `type` are stored in. */
+  #storageVersion(type: ResourceType): string {
+    return this.#converters.get(storageIdOf(type))?.hub.apiVersion ?? apiVersionOf(type);
+  }
+
+  /** A body written through `type`'s version, in the storage version. */
+  #toStorage(type: ResourceType, object: JsonObject): JsonObject {
+    const storage = this.#storageVersion(type);
+    const from = apiVersionOf(type);
+    if (storage === from) return object;
+    return clone(
+      this.#converters.get(storageIdOf(type))!.convert(
+        { ...object, apiVersion: from, kind: type.kind },
+        storage,
+      ) as JsonObject,
+    );
   }
 
   /** Subscribes to the changes of one storage. */
@@ -465,7 +516,7 @@ export class FakeCluster {
     body: unknown,
     options: WriteOptions = {},
   ): JsonObject {
-    const object = this.#checkBody(type, body);
+    const object = this.#toStorage(type, this.#checkBody(type, body));
     this.#prepareCreate(type, namespace, object);
     const name = metaString(object, "name");
     const key = this.keyOf(type, namespace, name);
@@ -479,7 +530,7 @@ export class FakeCluster {
         this.#hasStatus(type),
       );
     }
-    object.apiVersion = apiVersionOf(type);
+    object.apiVersion = this.#storageVersion(type);
     object.kind = type.kind;
     this.#commit(type, "ADDED", key, object, undefined, options.dryRun);
     this.#afterWrite(type, object, options.dryRun);
@@ -596,7 +647,7 @@ export class FakeCluster {
     const key = this.keyOf(type, namespace, name);
     const meta = metaOf(next);
     meta.name = name;
-    next.apiVersion = apiVersionOf(type);
+    next.apiVersion = this.#storageVersion(type);
     next.kind = type.kind;
     meta.resourceVersion = metaString(live, "resourceVersion");
     if (part === "main") this.#defaults(type, next, live);
@@ -661,7 +712,7 @@ export class FakeCluster {
     options: WriteOptions = {},
     subresource?: string,
   ): JsonObject {
-    const object = this.#checkBody(type, body);
+    const object = this.#toStorage(type, this.#checkBody(type, body));
     const meta = metaOf(object);
     if (typeof meta.name === "string" && meta.name !== "" && meta.name !== name) {
       throw badRequest(
@@ -722,7 +773,7 @@ export class FakeCluster {
         `the name of the object (${patchedMeta.name}) does not match the name on the URL (${name})`,
       );
     }
-    const object = this.#checkBody(type, patched);
+    const object = this.#toStorage(type, this.#checkBody(type, patched));
     this.#checkPreconditions(type, live, object);
     const part: Part = subresource === "status" ? "status" : "main";
     return this.#write(type, live, this.#merge(type, live, object, part), part, options, "update");

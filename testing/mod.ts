@@ -55,6 +55,8 @@ import { Client, type ClientOptions } from "../client.ts";
 import { Config } from "../config.ts";
 import { ApiError } from "../errors.ts";
 import type { FaultHandle, FaultRule } from "./_faults.ts";
+import type { FakeAdmissionWebhook } from "./_admission.ts";
+import type { FakeConversion } from "./_store.ts";
 import { ConnectionFault, FakeHttp } from "./_http.ts";
 import type { JsonObject } from "./_json.ts";
 import type { ResourceType } from "./_resources.ts";
@@ -77,6 +79,8 @@ export {
   type HostileKind,
   type HostileOptions,
 } from "./hostile.ts";
+export type { FakeAdmissionWebhook } from "./_admission.ts";
+export type { FakeConversion } from "./_store.ts";
 
 /** A Kubernetes object with any other fields (`spec`, `status`, `data`, …). */
 export type FakeObject = KubeObject & Record<string, unknown>;
@@ -510,6 +514,45 @@ export class FakeApiServer implements AsyncDisposable {
       nameRule: "subdomain",
     };
     this.#cluster.register(type);
+  }
+
+  /**
+   * Calls admission webhooks on create, update, patch (also server-side apply) and delete, as the
+   * real API server does: the mutating webhooks first (their JSON Patches applied), then the
+   * server's own defaulting and validation, then the validating webhooks. A refusal is answered
+   * with the real server's `Status`: `admission webhook "<name>" denied the request: <message>`,
+   * with the webhook's code and reason. A webhook that throws fails the request under
+   * `failurePolicy: Fail` and is skipped under `Ignore`.
+   *
+   * @param webhooks What `validate` and `mutate` of `@denokube/kube/webhook` return.
+   * @returns A function that removes them again.
+   * @example
+   * ```ts ignore
+   * import { deny, validate } from "@denokube/kube/webhook";
+   * server.addAdmissionWebhooks([validate(Foo, (req) => deny("no"))]);
+   * ```
+   */
+  addAdmissionWebhooks(webhooks: readonly FakeAdmissionWebhook[]): () => void {
+    return this.#http.admission.add(webhooks);
+  }
+
+  /**
+   * Serves a multi-version resource through its conversion (`defineConversion` of
+   * `@denokube/kube/webhook`), as the real server serves a CRD with a conversion webhook:
+   * objects are stored in the hub's version, and converted when written or read (get, list,
+   * watch) through another version. Register each version with `registerResource` first.
+   * Server-side apply through another version than the hub is not converted.
+   *
+   * @param conversion The conversion.
+   * @example
+   * ```ts ignore
+   * server.registerResource(FooV1.descriptor());
+   * server.registerResource(FooV1alpha1.descriptor());
+   * server.addConversion(defineConversion({ hub: FooV1, spokes: [...] }));
+   * ```
+   */
+  addConversion(conversion: FakeConversion): void {
+    this.#cluster.addConversion(conversion);
   }
 
   /**

@@ -9,13 +9,18 @@
 // Environment: POD_NAME (the identity; default hostname + random suffix), POD_NAMESPACE (the
 // Lease's namespace; default the client's), METRICS_PORT (default 8080), METRICS_ADDRESS (default
 // 0.0.0.0), WATCH_NAMESPACE (only Foos of this namespace; default all), LEASE_DURATION_MS,
-// RENEW_DEADLINE_MS, RETRY_PERIOD_MS (default client-go's 15 000, 10 000, 2 000).
+// RENEW_DEADLINE_MS, RETRY_PERIOD_MS (default client-go's 15 000, 10 000, 2 000),
+// WEBHOOK_SERVICE (`namespace/name` of the Service in examples/deploy/foo-webhook.yaml: serve the
+// Foo admission webhooks of examples/foo_webhooks.ts on :9443 on every replica, with a
+// certificate the operator makes and rotates in the Secret foo-webhook-certs; default off).
 //
 // Outside this repository, import from "@denokube/kube" instead of "../../mod.ts".
 
 import { configure, getConsoleSink, getJsonLinesFormatter } from "@logtape/logtape";
 import { Api, Client, Manager, shutdownSignal } from "../../mod.ts";
 import { fooOperator, FOOS } from "../foo_operator.ts";
+import { fooWebhooks } from "../foo_webhooks.ts";
+import { SelfManagedCertificates, WebhookServer } from "../../webhook/mod.ts";
 
 await configure({
   sinks: { console: getConsoleSink({ formatter: getJsonLinesFormatter() }) },
@@ -46,6 +51,30 @@ const manager = new Manager(client, {
 manager.cache(namespace ? FOOS.within(namespace) : FOOS);
 manager.cache(Api.appsV1Deployment());
 manager.add(fooOperator(client, { namespace }));
+const webhookService = env("WEBHOOK_SERVICE");
+if (webhookService) {
+  const [serviceNamespace, serviceName] = webhookService.split("/");
+  manager.add(
+    new WebhookServer({
+      webhooks: fooWebhooks(),
+      certificates: new SelfManagedCertificates({
+        client,
+        namespace: serviceNamespace,
+        secretName: "foo-webhook-certs",
+        dnsNames: [
+          `${serviceName}.${serviceNamespace}.svc`,
+          `${serviceName}.${serviceNamespace}.svc.cluster.local`,
+        ],
+      }),
+      register: {
+        client,
+        name: "foo-operator",
+        clientConfig: { service: { namespace: serviceNamespace, name: serviceName } },
+      },
+    }),
+    { leaderOnly: false },
+  );
+}
 
 await manager.run(shutdownSignal());
 client.close();

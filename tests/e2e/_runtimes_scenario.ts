@@ -21,6 +21,13 @@ import {
   Reflector,
   type WatchEvent,
 } from "../../mod.ts";
+import {
+  deny,
+  mutate,
+  SelfManagedCertificates,
+  validate,
+  WebhookServer,
+} from "../../webhook/mod.ts";
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -319,6 +326,89 @@ await step(
     );
     await assert.rejects(wrong.list(configMaps));
     await assert.rejects(execOutput(wrong, podName, ["true"], inPod));
+  },
+);
+
+await step(
+  "admission webhooks: our HTTPS server on this runtime, called by the apiserver",
+  async () => {
+    // Our WebhookServer serves from this runtime (Deno.serve is not used: node:https on Deno and
+    // Node, Bun.serve on Bun) with a self-managed CA in a Secret of this namespace; the apiserver
+    // calls it over TLS for configmaps of this namespace only.
+    const name = `scenario-${namespace}`;
+    const only = { matchLabels: { "kubernetes.io/metadata.name": namespace } };
+    const stop = new AbortController();
+    const certs = new SelfManagedCertificates({
+      client,
+      namespace,
+      ipAddresses: ["127.0.0.1"],
+      pollIntervalMs: 1000,
+      overlapMs: 2500,
+    });
+    const server = new WebhookServer({
+      webhooks: [
+        validate(
+          configMaps,
+          (req) =>
+            req.object?.data?.color === "red"
+              ? deny(`data.color red is refused on ${runtimeName}`)
+              : undefined,
+          { namespaceSelector: only },
+        ),
+        mutate(configMaps, (cm) => {
+          cm.metadata!.labels = {
+            ...cm.metadata!.labels,
+            "webhook.denokube.dev/runtime": runtimeName,
+          };
+        }, { namespaceSelector: only }),
+      ],
+      certificates: certs,
+      hostname: "127.0.0.1",
+      port: 0,
+      register: { client, name, clientConfig: (port) => ({ url: `https://127.0.0.1:${port}` }) },
+    });
+    const running = server.run(stop.signal);
+    try {
+      await server.listening();
+      // The apiserver picks the configurations up within a moment.
+      let refusal = "";
+      for (let i = 0; i < 100 && !refusal; i++) {
+        await client.create(configMaps, { metadata: { name: "red" }, data: { color: "red" } }).then(
+          () => client.delete(configMaps, "red"),
+          (e: Error) => refusal = e.message,
+        );
+        if (!refusal) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      assert.match(
+        refusal,
+        new RegExp(`denied the request: data\\.color red is refused on ${runtimeName}`),
+      );
+      const blue = await client.create(configMaps, {
+        metadata: { name: "blue" },
+        data: { color: "blue" },
+      });
+      assert.equal(blue.metadata?.labels?.["webhook.denokube.dev/runtime"], runtimeName);
+      // A rotation (new CA trusted, then served, then the old one dropped) while creating: no failure.
+      certs.rotateNow();
+      const before = certs.current()?.cert;
+      const deadline = Date.now() + 7000;
+      let n = 0;
+      while (Date.now() < deadline) {
+        await client.create(configMaps, { metadata: { name: `r-${n}` }, data: { color: "green" } });
+        await client.delete(configMaps, `r-${n++}`);
+      }
+      assert.notEqual(certs.current()?.cert, before, "the served certificate was rotated");
+      await client.delete(configMaps, "blue");
+    } finally {
+      stop.abort();
+      await running;
+      await client.delete(Api.admissionregistrationV1ValidatingWebhookConfiguration(), name)
+        .catch(() => {});
+      await client.delete(Api.admissionregistrationV1MutatingWebhookConfiguration(), name)
+        .catch(() => {});
+    }
   },
 );
 

@@ -11,10 +11,22 @@ import type { Client } from "../../client.ts";
 import { ApiError } from "../../errors.ts";
 import { FakeApiServer } from "../../testing/mod.ts";
 import type { WatchEvent } from "../../watch.ts";
-import { e2eTest } from "./_harness.ts";
+import { e2eTest, eventually } from "./_harness.ts";
+import {
+  type AdmissionWebhook,
+  type CertificateSource,
+  deny,
+  generateCertificates,
+  mutate,
+  registerWebhooks,
+  validate,
+  WebhookServer,
+} from "../../webhook/mod.ts";
 
 interface Backend {
   client: Client;
+  /** Makes the server call these admission webhooks; returns a function that removes them. */
+  admit(webhooks: AdmissionWebhook[], ns: string): Promise<() => Promise<void>>;
   /** Makes resource versions older than now expire (410). */
   expire(): Promise<void>;
 }
@@ -140,6 +152,44 @@ async function suite(backend: Backend, ns: string): Promise<Transcript> {
       (initial.at(-1) as { initialEventsEnd?: boolean }).initialEventsEnd === true,
   };
 
+  // Admission webhooks: a refusal's Status, a mutation, the order (mutating, then validating).
+  const colors = validate(cms, (req) => {
+    const o = req.object ?? req.oldObject;
+    if (o?.data?.color === "red") return deny("data.color red is refused");
+    if (o?.data?.color === "blue") return deny("", { reason: "NoBlue", code: 200 });
+    if (req.operation === "DELETE" && o?.data?.keep === "yes") {
+      return deny("this one is kept", { reason: "Invalid", code: 422 });
+    }
+    return req.object?.metadata?.labels?.seen === "mutated" || req.operation === "DELETE"
+      ? undefined
+      : deny("validated before the mutation");
+  }, { operations: ["CREATE", "UPDATE", "DELETE"] });
+  const label = mutate(cms, (o) => {
+    o.metadata!.labels = { ...o.metadata!.labels, seen: "mutated" };
+  });
+  const remove = await backend.admit([colors, label], ns);
+  try {
+    out.webhookRefusal = await client.create(cms, {
+      metadata: { name: "red" },
+      data: { color: "red" },
+    })
+      .catch(failure);
+    out.webhookReasonOnly = await client.create(cms, {
+      metadata: { name: "blue" },
+      data: { color: "blue" },
+    }).catch(failure);
+    const mutated = await client.create(cms, {
+      metadata: { name: "kept" },
+      data: { color: "green", keep: "yes" },
+    });
+    out.webhookMutation = mutated.metadata?.labels;
+    out.webhookUpdateRefusal = await client.patch(cms, "kept", { data: { color: "red" } })
+      .catch(failure);
+    out.webhookDeleteRefusal = await client.delete(cms, "kept").catch(failure);
+  } finally {
+    await remove();
+  }
+
   // 410 after compaction: a watch from an old resource version is told it expired.
   await backend.expire();
   await client.patch(cms, "a", { data: { v: "after-expire" } });
@@ -158,6 +208,56 @@ e2eTest("parity: the real kube-apiserver and FakeApiServer give the same transcr
 ) => {
   const real = await suite({
     client,
+    async admit(webhooks, ns) {
+      // Our HTTPS server on loopback, the configurations with a url client config, limited to
+      // the suite's namespace.
+      const g = await generateCertificates({ ipAddresses: ["127.0.0.1"], validityMs: 3600_000 });
+      const certs: CertificateSource = {
+        current: () => g,
+        caBundle: () => g.caCert,
+        ready: () => true,
+        run: async (signal, onChange) => {
+          await onChange(g, g.caCert);
+          if (!signal.aborted) {
+            await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+          }
+        },
+      };
+      const server = new WebhookServer({
+        webhooks,
+        certificates: certs,
+        hostname: "127.0.0.1",
+        port: 0,
+      });
+      const stop = new AbortController();
+      const running = server.run(stop.signal);
+      const port = await server.listening();
+      const only = { matchLabels: { "kubernetes.io/metadata.name": ns } };
+      const scoped = webhooks.map((w) => ({
+        ...w,
+        options: { ...w.options, namespaceSelector: only },
+      }));
+      await registerWebhooks(client, scoped, {
+        name: "parity",
+        clientConfig: { url: `https://127.0.0.1:${port}` },
+        caBundle: g.caCert,
+      });
+      const probe = Api.v1ConfigMap().within(ns);
+      await eventually("the apiserver calls the webhooks", async () => {
+        const e = await client.create(probe, {
+          metadata: { name: "probe" },
+          data: { color: "red" },
+        })
+          .then(() => client.delete(probe, "probe").then(() => undefined), (e) => e);
+        assert.ok(e instanceof ApiError && /denied the request/.test(e.message));
+      });
+      return async () => {
+        await client.delete(Api.admissionregistrationV1ValidatingWebhookConfiguration(), "parity");
+        await client.delete(Api.admissionregistrationV1MutatingWebhookConfiguration(), "parity");
+        stop.abort();
+        await running;
+      };
+    },
     async expire() {
       await cp.compact();
       // A restart starts an empty watch cache, so the compacted versions expire at once.
@@ -167,6 +267,10 @@ e2eTest("parity: the real kube-apiserver and FakeApiServer give the same transcr
   await using server = new FakeApiServer();
   const fake = await suite({
     client: server.client(),
+    admit(webhooks) {
+      const remove = server.addAdmissionWebhooks(webhooks);
+      return Promise.resolve(() => Promise.resolve(remove()));
+    },
     expire() {
       server.compact();
       return Promise.resolve();

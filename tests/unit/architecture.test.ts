@@ -11,7 +11,14 @@ import { test } from "../_test.ts";
 const root = new URL("../../", import.meta.url);
 
 /** The package's entry points (deno.json `exports`). */
-const ENTRY_POINTS = ["mod.ts", "runtime/mod.ts", "testing/mod.ts"];
+const ENTRY_POINTS = [
+  "mod.ts",
+  "runtime/mod.ts",
+  "testing/mod.ts",
+  "webhook/mod.ts",
+  "crdgen/mod.ts",
+  "crdgen/cli.ts",
+];
 
 /** Local module → the local modules it imports (code or type), paths relative to the root. */
 async function graph(): Promise<Map<string, Set<string>>> {
@@ -87,12 +94,13 @@ function rowOf(rows: Row[], module: string): Row | undefined {
 }
 
 /** The layers: which folder a module belongs to. */
-type Layer = "client" | "platform" | "runtime" | "testing" | "generated" | "crdgen";
+type Layer = "client" | "platform" | "runtime" | "testing" | "generated" | "crdgen" | "webhook";
 
 function layerOf(module: string): Layer {
   if (module.startsWith("_platform/")) return "platform";
   if (module.startsWith("runtime/")) return "runtime";
   if (module.startsWith("testing/")) return "testing";
+  if (module.startsWith("webhook/")) return "webhook";
   if (module.startsWith("generated/")) return "generated";
   if (module.startsWith("crdgen/")) return "crdgen";
   return "client"; // the root files and _client/
@@ -199,7 +207,7 @@ test("architecture: imports across layers follow ARCHITECTURE.md's layer table",
   const rules = await layerRules(rows);
   assert.deepEqual(
     [...rules.keys()].sort(),
-    ["client", "crdgen", "generated", "platform", "runtime", "testing"],
+    ["client", "crdgen", "generated", "platform", "runtime", "testing", "webhook"],
     "ARCHITECTURE.md's layer table should have a row per layer",
   );
   const violations: string[] = [];
