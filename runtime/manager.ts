@@ -43,7 +43,6 @@ import {
 import { DEFAULT_BUCKETS, Registry } from "./metrics.ts";
 import { Controller, type Selectors, type SharedCache, sharedCache } from "./controller.ts";
 import type { ShardingOptions } from "./sharding.ts";
-import { shardGates } from "./_controller/gate.ts";
 import { registerShardingMetrics, Sharding } from "./_sharding/view.ts";
 import { hostname } from "node:os";
 import { exitNow, onTerminationSignal } from "../_platform/mod.ts";
@@ -372,7 +371,7 @@ export class Manager {
     let leaderOnly = options.leaderOnly ?? true;
     if (this.#sharding && runnable instanceof Controller && options.sharded !== false) {
       // Every replica runs it, on its shards; the sharding task stops after it has drained.
-      shardGates.set(runnable, this.#sharding.gate());
+      this.#sharding.attach(runnable);
       leaderOnly = false;
     }
     this.#entries.push({ runnable, name, leaderOnly });

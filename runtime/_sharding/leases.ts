@@ -100,7 +100,9 @@ export class ShardLeases {
 
   constructor(client: Client, options: ShardLeasesOptions, hooks: ShardHooks) {
     const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = options;
-    for (const [key, value] of Object.entries({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })) {
+    for (
+      const [key, value] of Object.entries({ leaseDurationMs, renewDeadlineMs, retryPeriodMs })
+    ) {
       if (!(value > 0) || !Number.isFinite(value)) {
         throw new RangeError(`sharding: ${key} must be a positive number, got ${value}`);
       }
@@ -339,15 +341,17 @@ export class ShardLeases {
       this.#members = this.#liveMembers(leases, now);
       const share = this.share();
       // Renew what we hold; a shard someone else holds now is lost.
-      await Promise.all(this.held().map(async (shard) => {
-        const lease = leases.get(this.leaseName(shard));
-        const holder = lease?.spec?.holderIdentity ?? "";
-        if (!lease || holder !== o.identity) {
-          this.#lose(shard, `the lease is held by ${holder || "nobody"} now`);
-          return;
-        }
-        await this.#write(shard, lease, false, signal);
-      }));
+      await Promise.all(
+        this.held().map(async (shard) => {
+          const lease = leases.get(this.leaseName(shard));
+          const holder = lease?.spec?.holderIdentity ?? "";
+          if (!lease || holder !== o.identity) {
+            this.#lose(shard, `the lease is held by ${holder || "nobody"} now`);
+            return;
+          }
+          await this.#write(shard, lease, false, signal);
+        }),
+      );
       if (this.#stopping) return;
       // Hand extra shards over (the highest numbers first), or take free ones.
       const held = this.held().filter((s) => !this.#states[s].draining);
@@ -495,9 +499,13 @@ export class ShardLeases {
     const current = this.#member;
     try {
       this.#member = current
-        ? await this.#client.replace(this.#api, { ...current, spec: { ...current.spec, ...spec } }, {
-          signal,
-        })
+        ? await this.#client.replace(
+          this.#api,
+          { ...current, spec: { ...current.spec, ...spec } },
+          {
+            signal,
+          },
+        )
         : await this.#client.create(this.#api, {
           metadata: {
             name: this.#memberName,

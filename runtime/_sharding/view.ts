@@ -23,7 +23,12 @@ import {
   type SharedSource,
   type SourceSelectors,
 } from "../_controller/cache.ts";
-import { ShardFencedError, type ShardGate, type ShardTicket } from "../_controller/gate.ts";
+import {
+  ShardFencedError,
+  type ShardGate,
+  shardGates,
+  type ShardTicket,
+} from "../_controller/gate.ts";
 import { compareResourceVersions } from "../_controller/resource_version.ts";
 import {
   fieldValue,
@@ -118,6 +123,11 @@ export class Sharding {
       if (missing) waiting.push(missing);
     }
     return waiting.length === 0 ? true : waiting.join("; ");
+  }
+
+  /** Makes a Controller (before its `run()`) run on the shards this replica holds. */
+  attach(controller: object): void {
+    shardGates.set(controller, this.gate());
   }
 
   /** A gate for one Controller (see runtime/_controller/gate.ts). */
@@ -303,18 +313,24 @@ export class ShardedSource {
           this.#fail(e);
           throw e;
         }
-        log.warn("Probe of shardSelector support on {resource} failed (attempt {attempt}): {error}", {
-          resource: this.resource,
-          attempt,
-          error: e.message,
-        });
+        log.warn(
+          "Probe of shardSelector support on {resource} failed (attempt {attempt}): {error}",
+          {
+            resource: this.resource,
+            attempt,
+            error: e.message,
+          },
+        );
         await this.#clock.sleep(Math.min(30_000, 500 * 2 ** attempt), this.#stop.signal);
       }
     }
     if (this.mode === "server") {
-      log.info("{resource}: the API server filters by shard (KEP-5866 shardSelector): one cache per held shard", {
-        resource: this.resource,
-      });
+      log.info(
+        "{resource}: the API server filters by shard (KEP-5866 shardSelector): one cache per held shard",
+        {
+          resource: this.resource,
+        },
+      );
       for (const shard of this.#held) this.#addMember(shard);
       return;
     }

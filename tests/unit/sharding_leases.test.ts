@@ -105,13 +105,16 @@ async function holders(server: FakeApiServer, shards: number): Promise<string[]>
 
 test("shareOf gives ⌊N/M⌋ each and one more to the first N mod M members", () => {
   assert.deepEqual(["a", "b", "c"].map((m) => shareOf(12, ["a", "b", "c"], m)), [4, 4, 4]);
-  assert.deepEqual(["a", "b", "c", "d", "e"].map((m) => shareOf(12, ["a", "b", "c", "d", "e"], m)), [
-    3,
-    3,
-    2,
-    2,
-    2,
-  ]);
+  assert.deepEqual(
+    ["a", "b", "c", "d", "e"].map((m) => shareOf(12, ["a", "b", "c", "d", "e"], m)),
+    [
+      3,
+      3,
+      2,
+      2,
+      2,
+    ],
+  );
   assert.equal(shareOf(12, ["a"], "z"), 0, "not a member: no share");
   assert.equal(shareOf(4, [], "a"), 4);
 });

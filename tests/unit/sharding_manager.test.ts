@@ -104,7 +104,10 @@ async function seed(server: FakeApiServer, count: number) {
   const client = server.client();
   const uids = new Map<string, string>();
   for (let i = 0; i < count; i++) {
-    const cm = await client.create(CONFIGMAPS, { metadata: { name: `cm-${i}` }, data: { i: `${i}` } });
+    const cm = await client.create(CONFIGMAPS, {
+      metadata: { name: `cm-${i}` },
+      data: { i: `${i}` },
+    });
     uids.set(`default/cm-${i}`, cm.metadata!.uid!);
   }
   return uids;
@@ -147,7 +150,10 @@ test("sharded Managers: keys spread by shard; a join and a clean stop move shard
   }
   const metrics = b.manager.registry.expose();
   assert.match(metrics, /kube_sharding_shards_held\{group="cms"\} 2/);
-  assert.match(metrics, /kube_sharding_filter_mode\{group="cms",resource="configmaps",mode="client"\} 1/);
+  assert.match(
+    metrics,
+    /kube_sharding_filter_mode\{group="cms",resource="configmaps",mode="client"\} 1/,
+  );
   assert.match(metrics, /kube_sharding_keys\{group="cms",resource="configmaps",shard="\d"\} \d+/);
 
   // b stops cleanly: a gets every shard back within a few retry periods, and runs their keys.
@@ -165,7 +171,11 @@ function heldOf(manager: Manager): number[] {
   const text = manager.registry.expose();
   const held = Number(/kube_sharding_shards_held\{group="cms"\} (\d+)/.exec(text)?.[1] ?? 0);
   const shards: number[] = [];
-  for (const m of text.matchAll(/kube_sharding_keys\{group="cms",resource="configmaps",shard="(\d+)"\}/g)) {
+  for (
+    const m of text.matchAll(
+      /kube_sharding_keys\{group="cms",resource="configmaps",shard="(\d+)"\}/g,
+    )
+  ) {
     shards.push(Number(m[1]));
   }
   assert.equal(shards.length, held);
