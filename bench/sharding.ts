@@ -1,0 +1,212 @@
+/**
+ * Sharded controllers on the real kube-apiserver (KEP-5866), one run per scenario, alternated:
+ * `deno run -A bench/sharding.ts [--objects 3000] [--runs 2] [--reconcile-ms 20]
+ * [--concurrency 4]`. Not part of `deno task test` (it takes minutes).
+ *
+ * For each scenario, fresh replica processes (tests/e2e/_shard_operator.ts, 12 shards) run a
+ * controller over N ConfigMaps (1 KiB of data each) whose reconcile waits `reconcile-ms` (I/O)
+ * and then patches the object; each replica reaches the API server through its own loopback TCP
+ * proxy that counts bytes. Once the replicas are balanced and every object converged (warm),
+ * the bench changes every object at t0 and measures until each one carries its new value
+ * (`allReconciledMs`); bytes are what each replica received from the server from its start
+ * (initial sync included) to the end of the run.
+ *
+ * Scenarios: 1 replica and 3 replicas with the ShardedListAndWatch gate on (server-side
+ * selectors), 3 replicas with the gate off (one unsharded watch per replica, hashed client-side).
+ *
+ * @module
+ */
+
+import { Api, type KubeObject } from "../api.ts";
+import { Client } from "../client.ts";
+import { Config } from "../config.ts";
+import { startControlPlane } from "../testenv/control_plane.ts";
+import { TcpProxy } from "../tests/e2e/_tcp_proxy.ts";
+
+const args = Deno.args;
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : Number(args[i + 1]);
+};
+const OBJECTS = flag("--objects", 3_000);
+const RUNS = flag("--runs", 2);
+const RECONCILE_MS = flag("--reconcile-ms", 20);
+const CONCURRENCY = flag("--concurrency", 4);
+const SHARDS = 12;
+
+interface Result {
+  scenario: string;
+  allReconciledMs: number;
+  bytesPerReplica: number[];
+}
+
+async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+class Replica {
+  held: number[] = [];
+  ready = false;
+  proxy: TcpProxy;
+  child!: Deno.ChildProcess;
+  #reading!: Promise<void>;
+  #kubeconfig = "";
+  constructor(target: { hostname: string; port: number }) {
+    this.proxy = new TcpProxy(target);
+  }
+  async start(kubeconfig: string, namespace: string, identity: string) {
+    const config = JSON.parse(await Deno.readTextFile(kubeconfig));
+    config.clusters[0].cluster.server = `https://127.0.0.1:${this.proxy.port}`;
+    this.#kubeconfig = await Deno.makeTempFile({ prefix: `kubeconfig-${identity}-` });
+    await Deno.writeTextFile(this.#kubeconfig, JSON.stringify(config));
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../tests/e2e/_shard_operator.ts", import.meta.url).pathname,
+        this.#kubeconfig,
+        namespace,
+        identity,
+        String(SHARDS),
+        String(RECONCILE_MS),
+        String(CONCURRENCY),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#reading = (async () => {
+      let rest = "";
+      for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        const lines = rest.split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          if (!line.startsWith("{")) continue;
+          const event = JSON.parse(line);
+          if (event.event === "shards") this.held = event.held;
+          if (event.event === "ready") this.ready = true;
+        }
+      }
+    })();
+  }
+  async stop() {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // exited
+    }
+    await this.child.status;
+    await this.#reading;
+    await this.proxy.close();
+    await Deno.remove(this.#kubeconfig).catch(() => {});
+  }
+}
+
+async function scenario(
+  client: Client,
+  kubeconfig: string,
+  server: string,
+  replicas: number,
+  name: string,
+  round: number,
+): Promise<Result> {
+  const namespace = `shard-bench-${round}-${replicas}-${crypto.randomUUID().slice(0, 6)}`;
+  await client.create(Api.v1Namespace(), { metadata: { name: namespace } });
+  const configmaps = Api.v1ConfigMap().within(namespace);
+  const payload = "x".repeat(1024);
+  for (let i = 0; i < OBJECTS; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, OBJECTS - i) }, (_, j) =>
+        client.create(configmaps, {
+          metadata: { name: `obj-${i + j}`, labels: { app: "shard-e2e" } },
+          data: { want: "0", payload },
+        })),
+    );
+  }
+  const url = new URL(server);
+  const target = { hostname: url.hostname, port: Number(url.port) };
+  const set = Array.from({ length: replicas }, () => new Replica(target));
+  const done = new Map<string, string>();
+  const stopWatch = new AbortController();
+  // The bench's own view of the objects: a watch from now on (its bytes are not counted).
+  const list = await client.list(configmaps, { labelSelector: "app=shard-e2e" });
+  for (const o of list.items) done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
+  const watching = (async () => {
+    for await (
+      const event of client.watch(configmaps, {
+        resourceVersion: list.metadata?.resourceVersion,
+        labelSelector: "app=shard-e2e",
+        signal: stopWatch.signal,
+        timeoutSeconds: 600,
+      })
+    ) {
+      if (event.type === "ADDED" || event.type === "MODIFIED") {
+        const o = event.object as KubeObject;
+        done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
+      }
+    }
+  })().catch(() => {});
+  const converged = (want: string) => [...done.values()].every((v) => v === want);
+  try {
+    await Promise.all(set.map((r, i) => r.start(kubeconfig, namespace, `${name}-${i}`)));
+    await waitUntil(() => {
+      const held = set.flatMap((r) => r.held);
+      return held.length === SHARDS && set.every((r) => Math.abs(r.held.length - SHARDS / replicas) < 1);
+    }, 120_000, "balanced replicas");
+    await waitUntil(() => converged("0"), 300_000, "warm-up convergence");
+    const t0 = performance.now();
+    for (let i = 0; i < OBJECTS; i += 64) {
+      await Promise.all(
+        Array.from({ length: Math.min(64, OBJECTS - i) }, (_, j) =>
+          client.patch(configmaps, `obj-${i + j}`, { data: { want: "1" } }, { type: "merge" })),
+      );
+    }
+    await waitUntil(() => converged("1"), 300_000, "every object reconciled");
+    const allReconciledMs = Math.round(performance.now() - t0);
+    return { scenario: name, allReconciledMs, bytesPerReplica: set.map((r) => r.proxy.bytesDown) };
+  } finally {
+    await Promise.all(set.map((r) => r.stop()));
+    stopWatch.abort();
+    await watching;
+    await client.delete(Api.v1Namespace(), namespace).catch(() => {});
+  }
+}
+
+const results: Result[] = [];
+for (const gate of [true, false]) {
+  await using cp = await startControlPlane({
+    build: false,
+    featureGates: gate ? { ShardedListAndWatch: true } : undefined,
+    apiServerFlags: ["--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"],
+  });
+  const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
+  try {
+    for (let round = 0; round < RUNS; round++) {
+      const plans: [number, string][] = gate
+        ? [[1, "1 replica, gate on"], [3, "3 replicas, gate on"]]
+        : [[3, "3 replicas, gate off"]];
+      for (const [replicas, name] of plans) {
+        const result = await scenario(client, cp.kubeconfigPath, cp.server, replicas, name, round);
+        console.log(JSON.stringify(result));
+        results.push(result);
+      }
+    }
+  } finally {
+    client.close();
+  }
+}
+const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).trim();
+console.log(`\nload average at the end: ${load}`);
+for (const name of [...new Set(results.map((r) => r.scenario))]) {
+  const rs = results.filter((r) => r.scenario === name);
+  const ms = rs.map((r) => r.allReconciledMs);
+  const bytes = rs.flatMap((r) => r.bytesPerReplica);
+  console.log(
+    `${name}: allReconciledMs ${ms.join(", ")} (median ${ms.sort((a, b) => a - b)[ms.length >> 1]}); ` +
+      `bytes received per replica (MB): ${bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")}`,
+  );
+}
