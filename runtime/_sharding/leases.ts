@@ -189,6 +189,9 @@ export class ShardLeases {
     try {
       for (;;) {
         if (this.#stopping) {
+          // Leave the group first: the others' share grows now, so they take each shard as soon
+          // as it is released instead of one round after the last one.
+          if (this.#member) await this.#releaseMember();
           for (const shard of this.held()) this.#handOver(shard, "shutdown");
           if (this.held().length === 0) break;
         }
