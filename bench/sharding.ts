@@ -134,7 +134,9 @@ async function scenario(
   const stopWatch = new AbortController();
   // The bench's own view of the objects: a watch from now on (its bytes are not counted).
   const list = await client.list(configmaps, { labelSelector: "app=shard-e2e" });
-  for (const o of list.items) done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
+  for (const o of list.items) {
+    done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
+  }
   const watching = (async () => {
     for await (
       const event of client.watch(configmaps, {
@@ -153,16 +155,24 @@ async function scenario(
   const converged = (want: string) => [...done.values()].every((v) => v === want);
   try {
     await Promise.all(set.map((r, i) => r.start(kubeconfig, namespace, `${name}-${i}`)));
-    await waitUntil(() => {
-      const held = set.flatMap((r) => r.held);
-      return held.length === SHARDS && set.every((r) => Math.abs(r.held.length - SHARDS / replicas) < 1);
-    }, 120_000, "balanced replicas");
+    await waitUntil(
+      () => {
+        const held = set.flatMap((r) => r.held);
+        return held.length === SHARDS &&
+          set.every((r) => Math.abs(r.held.length - SHARDS / replicas) < 1);
+      },
+      120_000,
+      "balanced replicas",
+    );
     await waitUntil(() => converged("0"), 300_000, "warm-up convergence");
     const t0 = performance.now();
     for (let i = 0; i < OBJECTS; i += 64) {
       await Promise.all(
-        Array.from({ length: Math.min(64, OBJECTS - i) }, (_, j) =>
-          client.patch(configmaps, `obj-${i + j}`, { data: { want: "1" } }, { type: "merge" })),
+        Array.from(
+          { length: Math.min(64, OBJECTS - i) },
+          (_, j) =>
+            client.patch(configmaps, `obj-${i + j}`, { data: { want: "1" } }, { type: "merge" }),
+        ),
       );
     }
     await waitUntil(() => converged("1"), 300_000, "every object reconciled");
@@ -206,7 +216,9 @@ for (const name of [...new Set(results.map((r) => r.scenario))]) {
   const ms = rs.map((r) => r.allReconciledMs);
   const bytes = rs.flatMap((r) => r.bytesPerReplica);
   console.log(
-    `${name}: allReconciledMs ${ms.join(", ")} (median ${ms.sort((a, b) => a - b)[ms.length >> 1]}); ` +
+    `${name}: allReconciledMs ${ms.join(", ")} (median ${
+      ms.sort((a, b) => a - b)[ms.length >> 1]
+    }); ` +
       `bytes received per replica (MB): ${bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")}`,
   );
 }

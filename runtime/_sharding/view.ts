@@ -386,7 +386,8 @@ export class ShardedSource {
     // A cache not synced yet reports its first sync as ADDED changes to this subscription; one
     // another holder synced before (or a relist of ours) does not: queue its keys at ready.
     const fresh = source.version() === "";
-    const off = source.subscribe((change) => this.#forward(change));
+    // A member answers for its own shard only (also should the server not filter).
+    const off = source.subscribe((change) => this.#forward(change, shard));
     this.#members.set(shard, { source, off });
     source.failed.catch((e) => {
       if (this.#members.get(shard)?.source === source) this.#fail(e);
@@ -411,8 +412,9 @@ export class ShardedSource {
     for (const wake of this.#waiters) wake();
   }
 
-  #forward(change: CacheChange<KubeObject>): void {
-    if (!this.#held.has(this.#sharding.shardOf(change.object))) return;
+  #forward(change: CacheChange<KubeObject>, member?: number): void {
+    const shard = this.#sharding.shardOf(change.object);
+    if (!this.#held.has(shard) || (member !== undefined && shard !== member)) return;
     this.#emit(change);
     for (const wake of this.#waiters) wake();
   }
@@ -430,33 +432,39 @@ export class ShardedSource {
     }
   }
 
-  /** Every cached object of the members (not yet filtered by shard). */
-  *#objects(): Iterable<KubeObject> {
-    if (this.#full) yield* this.#full.read().values();
-    for (const { source } of this.#members.values()) yield* source.read().values();
+  /** The caches with the shard each answers for (`undefined`: the unsharded one, any held). */
+  #caches(): [SharedSource<KubeObject>, number | undefined][] {
+    if (this.#full) return [[this.#full, undefined]];
+    return [...this.#members].map(([shard, { source }]) => [source, shard]);
   }
 
-  #inHeld(object: KubeObject): boolean {
-    return this.#held.has(this.#sharding.shardOf(object));
+  /** Whether an object of a cache is one of the held shards' (and that cache's own shard). */
+  #mine(object: KubeObject, member: number | undefined): boolean {
+    const shard = this.#sharding.shardOf(object);
+    return this.#held.has(shard) && (member === undefined || shard === member);
+  }
+
+  /** Every object of the held shards (each once). */
+  *#objects(): Iterable<KubeObject> {
+    for (const [source, member] of this.#caches()) {
+      for (const object of source.read().values()) if (this.#mine(object, member)) yield object;
+    }
   }
 
   get(key: string): KubeObject | undefined {
-    if (this.#full) {
-      const object = this.#full.get(key);
-      return object && this.#inHeld(object) ? object : undefined;
-    }
-    for (const { source } of this.#members.values()) {
+    for (const [source, member] of this.#caches()) {
       const object = source.get(key);
-      if (object && this.#inHeld(object)) return object;
+      if (object && this.#mine(object, member)) return object;
     }
     return undefined;
   }
 
   read(): Map<string, KubeObject> {
     const out = new Map<string, KubeObject>();
-    const sources = this.#full ? [this.#full] : [...this.#members.values()].map((m) => m.source);
-    for (const source of sources) {
-      for (const [key, object] of source.read()) if (this.#inHeld(object)) out.set(key, object);
+    for (const [source, member] of this.#caches()) {
+      for (const [key, object] of source.read()) {
+        if (this.#mine(object, member)) out.set(key, object);
+      }
     }
     return out;
   }
@@ -505,11 +513,8 @@ export class ShardedSource {
       get: (key) => this.get(key),
       byIndex: (name, value) => {
         const out: KubeObject[] = [];
-        const sources = this.#full
-          ? [this.#full]
-          : [...this.#members.values()].map((m) => m.source);
-        for (const source of sources) {
-          for (const o of source.byIndex(name, value)) if (this.#inHeld(o)) out.push(o);
+        for (const [source, member] of this.#caches()) {
+          for (const o of source.byIndex(name, value)) if (this.#mine(o, member)) out.push(o);
         }
         return out;
       },

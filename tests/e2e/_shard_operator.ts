@@ -23,8 +23,7 @@ import { systemClock } from "../../clock.ts";
 const [kubeconfig, namespace, identity, shardsArg, reconcileArg, concurrencyArg] = Deno.args;
 const shards = Number(shardsArg);
 const reconcileMs = Number(reconcileArg ?? 20);
-const say = (event: Record<string, unknown>) =>
-  console.log(JSON.stringify({ ...event, identity }));
+const say = (event: Record<string, unknown>) => console.log(JSON.stringify({ ...event, identity }));
 
 const client = new Client(await Config.fromKubeconfig({ path: kubeconfig }), { maxRetries: 0 });
 const configmaps = Api.v1ConfigMap().within(namespace);

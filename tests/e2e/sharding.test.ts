@@ -124,16 +124,27 @@ async function phase(client: Client, kubeconfig: string, namespace: string, want
   const configmaps = Api.v1ConfigMap().within(namespace);
   const started = Date.now();
   await Promise.all(
-    Array.from({ length: OBJECTS }, (_, i) =>
-      client.patch(configmaps, `obj-${i}`, { data: { want } }, { type: "merge" })),
+    Array.from(
+      { length: OBJECTS },
+      (_, i) => client.patch(configmaps, `obj-${i}`, { data: { want } }, { type: "merge" }),
+    ),
   );
   await eventually(`every object converged to want=${want}`, async () => {
     const list = JSON.parse(
-      await kubectl(kubeconfig, "get", "configmaps", "-n", namespace, "-l", "app=shard-e2e", "-o", "json"),
+      await kubectl(
+        kubeconfig,
+        "get",
+        "configmaps",
+        "-n",
+        namespace,
+        "-l",
+        "app=shard-e2e",
+        "-o",
+        "json",
+      ),
     ) as { items: KubeObject[] };
-    const behind = list.items.filter((o) =>
-      o.metadata?.annotations?.["shard-e2e/done"] !== want
-    ).map((o) => o.metadata?.name);
+    const behind = list.items.filter((o) => o.metadata?.annotations?.["shard-e2e/done"] !== want)
+      .map((o) => o.metadata?.name);
     assert.equal(list.items.length, OBJECTS);
     assert.deepEqual(behind, []);
   }, 60_000);
@@ -169,7 +180,10 @@ function assertLedger(replicas: Replica[]) {
 async function serverFacts(client: Client, namespace: string, gate: boolean) {
   const configmaps = Api.v1ConfigMap().within(namespace);
   const selector = shardSelectorOf([0, 1, 2, 3, 4, 5], SHARDS); // the first half
-  const list = await client.list(configmaps, { labelSelector: "app=shard-e2e", shardSelector: selector });
+  const list = await client.list(configmaps, {
+    labelSelector: "app=shard-e2e",
+    shardSelector: selector,
+  });
   const info = (list.metadata as { shardInfo?: { selector?: string } }).shardInfo;
   const inRange = list.items.filter((o) => shardOf(o, SHARDS) < 6).length;
   if (gate) {
@@ -248,7 +262,9 @@ for (const gate of [true, false]) {
           const held = set.flatMap((r) => r.held).sort((a, b) => a - b);
           assert.deepEqual(held, Array.from({ length: SHARDS }, (_, i) => i));
           const share = SHARDS / set.length;
-          for (const r of set) assert.ok(Math.abs(r.held.length - share) < 1, `${r.identity}: ${r.held}`);
+          for (const r of set) {
+            assert.ok(Math.abs(r.held.length - share) < 1, `${r.identity}: ${r.held}`);
+          }
         }, timeoutMs);
         return Date.now() - started;
       };
@@ -261,15 +277,21 @@ for (const gate of [true, false]) {
           }
           measured.converge3 = await phase(client, cp.kubeconfigPath, namespace, "1");
         });
-        await t.step("SIGKILL of a replica: its shards are taken after their leases expire", async () => {
-          const killedAt = a.kill("SIGKILL");
-          await a.child.status;
-          a.exited = true;
-          await balanced([b, c], "two replicas hold every shard");
-          measured.sigkill = Date.now() - killedAt;
-          assert.ok(measured.sigkill <= LEASE_MS + 4 * RETRY_MS + GENEROUS_MS, `${measured.sigkill} ms`);
-          measured.convergeAfterKill = await phase(client, cp.kubeconfigPath, namespace, "2");
-        });
+        await t.step(
+          "SIGKILL of a replica: its shards are taken after their leases expire",
+          async () => {
+            const killedAt = a.kill("SIGKILL");
+            await a.child.status;
+            a.exited = true;
+            await balanced([b, c], "two replicas hold every shard");
+            measured.sigkill = Date.now() - killedAt;
+            assert.ok(
+              measured.sigkill <= LEASE_MS + 4 * RETRY_MS + GENEROUS_MS,
+              `${measured.sigkill} ms`,
+            );
+            measured.convergeAfterKill = await phase(client, cp.kubeconfigPath, namespace, "2");
+          },
+        );
         const d = spawn("r4");
         await t.step("a joining replica gets its share by hand-over", async () => {
           const joinedAt = Date.now();
@@ -277,29 +299,38 @@ for (const gate of [true, false]) {
           measured.join = Date.now() - joinedAt;
           measured.convergeAfterJoin = await phase(client, cp.kubeconfigPath, namespace, "3");
         });
-        await t.step("SIGTERM of a replica: it drains and hands over in about a retry period", async () => {
-          const stoppedAt = b.kill("SIGTERM");
-          await balanced([c, d], "two replicas after SIGTERM");
-          measured.sigterm = Date.now() - stoppedAt;
-          await b.child.status;
-          assert.ok(b.exited, "r2 exited cleanly");
-          assert.ok(measured.sigterm < LEASE_MS, `hand-over took ${measured.sigterm} ms: no expiry`);
-          measured.convergeAfterTerm = await phase(client, cp.kubeconfigPath, namespace, "4");
-        });
-        await t.step("SIGSTOP past the lease, then SIGCONT: the frozen replica's shards move; it rejoins", async () => {
-          const frozenAt = c.kill("SIGSTOP");
-          // Changes while it is frozen: d takes its shards after their leases expire.
-          const converging = phase(client, cp.kubeconfigPath, namespace, "5");
-          await eventually("d holds every shard", () => {
-            assert.equal(d.held.length, SHARDS);
-          }, 30_000);
-          measured.sigstop = Date.now() - frozenAt;
-          await converging;
-          await new Promise((r) => setTimeout(r, 1_000));
-          c.kill("SIGCONT");
-          await balanced([c, d], "the resumed replica rejoined");
-          measured.convergeAfterStop = await phase(client, cp.kubeconfigPath, namespace, "6");
-        });
+        await t.step(
+          "SIGTERM of a replica: it drains and hands over in about a retry period",
+          async () => {
+            const stoppedAt = b.kill("SIGTERM");
+            await balanced([c, d], "two replicas after SIGTERM");
+            measured.sigterm = Date.now() - stoppedAt;
+            await b.child.status;
+            assert.ok(b.exited, "r2 exited cleanly");
+            assert.ok(
+              measured.sigterm < LEASE_MS,
+              `hand-over took ${measured.sigterm} ms: no expiry`,
+            );
+            measured.convergeAfterTerm = await phase(client, cp.kubeconfigPath, namespace, "4");
+          },
+        );
+        await t.step(
+          "SIGSTOP past the lease, then SIGCONT: the frozen replica's shards move; it rejoins",
+          async () => {
+            const frozenAt = c.kill("SIGSTOP");
+            // Changes while it is frozen: d takes its shards after their leases expire.
+            const converging = phase(client, cp.kubeconfigPath, namespace, "5");
+            await eventually("d holds every shard", () => {
+              assert.equal(d.held.length, SHARDS);
+            }, 30_000);
+            measured.sigstop = Date.now() - frozenAt;
+            await converging;
+            await new Promise((r) => setTimeout(r, 1_000));
+            c.kill("SIGCONT");
+            await balanced([c, d], "the resumed replica rejoined");
+            measured.convergeAfterStop = await phase(client, cp.kubeconfigPath, namespace, "6");
+          },
+        );
         await t.step("the ledger: no key written by two replicas at once", () => {
           measured.ledgerPairs = assertLedger(replicas);
           measured.runs = replicas.reduce((n, r) => n + r.runs.length, 0);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Api } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { Controller } from "../../runtime/controller.ts";
+import { sourceCount } from "../../runtime/_controller/cache.ts";
 import { Manager } from "../../runtime/manager.ts";
 import { ShardFencedError, shardOf } from "../../runtime/sharding.ts";
 import { FakeApiServer, VirtualClock } from "../../testing/mod.ts";
@@ -216,4 +217,83 @@ test("sharded Manager: a replica cut off from its Leases aborts its reconciles a
   a.stop.abort();
   for (let i = 0; i < 40; i++) await clock.advance(250);
   await a.done;
+});
+
+/**
+ * A link whose lists answer `metadata.shardInfo` for a `shardSelector` (as a server with the
+ * ShardedListAndWatch gate does); the items and watches are not filtered, which the client-side
+ * hash check covers. Records the shard selectors of the watches.
+ */
+class ShardingServerLink extends Link {
+  watches: string[] = [];
+  override client(): Client {
+    const inner = super.client();
+    void inner;
+    return new Client(this.server.config(), {
+      maxRetries: 0,
+      fetch: async (input, init) => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        const url = new URL(request.url);
+        const selector = url.searchParams.get("shardSelector");
+        const response = await this.server.fetch(input, init);
+        if (!selector || !url.pathname.endsWith("/configmaps")) return response;
+        if (url.searchParams.get("watch")) {
+          this.watches.push(selector);
+          return response;
+        }
+        const list = await response.json();
+        list.metadata = { ...list.metadata, shardInfo: { selector } };
+        return new Response(JSON.stringify(list), {
+          status: response.status,
+          headers: { "content-type": "application/json" },
+        });
+      },
+    });
+  }
+}
+
+test("sharded Manager on a server that honours shardSelector: one cache per held shard, following hand-overs", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const uids = await seed(server, 20);
+  const ledger: Entry[] = [];
+  const start = (id: string) => {
+    const link = new ShardingServerLink(server);
+    const client = link.client();
+    const manager = new Manager(client, {
+      clock,
+      gracePeriodMs: 5_000,
+      sharding: { namespace: "default", name: "cms", shards: SHARDS, identity: id, ...TIMING },
+    });
+    manager.add(
+      new Controller(client, CONFIGMAPS, (_cm, ctx) => {
+        ledger.push({ key: ctx.key, replica: id, start: clock.now(), end: clock.now() });
+      }, { clock, name: "cms" }),
+    );
+    const stop = new AbortController();
+    return { link, client, manager, stop, done: manager.run(stop.signal) };
+  };
+  const a = start("a");
+  for (let i = 0; i < 8; i++) await clock.advance(250);
+  assert.match(a.manager.registry.expose(), /kube_sharding_filter_mode\{[^}]*mode="server"\} 1/);
+  assert.equal(sourceCount(a.client), SHARDS, "one cache per held shard");
+  assert.equal(new Set(a.link.watches).size, SHARDS);
+  assert.equal(new Set(ledger.map((e) => e.key)).size, 20);
+  assert.equal(ledger.length, 20, "each key once: a shard's first sync is not queued twice");
+
+  const b = start("b");
+  for (let i = 0; i < 40; i++) await clock.advance(250);
+  assert.equal(sourceCount(a.client), 2, "the caches of handed-over shards are released");
+  assert.equal(sourceCount(b.client), 2);
+  const byB = ledger.filter((e) => e.replica === "b").map((e) => e.key).sort();
+  const heldB = new Set(heldOf(b.manager));
+  assert.deepEqual(
+    byB,
+    [...uids].filter(([, uid]) => heldB.has(shardOf({ metadata: { uid } }, SHARDS))).map(([k]) => k)
+      .sort(),
+  );
+  for (const r of [a, b]) r.stop.abort();
+  for (let i = 0; i < 24; i++) await clock.advance(250);
+  await Promise.all([a.done, b.done]);
+  assert.equal(sourceCount(a.client), 0);
 });
