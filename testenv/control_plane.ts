@@ -83,8 +83,10 @@ function featureGateFlags(gates: Record<string, boolean> | undefined): string[] 
   if (entries.length === 0) return [];
   for (const [name, on] of entries) {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name) || typeof on !== "boolean") {
-      throw new TypeError(
-        `startControlPlane: featureGates.${name} must be a gate name (letters and digits) mapped to true or false`,
+      throw new RangeError(
+        `featureGates.${name} must be a gate name (letters and digits) mapped to true or false, got ${
+          JSON.stringify(on)
+        }`,
       );
     }
   }
@@ -656,6 +658,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ? (typeof options.kwok === "object" ? options.kwok : {})
     : false;
   if (kwokOptions) checkKwokOptions(kwokOptions);
+  const gateFlags = featureGateFlags(options.featureGates); // checked before anything starts
   const binaries = options.build === false ? await findBinaries() : await ensureBinaries();
   if (!binaries) {
     throw new Error("The control plane binaries are not built: run deno task test:e2e");
@@ -754,7 +757,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           "--kubelet-preferred-address-types=InternalIP",
         ]
         : []),
-      ...featureGateFlags(options.featureGates),
+      ...gateFlags,
       ...(options.apiServerFlags ?? []),
     ];
     const startApi = () =>
