@@ -317,9 +317,16 @@ for (const gate of [true, false]) {
         await t.step(
           "SIGSTOP past the lease, then SIGCONT: the frozen replica's shards move; it rejoins",
           async () => {
-            const frozenAt = c.kill("SIGSTOP");
-            // Changes while it is frozen: d takes its shards after their leases expire.
+            // Freeze it in the middle of its work: changes first, SIGSTOP once it finished one
+            // reconcile of them (its other workers are busy then). d takes its shards after
+            // their leases expire; its reconciles in flight must not write when it resumes.
+            const changedAt = Date.now();
+            const runsBefore = c.runs.length;
             const converging = phase(client, cp.kubeconfigPath, namespace, "5");
+            await eventually("r3 reconciles the changes", () => {
+              assert.ok(c.runs.slice(runsBefore).some((r) => r.start >= changedAt));
+            }, 30_000);
+            const frozenAt = c.kill("SIGSTOP");
             await eventually("d holds every shard", () => {
               assert.equal(d.held.length, SHARDS);
             }, 30_000);
@@ -328,6 +335,13 @@ for (const gate of [true, false]) {
             await new Promise((r) => setTimeout(r, 1_000));
             c.kill("SIGCONT");
             await balanced([c, d], "the resumed replica rejoined");
+            const late = c.runs.filter((r) => r.start < frozenAt && r.end > frozenAt + LEASE_MS);
+            measured.inFlightAtFreeze = late.length;
+            measured.fencedAfterResume = late.filter((r) => r.fenced).length;
+            // A run frozen before its write ends without writing (fenced or aborted).
+            for (const r of late) {
+              assert.ok(r.wrote === undefined || r.wrote < frozenAt + 1_000, JSON.stringify(r));
+            }
             measured.convergeAfterStop = await phase(client, cp.kubeconfigPath, namespace, "6");
           },
         );

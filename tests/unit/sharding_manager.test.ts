@@ -297,3 +297,55 @@ test("sharded Manager on a server that honours shardSelector: one cache per held
   await Promise.all([a.done, b.done]);
   assert.equal(sourceCount(a.client), 0);
 });
+
+test("sharded Managers: a change of an owned object queues its owner on the replica holding the owner's shard only", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const uids = await seed(server, 16);
+  const secrets = Api.v1Secret().within("default");
+  for (const [key, uid] of uids) {
+    const name = key.split("/")[1];
+    await server.client().create(secrets, {
+      metadata: {
+        name: `${name}-secret`,
+        ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name, uid, controller: true }],
+      },
+      stringData: { v: "1" },
+    });
+  }
+  const runs: { replica: string; key: string; reason: string }[] = [];
+  const start = (id: string) => {
+    const client = new Link(server).client();
+    const manager = new Manager(client, {
+      clock,
+      gracePeriodMs: 5_000,
+      sharding: { namespace: "default", name: "cms", shards: SHARDS, identity: id, ...TIMING },
+    });
+    manager.add(
+      new Controller(client, CONFIGMAPS, (_cm, ctx) => {
+        runs.push({ replica: id, key: ctx.key, reason: ctx.reason });
+      }, { clock, name: "cms" }).owns(secrets),
+    );
+    const stop = new AbortController();
+    return { manager, stop, done: manager.run(stop.signal) };
+  };
+  const a = start("a");
+  const b = start("b");
+  for (let i = 0; i < 40; i++) await clock.advance(250);
+  const heldA = new Set(heldOf(a.manager));
+  assert.equal(heldA.size, 2);
+  runs.length = 0;
+  for (const key of uids.keys()) {
+    await server.client().patch(secrets, `${key.split("/")[1]}-secret`, { stringData: { v: "2" } });
+  }
+  for (let i = 0; i < 8; i++) await clock.advance(250);
+  assert.equal(runs.length, 16, runs.map((r) => `${r.replica} ${r.key}`).join(", "));
+  for (const run of runs) {
+    const shard = shardOf({ metadata: { uid: uids.get(run.key)! } }, SHARDS);
+    assert.equal(run.replica, heldA.has(shard) ? "a" : "b", run.key);
+    assert.match(run.reason, /^owned Secret default\/cm-\d+-secret changed$/);
+  }
+  for (const r of [a, b]) r.stop.abort();
+  for (let i = 0; i < 24; i++) await clock.advance(250);
+  await Promise.all([a.done, b.done]);
+});
