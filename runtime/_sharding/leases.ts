@@ -342,6 +342,7 @@ export class ShardLeases {
         this.#observe(name, lease, now);
       }
       this.#members = this.#liveMembers(leases, now);
+      await this.#collectMembers(leases, now, signal);
       const share = this.share();
       // Renew what we hold; a shard someone else holds now is lost.
       await Promise.all(
@@ -427,6 +428,27 @@ export class ShardLeases {
       live.add(holder);
     }
     return [...live].sort();
+  }
+
+  /**
+   * Deletes the member Leases of replicas that left (empty holder) or died (unchanged for two
+   * lease durations), so that the group's list stays as small as its live replicas. The delete
+   * carries the resourceVersion read: a replica that renewed meanwhile keeps its Lease.
+   */
+  async #collectMembers(leases: Map<string, Lease>, now: number, signal: AbortSignal) {
+    for (const [name, lease] of leases) {
+      if (lease.metadata?.labels?.[ROLE_LABEL] !== "member" || name === this.#memberName) continue;
+      const seen = this.#observed.get(name);
+      if (!seen) continue;
+      const gone = seen.holder === "" ||
+        seen.at + 2 * Math.max(seen.durationMs, this.options.leaseDurationMs) <= now;
+      if (!gone) continue;
+      await this.#client.delete(this.#api, name, {
+        preconditions: { resourceVersion: lease.metadata?.resourceVersion },
+        signal,
+      }).catch(() => {}); // another replica was faster, or it renewed: either is fine
+      this.#observed.delete(name);
+    }
   }
 
   /** Takes (`acquire`) or renews a shard lease; true on success. */

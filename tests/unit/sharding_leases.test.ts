@@ -142,6 +142,11 @@ test("ShardLeases: a lone replica takes every shard; a second one gets half by h
   await b.done;
   assert.deepEqual(a.leases.held(), [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(b.leases.held(), []);
+  // The member Lease b left is collected: the group's list stays as small as its replicas.
+  const members = await server.client().list(LEASES, {
+    labelSelector: "sharding.denokube.dev/role=member",
+  });
+  assert.deepEqual(members.items.map((l) => l.spec?.holderIdentity), ["a"]);
   a.stop.abort();
   await advance(clock, TIMING.retryPeriodMs, all);
   await a.done;
