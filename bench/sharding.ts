@@ -17,7 +17,8 @@
  * @module
  */
 
-import { Api, type KubeObject } from "../api.ts";
+import { Api } from "../api.ts";
+import { Reflector } from "../reflector.ts";
 import { Client } from "../client.ts";
 import { Config } from "../config.ts";
 import { startControlPlane } from "../testenv/control_plane.ts";
@@ -40,7 +41,11 @@ interface Result {
   bytesPerReplica: number[];
 }
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -61,7 +66,9 @@ class Replica {
   async start(kubeconfig: string, namespace: string, identity: string) {
     const config = JSON.parse(await Deno.readTextFile(kubeconfig));
     config.clusters[0].cluster.server = `https://127.0.0.1:${this.proxy.port}`;
-    this.#kubeconfig = await Deno.makeTempFile({ prefix: `kubeconfig-${identity}-` });
+    this.#kubeconfig = await Deno.makeTempFile({
+      prefix: `kubeconfig-${identity}-`,
+    });
     await Deno.writeTextFile(this.#kubeconfig, JSON.stringify(config));
     this.child = new Deno.Command(Deno.execPath(), {
       args: [
@@ -80,7 +87,9 @@ class Replica {
     }).spawn();
     this.#reading = (async () => {
       let rest = "";
-      for await (const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())) {
+      for await (
+        const chunk of this.child.stdout.pipeThrough(new TextDecoderStream())
+      ) {
         rest += chunk;
         const lines = rest.split("\n");
         rest = lines.pop()!;
@@ -114,47 +123,47 @@ async function scenario(
   name: string,
   round: number,
 ): Promise<Result> {
-  const namespace = `shard-bench-${round}-${replicas}-${crypto.randomUUID().slice(0, 6)}`;
+  const namespace = `shard-bench-${round}-${replicas}-${
+    crypto.randomUUID().slice(0, 6)
+  }`;
   await client.create(Api.v1Namespace(), { metadata: { name: namespace } });
   const configmaps = Api.v1ConfigMap().within(namespace);
   const payload = "x".repeat(1024);
   for (let i = 0; i < OBJECTS; i += 50) {
     await Promise.all(
-      Array.from({ length: Math.min(50, OBJECTS - i) }, (_, j) =>
-        client.create(configmaps, {
-          metadata: { name: `obj-${i + j}`, labels: { app: "shard-e2e" } },
-          data: { want: "0", payload },
-        })),
+      Array.from(
+        { length: Math.min(50, OBJECTS - i) },
+        (_, j) =>
+          client.create(configmaps, {
+            metadata: { name: `obj-${i + j}`, labels: { app: "shard-e2e" } },
+            data: { want: "0", payload },
+          }),
+      ),
     );
   }
   const url = new URL(server);
   const target = { hostname: url.hostname, port: Number(url.port) };
   const set = Array.from({ length: replicas }, () => new Replica(target));
-  const done = new Map<string, string>();
   const stopWatch = new AbortController();
-  // The bench's own view of the objects: a watch from now on (its bytes are not counted).
-  const list = await client.list(configmaps, { labelSelector: "app=shard-e2e" });
-  for (const o of list.items) {
-    done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
-  }
-  const watching = (async () => {
-    for await (
-      const event of client.watch(configmaps, {
-        resourceVersion: list.metadata?.resourceVersion,
-        labelSelector: "app=shard-e2e",
-        signal: stopWatch.signal,
-        timeoutSeconds: 600,
-      })
-    ) {
-      if (event.type === "ADDED" || event.type === "MODIFIED") {
-        const o = event.object as KubeObject;
-        done.set(o.metadata!.name!, o.metadata?.annotations?.["shard-e2e/done"] ?? "");
-      }
+  // The bench's own view of the objects (its bytes are not counted): a Reflector, which
+  // resumes or relists when its watch breaks on a loaded machine.
+  const view = new Reflector(client, configmaps, {
+    labelSelector: "app=shard-e2e",
+  });
+  const watching = view.run({ signal: stopWatch.signal }).catch(() => {});
+  await view.ready;
+  const converged = (want: string) => {
+    const objects = view.read();
+    if (objects.size !== OBJECTS) return false;
+    for (const o of objects.values()) {
+      if (o.metadata?.annotations?.["shard-e2e/done"] !== want) return false;
     }
-  })().catch(() => {});
-  const converged = (want: string) => [...done.values()].every((v) => v === want);
+    return true;
+  };
   try {
-    await Promise.all(set.map((r, i) => r.start(kubeconfig, namespace, `${name}-${i}`)));
+    await Promise.all(
+      set.map((r, i) => r.start(kubeconfig, namespace, `${name}-${i}`)),
+    );
     await waitUntil(
       () => {
         const held = set.flatMap((r) => r.held);
@@ -171,13 +180,33 @@ async function scenario(
         Array.from(
           { length: Math.min(64, OBJECTS - i) },
           (_, j) =>
-            client.patch(configmaps, `obj-${i + j}`, { data: { want: "1" } }, { type: "merge" }),
+            client.patch(configmaps, `obj-${i + j}`, { data: { want: "1" } }, {
+              type: "merge",
+            }),
         ),
       );
     }
-    await waitUntil(() => converged("1"), 300_000, "every object reconciled");
+    let shown = Date.now();
+    await waitUntil(
+      () => {
+        if (Date.now() - shown > 10_000) {
+          shown = Date.now();
+          const left = [...view.read().values()].filter((o) =>
+            o.metadata?.annotations?.["shard-e2e/done"] !== "1"
+          ).length;
+          console.error(`${name}: ${left} objects not reconciled yet`);
+        }
+        return converged("1");
+      },
+      600_000,
+      "every object reconciled",
+    );
     const allReconciledMs = Math.round(performance.now() - t0);
-    return { scenario: name, allReconciledMs, bytesPerReplica: set.map((r) => r.proxy.bytesDown) };
+    return {
+      scenario: name,
+      allReconciledMs,
+      bytesPerReplica: set.map((r) => r.proxy.bytesDown),
+    };
   } finally {
     await Promise.all(set.map((r) => r.stop()));
     stopWatch.abort();
@@ -191,16 +220,28 @@ for (const gate of [true, false]) {
   await using cp = await startControlPlane({
     build: false,
     featureGates: gate ? { ShardedListAndWatch: true } : undefined,
-    apiServerFlags: ["--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"],
+    apiServerFlags: [
+      "--max-requests-inflight=1000",
+      "--max-mutating-requests-inflight=500",
+    ],
   });
-  const client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
+  const client = new Client(
+    await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+  );
   try {
     for (let round = 0; round < RUNS; round++) {
       const plans: [number, string][] = gate
         ? [[1, "1 replica, gate on"], [3, "3 replicas, gate on"]]
         : [[3, "3 replicas, gate off"]];
       for (const [replicas, name] of plans) {
-        const result = await scenario(client, cp.kubeconfigPath, cp.server, replicas, name, round);
+        const result = await scenario(
+          client,
+          cp.kubeconfigPath,
+          cp.server,
+          replicas,
+          name,
+          round,
+        );
         console.log(JSON.stringify(result));
         results.push(result);
       }
@@ -219,6 +260,8 @@ for (const name of [...new Set(results.map((r) => r.scenario))]) {
     `${name}: allReconciledMs ${ms.join(", ")} (median ${
       ms.sort((a, b) => a - b)[ms.length >> 1]
     }); ` +
-      `bytes received per replica (MB): ${bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")}`,
+      `bytes received per replica (MB): ${
+        bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")
+      }`,
   );
 }
