@@ -11,6 +11,8 @@
  * (`allReconciledMs`); bytes are what each replica received from the server from its start
  * (initial sync included) to the end of the run.
  *
+ * The replicas use the library's lease timings (15 s lease, 10 s renew deadline, 2 s retry).
+ *
  * Scenarios: 1 replica and 3 replicas with the ShardedListAndWatch gate on (server-side
  * selectors), 3 replicas with the gate off (one unsharded watch per replica, hashed client-side).
  *
@@ -39,6 +41,8 @@ interface Result {
   scenario: string;
   allReconciledMs: number;
   bytesPerReplica: number[];
+  /** Shard lease events per replica at the end (acquired, released, lost, abandoned). */
+  handovers: Record<string, number>[];
 }
 
 async function waitUntil(
@@ -55,6 +59,7 @@ async function waitUntil(
 
 class Replica {
   held: number[] = [];
+  handovers: Record<string, number> = {};
   ready = false;
   proxy: TcpProxy;
   child!: Deno.ChildProcess;
@@ -84,6 +89,7 @@ class Replica {
       ],
       stdout: "piped",
       stderr: "inherit",
+      env: { SHARD_OPERATOR_TIMING: "default" },
     }).spawn();
     this.#reading = (async () => {
       let rest = "";
@@ -96,7 +102,10 @@ class Replica {
         for (const line of lines) {
           if (!line.startsWith("{")) continue;
           const event = JSON.parse(line);
-          if (event.event === "shards") this.held = event.held;
+          if (event.event === "shards") {
+            this.held = event.held;
+            this.handovers = event.handovers;
+          }
           if (event.event === "ready") this.ready = true;
         }
       }
@@ -206,6 +215,7 @@ async function scenario(
       scenario: name,
       allReconciledMs,
       bytesPerReplica: set.map((r) => r.proxy.bytesDown),
+      handovers: set.map((r) => r.handovers),
     };
   } finally {
     await Promise.all(set.map((r) => r.stop()));
