@@ -82,6 +82,7 @@ export class Sharding {
   #inflight: number[];
   #idle = new Map<number, Set<() => void>>();
   #sources = new Map<string, ShardedSource>();
+  #shards = new WeakMap<KubeObject, number>();
 
   constructor(client: Client, settings: ShardingSettings, clock: Clock) {
     this.#client = client;
@@ -105,9 +106,17 @@ export class Sharding {
     this.leases = new ShardLeases(client, { ...settings, clock }, hooks);
   }
 
-  /** The shard of an object. */
+  /**
+   * The shard of an object. Cached objects are never mutated (a change is a new object), so the
+   * answer is remembered per object: the hot paths (every change, every queued key) hash once.
+   */
   shardOf(object: KubeObject): number {
-    return shardOfObject(object, this.settings.field, this.ranges);
+    let shard = this.#shards.get(object);
+    if (shard === undefined) {
+      shard = shardOfObject(object, this.settings.field, this.ranges);
+      this.#shards.set(object, shard);
+    }
+    return shard;
   }
 
   /** The sharded sources (for metrics and readiness). */
