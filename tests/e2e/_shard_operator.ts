@@ -30,8 +30,7 @@ const [
 ] = Deno.args;
 const shards = Number(shardsArg);
 const reconcileMs = Number(reconcileArg ?? 20);
-const say = (event: Record<string, unknown>) =>
-  console.log(JSON.stringify({ ...event, identity }));
+const say = (event: Record<string, unknown>) => console.log(JSON.stringify({ ...event, identity }));
 
 const client = new Client(await Config.fromKubeconfig({ path: kubeconfig }), {
   maxRetries: 0,
