@@ -97,6 +97,8 @@ export class ShardLeases {
   #stopping = false;
   #wake: (() => void) | undefined;
   #handovers = new Set<Promise<void>>();
+  /** Lease rounds done; the first one only announces this member. */
+  #rounds = 0;
 
   constructor(client: Client, options: ShardLeasesOptions, hooks: ShardHooks) {
     const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = options;
@@ -357,6 +359,14 @@ export class ShardLeases {
         }),
       );
       if (this.#stopping) return;
+      // The first round only announces this member: replicas started together (a rollout) see
+      // each other before taking shards, instead of one taking all and handing most over.
+      if (this.#rounds++ === 0 && this.#members.length === 1) {
+        const others = [...leases.values()].some((l) =>
+          l.metadata?.labels?.[ROLE_LABEL] === "member" && l.spec?.holderIdentity !== o.identity
+        );
+        if (!others) return;
+      }
       // Hand extra shards over (the highest numbers first), or take free ones.
       const held = this.held().filter((s) => !this.#states[s].draining);
       if (held.length > share) {

@@ -123,7 +123,7 @@ test("ShardLeases: a lone replica takes every shard; a second one gets half by h
   const server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = start(server, clock, "a", 6);
-  await advance(clock, 100, [a]);
+  await advance(clock, TIMING.retryPeriodMs + 250, [a]); // the first round only announces a
   assert.deepEqual(a.leases.held(), [0, 1, 2, 3, 4, 5]);
   const b = start(server, clock, "b", 6);
   const all = [a, b];
@@ -196,7 +196,7 @@ test("ShardLeases: a hand-over waits for the work in flight; work that does not 
   const server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = start(server, clock, "a", 2, 5_000);
-  await advance(clock, 100, [a]);
+  await advance(clock, TIMING.retryPeriodMs + 250, [a]); // the first round only announces a
   assert.deepEqual(a.leases.held(), [0, 1]);
   a.stuck.add(1);
   const b = start(server, clock, "b", 2, 5_000);
@@ -228,5 +228,20 @@ test("ShardLeases: a hand-over waits for the work in flight; work that does not 
   a.stop.abort();
   await advance(clock, 2 * TIMING.retryPeriodMs, all);
   await a.done;
+  server.close();
+});
+
+test("ShardLeases: replicas started together split the shards without a hand-over", async () => {
+  const server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const all = ["a", "b", "c"].map((id) => start(server, clock, id, 12));
+  await advance(clock, 3 * TIMING.retryPeriodMs, all);
+  for (const r of all) {
+    assert.equal(r.leases.held().length, 4, r.id);
+    assert.equal(r.leases.stats.released, 0, `${r.id} took no shard it had to give back`);
+  }
+  for (const r of all) r.stop.abort();
+  await advance(clock, 2 * TIMING.retryPeriodMs, all);
+  await Promise.all(all.map((r) => r.done));
   server.close();
 });

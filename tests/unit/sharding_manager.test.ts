@@ -120,7 +120,7 @@ test("sharded Managers: keys spread by shard; a join and a clean stop move shard
   const uids = await seed(server, 40);
   const ledger: Entry[] = [];
   const a = replica(server, clock, "a", ledger);
-  for (let i = 0; i < 8; i++) await clock.advance(250);
+  for (let i = 0; i < 16; i++) await clock.advance(250); // its first lease round only announces it
   const firstPass = new Set(ledger.map((e) => e.key));
   assert.equal(firstPass.size, 40, "a alone reconciles every key");
   assert.ok(ledger.every((e) => e.replica === "a"));
@@ -201,7 +201,7 @@ test("sharded Manager: a replica cut off from its Leases aborts its reconciles a
       throw e;
     }
   });
-  for (let i = 0; i < 4; i++) await clock.advance(250);
+  for (let i = 0; i < 12; i++) await clock.advance(250);
   assert.equal(ledger.length, 1);
   a.link.cutLeases = true;
   const writes = a.link.writes.length;
@@ -274,7 +274,7 @@ test("sharded Manager on a server that honours shardSelector: one cache per held
     return { link, client, manager, stop, done: manager.run(stop.signal) };
   };
   const a = start("a");
-  for (let i = 0; i < 8; i++) await clock.advance(250);
+  for (let i = 0; i < 16; i++) await clock.advance(250);
   assert.match(a.manager.registry.expose(), /kube_sharding_filter_mode\{[^}]*mode="server"\} 1/);
   assert.equal(sourceCount(a.client), SHARDS, "one cache per held shard");
   assert.equal(new Set(a.link.watches).size, SHARDS);
