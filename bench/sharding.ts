@@ -132,9 +132,7 @@ async function scenario(
   name: string,
   round: number,
 ): Promise<Result> {
-  const namespace = `shard-bench-${round}-${replicas}-${
-    crypto.randomUUID().slice(0, 6)
-  }`;
+  const namespace = `shard-bench-${round}-${replicas}-${crypto.randomUUID().slice(0, 6)}`;
   await client.create(Api.v1Namespace(), { metadata: { name: namespace } });
   const configmaps = Api.v1ConfigMap().within(namespace);
   const payload = "x".repeat(1024);
@@ -251,8 +249,6 @@ for (const name of [...new Set(results.map((r) => r.scenario))]) {
     `${name}: allReconciledMs ${ms.join(", ")} (median ${
       ms.sort((a, b) => a - b)[ms.length >> 1]
     }); ` +
-      `bytes received per replica (MB): ${
-        bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")
-      }`,
+      `bytes received per replica (MB): ${bytes.map((b) => (b / 1e6).toFixed(2)).join(", ")}`,
   );
 }
