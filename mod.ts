@@ -211,6 +211,13 @@ export {
   type WaitForOptions,
 } from "./runtime/mod.ts";
 export {
+  type ShardBy,
+  ShardFencedError,
+  type ShardingOptions,
+  shardOf,
+  shardSelectorOf,
+} from "./runtime/mod.ts";
+export {
   attach,
   type AttachOptions,
   exec,

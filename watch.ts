@@ -125,6 +125,14 @@ export interface WatchOptions {
   labelSelector?: string;
   /** Only objects whose fields match, e.g. `metadata.name=web`. */
   fieldSelector?: string;
+  /**
+   * A KEP-5866 shard selector, e.g.
+   * `shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')` (ranges joined
+   * with `||`): only objects whose 64-bit FNV-1a hash of the field falls in a range. Needs the
+   * `ShardedListAndWatch` feature gate (alpha in Kubernetes 1.36); a server without it ignores the
+   * parameter (a list then has no `metadata.shardInfo`).
+   */
+  shardSelector?: string;
   /** Asks the server to end the stream after this many seconds. */
   timeoutSeconds?: number;
   /** Asks for BOOKMARK events. Default true. */
@@ -213,6 +221,7 @@ function watchQuery(options: WatchOptions): Record<string, string | number | und
     allowWatchBookmarks: options.allowWatchBookmarks === false ? undefined : "true",
     labelSelector: options.labelSelector || undefined,
     fieldSelector: options.fieldSelector || undefined,
+    shardSelector: options.shardSelector || undefined,
     timeoutSeconds: options.timeoutSeconds,
     resourceVersion: options.resourceVersion || undefined,
     resourceVersionMatch: options.resourceVersionMatch,

@@ -69,6 +69,14 @@ export interface ListPageOptions {
   labelSelector?: string;
   /** Field selector. */
   fieldSelector?: string;
+  /**
+   * A KEP-5866 shard selector, e.g.
+   * `shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')` (ranges joined
+   * with `||`): only objects whose 64-bit FNV-1a hash of the field falls in a range. Needs the
+   * `ShardedListAndWatch` feature gate (alpha in Kubernetes 1.36); a server without it ignores the
+   * parameter (a list then has no `metadata.shardInfo`).
+   */
+  shardSelector?: string;
   /** Resource version (opaque); unset for a consistent read. */
   resourceVersion?: string;
   /** `NotOlderThan` or `Exact`. */
@@ -118,6 +126,7 @@ export function listQuery(options: ListPageOptions): QueryParams {
     continue: options.continue || undefined,
     labelSelector: options.labelSelector || undefined,
     fieldSelector: options.fieldSelector || undefined,
+    shardSelector: options.shardSelector || undefined,
     resourceVersion: options.resourceVersion,
     resourceVersionMatch: options.resourceVersionMatch,
   };

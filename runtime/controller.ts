@@ -41,6 +41,7 @@ import type { OwnerReference } from "../generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";
+import { type ShardGate, shardGates, type ShardTicket } from "./_controller/gate.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
 
 const log = getLogger(["kube", "controller"]);
@@ -634,6 +635,8 @@ export class Controller<T extends KubeObject> {
   #echoes = new Set<string>();
   /** Keys queued by the start from a cache that was already synced, with their versions. */
   #initial = new Map<string, string | undefined>();
+  /** The sharding of a sharded Manager (runtime/sharding.ts), while running. */
+  #gate: ShardGate | undefined;
 
   /**
    * Creates a controller. Nothing is watched until {@linkcode Controller.prototype.run}.
@@ -843,7 +846,10 @@ export class Controller<T extends KubeObject> {
     const stopTriggers = new AbortController();
     let failure: unknown;
     try {
-      const primary = acquireSource(this.#client, this.api, options, this.#clock);
+      this.#gate = shardGates.get(this);
+      const primary = this.#gate
+        ? this.#gate.primary(this.#client, this.api, options, this.#clock)
+        : acquireSource(this.#client, this.api, options, this.#clock);
       this.#primary = primary;
       sources.push(primary as SharedSource<KubeObject>);
       unsubscribe.push(primary.subscribe((change) => this.#onPrimary(change)));
@@ -895,6 +901,7 @@ export class Controller<T extends KubeObject> {
       await Promise.all(sources.map((s) => s.release()));
       for (const related of this.#related) related.source = undefined;
       this.#primary = undefined;
+      this.#gate = undefined;
       this.#keys.clear();
       this.#initial.clear();
       this.#started = false;
@@ -928,6 +935,7 @@ export class Controller<T extends KubeObject> {
     const queue = this.#queue;
     if (!queue || this.#stopping) return;
     const key = this.api.keyOf(change.object);
+    if (this.#gate && change.type !== "DELETED" && !this.#gate.owns(key)) return;
     if (this.#initial.size > 0 && this.#initial.has(key)) {
       const rv = this.#initial.get(key);
       this.#initial.delete(key);
@@ -1000,6 +1008,7 @@ export class Controller<T extends KubeObject> {
     const reason = related.label(change.object);
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
+      if (this.#gate && !this.#gate.owns(key)) continue; // another replica's shard
       if (this.#started) this.#enqueue(key, reason);
       else queue.add(key, reason);
     }
@@ -1079,6 +1088,24 @@ export class Controller<T extends KubeObject> {
     const reason = reasons[0] ?? "requeue";
     const attempt = state.failures + 1;
     const abort = new AbortController();
+    let ticket: ShardTicket | undefined;
+    let offShard: (() => void) | undefined;
+    if (this.#gate) {
+      ticket = this.#gate.enter(key);
+      if (!ticket) {
+        // Not this replica's key (any more): the replica holding its shard reconciles it.
+        this.#keys.delete(key);
+        queue.forget(key);
+        return;
+      }
+      const shardSignal = ticket.signal;
+      const onLost = () => abort.abort(shardSignal.reason);
+      if (shardSignal.aborted) onLost();
+      else {
+        shardSignal.addEventListener("abort", onLost, { once: true });
+        offShard = () => shardSignal.removeEventListener("abort", onLost);
+      }
+    }
     this.#inFlight.add(abort);
     try {
       await this.#awaitOwnWrites(key, state, abort.signal);
@@ -1117,7 +1144,7 @@ export class Controller<T extends KubeObject> {
           ) {
             ownWrites.add(rv);
           }
-        }),
+        }, ticket && (() => ticket!.check())),
       };
       const started = this.#clock.now();
       let result: ReconcileResult;
@@ -1168,6 +1195,8 @@ export class Controller<T extends KubeObject> {
       this.#inFlight.delete(abort);
       this.#runWrites.delete(key);
       this.#echoes.delete(key);
+      offShard?.();
+      ticket?.exit();
     }
   }
 

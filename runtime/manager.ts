@@ -41,7 +41,10 @@ import {
   LeadershipLostError,
 } from "./leader_election.ts";
 import { DEFAULT_BUCKETS, Registry } from "./metrics.ts";
-import { type Selectors, type SharedCache, sharedCache } from "./controller.ts";
+import { Controller, type Selectors, type SharedCache, sharedCache } from "./controller.ts";
+import type { ShardingOptions } from "./sharding.ts";
+import { registerShardingMetrics, Sharding } from "./_sharding/view.ts";
+import { hostname } from "node:os";
 import { exitNow, onTerminationSignal } from "../_platform/mod.ts";
 
 const log = getLogger(["kube", "manager"]);
@@ -199,6 +202,11 @@ function instrument(registry: Registry, controller: InstrumentedController): () 
 export interface AddOptions {
   /** Run only while leading (default true), or on every replica from start to stop. */
   leaderOnly?: boolean;
+  /**
+   * With the Manager's `sharding`: run this {@linkcode Controller} on every replica, each on the
+   * shards it holds (default true for a Controller; `false` keeps it leader-only).
+   */
+  sharded?: boolean;
 }
 
 /** Options of {@linkcode Manager}. */
@@ -222,6 +230,12 @@ export interface ManagerOptions {
   registry?: Registry;
   /** Source of time. Default {@linkcode systemClock}. */
   clock?: Clock;
+  /**
+   * Shard the controllers over every replica on Leases (see {@linkcode ShardingOptions} and the
+   * README's "Scaling out"): each {@linkcode Controller} added runs on every replica, on the
+   * objects of the shards that replica holds. Default: off (one leader does everything).
+   */
+  sharding?: ShardingOptions;
 }
 
 interface Entry {
@@ -268,6 +282,7 @@ export class Manager {
   #crashed: string | undefined;
   #terms = 0;
   #leaseName: string;
+  #sharding: Sharding | undefined;
 
   /**
    * Creates a manager; nothing runs before {@linkcode Manager.prototype.run}.
@@ -299,6 +314,29 @@ export class Manager {
       status.set({ name: this.#leaseName }, this.#leading ? 1 : 0);
       terms.inc(undefined, this.#terms - terms.get());
     });
+    if (options.sharding) this.#startSharding(options.sharding);
+  }
+
+  /** Creates the sharding and its every-replica task (leases, readiness per shard cache). */
+  #startSharding(options: ShardingOptions): void {
+    const sharding = new Sharding(this.client, {
+      namespace: options.namespace,
+      name: options.name,
+      shards: options.shards,
+      field: options.by === "namespace" ? "object.metadata.namespace" : "object.metadata.uid",
+      identity: options.identity ?? this.elector?.identity ?? shardIdentity(),
+      leaseDurationMs: options.leaseDurationMs ?? 15_000,
+      renewDeadlineMs: options.renewDeadlineMs ?? 10_000,
+      retryPeriodMs: options.retryPeriodMs ?? 2_000,
+      drainTimeoutMs: options.drainTimeoutMs ?? this.#graceMs,
+    }, this.#clock);
+    this.#sharding = sharding;
+    registerShardingMetrics(this.registry, sharding);
+    this.add({
+      name: `sharding ${options.name}`,
+      run: (signal) => sharding.leases.run(signal),
+      ready: () => sharding.ready(),
+    }, { leaderOnly: false });
   }
 
   /** Whether this replica leads now (always true without leader election, while running). */
@@ -330,7 +368,13 @@ export class Manager {
     const name = runnable.name ?? `task-${this.#entries.length + 1}`;
     runnable.registerMetrics?.(this.registry);
     if (isInstrumented(runnable)) instrument(this.registry, runnable);
-    this.#entries.push({ runnable, name, leaderOnly: options.leaderOnly ?? true });
+    let leaderOnly = options.leaderOnly ?? true;
+    if (this.#sharding && runnable instanceof Controller && options.sharded !== false) {
+      // Every replica runs it, on its shards; the sharding task stops after it has drained.
+      this.#sharding.attach(runnable);
+      leaderOnly = false;
+    }
+    this.#entries.push({ runnable, name, leaderOnly });
     return this;
   }
 
@@ -638,4 +682,15 @@ function crashKind(e: unknown): string {
   const { status, reason } = e as { status?: unknown; reason?: unknown };
   if (typeof status !== "number") return e.name;
   return `${e.name} ${status}${typeof reason === "string" && reason ? ` ${reason}` : ""}`;
+}
+
+/** The default identity of a sharded replica: the hostname (the pod name) and a random suffix. */
+function shardIdentity(): string {
+  let host = "replica";
+  try {
+    host = hostname();
+  } catch {
+    // No --allow-sys=hostname: the random suffix alone keeps replicas apart.
+  }
+  return `${host}_${crypto.randomUUID().slice(0, 8)}`;
 }

@@ -104,3 +104,10 @@ export {
   type Runnable,
   shutdownSignal,
 } from "./manager.ts";
+export {
+  type ShardBy,
+  ShardFencedError,
+  type ShardingOptions,
+  shardOf,
+  shardSelectorOf,
+} from "./sharding.ts";

@@ -77,6 +77,22 @@ export interface KwokOptions {
   flags?: string[];
 }
 
+/** The `--feature-gates` flag of a gate map (none when empty); names must be gate names. */
+function featureGateFlags(gates: Record<string, boolean> | undefined): string[] {
+  const entries = Object.entries(gates ?? {});
+  if (entries.length === 0) return [];
+  for (const [name, on] of entries) {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name) || typeof on !== "boolean") {
+      throw new RangeError(
+        `featureGates.${name} must be a gate name (letters and digits) mapped to true or false, got ${
+          JSON.stringify(on)
+        }`,
+      );
+    }
+  }
+  return [`--feature-gates=${entries.map(([name, on]) => `${name}=${on}`).join(",")}`];
+}
+
 /** Options of {@linkcode startControlPlane}. */
 export interface ControlPlaneOptions {
   /** Build the binaries when they are missing (default true). */
@@ -85,6 +101,12 @@ export interface ControlPlaneOptions {
   watchCache?: boolean;
   /** Extra kube-apiserver flags. */
   apiServerFlags?: string[];
+  /**
+   * kube-apiserver feature gates, e.g. `{ ShardedListAndWatch: true }` (KEP-5866, alpha in
+   * 1.36), passed as one `--feature-gates=Name=true,…` flag. Default: none (the release's
+   * defaults).
+   */
+  featureGates?: Record<string, boolean>;
   /** How long to wait for readiness, in milliseconds (default 60 000). */
   startTimeoutMs?: number;
   /** More static bearer tokens the apiserver accepts, e.g. for exec plugin tests. */
@@ -636,6 +658,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ? (typeof options.kwok === "object" ? options.kwok : {})
     : false;
   if (kwokOptions) checkKwokOptions(kwokOptions);
+  const gateFlags = featureGateFlags(options.featureGates); // checked before anything starts
   const binaries = options.build === false ? await findBinaries() : await ensureBinaries();
   if (!binaries) {
     throw new Error("The control plane binaries are not built: run deno task test:e2e");
@@ -734,6 +757,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
           "--kubelet-preferred-address-types=InternalIP",
         ]
         : []),
+      ...gateFlags,
       ...(options.apiServerFlags ?? []),
     ];
     const startApi = () =>

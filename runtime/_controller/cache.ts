@@ -23,6 +23,8 @@ const log = getLogger(["kube", "controller"]);
 export interface SourceSelectors {
   labelSelector?: string;
   fieldSelector?: string;
+  /** A KEP-5866 shard selector (one cache per shard range). */
+  shardSelector?: string;
 }
 
 /** A listener of cache changes, called synchronously after the cache holds the change. */
@@ -82,6 +84,7 @@ function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
     api.namespace ?? "",
     selectors.labelSelector ?? "",
     selectors.fieldSelector ?? "",
+    selectors.shardSelector ?? "",
   ]);
 }
 
@@ -90,7 +93,9 @@ function describeSource(api: Api<KubeObject>, selectors: SourceSelectors): strin
   const where = api.namespaced
     ? api.namespace ? ` in namespace ${api.namespace}` : " in all namespaces"
     : "";
-  const sel = [selectors.labelSelector, selectors.fieldSelector].filter(Boolean).join(", ");
+  const sel = [selectors.labelSelector, selectors.fieldSelector, selectors.shardSelector].filter(
+    Boolean,
+  ).join(", ");
   return `${resource}${where}${sel ? ` (${sel})` : ""}`;
 }
 
@@ -135,6 +140,7 @@ function startEntry(
   const reflector = new Reflector(client, api, {
     labelSelector: selectors.labelSelector,
     fieldSelector: selectors.fieldSelector,
+    shardSelector: selectors.shardSelector,
     clock,
   });
   const stop = new AbortController();

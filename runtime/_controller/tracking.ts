@@ -31,10 +31,12 @@ export function baseClient(client: Client): Client {
  *
  * @param client The controller's client.
  * @param onWrite Called with the Api and the object each successful write answered.
+ * @param guard Called before each write; a throw refuses the write before it is sent (fencing).
  */
 export function trackingClient(
   client: Client,
   onWrite: (api: Api<KubeObject>, object: KubeObject) => void,
+  guard?: () => void,
 ): Client {
   const base = baseClient(client);
   const proxy = new Proxy(base, {
@@ -43,6 +45,7 @@ export function trackingClient(
       if (typeof value !== "function") return value;
       if (typeof property === "string" && WRITE_VERBS.has(property)) {
         return async (api: Api<KubeObject>, ...rest: unknown[]) => {
+          guard?.();
           const result = await (value as (...args: unknown[]) => Promise<unknown>).call(
             target,
             api,

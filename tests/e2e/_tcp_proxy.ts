@@ -12,6 +12,10 @@ interface Link {
 /** A running proxy; stop it with `close()` or `await using`. */
 export class TcpProxy implements AsyncDisposable {
   readonly port: number;
+  /** Bytes forwarded from the server to the clients so far. */
+  bytesDown = 0;
+  /** Bytes forwarded from the clients to the server so far. */
+  bytesUp = 0;
   #listener: Deno.TcpListener;
   #target: { hostname: string; port: number };
   #links = new Set<Link>();
@@ -114,6 +118,8 @@ export class TcpProxy implements AsyncDisposable {
         if (link.closed) break;
         let written = 0;
         while (written < n) written += await to.write(buffer.subarray(written, n));
+        if (from === link.upstream) this.bytesDown += n;
+        else this.bytesUp += n;
       }
     } catch {
       // a side closed

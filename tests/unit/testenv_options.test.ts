@@ -43,3 +43,20 @@ test("testenv: exec needs a namespace; nodes a whole number", async () => {
     /kwok\.nodes is 1\.5/,
   );
 });
+
+test("testenv: feature gates are checked before anything starts", async () => {
+  await assert.rejects(
+    startControlPlane({
+      build: false,
+      featureGates: { ShardedListAndWatch: true, "bad=gate": true },
+    }),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      e.message.startsWith("featureGates.bad=gate must be a gate name"),
+  );
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    startControlPlane({ build: false, featureGates: { ShardedListAndWatch: "yes" as any } }),
+    (e: unknown) => e instanceof RangeError && e.message.includes('got "yes"'),
+  );
+});
