@@ -13,7 +13,7 @@ import { Client } from "../client.ts";
 import { Config } from "../config.ts";
 import { Informer } from "../informer.ts";
 import { Reflector, stripManagedFields } from "../reflector.ts";
-import { SENT_AT_ANNOTATION } from "./fixture.ts";
+import { prng, SENT_AT_ANNOTATION } from "./fixture.ts";
 import process from "node:process";
 
 /** The parameters of one measurement. */
@@ -36,6 +36,10 @@ export interface Job {
   kind?: "ConfigMap";
   /** Real-cluster pods: the wire format of this library's client. */
   format?: "json" | "protobuf";
+  /** The Reflector's store (`ReflectorOptions.store`). */
+  store?: "objects" | "compact";
+  /** After the sync: measure reads (random `get`s, a full iteration, a reconcile-like loop). */
+  reads?: boolean;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -45,6 +49,54 @@ function heap(): number {
   gc();
   gc();
   return Deno.memoryUsage().heapUsed;
+}
+
+/** ArrayBuffer memory outside the V8 heap (the compact store's bytes), after GC. */
+function external(): number {
+  heap();
+  return Deno.memoryUsage().external;
+}
+
+/**
+ * The cost of reading a synced Reflector: `get` of random keys (µs each), one full iteration
+ * (ms), and a reconcile-like loop that reads every object once by key and a few of its fields
+ * (ms).
+ */
+function readCosts(reflector: Reflector<KubeObject>): Result {
+  const keys = [...reflector.read().keys()];
+  const random = prng(42);
+  const view = reflector.read();
+  let sink = 0;
+  const gets = 20_000;
+  let t0 = performance.now();
+  for (let i = 0; i < gets; i++) {
+    const object = view.get(keys[Math.floor(random() * keys.length)]) as
+      | PodLike
+      | undefined;
+    sink += object?.metadata?.name?.length ?? 0;
+  }
+  const getUs = (performance.now() - t0) * 1000 / gets;
+  t0 = performance.now();
+  for (const object of view.values()) {
+    sink += (object as PodLike).spec?.nodeName?.length ?? 0;
+  }
+  const iterateMs = performance.now() - t0;
+  t0 = performance.now();
+  for (const key of keys) {
+    const pod = view.get(key) as PodLike | undefined;
+    sink += (pod?.spec?.nodeName?.length ?? 0) +
+      (pod?.status?.phase?.length ?? 0) +
+      (pod?.spec?.containers?.[0]?.image?.length ?? 0);
+  }
+  const reconcileMs = performance.now() - t0;
+  if (sink < 0) console.log(sink);
+  return { getUs, iterateMs, reconcileMs };
+}
+
+interface PodLike {
+  metadata?: { name?: string };
+  spec?: { nodeName?: string; containers?: { image?: string }[] };
+  status?: { phase?: string };
 }
 
 function server(job: Job): string {
@@ -57,12 +109,16 @@ function podsPath(job: Job): string {
 
 function client(job: Job): Client {
   // Explicit: the loopback server speaks protobuf only when asked (rows marked protobuf).
-  return new Client(Config.fromUrl(server(job)), { wireFormat: job.format ?? "json" });
+  return new Client(Config.fromUrl(server(job)), {
+    wireFormat: job.format ?? "json",
+  });
 }
 
 function check(what: string, got: unknown, want: unknown): void {
   if (want !== undefined && got !== want) {
-    throw new Error(`${what}: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    throw new Error(
+      `${what}: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`,
+    );
   }
 }
 
@@ -111,7 +167,9 @@ type Result = Record<string, unknown>;
 async function watchRaw(job: Job): Promise<Result> {
   const start = performance.now();
   const response = await fetch(
-    `${server(job)}${podsPath(job)}?watch=1&resourceVersion=1&allowWatchBookmarks=true`,
+    `${server(job)}${
+      podsPath(job)
+    }?watch=1&resourceVersion=1&allowWatchBookmarks=true`,
   );
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
@@ -135,7 +193,11 @@ async function watchRaw(job: Job): Promise<Result> {
   }
   const ms = performance.now() - start;
   check("events", events, job.n);
-  check("last resourceVersion", last?.object.metadata.resourceVersion, job.lastResourceVersion);
+  check(
+    "last resourceVersion",
+    last?.object.metadata.resourceVersion,
+    job.lastResourceVersion,
+  );
   return { ms, events, bytes };
 }
 
@@ -152,7 +214,9 @@ async function watchClient(job: Job): Promise<Result> {
     })
   ) {
     events++;
-    if (event.type !== "ERROR") rv = event.object.metadata?.resourceVersion ?? rv;
+    if (event.type !== "ERROR") {
+      rv = event.object.metadata?.resourceVersion ?? rv;
+    }
   }
   const ms = performance.now() - start;
   kube.close();
@@ -202,7 +266,8 @@ async function runUntil<T extends KubeObject>(
     onReady?: () => void;
   } = {},
 ): Promise<number> {
-  const { prepare = (o: T) => o, onObject = () => {}, onReady = () => {} } = options;
+  const { prepare = (o: T) => o, onObject = () => {}, onReady = () => {} } =
+    options;
   const all = Promise.withResolvers<void>();
   let seen = -1;
   reflector.transform((listedOrWatched) => {
@@ -269,10 +334,15 @@ async function watchClientNode(job: Job): Promise<Result> {
 async function syncRaw(job: Job): Promise<Result> {
   const base = heap();
   const start = performance.now();
-  const cache = new Map<string, { metadata: { name: string; namespace: string } }>();
+  const cache = new Map<
+    string,
+    { metadata: { name: string; namespace: string } }
+  >();
   let token = "";
   do {
-    const query = `limit=500${token ? `&continue=${encodeURIComponent(token)}` : ""}`;
+    const query = `limit=500${
+      token ? `&continue=${encodeURIComponent(token)}` : ""
+    }`;
     const response = await fetch(`${server(job)}${podsPath(job)}?${query}`);
     const list = JSON.parse(await response.text());
     for (const item of list.items) {
@@ -289,9 +359,11 @@ async function syncRaw(job: Job): Promise<Result> {
 async function syncReflector(job: Job): Promise<Result> {
   const kube = client(job);
   const base = heap();
+  const ext0 = external();
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: "list",
     watchTimeoutSeconds: 3600,
+    store: job.store,
   });
   if (job.strip) reflector.transform(stripManagedFields);
   const controller = new AbortController();
@@ -302,9 +374,17 @@ async function syncReflector(job: Job): Promise<Result> {
   controller.abort();
   await running;
   const held = heap() - base;
+  const ext = external() - ext0;
   check("cached objects", reflector.read().size, job.n);
+  const reads = job.reads ? readCosts(reflector as Reflector<KubeObject>) : {};
   kube.close();
-  return { ms, heap: held, objects: reflector.read().size };
+  return {
+    ms,
+    heap: held,
+    external: ext,
+    objects: reflector.read().size,
+    ...reads,
+  };
 }
 
 async function syncClientNode(job: Job): Promise<Result> {
@@ -348,9 +428,13 @@ async function latency(job: Job): Promise<Result> {
   let best = { rtt: Infinity, offset: 0 };
   for (let i = 0; i < 30; i++) {
     const t0 = performance.timeOrigin + performance.now();
-    const serverNow = Number(await (await fetch(`${server(job)}/clock`)).text());
+    const serverNow = Number(
+      await (await fetch(`${server(job)}/clock`)).text(),
+    );
     const t1 = performance.timeOrigin + performance.now();
-    if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: serverNow - (t0 + t1) / 2 };
+    if (t1 - t0 < best.rtt) {
+      best = { rtt: t1 - t0, offset: serverNow - (t0 + t1) / 2 };
+    }
   }
   const kube = client(job);
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
@@ -364,15 +448,20 @@ async function latency(job: Job): Promise<Result> {
   let seen = 0;
   for await (const change of changes) {
     const arrived = performance.timeOrigin + performance.now();
-    const sent = Number(change.object.metadata?.annotations?.[SENT_AT_ANNOTATION]);
-    if (++seen > (job.warmup ?? 0)) samples.push(arrived - (sent - best.offset));
+    const sent = Number(
+      change.object.metadata?.annotations?.[SENT_AT_ANNOTATION],
+    );
+    if (++seen > (job.warmup ?? 0)) {
+      samples.push(arrived - (sent - best.offset));
+    }
     if (seen === job.n) break;
   }
   controller.abort();
   await running;
   kube.close();
   samples.sort((a, b) => a - b);
-  const q = (p: number) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
+  const q = (p: number) =>
+    samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
   return {
     p50: q(0.5),
     p99: q(0.99),
@@ -423,7 +512,9 @@ async function churn(job: Job): Promise<Result> {
 // Real control plane: WatchList vs paged list for the same objects.
 
 async function clusterSync(job: Job): Promise<Result> {
-  const kube = new Client(await Config.fromKubeconfig({ path: job.kubeconfig! }));
+  const kube = new Client(
+    await Config.fromKubeconfig({ path: job.kubeconfig! }),
+  );
   const base = heap();
   const reflector = new Reflector(kube, Api.v1ConfigMap().within(job.ns!), {
     initialSync: job.mode,
@@ -461,14 +552,19 @@ function cpuMs(): number {
  * Reports time, client CPU, heap per object and peak RSS, like bench/clientgo does for client-go.
  */
 async function clusterPods(job: Job): Promise<Result> {
-  const kube = new Client(await Config.fromKubeconfig({ path: job.kubeconfig! }), {
-    wireFormat: job.format ?? "json",
-  });
+  const kube = new Client(
+    await Config.fromKubeconfig({ path: job.kubeconfig! }),
+    {
+      wireFormat: job.format ?? "json",
+    },
+  );
   const base = heap();
+  const ext0 = external();
   const cpu0 = cpuMs();
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: job.mode,
     watchTimeoutSeconds: 3600,
+    store: job.store,
   });
   if (job.strip) reflector.transform(stripManagedFields);
   const controller = new AbortController();
@@ -481,10 +577,20 @@ async function clusterPods(job: Job): Promise<Result> {
   controller.abort();
   await running;
   const held = heap() - base;
+  const ext = external() - ext0;
   const objects = reflector.read().size;
   check("cached objects", objects, job.n);
+  const reads = job.reads ? readCosts(reflector as Reflector<KubeObject>) : {};
   kube.close();
-  return { ms, cpuMs: cpu, heap: held, objects, peakRss: rss };
+  return {
+    ms,
+    cpuMs: cpu,
+    heap: held,
+    external: ext,
+    objects,
+    peakRss: rss,
+    ...reads,
+  };
 }
 
 /** Real control plane, pods: client-node's informer (its ListWatch lists in one request). */
@@ -496,7 +602,11 @@ async function clusterPodsClientNode(job: Job): Promise<Result> {
   const base = heap();
   const cpu0 = cpuMs();
   const path = `/api/v1/namespaces/${job.ns}/pods`;
-  const informer = k8s.makeInformer(kc, path, () => core.listNamespacedPod({ namespace: job.ns! }));
+  const informer = k8s.makeInformer(
+    kc,
+    path,
+    () => core.listNamespacedPod({ namespace: job.ns! }),
+  );
   informer.on("error", () => {});
   const start = performance.now();
   await informer.start();

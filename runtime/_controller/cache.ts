@@ -23,6 +23,8 @@ const log = getLogger(["kube", "controller"]);
 export interface SourceSelectors {
   labelSelector?: string;
   fieldSelector?: string;
+  /** The Reflector's store mode (each mode is its own source). */
+  store?: "objects" | "compact";
 }
 
 /** A listener of cache changes, called synchronously after the cache holds the change. */
@@ -82,6 +84,7 @@ function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
     api.namespace ?? "",
     selectors.labelSelector ?? "",
     selectors.fieldSelector ?? "",
+    ...(selectors.store === "compact" ? ["compact"] : []),
   ]);
 }
 
@@ -135,6 +138,7 @@ function startEntry(
   const reflector = new Reflector(client, api, {
     labelSelector: selectors.labelSelector,
     fieldSelector: selectors.fieldSelector,
+    store: selectors.store,
     clock,
   });
   const stop = new AbortController();
