@@ -167,9 +167,7 @@ type Result = Record<string, unknown>;
 async function watchRaw(job: Job): Promise<Result> {
   const start = performance.now();
   const response = await fetch(
-    `${server(job)}${
-      podsPath(job)
-    }?watch=1&resourceVersion=1&allowWatchBookmarks=true`,
+    `${server(job)}${podsPath(job)}?watch=1&resourceVersion=1&allowWatchBookmarks=true`,
   );
   const reader = response.body!.getReader();
   const decoder = new TextDecoder();
@@ -266,8 +264,7 @@ async function runUntil<T extends KubeObject>(
     onReady?: () => void;
   } = {},
 ): Promise<number> {
-  const { prepare = (o: T) => o, onObject = () => {}, onReady = () => {} } =
-    options;
+  const { prepare = (o: T) => o, onObject = () => {}, onReady = () => {} } = options;
   const all = Promise.withResolvers<void>();
   let seen = -1;
   reflector.transform((listedOrWatched) => {
@@ -340,9 +337,7 @@ async function syncRaw(job: Job): Promise<Result> {
   >();
   let token = "";
   do {
-    const query = `limit=500${
-      token ? `&continue=${encodeURIComponent(token)}` : ""
-    }`;
+    const query = `limit=500${token ? `&continue=${encodeURIComponent(token)}` : ""}`;
     const response = await fetch(`${server(job)}${podsPath(job)}?${query}`);
     const list = JSON.parse(await response.text());
     for (const item of list.items) {
@@ -460,8 +455,7 @@ async function latency(job: Job): Promise<Result> {
   await running;
   kube.close();
   samples.sort((a, b) => a - b);
-  const q = (p: number) =>
-    samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
+  const q = (p: number) => samples[Math.min(samples.length - 1, Math.floor(p * samples.length))];
   return {
     p50: q(0.5),
     p99: q(0.99),
