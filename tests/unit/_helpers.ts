@@ -76,3 +76,27 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Set by {@linkcode runCompact}; module state, so each test file (or bundle) has its own. */
+let compactStore = false;
+
+/**
+ * The Reflector store the shared reflector tests run with: `{}` (the objects store), or
+ * `{ store: "compact" }` when a `*_compact.test.ts` file re-runs them (it calls
+ * {@linkcode runCompact} before importing them); the StubServer then answers protobuf.
+ *
+ * @returns Options to spread into the Reflector's.
+ */
+export function testStore(): { store?: "compact" } {
+  return compactRun() ? { store: "compact" } : {};
+}
+
+/** Whether the tests of this module graph run with the compact store. */
+export function compactRun(): boolean {
+  return compactStore;
+}
+
+/** Makes the tests imported after this call run with the compact store (see {@linkcode testStore}). */
+export function runCompact(): void {
+  compactStore = true;
+}
