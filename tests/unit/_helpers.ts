@@ -5,6 +5,7 @@ import type { KubeObject } from "../../api.ts";
 import { Config } from "../../config.ts";
 import { ApiError } from "../../errors.ts";
 import type { WatchEvent } from "../../watch.ts";
+import { protobufFetch } from "./_protobuf_wire.ts";
 
 /**
  * Awaits a promise that must reject with an ApiError, and returns the error.
@@ -99,4 +100,33 @@ export function compactRun(): boolean {
 /** Makes the tests imported after this call run with the compact store (see {@linkcode testStore}). */
 export function runCompact(): void {
   compactStore = true;
+}
+
+/**
+ * The server a ControllerHarness should use: the FakeApiServer itself, or with the compact store
+ * (see {@linkcode testStore}) the same server answering protobuf to protobuf requests.
+ *
+ * @param server The fake server.
+ * @returns The server for the harness.
+ */
+export function harnessServer<S extends HarnessServerLike>(server: S): HarnessServerLike {
+  if (!compactRun()) return server;
+  return {
+    config: () => server.config(),
+    fetch: protobufFetch((input, init) => server.fetch(input, init)),
+    registerResource: (definition) => server.registerResource(definition),
+  };
+}
+
+/** What ControllerHarness needs of a server (`testing/controller_harness.ts`'s HarnessServer). */
+export interface HarnessServerLike {
+  config(): Config;
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  registerResource(definition: {
+    group: string;
+    version: string;
+    kind: string;
+    plural: string;
+    namespaced: boolean;
+  }): void;
 }
