@@ -10,7 +10,7 @@
 // reconcile that reads the same object twice the same object and saves the second decode.
 
 import { getLogger } from "@logtape/logtape";
-import { CompactObject, decodeCompact, HEADER_FIELDS } from "./protobuf/decode.ts";
+import { CompactObject, decodeCompactLazy, HEADER_FIELDS } from "./protobuf/decode.ts";
 import { acceptFor, type WireFormat } from "./protobuf/negotiate.ts";
 import type { CacheChange, IndexFunction } from "./store.ts";
 
@@ -85,16 +85,19 @@ export class CompactCodec<T> {
         return hit.object;
       }
     }
-    let object: T;
-    try {
-      object = decodeCompact(entry) as T;
-    } catch (e) {
-      throw new TypeError(
-        `The cached ${entry.kind} ${key} cannot be decoded: ${(e as Error).message}. ` +
-          "It decoded when it arrived, so this is a bug of the protobuf decoder: please report " +
-          "it; the other objects are still served, and a relist replaces this one",
+    const fail = (e: Error) =>
+      new TypeError(
+        `The cached ${entry.kind} ${key} cannot be decoded: ${e.message}. It decoded when it ` +
+          "arrived, so this is a bug of the protobuf decoder: please report it; the other " +
+          "objects are still served, and a relist replaces this one",
         { cause: e },
       );
+    let object: T;
+    try {
+      // The top-level parts (metadata, spec, status) are decoded when first read.
+      object = decodeCompactLazy(entry, fail) as T;
+    } catch (e) {
+      throw fail(e as Error);
     }
     if (this.#transform !== undefined) object = this.#transform(object);
     if (cache && this.#max > 0) {

@@ -1275,6 +1275,137 @@ export function decodeCompact(object: CompactObject): Record<string, unknown> {
   }
 }
 
+/** Per message: the clone that skips its lazy fields, and those fields (see decodeCompactLazy). */
+const lazyPlans = new WeakMap<Message, { rest: Message; lazy: Field[] } | null>();
+
+/**
+ * The lazy plan of a message: its singular, non-inline message fields (`metadata`, `spec`,
+ * `status`) are decoded on first read; the rest (scalars, lists, maps) at once.
+ */
+function lazyPlan(m: Message): { rest: Message; lazy: Field[] } | null {
+  let plan = lazyPlans.get(m);
+  if (plan !== undefined) return plan;
+  const lazy = m.fields.filter((f) => f.kind === MESSAGE && !f.repeated && !f.inline);
+  if (lazy.length === 0 || m.fixup !== undefined) plan = null;
+  else {
+    const byNumber = m.byNumber.slice();
+    for (const f of lazy) byNumber[f.number] = undefined;
+    const fields = m.fields.filter((f) => !lazy.includes(f));
+    // The zero values the JSON shows (an absent spec is `{}`) stay those of the whole message.
+    plan = { rest: { ...m, byNumber, fields, defaults: defaultsOf(m) }, lazy };
+  }
+  lazyPlans.set(m, plan);
+  return plan;
+}
+
+/**
+ * Like {@linkcode decodeCompact}, but the object's top-level message fields (`metadata`, `spec`,
+ * `status`, …) are decoded on first read: each is an own enumerable accessor that decodes its
+ * part of the bytes and then becomes a plain data property (the way `fieldsV1` is lazy). Every
+ * read (access, `JSON.stringify`, spread, `structuredClone`, deep equality) gives what
+ * {@linkcode decodeCompact} gives; a reconcile that reads the metadata and the spec never decodes
+ * the status.
+ *
+ * @param object The compact object.
+ * @param fail Turns a failure of a later (lazy) decode into the error to throw.
+ * @returns A new object.
+ * @throws {TypeError} When the bytes are malformed.
+ */
+export function decodeCompactLazy(
+  object: CompactObject,
+  fail: (error: Error) => Error,
+): Record<string, unknown> {
+  const m = object.message;
+  const plan = lazyPlan(m);
+  if (plan === null) return decodeCompact(object);
+  const saved = buf, savedPos = pos;
+  const bytes = object.bytes;
+  buf = bytes;
+  pos = 0;
+  const before = unknownFields;
+  try {
+    const out = new m.make();
+    out.kind = object.kind;
+    out.apiVersion = object.apiVersion;
+    message(plan.rest, bytes.length, out);
+    unknownFields = before;
+    // Where each lazy field is (the last occurrence wins, as when decoding at once).
+    const ranges: [Field, number, number][] = [];
+    pos = 0;
+    while (pos < bytes.length) {
+      const tag = varint32(bytes.length);
+      const f = m.byNumber[tag >>> 3];
+      if (f !== undefined && (tag & 7) === 2 && plan.lazy.includes(f)) {
+        const n = length(bytes.length);
+        const existing = ranges.findIndex((r) => r[0] === f);
+        if (existing >= 0) ranges.splice(existing, 1);
+        ranges.push([f, pos, pos + n]);
+        pos += n;
+      } else skip(tag & 7, bytes.length);
+    }
+    for (const [f, start, end] of ranges) lazyField(out, f, bytes, start, end, object, fail);
+    return out;
+  } catch (e) {
+    throw new TypeError(
+      `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
+        (e as Error).message
+      }`,
+      { cause: e },
+    );
+  } finally {
+    buf = saved;
+    pos = savedPos;
+  }
+}
+
+function lazyField(
+  out: Record<string, unknown>,
+  f: Field,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  object: CompactObject,
+  fail: (error: Error) => Error,
+): void {
+  const name = f.name;
+  const settle = (value: unknown) =>
+    Object.defineProperty(out, name, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  Object.defineProperty(out, name, {
+    get() {
+      const saved = buf, savedPos = pos;
+      buf = bytes;
+      pos = start;
+      let value: Record<string, unknown>;
+      try {
+        const inner = resolve(f);
+        value = message(inner, end, new inner.make());
+      } catch (e) {
+        throw fail(
+          new TypeError(
+            `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
+              (e as Error).message
+            }`,
+            { cause: e },
+          ),
+        );
+      } finally {
+        buf = saved;
+        pos = savedPos;
+      }
+      settle(value);
+      return value;
+    },
+    set: settle,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
 /**
  * Like {@linkcode decodeWatchEvent}, but the object of an ADDED, MODIFIED or DELETED event is a
  * {@linkcode CompactObject} when it is a protobuf object this library can decode (BOOKMARK and

@@ -14,7 +14,7 @@ import { Api, type KubeObject } from "../../api.ts";
 import { Reflector } from "../../reflector.ts";
 import {
   CompactObject,
-  decodeCompact,
+  decodeCompactLazy,
   decodeCompactList,
   decodeObject,
   decodeWatchEvent,
@@ -813,7 +813,8 @@ async function readProtobuf(
   if (Array.isArray(list.items)) {
     list.items = list.items.map((item) => {
       if (!(item instanceof CompactObject)) return item;
-      const object = decodeCompact(item);
+      // As the compact store reads: metadata, spec and status decoded on first access.
+      const object = decodeCompactLazy(item, (e) => e);
       delete object.apiVersion;
       delete object.kind;
       return object;
@@ -826,7 +827,9 @@ async function readProtobuf(
 function fullEvent(frame: Uint8Array): unknown {
   const event = decodeWatchEventCompact(frame);
   const object = event.object as unknown;
-  return object instanceof CompactObject ? { ...event, object: decodeCompact(object) } : event;
+  return object instanceof CompactObject
+    ? { ...event, object: decodeCompactLazy(object, (e) => e) }
+    : event;
 }
 
 /** Deep equality with a readable message: the first differing path. */
