@@ -16,7 +16,7 @@ import {
 } from "./_client/store.ts";
 import type { Transport } from "./_client/transport.ts";
 import { compactable, CompactCodec, CompactObject } from "./_client/compact.ts";
-import { compactProtobufListFormat } from "./_client/list.ts";
+import { compactListFormat } from "./_client/list.ts";
 import {
   type LiveEvent,
   Watcher,
@@ -24,7 +24,7 @@ import {
   type WatcherStep,
   type WatchLoopOptions,
 } from "./_client/watcher.ts";
-import { compactProtobufWatchFormat, type WatchEvent } from "./watch.ts";
+import { compactWatchFormat, type WatchEvent } from "./watch.ts";
 
 export type { CacheChange, IndexFunction } from "./_client/store.ts";
 export type { InitialSync, WatchLoopOptions } from "./_client/watcher.ts";
@@ -47,8 +47,10 @@ export interface ReflectorOptions extends WatchLoopOptions {
    *   decodes only that. Reads (`get`, `read()`, `byIndex`, changes, events) decode the object
    *   (deep-equal to what `"objects"` gives); a small cache keeps the most recently read ones.
    *   It takes a fraction of the memory, and reading an object costs a decode. The
-   *   {@linkcode Reflector.prototype.transform} runs on every decode instead of once. Objects
-   *   that come as JSON (custom resources, a JSON client) are kept as objects.
+   *   {@linkcode Reflector.prototype.transform} runs on every decode instead of once; with
+   *   {@linkcode stripManagedFields} as the transform, the managed fields are dropped from the
+   *   kept bytes. Objects that come as JSON (custom resources, a JSON client) are kept as
+   *   objects.
    */
   store?: "objects" | "compact";
   /**
@@ -162,8 +164,9 @@ export class Reflector<T extends KubeObject = KubeObject> {
       this.#codec = new CompactCodec<T>(undefined, options.decodedCacheSize);
       loopOptions = {
         ...options,
-        format: compactProtobufWatchFormat,
-        listFormat: compactProtobufListFormat,
+        // With stripManagedFields as the transform, the managed fields are dropped from the bytes.
+        format: compactWatchFormat(() => this.#transform === stripManagedFields),
+        listFormat: compactListFormat(() => this.#transform === stripManagedFields),
       };
     }
     this.#view = this.#codec ? this.#codec.view(this.#store.view) : this.#store.view;

@@ -289,7 +289,28 @@ export const protobufWatchFormat: WatchFormat = protobufFormat(decodeWatchEvent)
  * and DELETED events are `CompactObject`s (`_client/protobuf/decode.ts`: the object's bytes and
  * a decoded metadata header) instead of plain objects; a JSON answer is read as JSON lines.
  */
-export const compactProtobufWatchFormat: WatchFormat = protobufFormat(decodeWatchEventCompact);
+export const compactProtobufWatchFormat: WatchFormat = compactWatchFormat(() => false);
+
+/**
+ * Internal seam: {@linkcode compactProtobufWatchFormat} that drops `metadata.managedFields` from
+ * the kept bytes when `strip()` answers true (asked once per response).
+ *
+ * @param strip Whether to strip, e.g. while the Reflector's transform is `stripManagedFields`.
+ * @returns The format.
+ */
+export function compactWatchFormat(strip: () => boolean): WatchFormat {
+  return {
+    accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : PROTOBUF_ACCEPT,
+    decoder: <T extends KubeObject>(url: string, contentType?: string | null) => {
+      const stripping = strip();
+      return protobufDecoder<T>(
+        stripping ? (frame) => decodeWatchEventCompact(frame, true) : decodeWatchEventCompact,
+        url,
+        contentType,
+      );
+    },
+  };
+}
 
 function protobufFormat(decodeFrame: (frame: Uint8Array) => RawWatchEvent): WatchFormat {
   return {

@@ -48,26 +48,43 @@ export const protobufListFormat: ListFormat = {
  * of a protobuf answer are `CompactObject`s (`./protobuf/decode.ts`: each item's bytes and a
  * decoded metadata header). A JSON answer is parsed as usual.
  */
-export const compactProtobufListFormat: ListFormat = {
-  accept: PROTOBUF_ACCEPT,
-  async read(response, path) {
-    if (!isProtobuf(response.headers.get("content-type"))) {
-      return await readJson(response, "GET", path);
-    }
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    try {
-      return decodeCompactList(bytes);
-    } catch (cause) {
-      throw new ApiError({
-        status: response.status,
-        message: `The API server sent a protobuf body this client cannot decode for GET ${path}: ${
-          (cause as Error).message
-        }`,
-        cause,
-      });
-    }
-  },
-};
+export const compactProtobufListFormat: ListFormat = compactListFormat(() => false);
+
+/**
+ * {@linkcode compactProtobufListFormat} that drops `metadata.managedFields` from the kept bytes
+ * when `strip()` answers true (asked once per response).
+ *
+ * @param strip Whether to strip, e.g. while the Reflector's transform is `stripManagedFields`.
+ * @returns The format.
+ */
+export function compactListFormat(strip: () => boolean): ListFormat {
+  return {
+    accept: PROTOBUF_ACCEPT,
+    read: (response, path) => readCompactList(response, path, strip()),
+  };
+}
+
+async function readCompactList(
+  response: Response,
+  path: string,
+  strip: boolean,
+): Promise<unknown> {
+  if (!isProtobuf(response.headers.get("content-type"))) {
+    return await readJson(response, "GET", path);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  try {
+    return decodeCompactList(bytes, undefined, strip);
+  } catch (cause) {
+    throw new ApiError({
+      status: response.status,
+      message: `The API server sent a protobuf body this client cannot decode for GET ${path}: ${
+        (cause as Error).message
+      }`,
+      cause,
+    });
+  }
+}
 
 /**
  * The list format for `api` on `client`: protobuf when the client's wire format is protobuf and

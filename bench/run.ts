@@ -176,7 +176,9 @@ async function alternate(label: string, jobs: Job[]): Promise<Result[][]> {
 }
 
 function describeJob(job: Job): string {
-  return `${job.scenario}${job.strip ? "+strip" : ""}${job.mode ? `(${job.mode})` : ""}`;
+  return `${job.scenario}${job.strip ? "+strip" : ""}${job.store ? `+${job.store}` : ""}${
+    job.mode ? `(${job.mode})` : ""
+  }`;
 }
 
 function log(message: string): void {
@@ -744,6 +746,7 @@ async function clientGoSideBySide(
     },
     go("protobuf", "watchlist", true),
     kube("protobuf", "watchList", true),
+    kube("protobuf", "watchList", true, "compact"),
     kube("json", "watchList", true),
   ];
   const results: Result[][] = contenders.map(() => []);
@@ -1023,6 +1026,10 @@ async function onlyCompact(): Promise<void> {
         [
           { ...base, strip: true },
           "`Reflector`, protobuf + `stripManagedFields`",
+        ],
+        [
+          { ...base, store: "compact", strip: true },
+          "`Reflector`, protobuf, compact store + `stripManagedFields`",
         ],
       ];
       const results = await alternate(`compact ${n}`, jobs.map(([job]) => job));

@@ -1221,6 +1221,7 @@ function compactAt(
   kind: string,
   start: number,
   end: number,
+  strip = false,
 ): CompactObject {
   const metaNumber = metadataNumber(m);
   const meta = headerMeta();
@@ -1236,7 +1237,66 @@ function compactAt(
   }
   unknownFields = before;
   if (pos !== end) throw new RangeError(`message ends at byte ${pos}, not ${end}`);
-  return new CompactObject(apiVersion, kind, header ?? {}, buf.slice(start, end), m);
+  const bytes = strip ? withoutManagedFields(metaNumber, start, end) : buf.slice(start, end);
+  pos = end;
+  return new CompactObject(apiVersion, kind, header ?? {}, bytes, m);
+}
+
+let managedFieldsTag = -1;
+
+/**
+ * A copy of the message in `buf[start, end)` without `metadata.managedFields` (what
+ * `stripManagedFields` removes from a decoded object, removed from the bytes): the metadata
+ * field's length prefix is rewritten, everything else copied as it is.
+ */
+function withoutManagedFields(metaNumber: number, start: number, end: number): Uint8Array {
+  if (managedFieldsTag < 0) {
+    const f = messageFor("meta/v1.ObjectMeta")?.fields.find((f) => f.name === "managedFields");
+    managedFieldsTag = f === undefined ? 0 : (f.number << 3) | 2;
+  }
+  let lengthAt = -1, metaStart = 0, metaEnd = 0;
+  pos = start;
+  while (pos < end) {
+    const tag = varint32(end);
+    if (tag >>> 3 === metaNumber && (tag & 7) === 2) {
+      lengthAt = pos;
+      const n = length(end);
+      metaStart = pos;
+      metaEnd = pos += n;
+    } else skip(tag & 7, end);
+  }
+  const drop: number[] = [];
+  let removed = 0;
+  pos = metaStart;
+  while (lengthAt >= 0 && pos < metaEnd) {
+    const at = pos;
+    const tag = varint32(metaEnd);
+    skip(tag & 7, metaEnd);
+    if (tag === managedFieldsTag) {
+      drop.push(at, pos);
+      removed += pos - at;
+    }
+  }
+  if (removed === 0) return buf.slice(start, end);
+  let size = metaEnd - metaStart - removed;
+  const prefix: number[] = [];
+  do {
+    prefix.push(size > 0x7f ? (size & 0x7f) | 0x80 : size);
+    size = Math.floor(size / 128);
+  } while (size > 0);
+  const out = new Uint8Array(end - start - removed - (metaStart - lengthAt) + prefix.length);
+  out.set(buf.subarray(start, lengthAt), 0);
+  let at = lengthAt - start;
+  out.set(prefix, at);
+  at += prefix.length;
+  let from = metaStart;
+  for (let i = 0; i < drop.length; i += 2) {
+    out.set(buf.subarray(from, drop[i]), at);
+    at += drop[i] - from;
+    from = drop[i + 1];
+  }
+  out.set(buf.subarray(from, end), at);
+  return out;
 }
 
 /**
@@ -1412,10 +1472,11 @@ function lazyField(
  * ERROR objects, and JSON objects, are decoded as usual).
  *
  * @param frame The frame's bytes (without the 4-byte length).
+ * @param strip Drop `metadata.managedFields` from the kept bytes.
  * @returns The event type and its object.
  * @throws {TypeError} When the frame is malformed.
  */
-export function decodeWatchEventCompact(frame: Uint8Array): RawWatchEvent {
+export function decodeWatchEventCompact(frame: Uint8Array, strip = false): RawWatchEvent {
   const saved = buf, savedPos = pos;
   buf = frame;
   pos = 0;
@@ -1451,7 +1512,7 @@ export function decodeWatchEventCompact(frame: Uint8Array): RawWatchEvent {
         const u = unknown(stop);
         const m = u.contentEncoding ? undefined : messageForKind(u.apiVersion, u.kind);
         object = m !== undefined && metadataNumber(m) !== 0
-          ? compactAt(m, u.apiVersion, u.kind, u.raw[0], u.raw[1])
+          ? compactAt(m, u.apiVersion, u.kind, u.raw[0], u.raw[1], strip)
           : decodeObject(buf.subarray(start, stop));
       } else if (hasMagic(buf, start, stop)) object = decodeObject(buf.subarray(start, stop));
       else object = embeddedJson(start, stop);
@@ -1480,17 +1541,19 @@ export function decodeWatchEventCompact(frame: Uint8Array): RawWatchEvent {
  *
  * @param bytes The body.
  * @param stats Receives the count of skipped unknown fields.
+ * @param strip Drop `metadata.managedFields` from the kept bytes.
  * @returns The list.
  * @throws {TypeError} When the bytes are malformed.
  */
 export function decodeCompactList(
   bytes: Uint8Array,
   stats?: DecodeStats,
+  strip = false,
 ): Record<string, unknown> {
   if (stats !== undefined) {
     const before = unknownFields;
     try {
-      return decodeCompactList(bytes);
+      return decodeCompactList(bytes, undefined, strip);
     } finally {
       stats.unknownFields += unknownFields - before;
     }
@@ -1527,7 +1590,7 @@ export function decodeCompactList(
       const tag = varint32(end);
       if (tag === itemTag) {
         const n = length(end);
-        list.push(compactAt(item, u.apiVersion, kind, pos, pos + n));
+        list.push(compactAt(item, u.apiVersion, kind, pos, pos + n, strip));
       } else skip(tag & 7, end);
     }
     unknownFields -= list.length; // the items `rest` skipped

@@ -9,9 +9,19 @@ import assert from "node:assert/strict";
 import { Api, type KubeObject } from "../../api.ts";
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
-import { type CacheChange, Reflector, type ReflectorOptions } from "../../reflector.ts";
+import {
+  type CacheChange,
+  Reflector,
+  type ReflectorOptions,
+  stripManagedFields,
+} from "../../reflector.ts";
 import { encodeMessage, encodeObject, encodeWatchFrame } from "../../_client/protobuf/encode.ts";
-import { decodeObject } from "../../_client/protobuf/decode.ts";
+import {
+  type CompactObject,
+  decodeCompact,
+  decodeObject,
+  decodeWatchEventCompact,
+} from "../../_client/protobuf/decode.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
 
@@ -346,4 +356,32 @@ test("compact store: churn keeps the store and the decoded cache bounded", async
   stop.abort();
   await running;
   client.close();
+});
+
+test("compact store with stripManagedFields: the managed fields are dropped from the kept bytes", async () => {
+  for (const script of [watchListScript, listScript]) {
+    const options = { initialSync: script === listScript ? "list" : "watchList" } as const;
+    const read = async (store?: "compact") => {
+      let nth = 0;
+      const client = stub((url) => script(url, nth++));
+      const reflector = new Reflector(client, Api.v1Pod(), { ...options, store })
+        .transform(stripManagedFields);
+      await reflector.init();
+      const content = [...reflector.read()];
+      client.close();
+      return content;
+    };
+    const compact = await read("compact");
+    assert.equal(compact.length, 12);
+    assert.ok(compact.every(([, o]) => o.metadata && !("managedFields" in o.metadata)));
+    assert.deepEqual(compact, await read());
+  }
+  // The bytes: smaller by the managed fields, and decoding to the stripped object.
+  const frame = encodeWatchFrame("ADDED", pod(7, 70)).subarray(4);
+  const whole = decodeWatchEventCompact(frame).object as unknown as CompactObject;
+  const stripped = decodeWatchEventCompact(frame, true).object as unknown as CompactObject;
+  assert.ok(stripped.bytes.length < whole.bytes.length - 500, `${stripped.bytes.length}`);
+  assert.deepEqual(stripped.metadata, whole.metadata);
+  assert.deepEqual(decodeCompact(stripped), stripManagedFields({ ...pod(7, 70) } as KubeObject));
+  assert.deepEqual(decodeCompact(whole), { ...pod(7, 70) });
 });
