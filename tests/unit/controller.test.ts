@@ -439,7 +439,7 @@ test("controller: owns() maps controller owner references; foreign owners are ig
   h.start(
     new Controller(h.client, foos, (_foo, ctx) => {
       reasons.push(ctx.reason);
-    }, { ...testStore(), clock: h.clock }).owns(Api.v1ConfigMap()),
+    }, { ...testStore(), clock: h.clock }).owns(Api.v1ConfigMap(), testStore()),
   );
   await h.settle();
   const uid = server.objects("foos")[0].metadata!.uid!;
@@ -478,6 +478,7 @@ test("controller: watches() maps related objects through a shared cache index", 
     }, { ...testStore(), clock: h.clock }).watches(
       Api.v1ConfigMap(),
       (cm) => foosCache.byIndex("info", cm.metadata!.name!).map((f) => foos.keyOf(f)),
+      testStore(),
     ),
   );
   await h.settle();
