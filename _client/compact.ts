@@ -59,6 +59,11 @@ export class CompactCodec<T> {
     this.#max = Math.max(0, Math.floor(cacheSize));
   }
 
+  /** How many decoded objects are kept (at most the cache size). */
+  get cached(): number {
+    return this.#recent.size;
+  }
+
   /** Sets the transform (before the first sync, as the Reflector's). */
   set transform(fn: ((object: T) => T) | undefined) {
     this.#transform = fn;

@@ -22,6 +22,7 @@ import {
   decodeObject,
   decodeWatchEventCompact,
 } from "../../_client/protobuf/decode.ts";
+import { CompactCodec } from "../../_client/compact.ts";
 import { makePod } from "../../bench/fixture.ts";
 import { test } from "../_test.ts";
 
@@ -315,15 +316,27 @@ function nameNs(o: Record<string, unknown>): [string, string] {
 }
 
 test("compact store: churn keeps the store and the decoded cache bounded", async () => {
-  const KEYS = 20, ROUNDS = 30;
+  const KEYS = 30, ROUNDS = 40;
+  // Small pods: the churn, not the encoding, is what this test is about.
+  const small = (i: number, rv: number) => ({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: `p${i}`,
+      namespace: "churn",
+      resourceVersion: String(rv),
+      labels: { i: `${i}` },
+    },
+    spec: { nodeName: `node-${rv % 7}` },
+  });
   const parts: Uint8Array[] = [];
-  for (let i = 0; i < KEYS; i++) parts.push(encodeWatchFrame("ADDED", pod(i, 1 + i)));
+  for (let i = 0; i < KEYS; i++) parts.push(encodeWatchFrame("ADDED", small(i, 1 + i)));
   parts.push(endBookmark(KEYS));
   let rv = KEYS;
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < KEYS; i++) {
       const type = round % 3 === 2 && i % 2 === 0 ? "DELETED" : "MODIFIED";
-      parts.push(encodeWatchFrame(round % 3 === 0 && i % 2 === 0 ? "ADDED" : type, pod(i, ++rv)));
+      parts.push(encodeWatchFrame(round % 3 === 0 && i % 2 === 0 ? "ADDED" : type, small(i, ++rv)));
     }
   }
   const client = stub((url) =>
@@ -384,4 +397,25 @@ test("compact store with stripManagedFields: the managed fields are dropped from
   assert.deepEqual(stripped.metadata, whole.metadata);
   assert.deepEqual(decodeCompact(stripped), stripManagedFields({ ...pod(7, 70) } as KubeObject));
   assert.deepEqual(decodeCompact(whole), { ...pod(7, 70) });
+});
+
+test("compact codec: the cache of decoded objects stays within its size under churn", () => {
+  const codec = new CompactCodec<KubeObject>(undefined, 16);
+  const frames = Array.from({ length: 40 }, (_, i) => encodeWatchFrame("ADDED", pod(i, i + 1)));
+  let last: unknown;
+  for (let round = 0; round < 50; round++) {
+    for (let i = 0; i < frames.length; i++) {
+      // A new entry per round (a MODIFIED object), read twice: the second read is a hit.
+      const entry = decodeWatchEventCompact(frames[i].subarray(4)).object as unknown as KubeObject;
+      const first = codec.decode(`k${i}`, entry);
+      assert.equal(codec.decode(`k${i}`, entry), first);
+      last = first;
+      assert.ok(codec.cached <= 16, `${codec.cached} cached`);
+    }
+  }
+  assert.equal(codec.cached, 16);
+  assert.deepEqual(last, { ...pod(39, 40) });
+  // A replaced entry under the same key is decoded again, not served from the cache.
+  const a = codec.decode("k39", decodeWatchEventCompact(frames[39].subarray(4)).object as never);
+  assert.notEqual(a, last);
 });
