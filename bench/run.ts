@@ -12,6 +12,7 @@
  * - `--only compact`: the compact store (`store: "compact"`) against the objects store, protobuf,
  *   at the sync sizes: time to ready, heap and ArrayBuffer bytes per pod, and the cost of reads
  *   (random `get`, a full iteration, a reconcile-like loop). Prints its table; writes nothing.
+ *   `--sizes 10000,100000` picks the pod counts (default: the sync sizes).
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  *
@@ -1009,7 +1010,8 @@ async function onlyCompact(): Promise<void> {
   const server = await startServer();
   try {
     const rows: string[][] = [];
-    for (const n of sizes.sync) {
+    const counts = flag("--sizes")?.split(",").map(Number) ?? sizes.sync;
+    for (const n of counts) {
       const ns = `l-${n}`;
       await server.prepare(ns);
       const base: Job = {
