@@ -419,3 +419,31 @@ test("compact codec: the cache of decoded objects stays within its size under ch
   const a = codec.decode("k39", decodeWatchEventCompact(frames[39].subarray(4)).object as never);
   assert.notEqual(a, last);
 });
+
+test("compact store: objects that come as JSON (a server answering JSON) are kept as objects", async () => {
+  const lines = [
+    ...Array.from({ length: 3 }, (_, i) => ({ type: "ADDED", object: pod(i, 10 + i) })),
+    {
+      type: "BOOKMARK",
+      object: {
+        kind: "Pod",
+        apiVersion: "v1",
+        metadata: { resourceVersion: "20", annotations: { "k8s.io/initial-events-end": "true" } },
+      },
+    },
+  ].map((e) => JSON.stringify(e) + "\n").join("");
+  const client = stub(() =>
+    new Response(lines, { headers: { "content-type": "application/json" } })
+  );
+  const reflector = new Reflector(client, Api.v1Pod(), {
+    initialSync: "watchList",
+    store: "compact",
+  }).index("tier", (o) => [String(o.metadata?.labels?.tier)]);
+  await reflector.init();
+  assert.deepEqual([...reflector.read().values()], [0, 1, 2].map((i) => ({ ...pod(i, 10 + i) })));
+  // Kept as they came: the same object on every read, whatever the decoded cache.
+  const key = [...reflector.read().keys()][0];
+  assert.equal(reflector.read().get(key), reflector.read().get(key));
+  assert.equal(reflector.byIndex("tier", "frontend").length, 1);
+  client.close();
+});
