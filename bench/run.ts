@@ -12,7 +12,8 @@
  * - `--only compact`: the compact store (`store: "compact"`) against the objects store, protobuf,
  *   at the sync sizes: time to ready, heap and ArrayBuffer bytes per pod, and the cost of reads
  *   (random `get`, a full iteration, a reconcile-like loop). Prints its table; writes nothing.
- *   `--sizes 10000,100000` picks the pod counts (default: the sync sizes).
+ *   `--sizes 10000,100000` picks the pod counts (default: the sync sizes); `--churn` adds the
+ *   1M-event churn of section 5 on the compact store.
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  *
@@ -1094,6 +1095,37 @@ async function onlyCompact(): Promise<void> {
       ],
       rows,
     );
+    if (args.includes("--churn")) {
+      // The 1M-event churn of section 5, on the compact store (heap + ArrayBuffers).
+      const ns = `c-${sizes.churn}-${sizes.churnKeys}`;
+      await server.prepare(ns);
+      const [results] = await alternate("churn compact", [{
+        scenario: "churn",
+        port: server.port,
+        ns,
+        n: sizes.churn,
+        alive: sizes.churnKeys,
+        sampleEvery: sizes.sampleEvery,
+        store: "compact",
+      }]);
+      const mb = (f: (r: Result) => number) => stat(results.map((r) => f(r) / 1e6));
+      report.push("");
+      report.push(
+        `Churn: a compact \`Reflector\` (+ \`stripManagedFields\`) over ${
+          fmt(sizes.churnKeys, 0)
+        } pods, then ${fmt(sizes.churn, 0)} MODIFIED events counted from \`changes()\`; heap + ` +
+          `ArrayBuffers after GC every ${fmt(sizes.sampleEvery, 0)} events.`,
+      );
+      report.push("");
+      table(["", "value"], [
+        ["events/s", show(stat(results.map((r) => (r.events / r.ms) * 1000)))],
+        ["memory after the initial list", show(mb((r) => r.ready), 1, " MB")],
+        ["first sample", show(mb((r) => r.first), 1, " MB")],
+        ["last sample", show(mb((r) => r.last), 1, " MB")],
+        ["max sample", show(mb((r) => r.max), 1, " MB")],
+        ["last − first", show(mb((r) => r.last - r.first), 1, " MB")],
+      ]);
+    }
     console.log(report.join("\n"));
   } finally {
     await server.stop();
