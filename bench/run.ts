@@ -977,12 +977,15 @@ async function onlyClientGo(): Promise<void> {
   // Drop the previous 3c section, its target rows and its provenance line.
   const kept: string[] = [];
   let skipping = false;
+  let provenance = false; // the previous provenance paragraph, over several lines
   for (const line of old) {
     if (line.startsWith("## ")) skipping = line.startsWith("## 3c.");
-    if (
-      skipping || line.includes(" real pods: ") ||
-      line.startsWith("Section 3c ")
-    ) continue;
+    if (line.startsWith("Section 3c ")) provenance = true;
+    else if (line === "" && provenance) {
+      provenance = false;
+      continue;
+    }
+    if (skipping || provenance || line.includes(" real pods: ")) continue;
     kept.push(line);
   }
   const at = (prefix: string) => kept.findIndex((l) => l.startsWith(prefix));
