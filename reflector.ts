@@ -15,13 +15,16 @@ import {
   UNCHANGED,
 } from "./_client/store.ts";
 import type { Transport } from "./_client/transport.ts";
+import { compactable, CompactCodec, CompactObject } from "./_client/compact.ts";
+import { compactListFormat } from "./_client/list.ts";
 import {
   type LiveEvent,
   Watcher,
+  type WatcherOptions,
   type WatcherStep,
   type WatchLoopOptions,
 } from "./_client/watcher.ts";
-import type { WatchEvent } from "./watch.ts";
+import { compactWatchFormat, type WatchEvent } from "./watch.ts";
 
 export type { CacheChange, IndexFunction } from "./_client/store.ts";
 export type { InitialSync, WatchLoopOptions } from "./_client/watcher.ts";
@@ -35,6 +38,26 @@ export interface ReflectorOptions extends WatchLoopOptions {
    * oldest are dropped beyond it (with a warning). Default 10 000.
    */
   maxBufferedEvents?: number;
+  /**
+   * How the cache keeps its objects:
+   * - `"objects"` (the default): decoded, as plain objects.
+   * - `"compact"`: objects of built-in kinds read as protobuf (the client's default wire format)
+   *   are kept as the bytes they came in, with only their key metadata decoded (name, namespace,
+   *   uid, resourceVersion, generation, labels, ownerReferences, deletionTimestamp); a sync
+   *   decodes only that. Reads (`get`, `read()`, `byIndex`, changes, events) decode the object
+   *   (deep-equal to what `"objects"` gives); a small cache keeps the most recently read ones.
+   *   It takes a fraction of the memory, and reading an object costs a decode. The
+   *   {@linkcode Reflector.prototype.transform} runs on every decode instead of once; with
+   *   {@linkcode stripManagedFields} as the transform, the managed fields are dropped from the
+   *   kept bytes. Objects that come as JSON (custom resources, a JSON client) are kept as
+   *   objects.
+   */
+  store?: "objects" | "compact";
+  /**
+   * With `store: "compact"`: how many recently read objects stay decoded (default 256; 0 for
+   * none). Reading one of them again gives the same object.
+   */
+  decodedCacheSize?: number;
 }
 
 /** Options of {@linkcode Reflector.prototype.init}, `poll`, `run` and `changes`. */
@@ -110,6 +133,9 @@ export class Reflector<T extends KubeObject = KubeObject> {
   #isReady = false;
   #options: ReflectorOptions;
   #transform: ((object: T) => T) | undefined;
+  /** The compact store's codec; undefined when objects are stored as they are. */
+  #codec: CompactCodec<T> | undefined;
+  #view: ReadonlyMap<string, T>;
   #watcher: Watcher<T>;
   #store = new Store<T>();
   /** The content of a sync in progress. */
@@ -133,7 +159,18 @@ export class Reflector<T extends KubeObject = KubeObject> {
   constructor(client: Transport, api: Api<T>, options: ReflectorOptions = {}) {
     this.api = api;
     this.#options = options;
-    this.#watcher = new Watcher(client, api, options, log, "Sync");
+    let loopOptions: WatcherOptions = options;
+    if (options.store === "compact" && compactable(client.wireFormat, api.apiVersion, api.kind)) {
+      this.#codec = new CompactCodec<T>(undefined, options.decodedCacheSize);
+      loopOptions = {
+        ...options,
+        // With stripManagedFields as the transform, the managed fields are dropped from the bytes.
+        format: compactWatchFormat(() => this.#transform === stripManagedFields),
+        listFormat: compactListFormat(() => this.#transform === stripManagedFields),
+      };
+    }
+    this.#view = this.#codec ? this.#codec.view(this.#store.view) : this.#store.view;
+    this.#watcher = new Watcher(client, api, loopOptions, log, "Sync");
     this.ready = new Promise<void>((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -183,6 +220,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    */
   transform(fn: (object: T) => T): this {
     this.#transform = fn;
+    if (this.#codec) this.#codec.transform = fn;
     return this;
   }
 
@@ -195,7 +233,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns This reflector.
    */
   index(name: string, fn: IndexFunction<T>): this {
-    this.#store.addIndex(name, fn);
+    this.#store.addIndex(name, this.#codec ? this.#codec.index(fn, this.#keyOf) : fn);
     return this;
   }
 
@@ -216,7 +254,7 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The view.
    */
   read(): ReadonlyMap<string, T> {
-    return this.#store.view;
+    return this.#view;
   }
 
   /**
@@ -227,12 +265,12 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The object, or `undefined`.
    */
   get(name: string, namespace?: string): T | undefined {
-    if (!this.api.namespaced) return this.#store.get(name);
+    if (!this.api.namespaced) return this.#view.get(name);
     const ns = namespace ?? this.api.namespace;
     if (ns === undefined) {
       throw new TypeError(`${this.api.kind} is namespaced: pass the namespace of ${name}`);
     }
-    return this.#store.get(`${ns}/${name}`);
+    return this.#view.get(`${ns}/${name}`);
   }
 
   /**
@@ -243,8 +281,20 @@ export class Reflector<T extends KubeObject = KubeObject> {
    * @returns The objects (a new array).
    */
   byIndex(name: string, value: string): T[] {
-    return this.#store.byIndex(name, value);
+    const entries = this.#store.byIndex(name, value);
+    const codec = this.#codec;
+    if (codec === undefined) return entries;
+    const out: T[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i];
+      const object = codec.tryDecode(this.#keyOf(entry), entry);
+      if (object !== undefined) out.push(object);
+    }
+    return out;
   }
+
+  /** The key of a stored entry (a compact one has the header's name and namespace). */
+  #keyOf = (entry: T): string => this.api.keyOf(entry);
 
   /**
    * Takes the events applied since the last call: watch events, and for each (re)sync the
@@ -438,6 +488,8 @@ export class Reflector<T extends KubeObject = KubeObject> {
   }
 
   #prepare(object: T): T {
+    // A compact entry is transformed when it is decoded.
+    if (this.#codec !== undefined && object instanceof CompactObject) return object;
     return this.#transform ? this.#transform(object) : object;
   }
 
@@ -494,13 +546,21 @@ export class Reflector<T extends KubeObject = KubeObject> {
 
   /** Records a change for `events()` and the `changes()` subscribers. */
   #report(change: CacheChange<T>, eventType: CacheChange<T>["type"] = change.type): void {
+    const codec = this.#codec;
+    const entry = change.object;
+    const key = codec === undefined ? "" : this.#keyOf(entry);
+    if (codec !== undefined && this.#subscribers.size > 0) change = codec.change(change, key);
     for (const subscriber of this.#subscribers) {
       subscriber.queue.push(change);
       subscriber.wake?.();
     }
     if (!this.#keepEvents) return;
     const events = this.#events;
-    events.push({ type: eventType, object: change.object });
+    events.push(
+      codec === undefined
+        ? { type: eventType, object: entry }
+        : codec.event<WatchEvent<T> & { object: T }>(eventType, entry, key),
+    );
     const max = this.#options.maxBufferedEvents ?? 10_000;
     if (events.length > max + (max >> 2)) {
       const drop = events.length - max;

@@ -15,7 +15,11 @@ import { ApiError, type Status } from "./errors.ts";
 import { ChunkReader, LineDecoder } from "./_client/lines.ts";
 import { redactText } from "./_client/redact.ts";
 import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./_client/protobuf/negotiate.ts";
-import { decodeWatchEvent } from "./_client/protobuf/decode.ts";
+import {
+  decodeWatchEvent,
+  decodeWatchEventCompact,
+  type RawWatchEvent,
+} from "./_client/protobuf/decode.ts";
 import { FrameDecoder } from "./_client/protobuf/frames.ts";
 import type { Transport } from "./_client/transport.ts";
 
@@ -303,55 +307,94 @@ export const jsonWatchFormat: WatchFormat = {
  * application/json`; a `…protobuf;stream=watch` answer is read as length-prefixed frames of
  * WatchEvents (bytes → frames → events), a JSON answer as JSON lines.
  */
-export const protobufWatchFormat: WatchFormat = {
-  accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : PROTOBUF_ACCEPT,
-  decoder<T extends KubeObject>(url: string, contentType?: string | null): WatchDecoder<T> {
-    if (!isProtobuf(contentType ?? null)) return jsonWatchFormat.decoder<T>(url);
-    const frames = new FrameDecoder();
-    const batch: Uint8Array[] = [];
-    const decode = (out: WatchEvent<T>[]): unknown => {
-      let error: unknown;
-      for (let i = 0; i < batch.length; i++) {
-        try {
-          out.push(protobufEvent<T>(batch[i], url));
-        } catch (e) {
-          error = e;
-          break;
-        }
-      }
-      batch.length = 0;
-      return error;
-    };
-    const framing = (e: unknown): ApiError =>
-      new ApiError({
-        status: 0,
-        reason: MALFORMED_WATCH_EVENT,
-        message: `Malformed watch event from GET ${url}: ${(e as Error).message}`,
-        method: "GET",
+export const protobufWatchFormat: WatchFormat = protobufFormat(decodeWatchEvent);
+
+/**
+ * Internal seam: the protobuf wire format of the compact store. The objects of ADDED, MODIFIED
+ * and DELETED events are `CompactObject`s (`_client/protobuf/decode.ts`: the object's bytes and
+ * a decoded metadata header) instead of plain objects; a JSON answer is read as JSON lines.
+ */
+export const compactProtobufWatchFormat: WatchFormat = compactWatchFormat(() => false);
+
+/**
+ * Internal seam: {@linkcode compactProtobufWatchFormat} that drops `metadata.managedFields` from
+ * the kept bytes when `strip()` answers true (asked once per response).
+ *
+ * @param strip Whether to strip, e.g. while the Reflector's transform is `stripManagedFields`.
+ * @returns The format.
+ */
+export function compactWatchFormat(strip: () => boolean): WatchFormat {
+  return {
+    accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : PROTOBUF_ACCEPT,
+    decoder: <T extends KubeObject>(url: string, contentType?: string | null) => {
+      const stripping = strip();
+      return protobufDecoder<T>(
+        stripping ? (frame) => decodeWatchEventCompact(frame, true) : decodeWatchEventCompact,
         url,
-        cause: e,
-      });
-    return {
-      push(chunk, out) {
-        try {
-          frames.push(chunk, batch);
-        } catch (e) {
-          const error = decode(out);
-          return error ?? framing(e);
-        }
-        return batch.length === 0 ? undefined : decode(out);
-      },
-      end(_out) {
-        try {
-          frames.end();
-        } catch (e) {
-          return framing(e);
-        }
-        return undefined;
-      },
-    };
-  },
-};
+        contentType,
+      );
+    },
+  };
+}
+
+function protobufFormat(decodeFrame: (frame: Uint8Array) => RawWatchEvent): WatchFormat {
+  return {
+    accept: (options) => options.metadataOnly ? PARTIAL_METADATA_ACCEPT : PROTOBUF_ACCEPT,
+    decoder: <T extends KubeObject>(url: string, contentType?: string | null) =>
+      protobufDecoder<T>(decodeFrame, url, contentType),
+  };
+}
+
+function protobufDecoder<T extends KubeObject>(
+  decodeFrame: (frame: Uint8Array) => RawWatchEvent,
+  url: string,
+  contentType?: string | null,
+): WatchDecoder<T> {
+  if (!isProtobuf(contentType ?? null)) return jsonWatchFormat.decoder<T>(url);
+  const frames = new FrameDecoder();
+  const batch: Uint8Array[] = [];
+  const decode = (out: WatchEvent<T>[]): unknown => {
+    let error: unknown;
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        out.push(protobufEvent<T>(batch[i], url, decodeFrame));
+      } catch (e) {
+        error = e;
+        break;
+      }
+    }
+    batch.length = 0;
+    return error;
+  };
+  const framing = (e: unknown): ApiError =>
+    new ApiError({
+      status: 0,
+      reason: MALFORMED_WATCH_EVENT,
+      message: `Malformed watch event from GET ${url}: ${(e as Error).message}`,
+      method: "GET",
+      url,
+      cause: e,
+    });
+  return {
+    push(chunk, out) {
+      try {
+        frames.push(chunk, batch);
+      } catch (e) {
+        const error = decode(out);
+        return error ?? framing(e);
+      }
+      return batch.length === 0 ? undefined : decode(out);
+    },
+    end(_out) {
+      try {
+        frames.end();
+      } catch (e) {
+        return framing(e);
+      }
+      return undefined;
+    },
+  };
+}
 
 /**
  * The format a watch of `api` uses on `client`: protobuf when the client's wire format is
@@ -538,12 +581,17 @@ function parseEvent<T extends KubeObject>(line: string, url: string): WatchEvent
  *
  * @param frame The frame (a metav1.WatchEvent).
  * @param url The request URL, for messages.
+ * @param decodeFrame Decodes the frame.
  * @returns The event.
  */
-function protobufEvent<T extends KubeObject>(frame: Uint8Array, url: string): WatchEvent<T> {
+function protobufEvent<T extends KubeObject>(
+  frame: Uint8Array,
+  url: string,
+  decodeFrame: (frame: Uint8Array) => RawWatchEvent,
+): WatchEvent<T> {
   let raw: { type: string; object: unknown };
   try {
-    raw = decodeWatchEvent(frame);
+    raw = decodeFrame(frame);
   } catch (cause) {
     throw new ApiError({
       status: 0,

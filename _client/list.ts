@@ -5,7 +5,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Api, KubeList, KubeObject } from "../api.ts";
 import { type QueryParams, readJson, readObject, type Transport } from "./transport.ts";
-import { acceptFor, PROTOBUF_ACCEPT } from "./protobuf/negotiate.ts";
+import { acceptFor, isProtobuf, PROTOBUF_ACCEPT } from "./protobuf/negotiate.ts";
+import { decodeCompactList } from "./protobuf/decode.ts";
 import { ApiError } from "../errors.ts";
 
 const log = getLogger(["kube", "list"]);
@@ -41,6 +42,49 @@ export const protobufListFormat: ListFormat = {
   accept: PROTOBUF_ACCEPT,
   read: (response, path) => readObject(response, "GET", path),
 };
+
+/**
+ * The protobuf list format of the compact store: as {@linkcode protobufListFormat}, but the items
+ * of a protobuf answer are `CompactObject`s (`./protobuf/decode.ts`: each item's bytes and a
+ * decoded metadata header). A JSON answer is parsed as usual.
+ */
+export const compactProtobufListFormat: ListFormat = compactListFormat(() => false);
+
+/**
+ * {@linkcode compactProtobufListFormat} that drops `metadata.managedFields` from the kept bytes
+ * when `strip()` answers true (asked once per response).
+ *
+ * @param strip Whether to strip, e.g. while the Reflector's transform is `stripManagedFields`.
+ * @returns The format.
+ */
+export function compactListFormat(strip: () => boolean): ListFormat {
+  return {
+    accept: PROTOBUF_ACCEPT,
+    read: (response, path) => readCompactList(response, path, strip()),
+  };
+}
+
+async function readCompactList(
+  response: Response,
+  path: string,
+  strip: boolean,
+): Promise<unknown> {
+  if (!isProtobuf(response.headers.get("content-type"))) {
+    return await readJson(response, "GET", path);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  try {
+    return decodeCompactList(bytes, undefined, strip);
+  } catch (cause) {
+    throw new ApiError({
+      status: response.status,
+      message: `The API server sent a protobuf body this client cannot decode for GET ${path}: ${
+        (cause as Error).message
+      }`,
+      cause,
+    });
+  }
+}
 
 /**
  * The list format for `api` on `client`: protobuf when the client's wire format is protobuf and

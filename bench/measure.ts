@@ -13,7 +13,7 @@ import { Client } from "../client.ts";
 import { Config } from "../config.ts";
 import { Informer } from "../informer.ts";
 import { Reflector, stripManagedFields } from "../reflector.ts";
-import { SENT_AT_ANNOTATION } from "./fixture.ts";
+import { prng, SENT_AT_ANNOTATION } from "./fixture.ts";
 import process from "node:process";
 
 /** The parameters of one measurement. */
@@ -36,6 +36,10 @@ export interface Job {
   kind?: "ConfigMap";
   /** Real-cluster pods: the wire format of this library's client. */
   format?: "json" | "protobuf";
+  /** The Reflector's store (`ReflectorOptions.store`). */
+  store?: "objects" | "compact";
+  /** After the sync: measure reads (random `get`s, a full iteration, a reconcile-like loop). */
+  reads?: boolean;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -45,6 +49,54 @@ function heap(): number {
   gc();
   gc();
   return Deno.memoryUsage().heapUsed;
+}
+
+/** ArrayBuffer memory outside the V8 heap (the compact store's bytes), after GC. */
+function external(): number {
+  heap();
+  return Deno.memoryUsage().external;
+}
+
+/**
+ * The cost of reading a synced Reflector: `get` of random keys (µs each), one full iteration
+ * (ms), and a reconcile-like loop that reads every object once by key and a few of its fields
+ * (ms).
+ */
+function readCosts(reflector: Reflector<KubeObject>): Result {
+  const keys = [...reflector.read().keys()];
+  const random = prng(42);
+  const view = reflector.read();
+  let sink = 0;
+  const gets = 20_000;
+  let t0 = performance.now();
+  for (let i = 0; i < gets; i++) {
+    const object = view.get(keys[Math.floor(random() * keys.length)]) as
+      | PodLike
+      | undefined;
+    sink += object?.metadata?.name?.length ?? 0;
+  }
+  const getUs = (performance.now() - t0) * 1000 / gets;
+  t0 = performance.now();
+  for (const object of view.values()) {
+    sink += (object as PodLike).spec?.nodeName?.length ?? 0;
+  }
+  const iterateMs = performance.now() - t0;
+  t0 = performance.now();
+  for (const key of keys) {
+    const pod = view.get(key) as PodLike | undefined;
+    sink += (pod?.spec?.nodeName?.length ?? 0) +
+      (pod?.status?.phase?.length ?? 0) +
+      (pod?.spec?.containers?.[0]?.image?.length ?? 0);
+  }
+  const reconcileMs = performance.now() - t0;
+  if (sink < 0) console.log(sink);
+  return { getUs, iterateMs, reconcileMs };
+}
+
+interface PodLike {
+  metadata?: { name?: string };
+  spec?: { nodeName?: string; containers?: { image?: string }[] };
+  status?: { phase?: string };
 }
 
 function server(job: Job): string {
@@ -57,12 +109,16 @@ function podsPath(job: Job): string {
 
 function client(job: Job): Client {
   // Explicit: the loopback server speaks protobuf only when asked (rows marked protobuf).
-  return new Client(Config.fromUrl(server(job)), { wireFormat: job.format ?? "json" });
+  return new Client(Config.fromUrl(server(job)), {
+    wireFormat: job.format ?? "json",
+  });
 }
 
 function check(what: string, got: unknown, want: unknown): void {
   if (want !== undefined && got !== want) {
-    throw new Error(`${what}: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    throw new Error(
+      `${what}: got ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`,
+    );
   }
 }
 
@@ -135,7 +191,11 @@ async function watchRaw(job: Job): Promise<Result> {
   }
   const ms = performance.now() - start;
   check("events", events, job.n);
-  check("last resourceVersion", last?.object.metadata.resourceVersion, job.lastResourceVersion);
+  check(
+    "last resourceVersion",
+    last?.object.metadata.resourceVersion,
+    job.lastResourceVersion,
+  );
   return { ms, events, bytes };
 }
 
@@ -152,7 +212,9 @@ async function watchClient(job: Job): Promise<Result> {
     })
   ) {
     events++;
-    if (event.type !== "ERROR") rv = event.object.metadata?.resourceVersion ?? rv;
+    if (event.type !== "ERROR") {
+      rv = event.object.metadata?.resourceVersion ?? rv;
+    }
   }
   const ms = performance.now() - start;
   kube.close();
@@ -269,7 +331,10 @@ async function watchClientNode(job: Job): Promise<Result> {
 async function syncRaw(job: Job): Promise<Result> {
   const base = heap();
   const start = performance.now();
-  const cache = new Map<string, { metadata: { name: string; namespace: string } }>();
+  const cache = new Map<
+    string,
+    { metadata: { name: string; namespace: string } }
+  >();
   let token = "";
   do {
     const query = `limit=500${token ? `&continue=${encodeURIComponent(token)}` : ""}`;
@@ -289,9 +354,11 @@ async function syncRaw(job: Job): Promise<Result> {
 async function syncReflector(job: Job): Promise<Result> {
   const kube = client(job);
   const base = heap();
+  const ext0 = external();
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: "list",
     watchTimeoutSeconds: 3600,
+    store: job.store,
   });
   if (job.strip) reflector.transform(stripManagedFields);
   const controller = new AbortController();
@@ -302,9 +369,17 @@ async function syncReflector(job: Job): Promise<Result> {
   controller.abort();
   await running;
   const held = heap() - base;
+  const ext = external() - ext0;
   check("cached objects", reflector.read().size, job.n);
+  const reads = job.reads ? readCosts(reflector as Reflector<KubeObject>) : {};
   kube.close();
-  return { ms, heap: held, objects: reflector.read().size };
+  return {
+    ms,
+    heap: held,
+    external: ext,
+    objects: reflector.read().size,
+    ...reads,
+  };
 }
 
 async function syncClientNode(job: Job): Promise<Result> {
@@ -348,9 +423,13 @@ async function latency(job: Job): Promise<Result> {
   let best = { rtt: Infinity, offset: 0 };
   for (let i = 0; i < 30; i++) {
     const t0 = performance.timeOrigin + performance.now();
-    const serverNow = Number(await (await fetch(`${server(job)}/clock`)).text());
+    const serverNow = Number(
+      await (await fetch(`${server(job)}/clock`)).text(),
+    );
     const t1 = performance.timeOrigin + performance.now();
-    if (t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: serverNow - (t0 + t1) / 2 };
+    if (t1 - t0 < best.rtt) {
+      best = { rtt: t1 - t0, offset: serverNow - (t0 + t1) / 2 };
+    }
   }
   const kube = client(job);
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
@@ -364,8 +443,12 @@ async function latency(job: Job): Promise<Result> {
   let seen = 0;
   for await (const change of changes) {
     const arrived = performance.timeOrigin + performance.now();
-    const sent = Number(change.object.metadata?.annotations?.[SENT_AT_ANNOTATION]);
-    if (++seen > (job.warmup ?? 0)) samples.push(arrived - (sent - best.offset));
+    const sent = Number(
+      change.object.metadata?.annotations?.[SENT_AT_ANNOTATION],
+    );
+    if (++seen > (job.warmup ?? 0)) {
+      samples.push(arrived - (sent - best.offset));
+    }
     if (seen === job.n) break;
   }
   controller.abort();
@@ -387,6 +470,7 @@ async function latency(job: Job): Promise<Result> {
 // Steady state: a long churn of MODIFIED events over a full cache; heap after GC every k events.
 
 async function churn(job: Job): Promise<Result> {
+  if (job.store === "compact") return await churnCompact(job);
   const kube = client(job);
   let events = 0;
   const samples: number[] = [];
@@ -419,11 +503,55 @@ async function churn(job: Job): Promise<Result> {
   };
 }
 
+/**
+ * The churn over the compact store: the transform runs on reads there, so the events are counted
+ * from `changes()` (nothing reads the objects; the changes are lazy and never decoded).
+ */
+async function churnCompact(job: Job): Promise<Result> {
+  const kube = client(job);
+  const samples: number[] = [];
+  const every = job.sampleEvery!;
+  const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
+    initialSync: "list",
+    watchTimeoutSeconds: 3600,
+    store: "compact",
+  }).transform(stripManagedFields);
+  await reflector.init();
+  const ready = heap() + external();
+  const controller = new AbortController();
+  const changes = reflector.changes({ signal: controller.signal });
+  const start = performance.now();
+  const running = reflector.run({ signal: controller.signal });
+  let events = 0;
+  for await (const _change of changes) {
+    if (++events % every === 0) samples.push(heap() + external());
+    if (events === job.n) break;
+  }
+  const ms = performance.now() - start;
+  controller.abort();
+  await running;
+  kube.close();
+  check("events", events, job.n);
+  check("cached objects", reflector.read().size, job.alive);
+  return {
+    ms,
+    events,
+    ready,
+    first: samples[0],
+    last: samples[samples.length - 1],
+    max: Math.max(...samples),
+    min: Math.min(...samples),
+    samples,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Real control plane: WatchList vs paged list for the same objects.
 
 async function clusterSync(job: Job): Promise<Result> {
-  const kube = new Client(await Config.fromKubeconfig({ path: job.kubeconfig! }));
+  const kube = new Client(
+    await Config.fromKubeconfig({ path: job.kubeconfig! }),
+  );
   const base = heap();
   const reflector = new Reflector(kube, Api.v1ConfigMap().within(job.ns!), {
     initialSync: job.mode,
@@ -461,14 +589,19 @@ function cpuMs(): number {
  * Reports time, client CPU, heap per object and peak RSS, like bench/clientgo does for client-go.
  */
 async function clusterPods(job: Job): Promise<Result> {
-  const kube = new Client(await Config.fromKubeconfig({ path: job.kubeconfig! }), {
-    wireFormat: job.format ?? "json",
-  });
+  const kube = new Client(
+    await Config.fromKubeconfig({ path: job.kubeconfig! }),
+    {
+      wireFormat: job.format ?? "json",
+    },
+  );
   const base = heap();
+  const ext0 = external();
   const cpu0 = cpuMs();
   const reflector = new Reflector(kube, Api.v1Pod().within(job.ns!), {
     initialSync: job.mode,
     watchTimeoutSeconds: 3600,
+    store: job.store,
   });
   if (job.strip) reflector.transform(stripManagedFields);
   const controller = new AbortController();
@@ -481,10 +614,20 @@ async function clusterPods(job: Job): Promise<Result> {
   controller.abort();
   await running;
   const held = heap() - base;
+  const ext = external() - ext0;
   const objects = reflector.read().size;
   check("cached objects", objects, job.n);
+  const reads = job.reads ? readCosts(reflector as Reflector<KubeObject>) : {};
   kube.close();
-  return { ms, cpuMs: cpu, heap: held, objects, peakRss: rss };
+  return {
+    ms,
+    cpuMs: cpu,
+    heap: held,
+    external: ext,
+    objects,
+    peakRss: rss,
+    ...reads,
+  };
 }
 
 /** Real control plane, pods: client-node's informer (its ListWatch lists in one request). */
@@ -496,7 +639,11 @@ async function clusterPodsClientNode(job: Job): Promise<Result> {
   const base = heap();
   const cpu0 = cpuMs();
   const path = `/api/v1/namespaces/${job.ns}/pods`;
-  const informer = k8s.makeInformer(kc, path, () => core.listNamespacedPod({ namespace: job.ns! }));
+  const informer = k8s.makeInformer(
+    kc,
+    path,
+    () => core.listNamespacedPod({ namespace: job.ns! }),
+  );
   informer.on("error", () => {});
   const start = performance.now();
   await informer.start();

@@ -9,6 +9,11 @@
  * - `--out PATH`: where to write the results (default `bench/RESULTS.md`).
  * - `--only clientgo`: only section 3c (client-go side by side on the real control plane), spliced
  *   into the existing results file (its section and target rows replaced, the rest kept).
+ * - `--only compact`: the compact store (`store: "compact"`) against the objects store, protobuf,
+ *   at the sync sizes: time to ready, heap and ArrayBuffer bytes per pod, and the cost of reads
+ *   (random `get`, a full iteration, a reconcile-like loop). Prints its table; writes nothing.
+ *   `--sizes 10000,100000` picks the pod counts (default: the sync sizes); `--churn` adds the
+ *   1M-event churn of section 5 on the compact store.
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  *
@@ -174,7 +179,9 @@ async function alternate(label: string, jobs: Job[]): Promise<Result[][]> {
 }
 
 function describeJob(job: Job): string {
-  return `${job.scenario}${job.strip ? "+strip" : ""}${job.mode ? `(${job.mode})` : ""}`;
+  return `${job.scenario}${job.strip ? "+strip" : ""}${job.store ? `+${job.store}` : ""}${
+    job.mode ? `(${job.mode})` : ""
+  }`;
 }
 
 function log(message: string): void {
@@ -705,10 +712,11 @@ async function clientGoSideBySide(
     format: "json" | "protobuf",
     mode: "watchList" | "list",
     strip = false,
+    store?: "compact",
   ) => ({
     label: `this library ${format}, ${mode === "watchList" ? "WatchList" : "paged list"}${
       strip ? " + strip" : ""
-    }`,
+    }${store ? ", compact store" : ""}`,
     strip,
     run: () =>
       measure({
@@ -719,6 +727,7 @@ async function clientGoSideBySide(
         mode,
         format,
         strip,
+        store,
       }) as Promise<
         Result
       >,
@@ -730,6 +739,8 @@ async function clientGoSideBySide(
     go("json", "list"),
     kube("protobuf", "watchList"),
     kube("protobuf", "list"),
+    kube("protobuf", "watchList", false, "compact"),
+    kube("protobuf", "list", false, "compact"),
     kube("json", "watchList"),
     kube("json", "list"),
     {
@@ -738,6 +749,7 @@ async function clientGoSideBySide(
     },
     go("protobuf", "watchlist", true),
     kube("protobuf", "watchList", true),
+    kube("protobuf", "watchList", true, "compact"),
     kube("json", "watchList", true),
   ];
   const results: Result[][] = contenders.map(() => []);
@@ -761,7 +773,7 @@ async function clientGoSideBySide(
     ms: (r: Result) => r.ms,
     cpu: (r: Result) => r.cpuMs,
     server: (r: Result) => r.apiserverCpuMs,
-    heap: (r: Result) => r.heap / n,
+    heap: (r: Result) => (r.heap + (r.external ?? 0)) / n,
     rss: (r: Result) => r.peakRss / 1024 / 1024,
   };
   const refs = Object.fromEntries(
@@ -779,8 +791,9 @@ async function clientGoSideBySide(
       "WatchList by the `WatchListClient` gate) or `bench/measure.ts` (a `Reflector`; " +
       "client-node's `makeInformer`). Sync: start to synced/ready. Client CPU: user + system " +
       "of the client process during the sync. apiserver CPU: user + system of the " +
-      "kube-apiserver process over the whole run. Heap: Go `HeapAlloc` / V8 `heapUsed` after " +
-      "GC, minus the same before, per pod. Peak RSS: `VmHWM` of the client process. Ratios " +
+      "kube-apiserver process over the whole run. Heap: Go `HeapAlloc` / V8 `heapUsed` plus " +
+      "`external` (ArrayBuffers: the compact store's bytes) after GC, minus the same before, " +
+      "per pod. Peak RSS: `VmHWM` of the client process. Ratios " +
       "are to client-go protobuf WatchList.",
   );
   report.push("");
@@ -813,7 +826,9 @@ async function clientGoSideBySide(
   );
   const best = (indexes: number[], k: keyof typeof metrics) =>
     Math.min(...indexes.map((i) => col(i, metrics[k]).median));
-  const ours = [4, 5, 6, 7];
+  const indexes = (f: (c: Contender) => boolean) => contenders.flatMap((c, i) => f(c) ? [i] : []);
+  const mine = (c: Contender) => c.label.startsWith("this library ");
+  const ours = indexes((c) => mine(c) && !c.strip);
   const oursLabel = (k: keyof typeof metrics) => {
     const i = ours.reduce((
       a,
@@ -842,15 +857,32 @@ async function clientGoSideBySide(
     value: ratio(heapBest, refs.heap),
     met: heapBest <= 0.5 * refs.heap,
   });
-  const stripped = Math.min(
-    col(10, metrics.heap).median,
-    col(11, metrics.heap).median,
-  );
+  const stripped = best(indexes((c) => mine(c) && Boolean(c.strip)), "heap");
   targets.push({
     target: `${fmt(n, 0)} real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
     value: `${fmt(stripped / seeded.stripped, 2)}×`,
     met: stripped <= seeded.stripped,
   });
+  // The compact store's goals (issue 25), against client-go protobuf WatchList.
+  const compact = contenders.findIndex((c) => c.label.endsWith("WatchList, compact store"));
+  if (compact >= 0) {
+    for (
+      const [k, what, goal] of [
+        ["ms", "sync to ready", 0.8],
+        ["heap", "heap/pod", 0.35],
+        ["rss", "peak RSS", 1.0],
+      ] as const
+    ) {
+      const v = col(compact, metrics[k]).median;
+      targets.push({
+        target: `${fmt(n, 0)} real pods: compact store (WatchList) ${what} ≤ ${
+          fmt(goal, 2)
+        }× client-go protobuf`,
+        value: ratio(v, refs[k]),
+        met: v <= goal * refs[k],
+      });
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -909,7 +941,13 @@ if (import.meta.main && flag("--only") === "controller") {
       : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next)}`;
     await Deno.writeTextFile(outPath, text);
     await new Deno.Command(Deno.execPath(), {
-      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+      args: [
+        "fmt",
+        "--quiet",
+        "--config",
+        new URL("deno.json", root).pathname,
+        outPath,
+      ],
     }).output();
     log(`updated ${CONTROLLER_SECTION} in ${outPath}`);
   }
@@ -940,12 +978,15 @@ async function onlyClientGo(): Promise<void> {
   // Drop the previous 3c section, its target rows and its provenance line.
   const kept: string[] = [];
   let skipping = false;
+  let provenance = false; // the previous provenance paragraph, over several lines
   for (const line of old) {
     if (line.startsWith("## ")) skipping = line.startsWith("## 3c.");
-    if (
-      skipping || line.includes(" real pods: ") ||
-      line.startsWith("Section 3c ")
-    ) continue;
+    if (line.startsWith("Section 3c ")) provenance = true;
+    else if (line === "" && provenance) {
+      provenance = false;
+      continue;
+    }
+    if (skipping || provenance || line.includes(" real pods: ")) continue;
     kept.push(line);
   }
   const at = (prefix: string) => kept.findIndex((l) => l.startsWith(prefix));
@@ -976,14 +1017,129 @@ async function onlyClientGo(): Promise<void> {
   );
   await Deno.writeTextFile(outPath, kept.join("\n"));
   await new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+    args: [
+      "fmt",
+      "--quiet",
+      "--config",
+      new URL("deno.json", root).pathname,
+      outPath,
+    ],
   })
     .output();
   log(`spliced section 3c into ${outPath}`);
 }
 
+/** `--only compact`: the compact store against the objects store (protobuf), with read costs. */
+async function onlyCompact(): Promise<void> {
+  const server = await startServer();
+  try {
+    const rows: string[][] = [];
+    const counts = flag("--sizes")?.split(",").map(Number) ?? sizes.sync;
+    for (const n of counts) {
+      const ns = `l-${n}`;
+      await server.prepare(ns);
+      const base: Job = {
+        scenario: "sync-reflector",
+        port: server.port,
+        ns,
+        n,
+        format: "protobuf",
+        reads: true,
+      };
+      const jobs: [Job, string][] = [
+        [base, "`Reflector`, protobuf (objects store)"],
+        [{ ...base, store: "compact" }, "`Reflector`, protobuf, compact store"],
+        [
+          { ...base, strip: true },
+          "`Reflector`, protobuf + `stripManagedFields`",
+        ],
+        [
+          { ...base, store: "compact", strip: true },
+          "`Reflector`, protobuf, compact store + `stripManagedFields`",
+        ],
+      ];
+      const results = await alternate(`compact ${n}`, jobs.map(([job]) => job));
+      const col = (i: number, f: (r: Result) => number) => stat(results[i].map(f));
+      jobs.forEach(([, label], i) => {
+        rows.push([
+          `${fmt(n, 0)} pods: ${label}`,
+          show(col(i, (r) => r.ms), 0, " ms"),
+          show(col(i, (r) => r.heap / n), 0, " B"),
+          show(col(i, (r) => (r.external ?? 0) / n), 0, " B"),
+          show(col(i, (r) => (r.heap + (r.external ?? 0)) / n), 0, " B"),
+          show(col(i, (r) => r.getUs), 1, " µs"),
+          show(col(i, (r) => r.iterateMs), 0, " ms"),
+          show(col(i, (r) => r.reconcileMs), 0, " ms"),
+        ]);
+      });
+    }
+    report.push(
+      '## Compact store (`store: "compact"`) against the objects store',
+    );
+    report.push("");
+    report.push(
+      `Protobuf paged list from \`bench/stream_server.ts\`, ${runs} alternated runs, 1-min load ` +
+        `average ${loads.length ? show(stat(loads), 2) : "n/a"} on ` +
+        `${navigator.hardwareConcurrency} shared cores. Heap: V8 \`heapUsed\` after GC; ` +
+        "ArrayBuffers: `external` (the compact store's bytes live there). get: a random key " +
+        "(20,000 of them); iteration: `read().values()` once; reconcile: `get` of every key once " +
+        "and three fields read.",
+    );
+    report.push("");
+    table(
+      [
+        "sync",
+        "time to ready",
+        "heap/pod",
+        "ArrayBuffers/pod",
+        "total/pod",
+        "get",
+        "iterate",
+        "reconcile",
+      ],
+      rows,
+    );
+    if (args.includes("--churn")) {
+      // The 1M-event churn of section 5, on the compact store (heap + ArrayBuffers).
+      const ns = `c-${sizes.churn}-${sizes.churnKeys}`;
+      await server.prepare(ns);
+      const [results] = await alternate("churn compact", [{
+        scenario: "churn",
+        port: server.port,
+        ns,
+        n: sizes.churn,
+        alive: sizes.churnKeys,
+        sampleEvery: sizes.sampleEvery,
+        store: "compact",
+      }]);
+      const mb = (f: (r: Result) => number) => stat(results.map((r) => f(r) / 1e6));
+      report.push("");
+      report.push(
+        `Churn: a compact \`Reflector\` (+ \`stripManagedFields\`) over ${
+          fmt(sizes.churnKeys, 0)
+        } pods, then ${fmt(sizes.churn, 0)} MODIFIED events counted from \`changes()\`; heap + ` +
+          `ArrayBuffers after GC every ${fmt(sizes.sampleEvery, 0)} events.`,
+      );
+      report.push("");
+      table(["", "value"], [
+        ["events/s", show(stat(results.map((r) => (r.events / r.ms) * 1000)))],
+        ["memory after the initial list", show(mb((r) => r.ready), 1, " MB")],
+        ["first sample", show(mb((r) => r.first), 1, " MB")],
+        ["last sample", show(mb((r) => r.last), 1, " MB")],
+        ["max sample", show(mb((r) => r.max), 1, " MB")],
+        ["last − first", show(mb((r) => r.last - r.first), 1, " MB")],
+      ]);
+    }
+    console.log(report.join("\n"));
+  } finally {
+    await server.stop();
+  }
+}
+
 if (import.meta.main && flag("--only") === "clientgo") {
   await onlyClientGo();
+} else if (import.meta.main && flag("--only") === "compact") {
+  await onlyCompact();
 } else if (import.meta.main) {
   const started = performance.now();
   const server = await startServer();
@@ -1050,7 +1206,13 @@ if (import.meta.main && flag("--only") === "clientgo") {
     await Deno.writeTextFile(outPath, text);
     // Keep the file as `deno fmt` wants it: the repository's `deno fmt --check` covers it.
     await new Deno.Command(Deno.execPath(), {
-      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
+      args: [
+        "fmt",
+        "--quiet",
+        "--config",
+        new URL("deno.json", root).pathname,
+        outPath,
+      ],
     }).output();
     log(`wrote ${outPath} in ${fmt(seconds, 0)} s`);
   }

@@ -55,6 +55,12 @@ export interface Selectors {
   labelSelector?: string;
   /** A field selector, e.g. `spec.nodeName=node-1`. */
   fieldSelector?: string;
+  /**
+   * How the shared cache keeps its objects: `"objects"` (default) or `"compact"` (objects of
+   * built-in kinds kept as their protobuf bytes plus key metadata, decoded when read; a fraction
+   * of the memory, a decode per read; see `ReflectorOptions.store`). Each mode is its own cache.
+   */
+  store?: "objects" | "compact";
 }
 
 /** The logger of a reconcile (a LogTape logger with `controller`, `key` and `attempt`). */

@@ -1114,3 +1114,497 @@ export function decodeWatchEvent(frame: Uint8Array): RawWatchEvent {
     pos = savedPos;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Compact objects: the bytes an object came in, plus a decoded header (the compact store)
+
+/**
+ * The ObjectMeta fields a compact object's header keeps: what keys, indexes, selectors, the
+ * controller's owner mapping and its read-your-writes check read. Annotations, finalizers,
+ * managedFields and the timestamps (but `deletionTimestamp`) stay in the bytes.
+ */
+export const HEADER_FIELDS: readonly string[] = [
+  "name",
+  "namespace",
+  "uid",
+  "resourceVersion",
+  "generation",
+  "labels",
+  "ownerReferences",
+  "deletionTimestamp",
+];
+
+/**
+ * An object kept as the protobuf bytes it came in (its message, without the `k8s\0` envelope)
+ * with only {@linkcode HEADER_FIELDS} of its metadata decoded. It stands in for the object in
+ * the watch loop (which reads the key and the resource version); {@linkcode decodeCompact} gives
+ * the object itself.
+ */
+export class CompactObject {
+  /** The object's apiVersion. */
+  apiVersion: string;
+  /** The object's kind. */
+  kind: string;
+  /** The header: {@linkcode HEADER_FIELDS} of the metadata. */
+  metadata: Record<string, unknown>;
+  /** The message bytes (one copy per object). */
+  readonly bytes: Uint8Array;
+  /** The message table that decodes them. */
+  readonly message: Message;
+
+  /**
+   * Wraps bytes and their header.
+   *
+   * @param apiVersion The apiVersion.
+   * @param kind The kind.
+   * @param metadata The header.
+   * @param bytes The message bytes.
+   * @param message Their message table.
+   */
+  constructor(
+    apiVersion: string,
+    kind: string,
+    metadata: Record<string, unknown>,
+    bytes: Uint8Array,
+    message: Message,
+  ) {
+    this.apiVersion = apiVersion;
+    this.kind = kind;
+    this.metadata = metadata;
+    this.bytes = bytes;
+    this.message = message;
+  }
+}
+
+let headerMessage: Message | undefined;
+
+/** ObjectMeta restricted to the header fields (the other fields are skipped by their wire type). */
+function headerMeta(): Message {
+  if (headerMessage !== undefined) return headerMessage;
+  const full = messageFor("meta/v1.ObjectMeta");
+  if (full === undefined) throw new TypeError("protobuf tables: no meta/v1.ObjectMeta");
+  const fields = full.fields.filter((f) => HEADER_FIELDS.includes(f.name));
+  const byNumber: (Field | undefined)[] = [];
+  for (const f of fields) byNumber[f.number] = f;
+  headerMessage = {
+    name: "meta/v1.ObjectMeta",
+    byNumber,
+    defaults: [],
+    fields,
+    fixup: undefined,
+    make: plainConstructor(),
+    repeated: fields.filter((f) => f.repeated),
+  };
+  return headerMessage;
+}
+
+/** The number of a message's `metadata` field (0 when it has none), cached per message. */
+const metadataNumbers = new WeakMap<Message, number>();
+
+function metadataNumber(m: Message): number {
+  let n = metadataNumbers.get(m);
+  if (n === undefined) {
+    const f = m.fields.find((f) => f.name === "metadata" && f.kind === MESSAGE);
+    n = f !== undefined && f.ref === "meta/v1.ObjectMeta" ? f.number : 0;
+    metadataNumbers.set(m, n);
+  }
+  return n;
+}
+
+/**
+ * A compact object of the message in `buf[start, end)`: a copy of the bytes and the decoded
+ * header. Leaves `pos` at `end`.
+ */
+function compactAt(
+  m: Message,
+  apiVersion: string,
+  kind: string,
+  start: number,
+  end: number,
+  strip = false,
+): CompactObject {
+  const metaNumber = metadataNumber(m);
+  const meta = headerMeta();
+  let header: Record<string, unknown> | undefined;
+  const before = unknownFields; // the fields the header skips are not unknown
+  pos = start;
+  while (pos < end) {
+    const tag = varint32(end);
+    if (tag >>> 3 === metaNumber && (tag & 7) === 2) {
+      const n = length(end);
+      header = message(meta, pos + n, header ?? new meta.make());
+    } else skip(tag & 7, end);
+  }
+  unknownFields = before;
+  if (pos !== end) throw new RangeError(`message ends at byte ${pos}, not ${end}`);
+  const bytes = strip ? withoutManagedFields(metaNumber, start, end) : buf.slice(start, end);
+  pos = end;
+  return new CompactObject(apiVersion, kind, header ?? {}, bytes, m);
+}
+
+let managedFieldsTag = -1;
+
+/**
+ * A copy of the message in `buf[start, end)` without `metadata.managedFields` (what
+ * `stripManagedFields` removes from a decoded object, removed from the bytes): the metadata
+ * field's length prefix is rewritten, everything else copied as it is.
+ */
+function withoutManagedFields(metaNumber: number, start: number, end: number): Uint8Array {
+  if (managedFieldsTag < 0) {
+    const f = messageFor("meta/v1.ObjectMeta")?.fields.find((f) => f.name === "managedFields");
+    managedFieldsTag = f === undefined ? 0 : (f.number << 3) | 2;
+  }
+  let lengthAt = -1, metaStart = 0, metaEnd = 0;
+  pos = start;
+  while (pos < end) {
+    const tag = varint32(end);
+    if (tag >>> 3 === metaNumber && (tag & 7) === 2) {
+      lengthAt = pos;
+      const n = length(end);
+      metaStart = pos;
+      metaEnd = pos += n;
+    } else skip(tag & 7, end);
+  }
+  const drop: number[] = [];
+  let removed = 0;
+  pos = metaStart;
+  while (lengthAt >= 0 && pos < metaEnd) {
+    const at = pos;
+    const tag = varint32(metaEnd);
+    skip(tag & 7, metaEnd);
+    if (tag === managedFieldsTag) {
+      drop.push(at, pos);
+      removed += pos - at;
+    }
+  }
+  if (removed === 0) return buf.slice(start, end);
+  let size = metaEnd - metaStart - removed;
+  const prefix: number[] = [];
+  do {
+    prefix.push(size > 0x7f ? (size & 0x7f) | 0x80 : size);
+    size = Math.floor(size / 128);
+  } while (size > 0);
+  const out = new Uint8Array(end - start - removed - (metaStart - lengthAt) + prefix.length);
+  out.set(buf.subarray(start, lengthAt), 0);
+  let at = lengthAt - start;
+  out.set(prefix, at);
+  at += prefix.length;
+  let from = metaStart;
+  for (let i = 0; i < drop.length; i += 2) {
+    out.set(buf.subarray(from, drop[i]), at);
+    at += drop[i] - from;
+    from = drop[i + 1];
+  }
+  out.set(buf.subarray(from, end), at);
+  return out;
+}
+
+/**
+ * Decodes a compact object in full: the plain object {@linkcode decodeObject} gives for the
+ * same bytes.
+ *
+ * @param object The compact object.
+ * @returns A new plain object.
+ * @throws {TypeError} When the bytes are malformed (they decoded at sync, so this is a bug).
+ */
+export function decodeCompact(object: CompactObject): Record<string, unknown> {
+  const saved = buf, savedPos = pos;
+  const bytes = object.bytes;
+  buf = bytes;
+  pos = 0;
+  try {
+    const m = object.message;
+    const out = new m.make();
+    out.kind = object.kind;
+    out.apiVersion = object.apiVersion;
+    message(m, bytes.length, out);
+    if (pos !== bytes.length) {
+      throw new RangeError(`message ends at byte ${pos}, not ${bytes.length}`);
+    }
+    return out;
+  } catch (e) {
+    throw new TypeError(
+      `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
+        (e as Error).message
+      }`,
+      { cause: e },
+    );
+  } finally {
+    buf = saved;
+    pos = savedPos;
+  }
+}
+
+/** Per message: the clone that skips its lazy fields, and those fields (see decodeCompactLazy). */
+const lazyPlans = new WeakMap<Message, { rest: Message; lazy: Field[] } | null>();
+
+/**
+ * The lazy plan of a message: its singular, non-inline message fields (`metadata`, `spec`,
+ * `status`) are decoded on first read; the rest (scalars, lists, maps) at once.
+ */
+function lazyPlan(m: Message): { rest: Message; lazy: Field[] } | null {
+  let plan = lazyPlans.get(m);
+  if (plan !== undefined) return plan;
+  const lazy = m.fields.filter((f) => f.kind === MESSAGE && !f.repeated && !f.inline);
+  if (lazy.length === 0 || m.fixup !== undefined) plan = null;
+  else {
+    const byNumber = m.byNumber.slice();
+    for (const f of lazy) byNumber[f.number] = undefined;
+    const fields = m.fields.filter((f) => !lazy.includes(f));
+    // The zero values the JSON shows (an absent spec is `{}`) stay those of the whole message.
+    plan = { rest: { ...m, byNumber, fields, defaults: defaultsOf(m) }, lazy };
+  }
+  lazyPlans.set(m, plan);
+  return plan;
+}
+
+/**
+ * Like {@linkcode decodeCompact}, but the object's top-level message fields (`metadata`, `spec`,
+ * `status`, …) are decoded on first read: each is an own enumerable accessor that decodes its
+ * part of the bytes and then becomes a plain data property (the way `fieldsV1` is lazy). Every
+ * read (access, `JSON.stringify`, spread, `structuredClone`, deep equality) gives what
+ * {@linkcode decodeCompact} gives; a reconcile that reads the metadata and the spec never decodes
+ * the status.
+ *
+ * @param object The compact object.
+ * @param fail Turns a failure of a later (lazy) decode into the error to throw.
+ * @returns A new object.
+ * @throws {TypeError} When the bytes are malformed.
+ */
+export function decodeCompactLazy(
+  object: CompactObject,
+  fail: (error: Error) => Error,
+): Record<string, unknown> {
+  const m = object.message;
+  const plan = lazyPlan(m);
+  if (plan === null) return decodeCompact(object);
+  const saved = buf, savedPos = pos;
+  const bytes = object.bytes;
+  buf = bytes;
+  pos = 0;
+  const before = unknownFields;
+  try {
+    const out = new m.make();
+    out.kind = object.kind;
+    out.apiVersion = object.apiVersion;
+    message(plan.rest, bytes.length, out);
+    unknownFields = before;
+    // Where each lazy field is (the last occurrence wins, as when decoding at once).
+    const ranges: [Field, number, number][] = [];
+    pos = 0;
+    while (pos < bytes.length) {
+      const tag = varint32(bytes.length);
+      const f = m.byNumber[tag >>> 3];
+      if (f !== undefined && (tag & 7) === 2 && plan.lazy.includes(f)) {
+        const n = length(bytes.length);
+        const existing = ranges.findIndex((r) => r[0] === f);
+        if (existing >= 0) ranges.splice(existing, 1);
+        ranges.push([f, pos, pos + n]);
+        pos += n;
+      } else skip(tag & 7, bytes.length);
+    }
+    for (const [f, start, end] of ranges) lazyField(out, f, bytes, start, end, object, fail);
+    return out;
+  } catch (e) {
+    throw new TypeError(
+      `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
+        (e as Error).message
+      }`,
+      { cause: e },
+    );
+  } finally {
+    buf = saved;
+    pos = savedPos;
+  }
+}
+
+function lazyField(
+  out: Record<string, unknown>,
+  f: Field,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  object: CompactObject,
+  fail: (error: Error) => Error,
+): void {
+  const name = f.name;
+  const settle = (value: unknown) =>
+    Object.defineProperty(out, name, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  Object.defineProperty(out, name, {
+    get() {
+      const saved = buf, savedPos = pos;
+      buf = bytes;
+      pos = start;
+      let value: Record<string, unknown>;
+      try {
+        const inner = resolve(f);
+        value = message(inner, end, new inner.make());
+      } catch (e) {
+        throw fail(
+          new TypeError(
+            `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
+              (e as Error).message
+            }`,
+            { cause: e },
+          ),
+        );
+      } finally {
+        buf = saved;
+        pos = savedPos;
+      }
+      settle(value);
+      return value;
+    },
+    set: settle,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+/**
+ * Like {@linkcode decodeWatchEvent}, but the object of an ADDED, MODIFIED or DELETED event is a
+ * {@linkcode CompactObject} when it is a protobuf object this library can decode (BOOKMARK and
+ * ERROR objects, and JSON objects, are decoded as usual).
+ *
+ * @param frame The frame's bytes (without the 4-byte length).
+ * @param strip Drop `metadata.managedFields` from the kept bytes.
+ * @returns The event type and its object.
+ * @throws {TypeError} When the frame is malformed.
+ */
+export function decodeWatchEventCompact(frame: Uint8Array, strip = false): RawWatchEvent {
+  const saved = buf, savedPos = pos;
+  buf = frame;
+  pos = 0;
+  let end = frame.length;
+  try {
+    if (hasMagic(frame)) {
+      pos = 4;
+      const u = unknown(end);
+      pos = u.raw[0];
+      end = u.raw[1];
+    }
+    let type = "";
+    let range: [number, number] | undefined;
+    while (pos < end) {
+      const tag = varint32(end);
+      if (tag === 10) {
+        const n = length(end);
+        type = string(pos, n);
+        pos += n;
+      } else if (tag === 18) {
+        const n = length(end);
+        const stop = pos + n;
+        range = rawBytes(stop);
+        pos = stop;
+      } else skip(tag & 7, end);
+    }
+    let object: unknown = null;
+    if (range !== undefined && range[0] !== range[1]) {
+      const [start, stop] = range;
+      const compactable = type === "ADDED" || type === "MODIFIED" || type === "DELETED";
+      if (compactable && hasMagic(buf, start, stop)) {
+        pos = start + 4;
+        const u = unknown(stop);
+        const m = u.contentEncoding ? undefined : messageForKind(u.apiVersion, u.kind);
+        object = m !== undefined && metadataNumber(m) !== 0
+          ? compactAt(m, u.apiVersion, u.kind, u.raw[0], u.raw[1], strip)
+          : decodeObject(buf.subarray(start, stop));
+      } else if (hasMagic(buf, start, stop)) object = decodeObject(buf.subarray(start, stop));
+      else object = embeddedJson(start, stop);
+    }
+    if (object === null || typeof object !== "object") {
+      throw new TypeError("the event has no object");
+    }
+    return { type, object: object as Record<string, unknown> };
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith("Malformed")) {
+      throw new TypeError(`Malformed protobuf watch event (${frame.length} bytes): ${e.message}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  } finally {
+    buf = saved;
+    pos = savedPos;
+  }
+}
+
+/**
+ * Like {@linkcode decodeObject} for a list (`…List`), but its items are
+ * {@linkcode CompactObject}s (with the list's apiVersion and the item kind). A body that is not
+ * a list of objects with metadata is decoded as usual.
+ *
+ * @param bytes The body.
+ * @param stats Receives the count of skipped unknown fields.
+ * @param strip Drop `metadata.managedFields` from the kept bytes.
+ * @returns The list.
+ * @throws {TypeError} When the bytes are malformed.
+ */
+export function decodeCompactList(
+  bytes: Uint8Array,
+  stats?: DecodeStats,
+  strip = false,
+): Record<string, unknown> {
+  if (stats !== undefined) {
+    const before = unknownFields;
+    try {
+      return decodeCompactList(bytes, undefined, strip);
+    } finally {
+      stats.unknownFields += unknownFields - before;
+    }
+  }
+  if (!hasMagic(bytes)) return decodeObject(bytes);
+  const saved = buf, savedPos = pos;
+  buf = bytes;
+  pos = 4;
+  let u: Unknown | undefined;
+  try {
+    u = unknown(bytes.length);
+    const m = u.contentEncoding || !u.kind.endsWith("List")
+      ? undefined
+      : messageForKind(u.apiVersion, u.kind);
+    const items = m?.fields.find((f) => f.name === "items" && f.kind === MESSAGE && f.repeated);
+    const item = items === undefined ? undefined : resolve(items);
+    if (m === undefined || items === undefined || item === undefined || !metadataNumber(item)) {
+      return decodeObject(bytes);
+    }
+    // The list without its items (ListMeta), then the items as compact objects.
+    const rest: Message = { ...m, byNumber: m.byNumber.slice(), defaults: [] };
+    rest.byNumber[items.number] = undefined;
+    const out = new m.make();
+    out.kind = u.kind;
+    out.apiVersion = u.apiVersion;
+    pos = u.raw[0];
+    message(rest, u.raw[1], out);
+    const kind = u.kind.slice(0, -4);
+    const list: CompactObject[] = [];
+    const itemTag = (items.number << 3) | 2;
+    pos = u.raw[0];
+    const end = u.raw[1];
+    while (pos < end) {
+      const tag = varint32(end);
+      if (tag === itemTag) {
+        const n = length(end);
+        list.push(compactAt(item, u.apiVersion, kind, pos, pos + n, strip));
+      } else skip(tag & 7, end);
+    }
+    unknownFields -= list.length; // the items `rest` skipped
+    out.items = list;
+    return out;
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("Malformed")) throw e;
+    const what = u?.kind ? `${u.apiVersion}/${u.kind}` : "object";
+    throw new TypeError(
+      `Malformed protobuf ${what} (${bytes.length} bytes): ${(e as Error).message}`,
+      { cause: e },
+    );
+  } finally {
+    buf = saved;
+    pos = savedPos;
+  }
+}

@@ -25,6 +25,8 @@ export interface SourceSelectors {
   fieldSelector?: string;
   /** A KEP-5866 shard selector (one cache per shard range). */
   shardSelector?: string;
+  /** The Reflector's store mode (each mode is its own source). */
+  store?: "objects" | "compact";
 }
 
 /** A listener of cache changes, called synchronously after the cache holds the change. */
@@ -85,6 +87,7 @@ function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
     selectors.labelSelector ?? "",
     selectors.fieldSelector ?? "",
     selectors.shardSelector ?? "",
+    ...(selectors.store === "compact" ? ["compact"] : []),
   ]);
 }
 
@@ -141,6 +144,7 @@ function startEntry(
     labelSelector: selectors.labelSelector,
     fieldSelector: selectors.fieldSelector,
     shardSelector: selectors.shardSelector,
+    store: selectors.store,
     clock,
   });
   const stop = new AbortController();

@@ -12,7 +12,14 @@ import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector } from "../../reflector.ts";
-import { decodeObject, decodeWatchEvent } from "../../_client/protobuf/decode.ts";
+import {
+  CompactObject,
+  decodeCompactLazy,
+  decodeCompactList,
+  decodeObject,
+  decodeWatchEvent,
+  decodeWatchEventCompact,
+} from "../../_client/protobuf/decode.ts";
 import { FrameDecoder } from "../../_client/protobuf/frames.ts";
 
 const PROTOBUF = "application/vnd.kubernetes.protobuf";
@@ -789,6 +796,7 @@ async function readProtobuf(
   client: Client,
   path: string,
   init?: { method: string; body: unknown },
+  compact = false,
 ): Promise<unknown> {
   const response = await client.request({
     path,
@@ -798,7 +806,30 @@ async function readProtobuf(
   const type = response.headers.get("content-type") ?? "";
   const bytes = new Uint8Array(await response.arrayBuffer());
   if (!type.startsWith(PROTOBUF)) throw new Error(`${path}: answered ${type}, not protobuf`);
-  return decodeObject(bytes);
+  if (!compact) return decodeObject(bytes);
+  // The compact store's path: items kept as bytes with a header, decoded on read. A list's items
+  // have no apiVersion and kind in the JSON; the compact ones carry them (the store needs them).
+  const list = decodeCompactList(bytes);
+  if (Array.isArray(list.items)) {
+    list.items = list.items.map((item) => {
+      if (!(item instanceof CompactObject)) return item;
+      // As the compact store reads: metadata, spec and status decoded on first access.
+      const object = decodeCompactLazy(item, (e) => e);
+      delete object.apiVersion;
+      delete object.kind;
+      return object;
+    });
+  }
+  return list;
+}
+
+/** The object of a compact watch event, decoded in full (as the compact store's reads do). */
+function fullEvent(frame: Uint8Array): unknown {
+  const event = decodeWatchEventCompact(frame);
+  const object = event.object as unknown;
+  return object instanceof CompactObject
+    ? { ...event, object: decodeCompactLazy(object, (e) => e) }
+    : event;
 }
 
 /** Deep equality with a readable message: the first differing path. */
@@ -860,7 +891,9 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
       const item = `${path}/${encodeURIComponent(name)}`;
       try {
         same(`GET ${item}`, await readJson(client, item), await readProtobuf(client, item));
-        same(`GET ${path}`, await readJson(client, path), await readProtobuf(client, path));
+        const json = await readJson(client, path);
+        same(`GET ${path}`, json, await readProtobuf(client, path));
+        same(`GET ${path} (compact)`, json, await readProtobuf(client, path, undefined, true));
       } catch (e) {
         failures.push((e as Error).message);
       }
@@ -882,7 +915,9 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
       `/api/v1/namespaces/${ns}/configmaps?labelSelector=absent%3D1`, // an empty list
     ];
     for (const path of system) {
-      same(`GET ${path}`, await readJson(client, path), await readProtobuf(client, path));
+      const json = await readJson(client, path);
+      same(`GET ${path}`, json, await readProtobuf(client, path));
+      same(`GET ${path} (compact)`, json, await readProtobuf(client, path, undefined, true));
     }
   });
 
@@ -901,6 +936,8 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
       const jsonEvents = await watchJson(client, path + query, n);
       const protoEvents = await watchProtobuf(client, path + query, n);
       same(`watch ${path}`, jsonEvents, protoEvents);
+      const compactEvents = await watchProtobuf(client, path + query, n, fullEvent);
+      same(`watch ${path} (compact)`, jsonEvents, compactEvents);
     }
   });
 
@@ -925,8 +962,8 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
       same(`client.get ${name}`, await client.get(api, name), await pb.get(api, name));
       for (const initialSync of ["watchList", "list"] as const) {
         const maps = [];
-        for (const c of [client, pb]) {
-          const reflector = new Reflector(c, api, { initialSync });
+        for (const [c, store] of [[client], [pb], [pb, "compact"]] as const) {
+          const reflector = new Reflector(c, api, { initialSync, store });
           const controller = new AbortController();
           const running = reflector.run({ signal: controller.signal });
           await reflector.ready;
@@ -935,6 +972,7 @@ e2eTest("protobuf: every creatable built-in kind reads the same as JSON (get, li
           await running;
         }
         same(`Reflector ${initialSync} ${api.collectionPath()}`, maps[0], maps[1]);
+        same(`Reflector ${initialSync} compact ${api.collectionPath()}`, maps[0], maps[2]);
       }
     }
     // client.watch from the namespace's first version: the same events as over JSON.
@@ -985,18 +1023,27 @@ async function watchJson(client: Client, path: string, n: number): Promise<unkno
   return events;
 }
 
-async function watchProtobuf(client: Client, path: string, n: number): Promise<unknown[]> {
+async function watchProtobuf(
+  client: Client,
+  path: string,
+  n: number,
+  decode: (frame: Uint8Array) => unknown = decodeWatchEvent,
+): Promise<unknown[]> {
   const response = await client.request({ path: path + "&timeoutSeconds=30", accept: PROTOBUF });
   assertEquals(response.headers.get("content-type"), `${PROTOBUF};stream=watch`);
   const frames = new FrameDecoder();
   const out: Uint8Array[] = [];
+  const events: unknown[] = [];
   const reader = response.body!.getReader();
-  while (out.length < n) {
+  while (events.length < n) {
     const { done, value } = await reader.read();
     if (done) break;
+    // A frame is valid until the next push (it may live in the decoder's reused buffer).
     frames.push(value, out);
+    for (const frame of out) events.push(decode(frame));
+    out.length = 0;
   }
   await reader.cancel();
-  assertEquals(out.length, n);
-  return out.map((f) => decodeWatchEvent(f));
+  assertEquals(events.length, n);
+  return events;
 }

@@ -5,6 +5,7 @@ import type { KubeObject } from "../../api.ts";
 import { Config } from "../../config.ts";
 import { ApiError } from "../../errors.ts";
 import type { WatchEvent } from "../../watch.ts";
+import { protobufFetch } from "./_protobuf_wire.ts";
 
 /**
  * Awaits a promise that must reject with an ApiError, and returns the error.
@@ -75,4 +76,57 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Set by {@linkcode runCompact}; module state, so each test file (or bundle) has its own. */
+let compactStore = false;
+
+/**
+ * The Reflector store the shared reflector tests run with: `{}` (the objects store), or
+ * `{ store: "compact" }` when a `*_compact.test.ts` file re-runs them (it calls
+ * {@linkcode runCompact} before importing them); the StubServer then answers protobuf.
+ *
+ * @returns Options to spread into the Reflector's.
+ */
+export function testStore(): { store?: "compact" } {
+  return compactRun() ? { store: "compact" } : {};
+}
+
+/** Whether the tests of this module graph run with the compact store. */
+export function compactRun(): boolean {
+  return compactStore;
+}
+
+/** Makes the tests imported after this call run with the compact store (see {@linkcode testStore}). */
+export function runCompact(): void {
+  compactStore = true;
+}
+
+/**
+ * The server a ControllerHarness should use: the FakeApiServer itself, or with the compact store
+ * (see {@linkcode testStore}) the same server answering protobuf to protobuf requests.
+ *
+ * @param server The fake server.
+ * @returns The server for the harness.
+ */
+export function harnessServer<S extends HarnessServerLike>(server: S): HarnessServerLike {
+  if (!compactRun()) return server;
+  return {
+    config: () => server.config(),
+    fetch: protobufFetch((input, init) => server.fetch(input, init)),
+    registerResource: (definition) => server.registerResource(definition),
+  };
+}
+
+/** What ControllerHarness needs of a server (`testing/controller_harness.ts`'s HarnessServer). */
+export interface HarnessServerLike {
+  config(): Config;
+  fetch(input: Request | URL | string, init?: RequestInit): Promise<Response>;
+  registerResource(definition: {
+    group: string;
+    version: string;
+    kind: string;
+    plural: string;
+    namespaced: boolean;
+  }): void;
 }

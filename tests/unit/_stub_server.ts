@@ -5,6 +5,8 @@
 import { Client } from "../../client.ts";
 import { Config } from "../../config.ts";
 import type { KubeObject } from "../../api.ts";
+import { compactRun } from "./_helpers.ts";
+import { protobufFetch } from "./_protobuf_wire.ts";
 
 /** What a responder sees of a request. */
 export interface StubRequest {
@@ -91,7 +93,9 @@ export class StubServer {
         disableCompression: false,
       },
     });
-    return new Client(config, { fetch: this.fetch, retryBaseMs: 1, retryMaxMs: 2 });
+    // With the compact store the answers are protobuf, as the API server's (_protobuf_wire.ts).
+    const fetch = compactRun() ? protobufFetch(this.fetch) : this.fetch;
+    return new Client(config, { fetch, retryBaseMs: 1, retryMaxMs: 2 });
   }
 
   /**

@@ -17,6 +17,7 @@ import {
 } from "../../mod.ts";
 import { ControllerHarness, FakeApiServer } from "../../testing/mod.ts";
 import { test } from "../_test.ts";
+import { harnessServer, testStore } from "./_helpers.ts";
 
 interface FooSpec {
   name: string;
@@ -74,14 +75,14 @@ const noJitter = { jitter: 0 };
 test("controller: every object is reconciled once after the sync; a key queued twice runs once", async () => {
   await using server = new FakeApiServer();
   for (const name of ["a", "b", "c"]) seedConfigMap(server, name);
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const runs: string[] = [];
   const gate = deferred();
   h.start(
     new Controller(h.client, configMaps, async (cm, ctx) => {
       runs.push(`${cm.metadata!.name}:${ctx.reason}`);
       if (cm.metadata!.name === "a" && runs.length === 1) await gate.promise;
-    }, { clock: h.clock }),
+    }, { ...testStore(), clock: h.clock }),
   );
   await h.settle();
   // Initial sync: a runs and blocks (concurrency 1); b and c wait.
@@ -102,7 +103,7 @@ test("controller: never two reconciles of one key; a change during a run queues 
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   let running = 0;
   let maxSameKey = 0;
   const active = new Map<string, number>();
@@ -122,7 +123,7 @@ test("controller: never two reconciles of one key; a change during a run queues 
       }
       active.set(key, active.get(key)! - 1);
       running--;
-    }, { clock: h.clock, concurrency: 4 }),
+    }, { ...testStore(), clock: h.clock, concurrency: 4 }),
   );
   await h.settle();
   assert.equal(gates.length, 1);
@@ -142,7 +143,7 @@ test("controller: never two reconciles of one key; a change during a run queues 
 test("controller: concurrency bounds the runs across keys", async () => {
   await using server = new FakeApiServer();
   for (let i = 0; i < 6; i++) seedConfigMap(server, `cm-${i}`);
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   let running = 0;
   let max = 0;
   const gates: { promise: Promise<void>; resolve: () => void }[] = [];
@@ -153,7 +154,7 @@ test("controller: concurrency bounds the runs across keys", async () => {
     gates.push(gate);
     await gate.promise;
     running--;
-  }, { clock: h.clock, concurrency: 2 });
+  }, { ...testStore(), clock: h.clock, concurrency: 2 });
   h.start(controller);
   await h.settle();
   assert.equal(running, 2);
@@ -172,7 +173,7 @@ test("controller: concurrency bounds the runs across keys", async () => {
 test("controller: per-key backoff doubles, resets after a success", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   const attempts: number[] = [];
   let fail = 3;
@@ -182,7 +183,7 @@ test("controller: per-key backoff doubles, resets after a success", async () => 
       attempts.push(ctx.attempt);
       if (fail-- > 0) throw new Error("boom");
       return Action.done();
-    }, { clock: h.clock, backoff: { initialMs: 100, ...noJitter } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 100, ...noJitter } }),
   );
   await h.settle();
   await h.advance(10_000);
@@ -209,14 +210,14 @@ test("controller: per-key backoff doubles, resets after a success", async () => 
 test("controller: a sync throw, an async rejection and a non-Error value are all retried", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   let n = 0;
   const controller = new Controller(h.client, configMaps, (): Promise<void> | void => {
     n++;
     if (n === 1) throw new TypeError("a bug");
     if (n === 2) return Promise.reject(new Error("async"));
     if (n === 3) throw "a string";
-  }, { clock: h.clock, backoff: { initialMs: 10, ...noJitter } });
+  }, { ...testStore(), clock: h.clock, backoff: { initialMs: 10, ...noJitter } });
   h.start(controller);
   await h.advance(1_000);
   assert.equal(n, 4);
@@ -229,14 +230,14 @@ test("controller: an ApiError with Retry-After waits exactly that long", async (
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "settings");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   h.start(
     new Controller(h.client, configMaps, async (cm, ctx) => {
       if (cm.metadata!.name !== "a") return;
       at.push(h.clock.now());
       await ctx.client.get(configMaps, "settings", { signal: ctx.signal });
-    }, { clock: h.clock, backoff: { initialMs: 100, ...noJitter } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 100, ...noJitter } }),
   );
   server.inject({ on: "get", resource: "configmaps", fault: { status: 429, retryAfter: 7 } });
   await h.advance(20_000);
@@ -249,7 +250,7 @@ test("controller: an ApiError with Retry-After waits exactly that long", async (
 test("controller: onError sees error, object and attempt, and picks the delay", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const seen: string[] = [];
   const at: number[] = [];
   h.start(
@@ -257,6 +258,7 @@ test("controller: onError sees error, object and attempt, and picks the delay", 
       at.push(h.clock.now());
       if (at.length < 3) throw new Error(`e${at.length}`);
     }, {
+      ...testStore(),
       clock: h.clock,
       onError: (error, object, info) => {
         seen.push(`${(error as Error).message}:${object.metadata!.name}:${info.attempt}`);
@@ -272,7 +274,7 @@ test("controller: onError sees error, object and attempt, and picks the delay", 
 test("controller: requeueAfter with an error is honoured; a requeue is not dropped by a change", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   h.start(
     new Controller(h.client, configMaps, () => {
@@ -280,7 +282,7 @@ test("controller: requeueAfter with an error is honoured; a requeue is not dropp
       if (at.length === 1) return Action.retry(new Error("external API down"), 60_000);
       if (at.length === 2) return Action.requeue(30_000);
       return Action.done();
-    }, { clock: h.clock, backoff: { initialMs: 5, ...noJitter } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 5, ...noJitter } }),
   );
   await h.advance(100_000);
   assert.deepEqual(at.slice(0, 2), [0, 60_000]);
@@ -294,7 +296,7 @@ test("controller: requeueAfter with an error is honoured; a requeue is not dropp
   const controller2 = new Controller(h.client, configMaps, () => {
     at.push(h.clock.now() - t0);
     return at.length === 4 ? Action.requeue(30_000) : Action.done();
-  }, { clock: h.clock, name: "second" });
+  }, { ...testStore(), clock: h.clock, name: "second" });
   await h.stop();
   at.length = 3;
   h.start(controller2);
@@ -308,7 +310,7 @@ test("controller: requeueAfter with an error is honoured; a requeue is not dropp
 test("controller: a terminal error stops retries until the object changes (own writes do not count)", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const runs: string[] = [];
   h.start(
     new Controller(h.client, foos, async (foo: Foo, ctx: ReconcileContext) => {
@@ -318,7 +320,7 @@ test("controller: a terminal error stops retries until the object changes (own w
         await ctx.client.patchStatus(foos, foo.metadata!.name!, { status: { count: runs.length } });
         throw new TerminalError("spec.replicas must be at most 5");
       }
-    }, { clock: h.clock, backoff: { initialMs: 10, ...noJitter } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 10, ...noJitter } }),
   );
   await h.settle();
   await h.client.patch(foos, "f", { spec: { replicas: 9 } });
@@ -336,7 +338,7 @@ test("controller: read your own writes — the next run waits until the cache ha
     await using server = fooServer();
     seedFoo(server, "f");
     // Watch events reach the cache 1 s after the write.
-    await using h = new ControllerHarness(server, { watchLatencyMs: 1_000 });
+    await using h = new ControllerHarness(harnessServer(server), { watchLatencyMs: 1_000 });
     const counts: number[] = [];
     const controller = new Controller(h.client, foos, async (foo: Foo, ctx) => {
       const count = foo.status?.count ?? 0;
@@ -344,7 +346,7 @@ test("controller: read your own writes — the next run waits until the cache ha
       if (count >= 3 || counts.length >= 6) return;
       await ctx.client.patchStatus(foos, "f", { status: { count: count + 1 } });
       return Action.requeue(0);
-    }, { clock: h.clock, readYourWritesTimeoutMs: timeout });
+    }, { ...testStore(), clock: h.clock, readYourWritesTimeoutMs: timeout });
     h.start(controller);
     await h.advance(20_000);
     if (timeout > 0) {
@@ -363,7 +365,7 @@ test("controller: shutdown lets runs finish within the grace period, then aborts
   await using server = new FakeApiServer();
   seedConfigMap(server, "quick");
   seedConfigMap(server, "slow");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const aborted: string[] = [];
   const controller = new Controller(h.client, configMaps, async (cm, ctx) => {
     const ms = cm.metadata!.name === "quick" ? 1_000 : 3_600_000;
@@ -373,7 +375,7 @@ test("controller: shutdown lets runs finish within the grace period, then aborts
       aborted.push(cm.metadata!.name!);
       throw e;
     }
-  }, { clock: h.clock, concurrency: 2, gracePeriodMs: 5_000 });
+  }, { ...testStore(), clock: h.clock, concurrency: 2, gracePeriodMs: 5_000 });
   const stop = new AbortController();
   const run = controller.run(stop.signal);
   const outcomes: string[] = [];
@@ -395,12 +397,12 @@ test("controller: shutdown lets runs finish within the grace period, then aborts
 test("controller: abortInFlight aborts running reconciles only; the controller goes on", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   let runs = 0;
   const controller = new Controller(h.client, configMaps, async (_cm, ctx) => {
     runs++;
     if (runs === 1) await h.clock.sleep(60_000, ctx.signal);
-  }, { clock: h.clock, backoff: { initialMs: 100, ...noJitter } });
+  }, { ...testStore(), clock: h.clock, backoff: { initialMs: 100, ...noJitter } });
   h.start(controller);
   await h.settle();
   controller.abortInFlight("leadership lost");
@@ -416,10 +418,10 @@ test("controller: abortInFlight aborts running reconciles only; the controller g
 test("controller: a deleted object is gone, not an error loop", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const controller = new Controller(h.client, configMaps, () => {
     throw new Error("always fails");
-  }, { clock: h.clock, backoff: { initialMs: 1_000, ...noJitter } });
+  }, { ...testStore(), clock: h.clock, backoff: { initialMs: 1_000, ...noJitter } });
   h.start(controller);
   await h.settle();
   await h.client.delete(configMaps, "a");
@@ -432,12 +434,12 @@ test("controller: a deleted object is gone, not an error loop", async () => {
 test("controller: owns() maps controller owner references; foreign owners are ignored", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const reasons: string[] = [];
   h.start(
     new Controller(h.client, foos, (_foo, ctx) => {
       reasons.push(ctx.reason);
-    }, { clock: h.clock }).owns(Api.v1ConfigMap()),
+    }, { ...testStore(), clock: h.clock }).owns(Api.v1ConfigMap(), testStore()),
   );
   await h.settle();
   const uid = server.objects("foos")[0].metadata!.uid!;
@@ -465,17 +467,18 @@ test("controller: watches() maps related objects through a shared cache index", 
   await using server = fooServer();
   seedFoo(server, "f");
   seedFoo(server, "g");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const reasons: string[] = [];
   // Foos name a ConfigMap in spec.info; the index answers which Foos name a given one.
-  await using foosCache = sharedCache(h.client, foos, { clock: h.clock });
+  await using foosCache = sharedCache(h.client, foos, { ...testStore(), clock: h.clock });
   foosCache.index("info", (foo) => [(foo as Foo).spec.info]);
   h.start(
     new Controller(h.client, foos, (foo, ctx) => {
       reasons.push(`${foo.metadata!.name}:${ctx.reason}`);
-    }, { clock: h.clock }).watches(
+    }, { ...testStore(), clock: h.clock }).watches(
       Api.v1ConfigMap(),
       (cm) => foosCache.byIndex("info", cm.metadata!.name!).map((f) => foos.keyOf(f)),
+      testStore(),
     ),
   );
   await h.settle();
@@ -491,16 +494,22 @@ test("controller: watches() maps related objects through a shared cache index", 
 test("controller: one watch per api and selectors, shared by controllers and sharedCache()", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const seen: string[] = [];
-  h.start(new Controller(h.client, configMaps, () => void seen.push("one"), { clock: h.clock }));
+  h.start(
+    new Controller(h.client, configMaps, () => void seen.push("one"), {
+      ...testStore(),
+      clock: h.clock,
+    }),
+  );
   h.start(
     new Controller(h.client, configMaps, () => void seen.push("two"), {
+      ...testStore(),
       clock: h.clock,
       name: "two",
     }),
   );
-  await using cache = sharedCache(h.client, configMaps, { clock: h.clock });
+  await using cache = sharedCache(h.client, configMaps, { ...testStore(), clock: h.clock });
   await cache.ready;
   await h.settle();
   assert.equal(h.watchRequests("configmaps"), 1);
@@ -513,14 +522,14 @@ test("controller: one watch per api and selectors, shared by controllers and sha
 
 test("controller: a forbidden watch is reported once, naming the resource and verbs", async () => {
   await using server = fooServer();
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   server.inject({
     on: ["list", "watch"],
     resource: "foos",
     times: Infinity,
     fault: { status: 403 },
   });
-  const controller = new Controller(h.client, foos, () => {}, { clock: h.clock });
+  const controller = new Controller(h.client, foos, () => {}, { ...testStore(), clock: h.clock });
   const run = h.start(controller);
   await h.advance(600_000);
   const error = await run.then(() => undefined, (e) => e);
@@ -534,12 +543,12 @@ test("controller: a forbidden watch is reported once, naming the resource and ve
 test("controller: predicates skip status-only changes", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const runs: number[] = [];
   h.start(
     new Controller(h.client, foos, (foo: Foo) => {
       runs.push(foo.metadata!.generation ?? 0);
-    }, { clock: h.clock, predicates: [predicates.generationChanged] }),
+    }, { ...testStore(), clock: h.clock, predicates: [predicates.generationChanged] }),
   );
   await h.settle();
   await h.client.patchStatus(foos, "f", { status: { count: 1 } });
@@ -555,7 +564,7 @@ test("controller: reconcileAllOn reconciles every key per trigger, terminal ones
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const reasons: string[] = [];
   let release!: (v: string) => void;
   async function* reloads() {
@@ -568,7 +577,7 @@ test("controller: reconcileAllOn reconciles every key per trigger, terminal ones
       if (cm.metadata!.name === "b" && ctx.reason === "initial sync") {
         throw new TerminalError("bad");
       }
-    }, { clock: h.clock }).reconcileAllOn(reloads()),
+    }, { ...testStore(), clock: h.clock }).reconcileAllOn(reloads()),
   );
   await h.settle();
   release("config reloaded");
@@ -584,10 +593,11 @@ test("controller: reconcileAllOn reconciles every key per trigger, terminal ones
 test("controller: an optional global rate limit spaces the starts", async () => {
   await using server = new FakeApiServer();
   for (const name of ["a", "b", "c"]) seedConfigMap(server, name);
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   h.start(
     new Controller(h.client, configMaps, () => void at.push(h.clock.now()), {
+      ...testStore(),
       clock: h.clock,
       concurrency: 3,
       rateLimit: { qps: 2, burst: 1 },
@@ -600,12 +610,12 @@ test("controller: an optional global rate limit spaces the starts", async () => 
 test("controller: ctx.recorder writes events.k8s.io/v1 Events with series", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   h.start(
     new Controller(h.client, configMaps, async (_cm, ctx) => {
       await ctx.recorder.publish({ reason: "Seen", action: "Reconcile", note: "hello" });
       await ctx.recorder.publish({ reason: "Seen", action: "Reconcile", note: "hello" });
-    }, { clock: h.clock, name: "cm-controller" }),
+    }, { ...testStore(), clock: h.clock, name: "cm-controller" }),
   );
   await h.settle();
   const events = server.objects("events").filter((e) => e.apiVersion === "events.k8s.io/v1");
@@ -619,7 +629,7 @@ test("controller: ctx.recorder writes events.k8s.io/v1 Events with series", asyn
 test("controller: the echo of a failed run's own status write does not skip its backoff", async () => {
   await using server = fooServer();
   seedFoo(server, "f");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   h.start(
     new Controller(h.client, foos, async (foo: Foo, ctx) => {
@@ -627,7 +637,7 @@ test("controller: the echo of a failed run's own status write does not skip its 
       if (at.length >= 4) return;
       await ctx.client.patchStatus(foos, "f", { status: { count: (foo.status?.count ?? 0) + 1 } });
       throw new Error("not yet");
-    }, { clock: h.clock, backoff: { initialMs: 100, jitter: 0 } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 100, jitter: 0 } }),
   );
   await h.advance(10_000);
   assert.deepEqual(at.slice(0, 4), [0, 100, 300, 700]);
@@ -636,12 +646,12 @@ test("controller: the echo of a failed run's own status write does not skip its 
 test("controller: debounceMs batches a burst of changes into one run after the window", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const runs: string[] = [];
   h.start(
     new Controller(h.client, configMaps, (cm, ctx) => {
       runs.push(`${h.clock.now()}:${cm.data?.v}:${ctx.reasons.join("+")}`);
-    }, { clock: h.clock, debounceMs: 500 }),
+    }, { ...testStore(), clock: h.clock, debounceMs: 500 }),
   );
   await h.settle();
   for (let i = 1; i <= 3; i++) {
@@ -665,12 +675,12 @@ test("controller: a failing reconcile is logged with its key and attempt (a bug 
   try {
     await using server = new FakeApiServer();
     seedConfigMap(server, "a");
-    await using h = new ControllerHarness(server);
+    await using h = new ControllerHarness(harnessServer(server));
     let n = 0;
     h.start(
       new Controller(h.client, configMaps, () => {
         if (++n <= 2) throw new TypeError(`bug number ${n}`);
-      }, { clock: h.clock, backoff: { initialMs: 10, jitter: 0 } }),
+      }, { ...testStore(), clock: h.clock, backoff: { initialMs: 10, jitter: 0 } }),
     );
     await h.advance(1_000);
     const failures = records.filter((r) =>
@@ -692,16 +702,16 @@ test("controller: ctx.client is interchangeable with the client (shared caches, 
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
   seedConfigMap(server, "b");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const sizes: number[] = [];
   h.start(
     new Controller(h.client, configMaps, async (_cm, ctx) => {
       assert.ok(ctx.client instanceof Client);
       // The controller's own cache, not a new watch per reconcile.
-      await using cache = sharedCache(ctx.client, configMaps, { clock: h.clock });
+      await using cache = sharedCache(ctx.client, configMaps, { ...testStore(), clock: h.clock });
       await cache.ready;
       sizes.push(cache.read().size);
-    }, { clock: h.clock }),
+    }, { ...testStore(), clock: h.clock }),
   );
   await h.settle();
   assert.deepEqual(sizes, [2, 2]);
@@ -711,7 +721,7 @@ test("controller: ctx.client is interchangeable with the client (shared caches, 
 test("controller: a success after a failure cancels the retry, never a pending requeue", async () => {
   await using server = new FakeApiServer();
   seedConfigMap(server, "a");
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   h.start(
     new Controller(h.client, configMaps, () => {
@@ -719,7 +729,7 @@ test("controller: a success after a failure cancels the retry, never a pending r
       if (at.length === 1) return Action.requeue(60_000);
       if (at.length === 2) throw new Error("transient");
       return Action.done();
-    }, { clock: h.clock, backoff: { initialMs: 250, jitter: 0 } }),
+    }, { ...testStore(), clock: h.clock, backoff: { initialMs: 250, jitter: 0 } }),
   );
   await h.settle();
   await h.advance(1_000);
@@ -737,7 +747,7 @@ test("controller: a write that a selective cache never sees does not stall the n
     kind: "ConfigMap",
     metadata: { name: "a", namespace: "default", labels: { app: "x" } },
   });
-  await using h = new ControllerHarness(server);
+  await using h = new ControllerHarness(harnessServer(server));
   const at: number[] = [];
   const controller = new Controller(h.client, configMaps, async (_cm, ctx) => {
     at.push(h.clock.now());
@@ -745,7 +755,7 @@ test("controller: a write that a selective cache never sees does not stall the n
     // Outside the controller's label selector: its cache never gets this object.
     await ctx.client.create(configMaps, { metadata: { name: `other-${at.length}` } });
     return Action.requeue(0);
-  }, { clock: h.clock, labelSelector: "app=x" });
+  }, { ...testStore(), clock: h.clock, labelSelector: "app=x" });
   h.start(controller);
   await h.advance(30_000);
   assert.deepEqual(at, [0, 0]);

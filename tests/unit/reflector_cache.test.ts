@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { summary } from "./_helpers.ts";
+import { summary, testStore } from "./_helpers.ts";
 import { Api, type KubeObject } from "../../api.ts";
 import { Reflector, stripManagedFields } from "../../reflector.ts";
 import { bookmark, ev, events, list, Sleeps, StubServer } from "./_stub_server.ts";
@@ -45,7 +45,10 @@ test("Reflector: indexes: the built-in namespace index and a custom one follow e
       ev("ADDED", obj("d", "103", "ns3", { app: "web" })),
     ]),
   );
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { sleep: new Sleeps().sleep })
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), {
+    ...testStore(),
+    sleep: new Sleeps().sleep,
+  })
     .index("app", (o) => o.metadata?.labels?.app ? [o.metadata.labels.app] : []);
   await rf.init();
   assert.deepEqual(names(rf.byIndex("namespace", "ns1")), ["ns1/a", "ns1/c"]);
@@ -71,7 +74,10 @@ test("Reflector: an index function that throws does not stop the cache: the obje
     ]),
   );
   const controller = new AbortController();
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { sleep: new Sleeps().sleep })
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), {
+    ...testStore(),
+    sleep: new Sleeps().sleep,
+  })
     .index("app", (o) => {
       if (o.metadata?.name === "bad") throw new Error("no app for you");
       return [o.metadata?.labels?.app ?? ""];
@@ -104,7 +110,7 @@ test("Reflector: transform (stripManagedFields) is applied before caching", asyn
     sync(obj("a", "1")),
     events([ev("MODIFIED", obj("a", "2"))]),
   );
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"))
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"), testStore())
     .transform(stripManagedFields);
   await rf.init();
   assert.equal(rf.get("a")?.metadata?.managedFields, undefined);
@@ -123,7 +129,7 @@ test("Reflector: events() returns and removes the events seen since the last cal
     sync(obj("a", "1"), obj("b", "2")),
     events([ev("MODIFIED", obj("a", "3")), bookmark("4"), ev("DELETED", obj("b", "5"))]),
   );
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"));
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"), testStore());
   await rf.init();
   assert.deepEqual(summary(rf.events()), ["ADDED:a@1", "ADDED:b@2"]);
   assert.deepEqual(rf.events(), []);
@@ -136,7 +142,10 @@ test("Reflector: events() returns and removes the events seen since the last cal
 test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest", async () => {
   const objects = Array.from({ length: 30 }, (_, i) => obj(`o${i}`, String(i + 1)));
   const stub = new StubServer().push(sync(...objects));
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), { maxBufferedEvents: 8 });
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), {
+    ...testStore(),
+    maxBufferedEvents: 8,
+  });
   await rf.init();
   const kept = rf.events();
   assert.ok(kept.length >= 8 && kept.length <= 10, `kept ${kept.length}`);
@@ -146,7 +155,7 @@ test("Reflector: events() keeps at most maxBufferedEvents, dropping the oldest",
 
 test("Reflector: get() and keys: namespace/name for namespaced kinds, name for cluster-scoped ones", async () => {
   const stub = new StubServer().push(sync(obj("a", "1", "ns1")));
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap());
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap(), testStore());
   await rf.init();
   assert.equal(rf.get("a", "ns1")?.metadata?.name, "a");
   assert.equal(rf.get("a", "ns2"), undefined);
@@ -156,7 +165,10 @@ test("Reflector: get() and keys: namespace/name for namespaced kinds, name for c
   const nsStub = new StubServer().push(
     list([{ metadata: { name: "kube-system", resourceVersion: "5" } }], "9"),
   );
-  const namespaces = new Reflector(nsStub.client(), Api.v1Namespace(), { initialSync: "list" });
+  const namespaces = new Reflector(nsStub.client(), Api.v1Namespace(), {
+    ...testStore(),
+    initialSync: "list",
+  });
   await namespaces.init();
   assert.deepEqual([...namespaces.read().keys()], ["kube-system"]);
   assert.equal(namespaces.get("kube-system")?.kind, "Namespace");
@@ -168,7 +180,7 @@ test("Reflector: read() is a live read-only view: iteration started before a res
     events([{ type: "ERROR", object: { kind: "Status", code: 410, reason: "Gone" } }]),
     sync(obj("c", "3")),
   );
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"));
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"), testStore());
   await rf.init();
   const view = rf.read();
   const iterator = view.keys();
@@ -190,7 +202,7 @@ test("Reflector: changes() normalises watch events against the cache (no duplica
       ev("DELETED", obj("a", "3")),
     ]),
   );
-  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"));
+  const rf = new Reflector(stub.client(), Api.v1ConfigMap().within("default"), testStore());
   const controller = new AbortController();
   const changes = rf.changes({ signal: controller.signal });
   await rf.init();
@@ -217,7 +229,7 @@ test("Reflector: run(): events are buffered only once events() was called, so re
     kind: "ConfigMap",
     metadata: { name: "a", namespace: "default" },
   });
-  const reflector = new Reflector(client, api);
+  const reflector = new Reflector(client, api, testStore());
   const controller = new AbortController();
   const running = reflector.run({ signal: controller.signal });
   try {

@@ -14,11 +14,13 @@ import {
   StubServer,
 } from "./_stub_server.ts";
 import { test } from "../_test.ts";
+import { compactRun, testStore } from "./_helpers.ts";
 
 const configMaps = Api.v1ConfigMap().within("default");
 
 function reflector(stub: StubServer, sleeps = new Sleeps(), options: ReflectorOptions = {}) {
   return new Reflector(stub.client(), configMaps, {
+    ...testStore(),
     backoff: { random: () => 0 },
     sleep: sleeps.sleep,
     watchTimeoutSeconds: 5,
@@ -106,14 +108,16 @@ test("Reflector: a resync builds the new map aside and swaps it in atomically", 
   });
   const changes = rf.changes();
   await rf.init();
-  // During the first sync, readers saw the empty cache: never a partial one.
-  assert.deepEqual(seenDuringSync, [[], [], []]);
+  // During the first sync, readers saw the empty cache: never a partial one. (The compact
+  // store runs the transform when an object is read, not during the sync: nothing to see.)
+  const compact = compactRun();
+  assert.deepEqual(seenDuringSync, compact ? [] : [[], [], []]);
   assert.deepEqual(content(view), ["default/a@1", "default/b@1", "default/c@1"]);
   seenDuringSync.length = 0;
   await rf.poll();
   // During the resync, readers saw the complete old content.
   const old = ["default/a@1", "default/b@1", "default/c@1"];
-  assert.deepEqual(seenDuringSync, [old, old, old]);
+  assert.deepEqual(seenDuringSync, compact ? [] : [old, old, old]);
   assert.deepEqual(content(view), ["default/a@1", "default/b@5", "default/d@6"]);
   assert.equal(rf.version(), "30");
   const seen = await take(changes, 6);
