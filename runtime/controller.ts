@@ -39,11 +39,16 @@ import { type EventInit, EventRecorder } from "./events.ts";
 import type { CacheChange, IndexFunction } from "../reflector.ts";
 import type { OwnerReference } from "../generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
-import { WorkQueue } from "./_controller/queue.ts";
+import { LOW_PRIORITY, NORMAL_PRIORITY, type RunInfo, WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
 
 const log = getLogger(["kube", "controller"]);
+
+/** How the initial sync and resyncs queue their keys. */
+const LOW = { priority: LOW_PRIORITY } as const;
+/** How long a stopping controller waits for aborted runs to end before it stops without them. */
+const ABORT_WAIT_MS = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -78,7 +83,35 @@ export interface ReconcileAction {
   requeueAfter?: number;
   /** The run failed: counted and logged as an error, and retried. */
   error?: unknown;
+  /**
+   * The priority of this key's requeue or retry (higher runs first): see
+   * {@linkcode ReconcileContext.priority}. Default: the priority this run waited at, so a
+   * requeue or retry keeps its place (a change's is not demoted behind the initial sync, an
+   * initial sync's does not jump ahead of changes). Raise it for urgent work, lower it (below
+   * {@linkcode Priority.low}) for housekeeping.
+   */
+  priority?: number;
 }
+
+/**
+ * The priorities of the work queue (higher runs first; keys of one priority in the order they
+ * were queued). Keys queued by the initial sync, by a watch added while running and by
+ * {@linkcode Controller.prototype.reconcileAllOn} wait at `low`, behind keys queued by changes,
+ * requeues and retries (`normal`); so after a start or a leader change an edit is reconciled
+ * within a few reconciles, not after the whole initial wave.
+ *
+ * @example
+ * ```ts
+ * import { Priority } from "@denokube/kube";
+ * const action = { requeueAfter: 60_000, priority: Priority.low };
+ * ```
+ */
+export const Priority: {
+  /** Changes, requeues and retries: 0. */
+  readonly normal: number;
+  /** The initial sync and resyncs: -100 (as controller-runtime's `LowPriority`). */
+  readonly low: number;
+} = Object.freeze({ normal: NORMAL_PRIORITY, low: LOW_PRIORITY });
 
 /** The result of a reconcile function. */
 export type ReconcileResult = ReconcileAction | void | undefined;
@@ -183,6 +216,12 @@ export interface ReconcileContext {
   readonly reasons: readonly string[];
   /** 1 for the first run after a success; n for the (n-1)th retry after consecutive failures. */
   readonly attempt: number;
+  /**
+   * The priority this run waited at: {@linkcode Priority.normal} for changes, requeues and
+   * retries, {@linkcode Priority.low} for the initial sync and resyncs, or what an earlier run
+   * asked for in {@linkcode ReconcileAction.priority}.
+   */
+  readonly priority: number;
   /** A logger with `controller`, `key` and `attempt` properties. */
   readonly logger: Logger;
   /** Records events about the object. */
@@ -264,6 +303,14 @@ export interface ControllerOptions<T extends KubeObject> extends Selectors {
   /** How long a stopping controller lets reconciles in progress finish before aborting their signal. Default 30 000 ms. */
   gracePeriodMs?: number;
   /**
+   * Aborts a reconcile's `ctx.signal` after this many milliseconds (with a `TimeoutError`
+   * DOMException as its reason) and counts the run as an error, retried after the backoff (as
+   * controller-runtime's `ReconciliationTimeout`). A reconcile that ignores its signal is
+   * reported by key and still counts as in flight until it returns (its key does not run twice).
+   * Default: none.
+   */
+  reconcileTimeoutMs?: number;
+  /**
    * Batches bursts: a key queued by a change runs this many milliseconds after the first change
    * of the burst (later changes within the window join it). Default 0 (at once).
    */
@@ -307,6 +354,8 @@ export interface ReconcileOutcome {
   durationMs: number;
   /** The attempt (see {@linkcode ReconcileContext.attempt}). */
   attempt: number;
+  /** For `error`: the run exceeded `reconcileTimeoutMs` (its signal was aborted). */
+  timedOut?: boolean;
   /** The first reason of the run. */
   reason: string;
   /** The failure, for `error`, `terminal` and `aborted`. */
@@ -335,6 +384,8 @@ export interface ControllerStats {
   readYourWritesWaits: number;
   /** Of those, how many gave up after `readYourWritesTimeoutMs`. */
   readYourWritesTimeouts: number;
+  /** Runs whose `reconcileTimeoutMs` expired (their signal was aborted). */
+  timeouts: number;
 }
 
 /**
@@ -613,7 +664,8 @@ export class Controller<T extends KubeObject> {
   #primary: SharedSource<T> | undefined;
   #running = false;
   #stopping = false;
-  #inFlight = new Set<AbortController>();
+  /** The abort controller of each run in progress, with its key. */
+  #inFlight = new Map<AbortController, string>();
   #hooks = new Set<(outcome: ReconcileOutcome) => void>();
   #stats: ControllerStats = {
     reconciles: { success: 0, requeue: 0, error: 0, terminal: 0, gone: 0, aborted: 0 },
@@ -625,6 +677,7 @@ export class Controller<T extends KubeObject> {
     durationMsMax: 0,
     readYourWritesWaits: 0,
     readYourWritesTimeouts: 0,
+    timeouts: 0,
   };
   #warnedOpaque = false;
   #started = false;
@@ -664,6 +717,12 @@ export class Controller<T extends KubeObject> {
     if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
       throw new RangeError(
         `Controller ${this.name}: concurrency must be an integer ≥ 1, got ${concurrency}`,
+      );
+    }
+    const timeout = options.reconcileTimeoutMs;
+    if (timeout !== undefined && !(typeof timeout === "number" && timeout > 0)) {
+      throw new RangeError(
+        `Controller ${this.name}: reconcileTimeoutMs must be a number of milliseconds > 0 (or left out for none), got ${timeout}`,
       );
     }
   }
@@ -813,7 +872,7 @@ export class Controller<T extends KubeObject> {
    * @param reason The abort reason.
    */
   abortInFlight(reason: unknown = new DOMException("Reconciles aborted", "AbortError")): void {
-    for (const controller of this.#inFlight) controller.abort(reason);
+    for (const controller of this.#inFlight.keys()) controller.abort(reason);
   }
 
   /**
@@ -835,7 +894,7 @@ export class Controller<T extends KubeObject> {
       concurrency: options.concurrency ?? 1,
       rateLimit: options.rateLimit,
       paused: true,
-      worker: (key, reasons) => this.#process(key, reasons),
+      worker: (key, reasons, info) => this.#process(key, reasons, info),
     });
     this.#queue = queue;
     const sources: SharedSource<KubeObject>[] = [];
@@ -870,7 +929,7 @@ export class Controller<T extends KubeObject> {
         // The first sync's ADDED changes may arrive after these runs: they are not changes.
         for (const [key, object] of primary.read()) {
           this.#initial.set(key, object.metadata?.resourceVersion);
-          queue.add(key, "initial sync");
+          queue.add(key, "initial sync", LOW);
         }
         this.#started = true;
         queue.resume();
@@ -969,7 +1028,7 @@ export class Controller<T extends KubeObject> {
       state.failures = 0;
     }
     if (!this.#started) {
-      queue.add(key, "initial sync");
+      queue.add(key, "initial sync", LOW);
       return;
     }
     this.#enqueue(
@@ -1001,7 +1060,7 @@ export class Controller<T extends KubeObject> {
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
       if (this.#started) this.#enqueue(key, reason);
-      else queue.add(key, reason);
+      else queue.add(key, reason, LOW);
     }
   }
 
@@ -1024,7 +1083,7 @@ export class Controller<T extends KubeObject> {
           if (state) {
             state.terminalRv = undefined;
           }
-          this.#queue.add(key, reason);
+          this.#queue.add(key, reason, LOW);
         }
       }
     } catch (e) {
@@ -1067,19 +1126,32 @@ export class Controller<T extends KubeObject> {
         { controller: this.name, count: queue.inFlight, grace },
       );
       this.abortInFlight(new DOMException("The controller is stopping", "AbortError"));
-      await queue.idle();
+      // A reconcile that ignores its signal must not hold the shutdown: wait a moment, then go.
+      const wait = new AbortController();
+      const ended = await Promise.race([
+        queue.idle().then(() => true),
+        this.#clock.sleep(ABORT_WAIT_MS, wait.signal).then(() => false, () => false),
+      ]);
+      wait.abort();
+      if (!ended) {
+        log.error(
+          "Controller {controller}: reconciles of {keys} ignore their aborted signal; stopping without them",
+          { controller: this.name, keys: [...this.#inFlight.values()] },
+        );
+      }
     }
   }
 
   /** One run of one key: the worker of the queue. Never rejects. */
-  async #process(key: string, reasons: string[]): Promise<void> {
+  async #process(key: string, reasons: string[], info: RunInfo): Promise<void> {
     const queue = this.#queue!;
     const primary = this.#primary!;
     const state = this.#state(key);
     const reason = reasons[0] ?? "requeue";
     const attempt = state.failures + 1;
+    const priority = info.priority;
     const abort = new AbortController();
-    this.#inFlight.add(abort);
+    this.#inFlight.set(abort, key);
     try {
       await this.#awaitOwnWrites(key, state, abort.signal);
       const object = primary.get(key);
@@ -1103,6 +1175,7 @@ export class Controller<T extends KubeObject> {
         reason,
         reasons,
         attempt,
+        priority,
         logger,
         controller: this.name,
         recorder: {
@@ -1120,6 +1193,7 @@ export class Controller<T extends KubeObject> {
         }),
       };
       const started = this.#clock.now();
+      const deadline = this.#deadline(key, abort, logger);
       let result: ReconcileResult;
       let error: unknown;
       let threw = false;
@@ -1128,8 +1202,22 @@ export class Controller<T extends KubeObject> {
       } catch (e) {
         error = e;
         threw = true;
+      } finally {
+        deadline.stop();
       }
       const durationMs = this.#clock.now() - started;
+      if (deadline.expired) {
+        // Counted as an error whatever it answered: it may not have finished its work.
+        if (!threw) error = abort.signal.reason;
+        threw = true;
+        result = undefined;
+        if (durationMs > this.#options.reconcileTimeoutMs! + ABORT_WAIT_MS) {
+          logger.warn(
+            "Reconcile of {key} ended {late} ms after its timeout: it ignored its aborted signal",
+            { key, late: Math.round(durationMs - this.#options.reconcileTimeoutMs!) },
+          );
+        }
+      }
       this.#rememberWrites(key, state, written);
       if (!threw && result !== undefined && (typeof result !== "object" || result === null)) {
         error = new TypeError(
@@ -1139,7 +1227,7 @@ export class Controller<T extends KubeObject> {
         );
         threw = true;
       }
-      const action = threw ? { error } : (result ?? {}) as ReconcileAction;
+      const action: ReconcileAction = threw ? { error } : (result ?? {}) as ReconcileAction;
       const failed = threw || action.error !== undefined;
       this.#runWrites.delete(key);
       // The echo of this run's own write to its object: after a success it queues the key as
@@ -1153,7 +1241,9 @@ export class Controller<T extends KubeObject> {
         attempt,
         reason,
         durationMs,
-        aborted: abort.signal.aborted,
+        aborted: abort.signal.aborted && !deadline.expired,
+        timedOut: deadline.expired,
+        priority,
         logger,
         written,
       });
@@ -1182,12 +1272,25 @@ export class Controller<T extends KubeObject> {
       reason: string;
       durationMs: number;
       aborted: boolean;
+      timedOut: boolean;
+      priority: number;
       logger: Logger;
       written: { api: Api<KubeObject>; object: KubeObject }[];
     },
   ): void {
     const queue = this.#queue!;
     const { attempt, reason, durationMs, logger } = run;
+    let priority = run.priority;
+    if (action.priority !== undefined) {
+      if (typeof action.priority === "number" && Number.isFinite(action.priority)) {
+        priority = action.priority;
+      } else {
+        logger.warn("Ignoring priority {priority}: it must be a finite number", {
+          priority: action.priority,
+        });
+      }
+    }
+    const next = { priority };
     const requeueAfter = action.requeueAfter;
     if (requeueAfter !== undefined && !(requeueAfter >= 0)) {
       logger.warn("Ignoring requeueAfter {requeueAfter}: it must be a number of milliseconds ≥ 0", {
@@ -1199,7 +1302,7 @@ export class Controller<T extends KubeObject> {
       state.failures = 0;
       if (state.writes.size === 0) this.#keys.delete(key);
       queue.cancelRetry(key);
-      if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue");
+      if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue", next);
       this.#emit({
         key,
         result: explicit !== undefined ? "requeue" : "success",
@@ -1219,7 +1322,7 @@ export class Controller<T extends KubeObject> {
         error: describeError(error),
       });
       this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
-      if (!this.#stopping) queue.add(key, "aborted run");
+      if (!this.#stopping) queue.add(key, "aborted run", next);
       return;
     }
     state.failures++;
@@ -1264,7 +1367,13 @@ export class Controller<T extends KubeObject> {
     const delay = explicit ??
       (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
     this.#stats.retries++;
-    queue.addAfter(key, "retry after error", delay, "retry");
+    queue.addAfter(
+      key,
+      run.timedOut ? "retry after timeout" : "retry after error",
+      delay,
+      "retry",
+      next,
+    );
     const bug = !(error instanceof ApiError);
     logger[bug ? "error" : "warn"](
       "Reconcile of {key} failed (attempt {attempt}): {error}; retrying in {delayMs} ms",
@@ -1275,7 +1384,45 @@ export class Controller<T extends KubeObject> {
         error: bug ? error : describeError(error),
       },
     );
-    this.#emit({ key, result: "error", durationMs, attempt, reason, error, requeueAfterMs: delay });
+    this.#emit({
+      key,
+      result: "error",
+      durationMs,
+      attempt,
+      reason,
+      error,
+      requeueAfterMs: delay,
+      ...(run.timedOut ? { timedOut: true } : {}),
+    });
+  }
+
+  /** Arms the reconcile timeout of one run: aborts its signal when it expires. */
+  #deadline(
+    key: string,
+    abort: AbortController,
+    logger: Logger,
+  ): { readonly expired: boolean; stop(): void } {
+    const timeoutMs = this.#options.reconcileTimeoutMs;
+    const state = { expired: false, stop: () => {} };
+    if (timeoutMs === undefined) return state;
+    const timer = new AbortController();
+    state.stop = () => timer.abort();
+    this.#clock.sleep(timeoutMs, timer.signal).then(() => {
+      if (abort.signal.aborted) return;
+      state.expired = true;
+      this.#stats.timeouts++;
+      logger.warn(
+        "Reconcile of {key} timed out after {timeoutMs} ms: its signal is aborted, the run counts as an error",
+        { key, timeoutMs },
+      );
+      abort.abort(
+        new DOMException(
+          `The reconcile of ${key} by ${this.name} exceeded reconcileTimeoutMs (${timeoutMs} ms)`,
+          "TimeoutError",
+        ),
+      );
+    }, () => {});
+    return state;
   }
 
   #backoff(failures: number): number {
