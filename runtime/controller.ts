@@ -31,6 +31,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Span } from "@opentelemetry/api";
 import type { Api, KubeObject } from "../api.ts";
 import type { Client } from "../client.ts";
 import { type Clock, systemClock } from "../clock.ts";
@@ -42,6 +43,13 @@ import { acquireSource, type SharedSource } from "./_controller/cache.ts";
 import { LOW_PRIORITY, NORMAL_PRIORITY, type RunInfo, WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
+import {
+  changeCause,
+  endReconcileSpan,
+  runCause,
+  startReconcileSpan,
+  withSpan,
+} from "./_controller/tracing.ts";
 
 const log = getLogger(["kube", "controller"]);
 
@@ -1034,16 +1042,18 @@ export class Controller<T extends KubeObject> {
     this.#enqueue(
       key,
       change.type === "ADDED" ? "added" : change.type === "DELETED" ? "deleted" : "changed",
+      change.object,
     );
   }
 
-  /** Queues a key for a change: at once, or after the debounce window. */
-  #enqueue(key: string, reason: string): void {
+  /** Queues a key for a change of `object`: at once, or after the debounce window. */
+  #enqueue(key: string, reason: string, object: KubeObject): void {
+    const options = { cause: changeCause(object) };
     const debounce = this.#options.debounceMs ?? 0;
     if (debounce > 0 && !this.#queue!.isRunning(key)) {
-      this.#queue!.addAfter(key, reason, debounce, "requeue");
+      this.#queue!.addAfter(key, reason, debounce, "requeue", options);
     } else {
-      this.#queue!.add(key, reason);
+      this.#queue!.add(key, reason, options);
     }
   }
 
@@ -1059,7 +1069,7 @@ export class Controller<T extends KubeObject> {
     const reason = related.label(change.object);
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
-      if (this.#started) this.#enqueue(key, reason);
+      if (this.#started) this.#enqueue(key, reason, change.object);
       else queue.add(key, reason, LOW);
     }
   }
@@ -1152,6 +1162,8 @@ export class Controller<T extends KubeObject> {
     const priority = info.priority;
     const abort = new AbortController();
     this.#inFlight.set(abort, key);
+    const traced = startReconcileSpan(this.name, key, { reason, attempt, priority }, info.causes);
+    let outcome: ReconcileOutcome | undefined;
     try {
       await this.#awaitOwnWrites(key, state, abort.signal);
       const object = primary.get(key);
@@ -1159,7 +1171,7 @@ export class Controller<T extends KubeObject> {
         // Deleted (or never there): nothing to reconcile, nothing to retry.
         this.#keys.delete(key);
         queue.forget(key);
-        this.#emit({ key, result: "gone", durationMs: 0, attempt, reason });
+        outcome = this.#emit({ key, result: "gone", durationMs: 0, attempt, reason });
         return;
       }
       if (state.terminalRv !== undefined && !reasons.some((r) => r.startsWith("trigger: "))) {
@@ -1198,7 +1210,7 @@ export class Controller<T extends KubeObject> {
       let error: unknown;
       let threw = false;
       try {
-        result = await this.#reconcile(object, ctx);
+        result = await withSpan(traced, () => this.#reconcile(object, ctx));
       } catch (e) {
         error = e;
         threw = true;
@@ -1237,13 +1249,14 @@ export class Controller<T extends KubeObject> {
       // when the cache holds nothing newer than this failed run's own write, the retry covers it.
       const cachedRv = primary.get(key)?.metadata?.resourceVersion;
       if (failed && cachedRv !== undefined && ownWrites.has(cachedRv)) queue.clearDirty(key);
-      this.#settle(key, object, state, action, failed, {
+      outcome = this.#settle(key, object, state, action, failed, {
         attempt,
         reason,
         durationMs,
         aborted: abort.signal.aborted && !deadline.expired,
         timedOut: deadline.expired,
         priority,
+        span: traced.span,
         logger,
         written,
       });
@@ -1255,6 +1268,12 @@ export class Controller<T extends KubeObject> {
         error: e,
       });
     } finally {
+      endReconcileSpan(
+        traced,
+        outcome?.result ?? "skipped",
+        outcome?.error !== undefined ? describeError(outcome.error) : undefined,
+        outcome?.timedOut,
+      );
       this.#inFlight.delete(abort);
       this.#runWrites.delete(key);
       this.#echoes.delete(key);
@@ -1274,10 +1293,11 @@ export class Controller<T extends KubeObject> {
       aborted: boolean;
       timedOut: boolean;
       priority: number;
+      span: Span;
       logger: Logger;
       written: { api: Api<KubeObject>; object: KubeObject }[];
     },
-  ): void {
+  ): ReconcileOutcome {
     const queue = this.#queue!;
     const { attempt, reason, durationMs, logger } = run;
     let priority = run.priority;
@@ -1290,7 +1310,7 @@ export class Controller<T extends KubeObject> {
         });
       }
     }
-    const next = { priority };
+    const next = { priority, cause: runCause(run.span) };
     const requeueAfter = action.requeueAfter;
     if (requeueAfter !== undefined && !(requeueAfter >= 0)) {
       logger.warn("Ignoring requeueAfter {requeueAfter}: it must be a number of milliseconds ≥ 0", {
@@ -1303,7 +1323,7 @@ export class Controller<T extends KubeObject> {
       if (state.writes.size === 0) this.#keys.delete(key);
       queue.cancelRetry(key);
       if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue", next);
-      this.#emit({
+      return this.#emit({
         key,
         result: explicit !== undefined ? "requeue" : "success",
         durationMs,
@@ -1311,7 +1331,6 @@ export class Controller<T extends KubeObject> {
         reason,
         requeueAfterMs: explicit,
       });
-      return;
     }
     const error = action.error;
     if (run.aborted) {
@@ -1321,9 +1340,9 @@ export class Controller<T extends KubeObject> {
         key,
         error: describeError(error),
       });
-      this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
+      const outcome = this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
       if (!this.#stopping) queue.add(key, "aborted run", next);
-      return;
+      return outcome;
     }
     state.failures++;
     const retryAfter = error instanceof ApiError && error.retryAfterSeconds !== undefined
@@ -1361,8 +1380,7 @@ export class Controller<T extends KubeObject> {
         "Reconcile of {key} failed with a terminal error (attempt {attempt}): {error}; not retried until the object changes",
         { key, attempt, error: describeError(error) },
       );
-      this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
-      return;
+      return this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
     }
     const delay = explicit ??
       (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
@@ -1384,7 +1402,7 @@ export class Controller<T extends KubeObject> {
         error: bug ? error : describeError(error),
       },
     );
-    this.#emit({
+    return this.#emit({
       key,
       result: "error",
       durationMs,
@@ -1495,7 +1513,7 @@ export class Controller<T extends KubeObject> {
     state.writes.clear();
   }
 
-  #emit(partial: Omit<ReconcileOutcome, "controller">): void {
+  #emit(partial: Omit<ReconcileOutcome, "controller">): ReconcileOutcome {
     const outcome: ReconcileOutcome = { controller: this.name, ...partial };
     const s = this.#stats;
     s.reconciles[outcome.result]++;
@@ -1513,5 +1531,6 @@ export class Controller<T extends KubeObject> {
         });
       }
     }
+    return outcome;
   }
 }
