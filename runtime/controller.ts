@@ -611,6 +611,28 @@ interface Related {
   /** How a change is described in ctx.reason. */
   label: (object: KubeObject) => string;
   source?: SharedSource<KubeObject>;
+  /** Unsubscribes from the source's changes. */
+  off?: () => void;
+  /** Added while the controller ran and not synced yet: its changes queue at low priority. */
+  syncing?: boolean;
+  /**
+   * Added while running: the versions of the objects its first sync queued, so that their
+   * ADDED changes (which may arrive after the sync) are not changes. Each entry goes with the
+   * object's first change; at most the collection's size.
+   */
+  initial?: Map<string, string | undefined>;
+}
+
+/** The identity of a watched collection (resource, namespace, selectors). */
+function relatedId(api: Api<KubeObject>, selectors: Selectors): string {
+  return JSON.stringify([
+    api.group,
+    api.version,
+    api.plural,
+    api.namespace ?? "",
+    selectors.labelSelector ?? "",
+    selectors.fieldSelector ?? "",
+  ]);
 }
 
 interface KeyState {
@@ -737,7 +759,8 @@ export class Controller<T extends KubeObject> {
 
   /**
    * Reconciles the owner of every object of `api` whose controller owner reference points at a
-   * primary (same group and kind; other owners are ignored).
+   * primary (same group and kind; other owners are ignored). May be called while the controller
+   * runs (see {@linkcode Controller.prototype.watches}).
    *
    * @param api The owned resource (narrowed to the primary's namespace when it has none).
    * @param options Selectors and predicates for the owned objects.
@@ -775,6 +798,12 @@ export class Controller<T extends KubeObject> {
    * Reconciles the primaries a related object maps to, for objects that are not owned (a
    * Secret a Foo names, say). The mapper may read a {@linkcode sharedCache}'s index.
    *
+   * May be called while the controller runs: the watch starts at once (or joins the shared cache
+   * of the collection), and once it has synced every primary one of its objects maps to is
+   * queued at {@linkcode Priority.low} (reason `watch added: <Kind>`). A watch added while
+   * running that fails for good (403 Forbidden, an unknown resource) is logged and removed; the
+   * controller goes on. Remove it with {@linkcode Controller.prototype.unwatch}.
+   *
    * @param api The related resource.
    * @param map Maps an object (its old and new state both) to primary keys.
    * @param options Selectors and predicates.
@@ -801,6 +830,39 @@ export class Controller<T extends KubeObject> {
       label: (object) => `${api.kind} ${api.keyOf(object)} changed`,
     });
     return this;
+  }
+
+  /**
+   * Stops following a collection added with {@linkcode Controller.prototype.owns} or
+   * {@linkcode Controller.prototype.watches} (same resource, namespace and selectors), while the
+   * controller runs or before. Its shared cache is released: the watch stops when no other
+   * controller or {@linkcode sharedCache} holds it.
+   *
+   * @param api The resource given to `owns` or `watches`.
+   * @param selectors The selectors given with it.
+   * @returns How many registrations were removed (0 when none matched).
+   *
+   * @example
+   * ```ts ignore
+   * controller.watches(Api.v1Secret(), (s) => [s.metadata!.name!]);
+   * // … later, while it runs:
+   * await controller.unwatch(Api.v1Secret());
+   * ```
+   */
+  async unwatch<U extends KubeObject>(api: Api<U>, selectors: Selectors = {}): Promise<number> {
+    const wanted = new Set([
+      relatedId(api as Api<KubeObject>, selectors),
+      relatedId(this.#scope(api) as Api<KubeObject>, selectors),
+    ]);
+    const removed = this.#related.filter((r) => wanted.has(relatedId(r.api, r.selectors)));
+    if (removed.length === 0) return 0;
+    this.#related = this.#related.filter((r) => !removed.includes(r));
+    await Promise.all(removed.map((r) => this.#detach(r)));
+    log.info("Controller {controller} stopped watching {resource}", {
+      controller: this.name,
+      resource: api.plural,
+    });
+    return removed.length;
   }
 
   /**
@@ -914,12 +976,7 @@ export class Controller<T extends KubeObject> {
       this.#primary = primary;
       sources.push(primary as SharedSource<KubeObject>);
       unsubscribe.push(primary.subscribe((change) => this.#onPrimary(change)));
-      for (const related of this.#related) {
-        const source = acquireSource(this.#client, related.api, related.selectors, this.#clock);
-        related.source = source;
-        sources.push(source);
-        unsubscribe.push(source.subscribe((change) => this.#onRelated(related, change)));
-      }
+      for (const related of this.#related) sources.push(this.#attach(related));
       const stopped = new Promise<"stopped">((resolve) => {
         if (signal?.aborted) resolve("stopped");
         signal?.addEventListener("abort", () => resolve("stopped"), { once: true });
@@ -959,8 +1016,10 @@ export class Controller<T extends KubeObject> {
       queue.stop();
       await this.#drain(queue);
       for (const off of unsubscribe) off();
-      await Promise.all(sources.map((s) => s.release()));
-      for (const related of this.#related) related.source = undefined;
+      await Promise.all([
+        this.#primary?.release(),
+        ...this.#related.map((related) => this.#detach(related)),
+      ]);
       this.#primary = undefined;
       this.#keys.clear();
       this.#initial.clear();
@@ -981,8 +1040,56 @@ export class Controller<T extends KubeObject> {
   }
 
   #addRelated(related: Related): void {
-    if (this.#running) throw new TypeError("owns() and watches() must be called before run()");
     this.#related.push(related);
+    if (this.#primary !== undefined && !this.#stopping) this.#startDynamic(related);
+  }
+
+  /** Acquires the related collection's shared source and follows its changes. */
+  #attach(related: Related): SharedSource<KubeObject> {
+    const source = acquireSource(this.#client, related.api, related.selectors, this.#clock);
+    related.source = source;
+    related.off = source.subscribe((change) => this.#onRelated(related, change));
+    return source;
+  }
+
+  /** Stops following a related collection and releases its source. */
+  async #detach(related: Related): Promise<void> {
+    const source = related.source;
+    related.off?.();
+    related.off = undefined;
+    related.source = undefined;
+    related.syncing = false;
+    related.initial = undefined;
+    if (!source) return;
+    // No reconcile waits for a cache it no longer holds.
+    for (const state of this.#keys.values()) state.writes.delete(source);
+    await source.release();
+  }
+
+  /** A watch added while running: attach, then queue what it maps to once it has synced. */
+  #startDynamic(related: Related): void {
+    const source = this.#attach(related);
+    related.syncing = true;
+    source.failed.catch((error) => {
+      if (related.source !== source) return;
+      this.#watchFailure(source, error, true); // logs it
+      this.#related = this.#related.filter((r) => r !== related);
+      this.#detach(related);
+    });
+    source.ready.then(() => {
+      const queue = this.#queue;
+      if (related.source !== source || !queue || this.#stopping) return;
+      related.syncing = false;
+      const reason = `watch added: ${related.api.kind}`;
+      const initial = related.initial = new Map();
+      for (const [id, object] of source.read()) {
+        initial.set(id, object.metadata?.resourceVersion);
+        for (const key of related.map(object)) {
+          if (this.#keys.get(key)?.terminalRv !== undefined) continue;
+          queue.add(key, reason, LOW);
+        }
+      }
+    }, () => {});
   }
 
   #state(key: string): KeyState {
@@ -1060,6 +1167,15 @@ export class Controller<T extends KubeObject> {
   #onRelated(related: Related, change: CacheChange<KubeObject>): void {
     const queue = this.#queue;
     if (!queue || this.#stopping) return;
+    const initial = related.initial;
+    if (initial !== undefined && initial.size > 0) {
+      const id = related.api.keyOf(change.object);
+      if (initial.has(id)) {
+        const rv = initial.get(id);
+        initial.delete(id);
+        if (change.type === "ADDED" && rv === change.object.metadata?.resourceVersion) return;
+      }
+    }
     if (change.type === "MODIFIED") {
       for (const p of related.predicates) if (!p(change)) return;
     }
@@ -1069,7 +1185,7 @@ export class Controller<T extends KubeObject> {
     const reason = related.label(change.object);
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
-      if (this.#started) this.#enqueue(key, reason, change.object);
+      if (this.#started && !related.syncing) this.#enqueue(key, reason, change.object);
       else queue.add(key, reason, LOW);
     }
   }
@@ -1107,7 +1223,7 @@ export class Controller<T extends KubeObject> {
     }
   }
 
-  #watchFailure(source: SharedSource<KubeObject>, error: unknown): Error {
+  #watchFailure(source: SharedSource<KubeObject>, error: unknown, added = false): Error {
     const api = source.api;
     const resource = api.group ? `${api.plural}.${api.group}` : api.plural;
     const scope = api.namespaced
@@ -1117,8 +1233,9 @@ export class Controller<T extends KubeObject> {
     const hint = isForbidden(error)
       ? ` Grant the controller the verbs list and watch on ${resource} ${scope} (RBAC: a Role or ClusterRole rule with apiGroups: ["${api.group}"], resources: ["${api.plural}"], verbs: ["get", "list", "watch"]).`
       : "";
-    const message =
-      `Controller ${this.name} stopped: cannot list/watch ${source.description}: ${text}.${hint}`;
+    const message = added
+      ? `Controller ${this.name} removed the watch of ${source.description} added while it ran (it goes on without it): cannot list/watch: ${text}.${hint}`
+      : `Controller ${this.name} stopped: cannot list/watch ${source.description}: ${text}.${hint}`;
     log.error("{message}", { controller: this.name, message, resource, verb: "watch" });
     return new Error(message, { cause: error });
   }
