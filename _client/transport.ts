@@ -18,6 +18,7 @@ import { runtime } from "../_platform/mod.ts";
 import {
   type Context,
   context,
+  ProxyTracerProvider,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -727,15 +728,28 @@ function base64(text: string): string {
 
 // ---------------------------------------------------------------------------------------------
 // OpenTelemetry spans of the requests, through `@opentelemetry/api` only. The library never
-// registers a tracer provider, a context manager or a propagator: with no SDK registered the
-// tracer is the API's no-op one, a request costs one non-recording span object (bench/tracing.ts)
-// and nothing is sent. With an SDK, every request is a CLIENT span (named by its method, with the
+// registers a tracer provider, a context manager or a propagator. With no SDK registered (the
+// global provider is the API's proxy with no delegate) no span object is made at all: a request
+// pays one check (bench/tracing.ts) and sends no `traceparent`. With an SDK, every request is a CLIENT span (named by its method, with the
 // HTTP semantic-convention attributes; never a header or a body), a child of the span active when
 // it was made (a reconcile's requests are children of its reconcile span), and it carries the W3C
 // `traceparent` header of its span, so an API server with tracing enabled joins the trace.
 
 /** The instrumentation scope of the library's spans. */
 export const TRACER_NAME = "@denokube/kube";
+
+/** The API's no-op provider: the delegate of its proxy while no SDK is registered. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether a program registered a tracer provider (an OpenTelemetry SDK). Cheap: one global read.
+ *
+ * @returns False while the API would only make no-op spans.
+ */
+export function tracingEnabled(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === NOOP_PROVIDER);
+}
 
 /**
  * The library's tracer. Not cached: `trace.disable()` and a new registration replace the
@@ -745,8 +759,9 @@ export function kubeTracer(version: string): Tracer {
   return trace.getTracer(TRACER_NAME, version);
 }
 
-/** A W3C `traceparent` value of a span (`undefined` for an invalid, no-op one). */
-export function traceparentOf(span: Span): string | undefined {
+/** A W3C `traceparent` value of a span (`undefined` for none or an invalid, no-op one). */
+export function traceparentOf(span: Span | undefined): string | undefined {
+  if (span === undefined) return undefined;
   const sc = span.spanContext();
   if (!trace.isSpanContextValid(sc)) return undefined;
   const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, "0");
@@ -759,9 +774,10 @@ export function traceparentOf(span: Span): string | undefined {
  * @param version The library version (the tracer's version).
  * @param method The HTTP method.
  * @param url The request URL.
- * @returns The span (non-recording without an SDK).
+ * @returns The span, or `undefined` when no SDK is registered.
  */
-export function startRequestSpan(version: string, method: string, url: URL): Span {
+export function startRequestSpan(version: string, method: string, url: URL): Span | undefined {
+  if (!tracingEnabled()) return undefined;
   const active: Context = context.active();
   const span = kubeTracer(version).startSpan(method, { kind: SpanKind.CLIENT }, active);
   if (span.isRecording()) {
@@ -784,11 +800,12 @@ export function startRequestSpan(version: string, method: string, url: URL): Spa
  * @param resends How many times the request was sent again (retries, a credential refresh).
  */
 export function endRequestSpan(
-  span: Span,
+  span: Span | undefined,
   status: number,
   errorType?: string,
   resends = 0,
 ): void {
+  if (span === undefined) return;
   if (span.isRecording()) {
     if (status > 0) span.setAttribute("http.response.status_code", status);
     if (resends > 0) span.setAttribute("http.request.resend_count", resends);

@@ -1410,7 +1410,7 @@ export class Controller<T extends KubeObject> {
       aborted: boolean;
       timedOut: boolean;
       priority: number;
-      span: Span;
+      span: Span | undefined;
       logger: Logger;
       written: { api: Api<KubeObject>; object: KubeObject }[];
     },

@@ -24,7 +24,7 @@ import {
   TraceFlags,
 } from "@opentelemetry/api";
 import type { KubeObject } from "../../api.ts";
-import { kubeTracer, VERSION } from "../../_client/transport.ts";
+import { kubeTracer, tracingEnabled, VERSION } from "../../_client/transport.ts";
 
 /** The annotation a writer sets to have the reconcile its change causes join its trace. */
 export const TRACEPARENT_ANNOTATION = "denokube.dev/traceparent";
@@ -56,8 +56,9 @@ export function parseTraceparent(value: unknown): SpanContext | undefined {
   return trace.isSpanContextValid(span) ? span : undefined;
 }
 
-/** The cause a change of `object` carries (its annotation), if any. */
+/** The cause a change of `object` carries (its annotation), if any (none without an SDK). */
 export function changeCause(object: KubeObject | undefined): TraceCause | undefined {
+  if (!tracingEnabled()) return undefined;
   const value = object?.metadata?.annotations?.[TRACEPARENT_ANNOTATION];
   if (value === undefined) return undefined;
   const span = parseTraceparent(value);
@@ -65,16 +66,19 @@ export function changeCause(object: KubeObject | undefined): TraceCause | undefi
 }
 
 /** The cause a requeue or retry of a run carries: its span, as a link. */
-export function runCause(span: Span): TraceCause | undefined {
+export function runCause(span: Span | undefined): TraceCause | undefined {
+  if (span === undefined) return undefined;
   const sc = span.spanContext();
   return trace.isSpanContextValid(sc) ? { span: sc, parent: false } : undefined;
 }
 
-/** The span of one reconcile and the context to run it in. */
+/** The span of one reconcile and the context to run it in (none without an SDK). */
 export interface ReconcileSpan {
-  span: Span;
-  context: Context;
+  span: Span | undefined;
+  context: Context | undefined;
 }
+
+const UNTRACED: ReconcileSpan = Object.freeze({ span: undefined, context: undefined });
 
 /** Starts the span of a reconcile run. */
 export function startReconcileSpan(
@@ -83,6 +87,7 @@ export function startReconcileSpan(
   run: { reason: string; attempt: number; priority: number },
   causes: readonly unknown[],
 ): ReconcileSpan {
+  if (!tracingEnabled()) return UNTRACED;
   let parent: SpanContext | undefined;
   const links: Link[] = [];
   for (const c of causes as (TraceCause | undefined)[]) {
@@ -110,7 +115,7 @@ export function startReconcileSpan(
 
 /** Runs `fn` with the reconcile's span active (a no-op without a context manager). */
 export function withSpan<R>(run: ReconcileSpan, fn: () => R): R {
-  return context.with(run.context, fn);
+  return run.context === undefined ? fn() : context.with(run.context, fn);
 }
 
 /** Ends a reconcile span with its outcome. */
@@ -121,6 +126,7 @@ export function endReconcileSpan(
   timedOut = false,
 ): void {
   const span = run.span;
+  if (span === undefined) return;
   if (span.isRecording()) {
     span.setAttribute("kube.result", result);
     if (timedOut) span.setAttribute("kube.timed_out", true);
