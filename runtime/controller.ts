@@ -994,7 +994,7 @@ export class Controller<T extends KubeObject> {
         // The first sync's ADDED changes may arrive after these runs: they are not changes.
         for (const [key, object] of primary.read()) {
           this.#initial.set(key, object.metadata?.resourceVersion);
-          queue.add(key, "initial sync", LOW);
+          queue.add(key, "initial sync", { ...LOW, cause: changeCause(object) });
         }
         this.#started = true;
         queue.resume();
@@ -1143,7 +1143,7 @@ export class Controller<T extends KubeObject> {
       state.failures = 0;
     }
     if (!this.#started) {
-      queue.add(key, "initial sync", LOW);
+      queue.add(key, "initial sync", { ...LOW, cause: changeCause(change.object) });
       return;
     }
     this.#enqueue(

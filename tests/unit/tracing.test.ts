@@ -183,3 +183,25 @@ test("tracing: an exporter that never answers does not slow reconciles", async (
   });
   assert.ok(exports >= 50);
 });
+
+test("tracing: an object's traceparent annotation is the parent of its initial-sync reconcile too", async () => {
+  const exporter = new InMemorySpanExporter();
+  const traceId = "0af7651916cd43dd8448eb211c80319c";
+  const spanId = "b7ad6b7169203331";
+  await withSdk(exporter, async () => {
+    await using server = new FakeApiServer();
+    seed(server, "a", { [TRACEPARENT_ANNOTATION]: `00-${traceId}-${spanId}-01` });
+    seed(server, "b", { [TRACEPARENT_ANNOTATION]: "not a traceparent" });
+    await using h = new ControllerHarness(server);
+    h.start(new Controller(h.client, configMaps, () => {}, { clock: h.clock }));
+    await h.settle();
+    await h.stop();
+  });
+  const runs = exporter.getFinishedSpans().filter((s) => s.name.startsWith("reconcile "));
+  const a = runs.find((s) => s.attributes["kube.key"] === "default/a")!;
+  const b = runs.find((s) => s.attributes["kube.key"] === "default/b")!;
+  assert.equal(a.spanContext().traceId, traceId);
+  assert.equal(parentOf(a), spanId);
+  assert.equal(parentOf(b), undefined, "an invalid value is ignored");
+  assert.notEqual(b.spanContext().traceId, traceId);
+});
