@@ -22,7 +22,14 @@
  */
 
 import { parse as parseYaml } from "yaml";
-import { Api, Client, conditions, Config, type KubeObject, waitFor } from "../mod.ts";
+import {
+  Api,
+  Client,
+  conditions,
+  Config,
+  type KubeObject,
+  waitFor,
+} from "../mod.ts";
 import { apiServerPid, processCpuMs } from "./cluster.ts";
 
 const here = new URL(".", import.meta.url);
@@ -36,7 +43,8 @@ const edits = Number(flag("edits", "100"));
 const concurrency = Number(flag("concurrency", "4"));
 const runs = Number(flag("runs", "1"));
 const write = !args.includes("--no-write");
-const log = (message: string) => console.error(`bench controller-rt: ${message}`);
+const log = (message: string) =>
+  console.error(`bench controller-rt: ${message}`);
 
 const CRD = `
 apiVersion: apiextensions.k8s.io/v1
@@ -96,7 +104,8 @@ async function buildControllerRuntime(): Promise<string> {
   for (const file of ["go.mod", "go.sum", "main.go"]) {
     const bytes = await Deno.readFile(new URL(file, dir));
     const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    digest += [...hash.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    digest += [...hash.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
   }
   const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/denokube/bench`;
   const bin = `${cache}/controllerruntime-${digest}`;
@@ -117,13 +126,18 @@ async function buildControllerRuntime(): Promise<string> {
     );
   }
   await Deno.rename(`${bin}.tmp`, bin);
-  log(`built controller-runtime program in ${Math.round((performance.now() - started) / 1000)} s`);
+  log(
+    `built controller-runtime program in ${
+      Math.round((performance.now() - started) / 1000)
+    } s`,
+  );
   return bin;
 }
 
 async function seed(client: Client, ns: string): Promise<void> {
   await client.create(Api.v1Namespace(), { metadata: { name: ns } });
-  const widgets = Api.customResource("widgets").group("bench.denokube.dev").version("v1")
+  const widgets = Api.customResource("widgets").group("bench.denokube.dev")
+    .version("v1")
     .within(ns);
   let next = 0;
   const started = performance.now();
@@ -136,7 +150,11 @@ async function seed(client: Client, ns: string): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
-  log(`seeded ${n} Widgets in ${ns} in ${Math.round(performance.now() - started)} ms`);
+  log(
+    `seeded ${n} Widgets in ${ns} in ${
+      Math.round(performance.now() - started)
+    } ms`,
+  );
 }
 
 /** Runs one contender process; edits Widgets once it reports SYNCED. */
@@ -148,9 +166,12 @@ async function runOne(
   ns: string,
   apiPid: number,
 ): Promise<RunResult> {
-  const widgets = Api.customResource<{ value: string; editedAt?: number }>("widgets")
+  const widgets = Api.customResource<{ value: string; editedAt?: number }>(
+    "widgets",
+  )
     .group("bench.denokube.dev").version("v1").within(ns);
-  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
+  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3)
+    .join(" ");
   const cpuBefore = await processCpuMs(apiPid);
   const child = new Deno.Command(command, {
     args: commandArgs,
@@ -172,7 +193,9 @@ async function runOne(
       buffer = buffer.slice(nl + 1);
       if (line.startsWith("SYNCED ")) {
         syncMs = Number(line.slice(7));
-        editing.push(editDuringWave(client, widgets as unknown as Api<KubeObject>));
+        editing.push(
+          editDuringWave(client, widgets as unknown as Api<KubeObject>),
+        );
       } else if (line.startsWith("RESULT ")) {
         result = JSON.parse(line.slice(7));
       }
@@ -183,7 +206,9 @@ async function runOne(
   const cpuAfter = await processCpuMs(apiPid);
   if (!result) {
     throw new Error(
-      `${label} exited ${status.code} without a RESULT:\n${(await stderr).slice(-3000)}`,
+      `${label} exited ${status.code} without a RESULT:\n${
+        (await stderr).slice(-3000)
+      }`,
     );
   }
   await stderr;
@@ -195,39 +220,71 @@ async function runOne(
   };
 }
 
-async function editDuringWave(client: Client, widgets: Api<KubeObject>): Promise<void> {
+async function editDuringWave(
+  client: Client,
+  widgets: Api<KubeObject>,
+): Promise<void> {
   const picked = new Set<number>();
-  while (picked.size < Math.min(edits, n)) picked.add(Math.floor(Math.random() * n));
+  while (picked.size < Math.min(edits, n)) {
+    picked.add(Math.floor(Math.random() * n));
+  }
   for (const i of picked) {
     const name = `w-${String(i).padStart(6, "0")}`;
-    await client.patch(widgets, name, { spec: { value: `edited-${i}`, editedAt: Date.now() } }, {
+    await client.patch(widgets, name, {
+      spec: { value: `edited-${i}`, editedAt: Date.now() },
+    }, {
       type: "merge",
     });
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
-const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const median = (xs: number[]) =>
+  xs.toSorted((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-async function main(): Promise<void> {
+/** Runs the comparison (see the module documentation). */
+export async function main(): Promise<void> {
   const { startControlPlane } = await import("../testenv/control_plane.ts");
   const bin = await buildControllerRuntime();
   log("starting the control plane");
   await using cp = await startControlPlane();
   const apiPid = await apiServerPid(cp.dir);
   if (apiPid === undefined) throw new Error("no kube-apiserver pid");
-  await using client = new Client(await Config.fromKubeconfig({ path: cp.kubeconfigPath }));
+  await using client = new Client(
+    await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
+  );
   await client.apply(crds, parseYaml(CRD) as never, { fieldManager: "bench" });
-  await waitFor(client, crds, "widgets.bench.denokube.dev", conditions.crdEstablished, {
-    timeout: 60_000,
-  });
-  const results: Record<string, RunResult[]> = { kube: [], "controller-runtime": [] };
+  await waitFor(
+    client,
+    crds,
+    "widgets.bench.denokube.dev",
+    conditions.crdEstablished,
+    {
+      timeout: 60_000,
+    },
+  );
+  const results: Record<string, RunResult[]> = {
+    kube: [],
+    "controller-runtime": [],
+  };
   for (let r = 0; r < runs; r++) {
     for (const label of ["kube", "controller-runtime"] as const) {
       const ns = `ctl-${label === "kube" ? "kube" : "crt"}-${r}`;
       await seed(client, ns);
-      const common = ["--kubeconfig", cp.kubeconfigPath, "--namespace", ns, "--n", String(n)];
-      const more = ["--edits", String(edits), "--concurrency", String(concurrency)];
+      const common = [
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--namespace",
+        ns,
+        "--n",
+        String(n),
+      ];
+      const more = [
+        "--edits",
+        String(edits),
+        "--concurrency",
+        String(concurrency),
+      ];
       log(`run ${r + 1}/${runs}: ${label}`);
       const result = label === "kube"
         ? await runOne(
@@ -244,7 +301,19 @@ async function main(): Promise<void> {
           ns,
           apiPid,
         )
-        : await runOne(label, bin, [...common, ...more], client, ns, apiPid);
+        : await runOne(
+          label,
+          bin,
+          [
+            "--config",
+            cp.kubeconfigPath,
+            ...common.slice(2),
+            ...more,
+          ],
+          client,
+          ns,
+          apiPid,
+        );
       log(`${label}: ${JSON.stringify(result)}`);
       results[label].push(result);
       // Free the apiserver and etcd of this namespace's objects before the next run.
@@ -258,7 +327,9 @@ async function main(): Promise<void> {
       label,
       `${(m((r) => r.waveMs) / 1000).toFixed(1)} s`,
       `${Math.round(n / (m((r) => r.waveMs - r.syncMs) / 1000))}/s`,
-      `${m((r) => r.editP50Ms).toFixed(0)} / ${m((r) => r.editP99Ms).toFixed(0)} ms`,
+      `${m((r) => r.editP50Ms).toFixed(0)} / ${
+        m((r) => r.editP99Ms).toFixed(0)
+      } ms`,
       `${(m((r) => r.peakRssKiB) / 1024).toFixed(0)} MiB`,
       `${(m((r) => r.heapBytes) / 1048576).toFixed(0)} MiB`,
       `${(m((r) => r.apiServerCpuMs) / 1000).toFixed(1)} s`,
@@ -280,7 +351,9 @@ async function main(): Promise<void> {
   const lines = [
     "## 7. The controller runtime side by side with controller-runtime on the real control plane",
     "",
-    `\`bench/run.ts --only controller-rt\` (bench/controller_rt.ts): ${n.toLocaleString("en")} ` +
+    `\`bench/run.ts --only controller-rt\` (bench/controller_rt.ts): ${
+      n.toLocaleString("en")
+    } ` +
     `Widgets (a CRD with status), concurrency ${concurrency}, controller-runtime v0.25.3 ` +
     `(default priority queue), kube-apiserver + etcd from testenv on loopback; median of ${runs} ` +
     `run(s) each, alternated. "start" is the process start (Deno or Go runtime start included); ` +
@@ -304,6 +377,15 @@ async function main(): Promise<void> {
       ? `${old.trimEnd()}\n\n${section}`
       : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next + 1)}`;
     await Deno.writeTextFile(path, updated);
+    await new Deno.Command(Deno.execPath(), {
+      args: [
+        "fmt",
+        "--quiet",
+        "--config",
+        new URL("../deno.json", here).pathname,
+        path.pathname,
+      ],
+    }).output();
     log(`wrote section 7 of ${path.pathname}`);
   }
 }

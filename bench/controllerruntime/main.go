@@ -129,7 +129,7 @@ func peakRssKiB() int64 {
 
 func main() {
 	started := time.Now()
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig path")
+	kubeconfig := flag.String("config", "", "kubeconfig path (controller-runtime owns --kubeconfig)")
 	namespace := flag.String("namespace", "", "namespace of the Widgets")
 	n := flag.Int("n", 0, "how many Widgets to expect")
 	edits := flag.Int("edits", 0, "how many edits to expect")
@@ -175,6 +175,12 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	go func() {
+		// Register both informers first: WaitForCacheSync only waits for informers that exist.
+		for _, obj := range []client.Object{widget, &corev1.ConfigMap{}} {
+			if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+				panic(err)
+			}
+		}
 		if mgr.GetCache().WaitForCacheSync(ctx) {
 			fmt.Printf("SYNCED %.1f\n", float64(time.Since(started).Microseconds())/1000)
 		}
@@ -208,4 +214,3 @@ func main() {
 		os.Exit(1)
 	}
 }
-
