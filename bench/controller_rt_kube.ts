@@ -40,12 +40,17 @@ interface WidgetSpec {
   value: string;
   editedAt?: number;
 }
-const widgets = Api.customResource<WidgetSpec, { observedGeneration?: number; value?: string }>(
+const widgets = Api.customResource<
+  WidgetSpec,
+  { observedGeneration?: number; value?: string }
+>(
   "widgets",
 ).group("bench.denokube.dev").version("v1").within(ns);
 const configMaps = Api.v1ConfigMap().within(ns);
 
-const client = new Client(await Config.fromKubeconfig({ path: flag("kubeconfig") }));
+const client = new Client(
+  await Config.fromKubeconfig({ path: flag("kubeconfig") }),
+);
 const seen = new Set<string>();
 const editSeen = new Set<string>();
 const latencies: number[] = [];

@@ -35,9 +35,7 @@ const flag = (name: string) => {
   return i === -1 ? undefined : args[i + 1];
 };
 const runs = Number(flag("--runs") ?? (smoke ? 1 : 5));
-const withCluster = smoke
-  ? args.includes("--with-cluster")
-  : !args.includes("--no-cluster");
+const withCluster = smoke ? args.includes("--with-cluster") : !args.includes("--no-cluster");
 const outPath = flag("--out") ?? new URL("RESULTS.md", here).pathname;
 
 const sizes = smoke
@@ -178,9 +176,7 @@ async function alternate(label: string, jobs: Job[]): Promise<Result[][]> {
 }
 
 function describeJob(job: Job): string {
-  return `${job.scenario}${job.strip ? "+strip" : ""}${
-    job.mode ? `(${job.mode})` : ""
-  }`;
+  return `${job.scenario}${job.strip ? "+strip" : ""}${job.mode ? `(${job.mode})` : ""}`;
 }
 
 function log(message: string): void {
@@ -201,9 +197,7 @@ interface Stat {
 function stat(values: number[]): Stat {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  const median = sorted.length % 2
-    ? sorted[mid]
-    : (sorted[mid - 1] + sorted[mid]) / 2;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
@@ -216,9 +210,7 @@ function fmt(value: number, digits: number): string {
 
 function show(s: Stat, digits = 0, unit = ""): string {
   if (runs === 1) return `${fmt(s.median, digits)}${unit}`;
-  return `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${
-    fmt(s.max, digits)
-  })`;
+  return `${fmt(s.median, digits)}${unit} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 }
 
 function ratio(a: number, b: number): string {
@@ -267,21 +259,15 @@ async function watchThroughput(server: Server): Promise<void> {
     names.map(([scenario, , extra]) => ({ ...base, scenario, ...extra })),
   );
   const bytes = info.bytes as number;
-  const rates = results.map((rs) =>
-    stat(rs.map((r) => (sizes.watch / r.ms) * 1000))
-  );
-  const mbs = results.map((rs) =>
-    stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000)))
-  );
+  const rates = results.map((rs) => stat(rs.map((r) => (sizes.watch / r.ms) * 1000)));
+  const mbs = results.map((rs) => stat(rs.map((r) => bytes / 1e6 / (r.ms / 1000))));
   const counts = info.counts as Record<string, number>;
   report.push("## 2. Watch throughput");
   report.push("");
   report.push(
     `One stream of ${fmt(sizes.watch, 0)} events (${fmt(bytes / 1e6, 1)} MB; ` +
       `${counts.ADDED} ADDED, ${counts.MODIFIED} MODIFIED, ${counts.DELETED} DELETED over ` +
-      `${
-        fmt(Math.min(10_000, sizes.watch / 4), 0)
-      } keys), from request to the last event. ` +
+      `${fmt(Math.min(10_000, sizes.watch / 4), 0)} keys), from request to the last event. ` +
       "Ratios are of the medians.",
   );
   report.push("");
@@ -400,16 +386,12 @@ async function initialSync(server: Server): Promise<void> {
       met: times[1].median <= 1.2 * times[0].median,
     });
     targets.push({
-      target: `initial sync ${
-        fmt(n, 0)
-      }: \`Reflector\` ≥ 1.5× faster than client-node`,
+      target: `initial sync ${fmt(n, 0)}: \`Reflector\` ≥ 1.5× faster than client-node`,
       value: `${fmt(times[3].median / times[1].median, 2)}× faster`,
       met: times[3].median >= 1.5 * times[1].median,
     });
     targets.push({
-      target: `heap/object ${
-        fmt(n, 0)
-      } with strip ≤ 1.0× object JSON (full / stripped)`,
+      target: `heap/object ${fmt(n, 0)} with strip ≤ 1.0× object JSON (full / stripped)`,
       value: `${fmt(perObject[2].median / size.full, 2)}× / ${
         fmt(perObject[2].median / size.stripped, 2)
       }×`,
@@ -448,19 +430,13 @@ async function latency(server: Server): Promise<void> {
   report.push("## 4. Latency: server write → visible in the Reflector");
   report.push("");
   report.push(
-    `A paced watch of ${fmt(sizes.paced, 0)} pod events at ${
-      fmt(sizes.pacedRate, 0)
-    }/s; the ` +
-      `first ${
-        fmt(sizes.warmup, 0)
-      } are a JIT warm-up and not counted. The server stamps each ` +
+    `A paced watch of ${fmt(sizes.paced, 0)} pod events at ${fmt(sizes.pacedRate, 0)}/s; the ` +
+      `first ${fmt(sizes.warmup, 0)} are a JIT warm-up and not counted. The server stamps each ` +
       "event (an annotation) with `performance.timeOrigin + performance.now()` just before " +
       "handing it to the socket; the client takes the same clock when the change comes out of " +
       "`reflector.changes()` (so the cache already holds it). Both processes read the same " +
       "system clock; the residual offset is measured before each run (min-RTT sample of 30 " +
-      `\`GET /clock\`: |offset| ${show(offset, 3, " ms")}, RTT ${
-        show(rtt, 3, " ms")
-      }) and ` +
+      `\`GET /clock\`: |offset| ${show(offset, 3, " ms")}, RTT ${show(rtt, 3, " ms")}) and ` +
       "subtracted.",
   );
   report.push("");
@@ -494,15 +470,9 @@ async function steadyState(server: Server): Promise<void> {
   report.push("## 5. Steady state: long churn");
   report.push("");
   report.push(
-    `A \`Reflector\` (with \`stripManagedFields\`) over ${
-      fmt(sizes.churnKeys, 0)
-    } pods, then ` +
-      `${fmt(sizes.churn, 0)} MODIFIED events cycling through the ${
-        fmt(sizes.churnKeys, 0)
-      } ` +
-      `keys; heap after two \`gc()\` sampled every ${
-        fmt(sizes.sampleEvery, 0)
-      } events. The ` +
+    `A \`Reflector\` (with \`stripManagedFields\`) over ${fmt(sizes.churnKeys, 0)} pods, then ` +
+      `${fmt(sizes.churn, 0)} MODIFIED events cycling through the ${fmt(sizes.churnKeys, 0)} ` +
+      `keys; heap after two \`gc()\` sampled every ${fmt(sizes.sampleEvery, 0)} events. The ` +
       "reflector is driven by `run()` and nobody calls `events()`, as in an application that " +
       "only reads the cache.",
   );
@@ -518,9 +488,7 @@ async function steadyState(server: Server): Promise<void> {
   const samples = results[Math.floor(results.length / 2)]
     .samples as unknown as number[];
   report.push(
-    `Samples of one run (MB): ${
-      samples.map((s) => fmt(s / 1e6, 1)).join(", ")
-    }.`,
+    `Samples of one run (MB): ${samples.map((s) => fmt(s / 1e6, 1)).join(", ")}.`,
   );
   report.push("");
   const first = mb((r) => r.first).median;
@@ -562,9 +530,7 @@ async function controllerRuntime(): Promise<void> {
     }
     results.push(JSON.parse(line.slice("RESULT ".length)));
     log(
-      `controller run ${round + 1}/${runs}: ${
-        Math.round(performance.now() - started)
-      } ms`,
+      `controller run ${round + 1}/${runs}: ${Math.round(performance.now() - started)} ms`,
     );
   }
   const s = (f: (r: Result) => number) => stat(results.map(f));
@@ -669,12 +635,8 @@ async function realCluster(): Promise<void> {
     report.push("");
     report.push(
       `kube-apiserver ${kubernetesVersion} + etcd on loopback (TLS, watch cache on), ` +
-        `${fmt(n, 0)} ConfigMaps (average ${
-          fmt(bytes / n, 0)
-        } B of JSON with managedFields), ` +
-        `created with 32 concurrent requests in ${
-          fmt(createMs / 1000, 1)
-        } s. \`Reflector\` ` +
+        `${fmt(n, 0)} ConfigMaps (average ${fmt(bytes / n, 0)} B of JSON with managedFields), ` +
+        `created with 32 concurrent requests in ${fmt(createMs / 1000, 1)} s. \`Reflector\` ` +
         "without transform; the same time and heap definitions as above.",
     );
     report.push("");
@@ -707,19 +669,16 @@ async function clientGoSideBySide(
   kubeconfig: string,
   dir: string,
 ): Promise<void> {
-  const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } =
-    await import(
-      "./cluster.ts"
-    );
+  const { apiServerPid, buildClientGo, processCpuMs, runClientGo, seedPods } = await import(
+    "./cluster.ts"
+  );
   report.push("## 3c. Side by side with client-go on the real control plane");
   report.push("");
   const bin = await buildClientGo();
   const pid = await apiServerPid(dir);
   if (typeof bin !== "string" || pid === undefined) {
     report.push(
-      `Not measured: ${
-        typeof bin !== "string" ? bin.missing : "no apiserver pid"
-      }.`,
+      `Not measured: ${typeof bin !== "string" ? bin.missing : "no apiserver pid"}.`,
     );
     report.push("");
     return;
@@ -730,9 +689,9 @@ async function clientGoSideBySide(
   const seeded = await seedPods(kubeconfig, ns, n);
   log(`seeded ${n} pods in ${Math.round(seeded.ms)} ms`);
   const go = (format: string, mode: string, strip = false): Contender => ({
-    label: `client-go ${format}, ${
-      mode === "watchlist" ? "WatchList" : "list"
-    }${strip ? " + strip" : ""}`,
+    label: `client-go ${format}, ${mode === "watchlist" ? "WatchList" : "list"}${
+      strip ? " + strip" : ""
+    }`,
     strip,
     run: () =>
       runClientGo(bin, [
@@ -749,9 +708,9 @@ async function clientGoSideBySide(
     mode: "watchList" | "list",
     strip = false,
   ) => ({
-    label: `this library ${format}, ${
-      mode === "watchList" ? "WatchList" : "paged list"
-    }${strip ? " + strip" : ""}`,
+    label: `this library ${format}, ${mode === "watchList" ? "WatchList" : "paged list"}${
+      strip ? " + strip" : ""
+    }`,
     strip,
     run: () =>
       measure({
@@ -777,8 +736,7 @@ async function clientGoSideBySide(
     kube("json", "list"),
     {
       label: "client-node `makeInformer` (one list)",
-      run: () =>
-        measure({ scenario: "cluster-pods-client-node", kubeconfig, ns, n }),
+      run: () => measure({ scenario: "cluster-pods-client-node", kubeconfig, ns, n }),
     },
     go("protobuf", "watchlist", true),
     kube("protobuf", "watchList", true),
@@ -793,9 +751,9 @@ async function clientGoSideBySide(
       result.apiserverCpuMs = (await processCpuMs(pid)) - cpu0;
       results[i].push(result);
       log(
-        `client-go side by side run ${round + 1}/${runs} ${
-          contenders[i].label
-        }: ${Math.round(result.ms)} ms`,
+        `client-go side by side run ${round + 1}/${runs} ${contenders[i].label}: ${
+          Math.round(result.ms)
+        } ms`,
       );
     }
   }
@@ -875,18 +833,14 @@ async function clientGoSideBySide(
   ) {
     const v = best(ours, k);
     targets.push({
-      target: `${fmt(n, 0)} real pods: ${what} ≤ client-go protobuf (best: ${
-        oursLabel(k)
-      })`,
+      target: `${fmt(n, 0)} real pods: ${what} ≤ client-go protobuf (best: ${oursLabel(k)})`,
       value: ratio(v, refs[k]),
       met: v <= refs[k],
     });
   }
   const heapBest = best(ours, "heap");
   targets.push({
-    target: `${fmt(n, 0)} real pods: heap/pod ≤ 0.5× client-go's (best: ${
-      oursLabel("heap")
-    })`,
+    target: `${fmt(n, 0)} real pods: heap/pod ≤ 0.5× client-go's (best: ${oursLabel("heap")})`,
     value: ratio(heapBest, refs.heap),
     met: heapBest <= 0.5 * refs.heap,
   });
@@ -895,9 +849,7 @@ async function clientGoSideBySide(
     col(11, metrics.heap).median,
   );
   targets.push({
-    target: `${
-      fmt(n, 0)
-    } real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
+    target: `${fmt(n, 0)} real pods: heap/pod with strip ≤ 1.0× its JSON without managedFields`,
     value: `${fmt(stripped / seeded.stripped, 2)}×`,
     met: stripped <= seeded.stripped,
   });
@@ -921,9 +873,7 @@ async function machine(): Promise<string[]> {
       new URL("testenv/apiserver/go.mod", root),
     ).catch(() => "");
     const pin = goMod.match(/k8s\.io\/kubernetes\s+(v\S+)/)?.[1];
-    kubernetesVersion = pin
-      ? `${pin} (pinned; the control plane part did not run)`
-      : "n/a";
+    kubernetesVersion = pin ? `${pin} (pinned; the control plane part did not run)` : "n/a";
   }
   return [
     "| | |",
@@ -960,25 +910,15 @@ if (import.meta.main && flag("--only") === "controller") {
   if (smoke) {
     console.log(section);
   } else {
-    const old = await Deno.readTextFile(outPath).catch(() =>
-      "# kube benchmarks\n"
-    );
+    const old = await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n");
     const at = old.indexOf(CONTROLLER_SECTION);
-    const next = at < 0
-      ? -1
-      : old.indexOf("\n## ", at + CONTROLLER_SECTION.length);
+    const next = at < 0 ? -1 : old.indexOf("\n## ", at + CONTROLLER_SECTION.length);
     const text = at < 0
       ? `${old.trimEnd()}\n\n${section}`
       : `${old.slice(0, at)}${section}${next < 0 ? "" : old.slice(next)}`;
     await Deno.writeTextFile(outPath, text);
     await new Deno.Command(Deno.execPath(), {
-      args: [
-        "fmt",
-        "--quiet",
-        "--config",
-        new URL("deno.json", root).pathname,
-        outPath,
-      ],
+      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
     }).output();
     log(`updated ${CONTROLLER_SECTION} in ${outPath}`);
   }
@@ -996,18 +936,16 @@ async function onlyClientGo(): Promise<void> {
     await using client = new Client(
       await Config.fromKubeconfig({ path: cp.kubeconfigPath }),
     );
-    kubernetesVersion =
-      (await client.requestJson<{ gitVersion: string }>({ path: "/version" }))
-        .gitVersion;
+    kubernetesVersion = (await client.requestJson<{ gitVersion: string }>({ path: "/version" }))
+      .gitVersion;
     await clientGoSideBySide(cp.kubeconfigPath, cp.dir);
   } finally {
     await cp.stop();
   }
   const minutes = (performance.now() - started) / 60_000;
-  const old =
-    (await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n")).split(
-      "\n",
-    );
+  const old = (await Deno.readTextFile(outPath).catch(() => "# kube benchmarks\n")).split(
+    "\n",
+  );
   // Drop the previous 3c section, its target rows and its provenance line.
   const kept: string[] = [];
   let skipping = false;
@@ -1031,9 +969,7 @@ async function onlyClientGo(): Promise<void> {
     kept.splice(
       end,
       0,
-      ...targets.map((t) =>
-        `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`
-      ),
+      ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`),
     );
   }
   const title = at("# kube benchmarks");
@@ -1041,25 +977,15 @@ async function onlyClientGo(): Promise<void> {
     title + 2,
     0,
     `Section 3c and its target rows: \`bench/run.ts --only clientgo\` (${runs} alternated runs, ` +
-      `${fmt(minutes, 0)} min) on ${
-        new Date().toISOString().slice(0, 16).replace("T", " ")
-      } ` +
-      `UTC, 1-min load average ${
-        loads.length ? show(stat(loads), 2) : "n/a"
-      } on ` +
+      `${fmt(minutes, 0)} min) on ${new Date().toISOString().slice(0, 16).replace("T", " ")} ` +
+      `UTC, 1-min load average ${loads.length ? show(stat(loads), 2) : "n/a"} on ` +
       `${navigator.hardwareConcurrency} cores shared with other work; the other sections are ` +
       "from the full run described next.",
     "",
   );
   await Deno.writeTextFile(outPath, kept.join("\n"));
   await new Deno.Command(Deno.execPath(), {
-    args: [
-      "fmt",
-      "--quiet",
-      "--config",
-      new URL("deno.json", root).pathname,
-      outPath,
-    ],
+    args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
   })
     .output();
   log(`spliced section 3c into ${outPath}`);
@@ -1080,9 +1006,7 @@ if (import.meta.main && flag("--only") === "clientgo") {
       } catch (e) {
         if (smoke) throw e;
         log(
-          `the real control plane part failed: ${
-            e instanceof Error ? e.stack : e
-          }`,
+          `the real control plane part failed: ${e instanceof Error ? e.stack : e}`,
         );
         report.push(
           "## 3b. WatchList vs paged list against the real control plane",
@@ -1102,12 +1026,8 @@ if (import.meta.main && flag("--only") === "clientgo") {
   const lines = [
     "# kube benchmarks",
     "",
-    `Generated by \`deno task bench\` (\`bench/run.ts\`${
-      smoke ? " --smoke" : ""
-    }) in ` +
-    `${
-      fmt(seconds, 0)
-    } s. Figures: median (min–max) over ${runs} alternated runs, each ` +
+    `Generated by \`deno task bench\` (\`bench/run.ts\`${smoke ? " --smoke" : ""}) in ` +
+    `${fmt(seconds, 0)} s. Figures: median (min–max) over ${runs} alternated runs, each ` +
     "client in a fresh `deno run --v8-flags=--expose-gc` process; data from a separate " +
     "loopback server process (`bench/stream_server.ts`) serving pre-built buffers in 64 KiB " +
     "chunks. Pods are ~4 KB of JSON (`bench/fixture.ts`).",
@@ -1117,9 +1037,7 @@ if (import.meta.main && flag("--only") === "clientgo") {
     "",
     "| target | measured | met |",
     "| --- | ---: | :---: |",
-    ...targets.map((t) =>
-      `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`
-    ),
+    ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met ? "yes" : "**no**"} |`),
     "",
     ...report,
   ];
@@ -1131,13 +1049,7 @@ if (import.meta.main && flag("--only") === "clientgo") {
     await Deno.writeTextFile(outPath, text);
     // Keep the file as `deno fmt` wants it: the repository's `deno fmt --check` covers it.
     await new Deno.Command(Deno.execPath(), {
-      args: [
-        "fmt",
-        "--quiet",
-        "--config",
-        new URL("deno.json", root).pathname,
-        outPath,
-      ],
+      args: ["fmt", "--quiet", "--config", new URL("deno.json", root).pathname, outPath],
     }).output();
     log(`wrote ${outPath} in ${fmt(seconds, 0)} s`);
   }

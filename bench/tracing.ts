@@ -16,7 +16,9 @@ import { endRequestSpan, startRequestSpan, traceparentOf } from "../_client/tran
 import { endReconcileSpan, startReconcileSpan, withSpan } from "../runtime/_controller/tracing.ts";
 
 const N = 200_000;
-const url = new URL("https://127.0.0.1:6443/api/v1/namespaces/default/configmaps/a");
+const url = new URL(
+  "https://127.0.0.1:6443/api/v1/namespaces/default/configmaps/a",
+);
 
 function request(): void {
   const span = startRequestSpan("0.1.0", "GET", url);
@@ -48,12 +50,19 @@ context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 trace.setGlobalTracerProvider(
   new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] }),
 );
-const withSdk = { request: nsPerCall(request), reconcile: nsPerCall(reconcile) };
+const withSdk = {
+  request: nsPerCall(request),
+  reconcile: nsPerCall(reconcile),
+};
 trace.disable();
 context.disable();
 
-const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).split(" ").slice(0, 3);
-console.log(`| hook | no SDK registered | SDK registered (spans recorded, no-op processor) |`);
+const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).split(
+  " ",
+).slice(0, 3);
+console.log(
+  `| hook | no SDK registered | SDK registered (spans recorded, no-op processor) |`,
+);
 console.log(`| --- | --- | --- |`);
 console.log(
   `| request span (start, traceparent, end) | ${noSdk.request.toFixed(0)} ns | ${
@@ -65,4 +74,6 @@ console.log(
     withSdk.reconcile.toFixed(0)
   } ns |`,
 );
-console.log(`(empty loop ${baseline.toFixed(1)} ns/call; load average ${load.join(" ")})`);
+console.log(
+  `(empty loop ${baseline.toFixed(1)} ns/call; load average ${load.join(" ")})`,
+);
