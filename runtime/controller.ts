@@ -982,7 +982,14 @@ export class Controller<T extends KubeObject> {
         signal?.addEventListener("abort", () => resolve("stopped"), { once: true });
       });
       const failed = Promise.race(
-        sources.map((s) => s.failed.catch((e) => Promise.reject({ source: s, error: e }))),
+        sources.map((s) =>
+          s.failed.catch((e) =>
+            // A watch removed with unwatch() no longer stops the controller.
+            s === this.#primary || this.#related.some((r) => r.source === s)
+              ? Promise.reject({ source: s, error: e })
+              : new Promise<never>(() => {})
+          )
+        ),
       );
       failed.catch(() => {});
       // A permanent failure before the first sync rejects `ready` too: `failed` reports it.
