@@ -33,6 +33,9 @@ const flag = (name: string, fallback: string) => {
 };
 const n = Number(flag("n", "10000"));
 const edits = Number(flag("edits", "100"));
+const churnRate = Number(flag("churn-rate", "0"));
+const churnSeconds = Number(flag("churn-seconds", "60"));
+const churnTotal = Math.min(Math.round(churnRate * churnSeconds), Math.max(0, n - edits));
 const concurrency = Number(flag("concurrency", "4"));
 const runs = Number(flag("runs", "1"));
 const write = !args.includes("--no-write");
@@ -61,6 +64,7 @@ spec:
               properties:
                 value: { type: string }
                 editedAt: { type: integer }
+                phase: { type: string }
             status:
               type: object
               properties:
@@ -77,6 +81,11 @@ const crds = Api.dynamic({
 });
 
 interface RunResult {
+  churnEdits: number;
+  churnP50Ms: number;
+  churnP99Ms: number;
+  churnLastMs: number;
+  churnStartMs: number;
   waveMs: number;
   reconciles: number;
   edits: number;
@@ -170,6 +179,13 @@ async function runOne(
   let syncMs = NaN;
   let result: Record<string, number> | undefined;
   const editing: Promise<void>[] = [];
+  // Distinct Widgets for every edit: two edits of one Widget could be seen by one reconcile.
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const churnStart = { ms: 0 };
   const decoder = new TextDecoderStream();
   const lines = child.stdout.pipeThrough(decoder);
   let buffer = "";
@@ -182,7 +198,16 @@ async function runOne(
       if (line.startsWith("SYNCED ")) {
         syncMs = Number(line.slice(7));
         editing.push(
-          editDuringWave(client, widgets as unknown as Api<KubeObject>),
+          editDuringWave(client, widgets as unknown as Api<KubeObject>, order.slice(0, edits)),
+        );
+      } else if (line.startsWith("WAVE ") && churnTotal > 0) {
+        editing.push(
+          churnAfterWave(
+            client,
+            widgets as unknown as Api<KubeObject>,
+            order.slice(edits, edits + churnTotal),
+            churnStart,
+          ),
         );
       } else if (line.startsWith("RESULT ")) {
         result = JSON.parse(line.slice(7));
@@ -203,17 +228,36 @@ async function runOne(
     apiServerCpuMs: cpuAfter - cpuBefore,
     syncMs,
     load,
+    churnStartMs: churnStart.ms,
   };
+}
+
+/** Steady churn after the wave: `churnRate` edits per second, each of another Widget. */
+async function churnAfterWave(
+  client: Client,
+  widgets: Api<KubeObject>,
+  picked: number[],
+  start: { ms: number },
+): Promise<void> {
+  start.ms = Date.now();
+  const pending: Promise<unknown>[] = [];
+  for (let k = 0; k < picked.length; k++) {
+    const due = start.ms + (k * 1000) / churnRate;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const i = picked[k];
+    pending.push(client.patch(widgets, `w-${String(i).padStart(6, "0")}`, {
+      spec: { value: `churn-${i}`, editedAt: Date.now(), phase: "churn" },
+    }, { type: "merge" }));
+  }
+  await Promise.all(pending);
 }
 
 async function editDuringWave(
   client: Client,
   widgets: Api<KubeObject>,
+  picked: number[],
 ): Promise<void> {
-  const picked = new Set<number>();
-  while (picked.size < Math.min(edits, n)) {
-    picked.add(Math.floor(Math.random() * n));
-  }
   for (const i of picked) {
     const name = `w-${String(i).padStart(6, "0")}`;
     await client.patch(widgets, name, {
@@ -266,7 +310,7 @@ export async function main(): Promise<void> {
       ];
       const more = [
         "--edits",
-        String(edits),
+        String(Math.min(edits, n) + churnTotal),
         "--concurrency",
         String(concurrency),
       ];
@@ -346,6 +390,25 @@ export async function main(): Promise<void> {
     `| ${header.map(() => "---").join(" | ")} |`,
     `| ${row("kube").join(" | ")} |`,
     `| ${row("controller-runtime").join(" | ")} |`,
+    "",
+    ...(churnTotal > 0
+      ? [
+        `Steady churn after the wave: ${churnRate} edits/s for ${churnSeconds} s ` +
+        `(${churnTotal} edits, each of another Widget): reconciled edits per second (from the ` +
+        "first churn edit to the last churn reconcile) and the latency from edit to reconcile.",
+        "",
+        "| controller | offered | reconciled | edit → reconciled p50 / p99 |",
+        "| --- | --- | --- | --- |",
+        ...["kube", "controller-runtime"].map((label) => {
+          const rs = results[label];
+          const m = (f: (r: RunResult) => number) => median(rs.map(f));
+          const rate = m((r) => r.churnEdits / ((r.churnLastMs - r.churnStartMs) / 1000));
+          return `| ${label} | ${churnRate}/s | ${rate.toFixed(1)}/s | ${
+            m((r) => r.churnP50Ms).toFixed(0)
+          } / ${m((r) => r.churnP99Ms).toFixed(0)} ms |`;
+        }),
+      ]
+      : []),
     "",
   ];
   console.log(lines.join("\n"));

@@ -39,6 +39,7 @@ const timeoutMs = Number(flag("timeout-ms", String(20 * 60_000)));
 interface WidgetSpec {
   value: string;
   editedAt?: number;
+  phase?: string;
 }
 const widgets = Api.customResource<
   WidgetSpec,
@@ -54,6 +55,8 @@ const client = new Client(
 const seen = new Set<string>();
 const editSeen = new Set<string>();
 const latencies: number[] = [];
+const churn: number[] = [];
+let churnLast = 0;
 let reconciles = 0;
 let waveMs = 0;
 const stop = new AbortController();
@@ -78,16 +81,24 @@ const controller = new Controller(client, widgets, async (w, ctx) => {
   const now = Date.now();
   reconciles++;
   seen.add(ctx.key);
-  if (seen.size === n && waveMs === 0) waveMs = performance.now() - started;
+  if (seen.size === n && waveMs === 0) {
+    waveMs = performance.now() - started;
+    console.log(`WAVE ${waveMs.toFixed(1)}`);
+  }
   const editedAt = w.spec.editedAt;
   if (editedAt !== undefined && editedAt > 0) {
     const id = `${ctx.key}@${editedAt}`;
     if (!editSeen.has(id)) {
       editSeen.add(id);
-      latencies.push(now - editedAt);
+      if (w.spec.phase === "churn") {
+        churn.push(now - editedAt);
+        churnLast = now;
+      } else {
+        latencies.push(now - editedAt);
+      }
     }
   }
-  if (waveMs > 0 && latencies.length >= edits) stop.abort();
+  if (waveMs > 0 && latencies.length + churn.length >= edits) stop.abort();
 }, {
   name: "widget-controller",
   concurrency,
@@ -106,8 +117,10 @@ const timer = setTimeout(() => stop.abort(), timeoutMs);
 await running;
 clearTimeout(timer);
 
-const sorted = latencies.toSorted((a, b) => a - b);
-const quantile = (q: number) => sorted.length ? sorted[Math.floor(q * (sorted.length - 1))] : -1;
+const quantile = (xs: number[], q: number) => {
+  const sorted = xs.toSorted((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(q * (sorted.length - 1))] : -1;
+};
 const status = await Deno.readTextFile("/proc/self/status");
 const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? -1);
 console.log(`RESULT ${
@@ -115,8 +128,12 @@ console.log(`RESULT ${
     waveMs,
     reconciles,
     edits: latencies.length,
-    editP50Ms: quantile(0.5),
-    editP99Ms: quantile(0.99),
+    editP50Ms: quantile(latencies, 0.5),
+    editP99Ms: quantile(latencies, 0.99),
+    churnEdits: churn.length,
+    churnP50Ms: quantile(churn, 0.5),
+    churnP99Ms: quantile(churn, 0.99),
+    churnLastMs: churnLast,
     peakRssKiB: hwm,
     heapBytes: Deno.memoryUsage().heapUsed,
   })

@@ -45,6 +45,8 @@ type reconciler struct {
 	seen       map[types.NamespacedName]bool
 	editSeen   map[string]bool
 	latencies  []float64
+	churn      []float64
+	churnLast  int64
 	reconciles int
 	waveMs     float64
 	done       chan struct{}
@@ -59,6 +61,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	value, _, _ := unstructured.NestedString(w.Object, "spec", "value")
 	editedAt, _, _ := unstructured.NestedInt64(w.Object, "spec", "editedAt")
+	phase, _, _ := unstructured.NestedString(w.Object, "spec", "phase")
 	cm := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1",
 		"kind":       "ConfigMap",
@@ -92,15 +95,22 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	r.seen[req.NamespacedName] = true
 	if len(r.seen) == r.n && r.waveMs == 0 {
 		r.waveMs = float64(now.Sub(r.started).Microseconds()) / 1000
+		fmt.Printf("WAVE %.1f\n", r.waveMs)
 	}
 	if editedAt > 0 {
 		id := req.String() + "@" + strconv.FormatInt(editedAt, 10)
 		if !r.editSeen[id] {
 			r.editSeen[id] = true
-			r.latencies = append(r.latencies, float64(now.UnixMicro()-editedAt*1000)/1000)
+			latency := float64(now.UnixMicro()-editedAt*1000) / 1000
+			if phase == "churn" {
+				r.churn = append(r.churn, latency)
+				r.churnLast = now.UnixMilli()
+			} else {
+				r.latencies = append(r.latencies, latency)
+			}
 		}
 	}
-	if r.waveMs > 0 && len(r.latencies) >= r.edits && !r.closed {
+	if r.waveMs > 0 && len(r.latencies)+len(r.churn) >= r.edits && !r.closed {
 		r.closed = true
 		close(r.done)
 	}
@@ -192,6 +202,8 @@ func main() {
 		}
 		r.mu.Lock()
 		lat := append([]float64(nil), r.latencies...)
+		churn := append([]float64(nil), r.churn...)
+		churnLast := r.churnLast
 		result := map[string]any{
 			"waveMs":     r.waveMs,
 			"reconciles": r.reconciles,
@@ -199,6 +211,11 @@ func main() {
 		}
 		r.mu.Unlock()
 		sort.Float64s(lat)
+		sort.Float64s(churn)
+		result["churnEdits"] = len(churn)
+		result["churnP50Ms"] = quantile(churn, 0.5)
+		result["churnP99Ms"] = quantile(churn, 0.99)
+		result["churnLastMs"] = churnLast
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		result["editP50Ms"] = quantile(lat, 0.5)
