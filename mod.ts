@@ -190,6 +190,7 @@ export {
   ownerReference,
   type Predicate,
   predicates,
+  Priority,
   type ReconcileAction,
   type ReconcileContext,
   type ReconcileOutcome,

@@ -17,6 +17,16 @@ import { flagFor, isPermissionError, permissionDenied } from "./permissions.ts";
 import { runtime } from "../_platform/mod.ts";
 import { redactError, redactText } from "./redact.ts";
 import {
+  type Context,
+  context,
+  ProxyTracerProvider,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
+import {
   decodeProtobufBody,
   type DecodeStats,
   isProtobuf,
@@ -201,6 +211,34 @@ export class HttpTransport implements Transport {
     if (this.#closed) throw new TypeError("This Client is closed: create a new one");
     const method = (options.method ?? "GET").toUpperCase();
     const url = this.url(options.path, options.query);
+    const span = startRequestSpan(VERSION, method, url);
+    const traceparent = traceparentOf(span);
+    if (traceparent !== undefined && options.headers?.traceparent === undefined) {
+      options = { ...options, headers: { ...options.headers, traceparent } };
+    }
+    let status = 0;
+    let resends = 0;
+    try {
+      const response = await this.#request(method, url, options, (s, n) => {
+        status = s;
+        resends = n;
+      });
+      endRequestSpan(span, status, undefined, resends);
+      return response;
+    } catch (error) {
+      const reason = error instanceof ApiError ? error.reason || "Error" : "Error";
+      endRequestSpan(span, error instanceof ApiError ? error.status : status, reason, resends);
+      throw error;
+    }
+  }
+
+  /** The request loop (see {@linkcode HttpTransport.prototype.request}). */
+  async #request(
+    method: string,
+    url: URL,
+    options: RequestOptions,
+    report: (status: number, resends: number) => void,
+  ): Promise<Response> {
     const backoff = new Backoff({
       initialMs: this.#retryBaseMs,
       maxMs: this.#retryMaxMs,
@@ -211,6 +249,7 @@ export class HttpTransport implements Transport {
       const started = performance.now();
       const credentials = await this.#credentials(method, url, options.signal);
       const response = await this.#send(method, url, options, credentials);
+      report(response.status, attempt);
       const ms = Math.round(performance.now() - started);
       const header = response.headers.get("Warning");
       if (header) {
@@ -840,4 +879,95 @@ function base64(text: string): string {
   let binary = "";
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenTelemetry spans of the requests, through `@opentelemetry/api` only. The library never
+// registers a tracer provider, a context manager or a propagator. With no SDK registered (the
+// global provider is the API's proxy with no delegate) no span object is made at all: a request
+// pays one check (bench/tracing.ts) and sends no `traceparent`. With an SDK, every request is a CLIENT span (named by its method, with the
+// HTTP semantic-convention attributes; never a header or a body), a child of the span active when
+// it was made (a reconcile's requests are children of its reconcile span), and it carries the W3C
+// `traceparent` header of its span, so an API server with tracing enabled joins the trace.
+
+/** The instrumentation scope of the library's spans. */
+export const TRACER_NAME = "@denokube/kube";
+
+/** The API's no-op provider: the delegate of its proxy while no SDK is registered. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether a program registered a tracer provider (an OpenTelemetry SDK). Cheap: one global read.
+ *
+ * @returns False while the API would only make no-op spans.
+ */
+export function tracingEnabled(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === NOOP_PROVIDER);
+}
+
+/**
+ * The library's tracer. Not cached: `trace.disable()` and a new registration replace the
+ * global provider, and a cached proxy would go on feeding the old one.
+ */
+export function kubeTracer(version: string): Tracer {
+  return trace.getTracer(TRACER_NAME, version);
+}
+
+/** A W3C `traceparent` value of a span (`undefined` for none or an invalid, no-op one). */
+export function traceparentOf(span: Span | undefined): string | undefined {
+  if (span === undefined) return undefined;
+  const sc = span.spanContext();
+  if (!trace.isSpanContextValid(sc)) return undefined;
+  const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, "0");
+  return `00-${sc.traceId}-${sc.spanId}-${flags}`;
+}
+
+/**
+ * Starts the CLIENT span of one request (a child of the active context's span).
+ *
+ * @param version The library version (the tracer's version).
+ * @param method The HTTP method.
+ * @param url The request URL.
+ * @returns The span, or `undefined` when no SDK is registered.
+ */
+export function startRequestSpan(version: string, method: string, url: URL): Span | undefined {
+  if (!tracingEnabled()) return undefined;
+  const active: Context = context.active();
+  const span = kubeTracer(version).startSpan(method, { kind: SpanKind.CLIENT }, active);
+  if (span.isRecording()) {
+    span.setAttributes({
+      "http.request.method": method,
+      "url.full": url.href,
+      "server.address": url.hostname,
+      "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+    });
+  }
+  return span;
+}
+
+/**
+ * Ends a request span with its answer.
+ *
+ * @param span The span of {@link startRequestSpan}.
+ * @param status The HTTP status (0 when no response came).
+ * @param errorType The error's reason (e.g. `NotFound`, `Timeout`) when it failed.
+ * @param resends How many times the request was sent again (retries, a credential refresh).
+ */
+export function endRequestSpan(
+  span: Span | undefined,
+  status: number,
+  errorType?: string,
+  resends = 0,
+): void {
+  if (span === undefined) return;
+  if (span.isRecording()) {
+    if (status > 0) span.setAttribute("http.response.status_code", status);
+    if (resends > 0) span.setAttribute("http.request.resend_count", resends);
+    if (errorType !== undefined) {
+      span.setAttribute("error.type", errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+  }
+  span.end();
 }

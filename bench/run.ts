@@ -16,6 +16,9 @@
  *   1M-event churn of section 5 on the compact store.
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
+ * - `--only controller-rt`: the controller runtime side by side with controller-runtime on the
+ *   real control plane (`bench/controller_rt.ts`: `--n`, `--edits`, `--concurrency`, `--runs`),
+ *   section 8 of the results file.
  *
  * Every measured client runs in a fresh `deno run --v8-flags=--expose-gc` process per run
  * (`bench/measure.ts`), and the runs alternate (a, b, c, …, a, b, c, …) so that drift affects all
@@ -926,6 +929,13 @@ async function machine(): Promise<string[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+if (import.meta.main && flag("--only") === "controller-rt") {
+  // Section 7, side by side with controller-runtime: bench/controller_rt.ts (its own flags).
+  const { main } = await import("./controller_rt.ts");
+  await main();
+  Deno.exit(0);
+}
 
 if (import.meta.main && flag("--only") === "controller") {
   await controllerRuntime();

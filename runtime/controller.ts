@@ -31,6 +31,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Span } from "@opentelemetry/api";
 import type { Api, KubeObject } from "../api.ts";
 import type { Client } from "../client.ts";
 import { type Clock, systemClock } from "../clock.ts";
@@ -39,12 +40,24 @@ import { type EventInit, EventRecorder } from "./events.ts";
 import type { CacheChange, IndexFunction } from "../reflector.ts";
 import type { OwnerReference } from "../generated/meta_v1.ts";
 import { acquireSource, type SharedSource } from "./_controller/cache.ts";
-import { WorkQueue } from "./_controller/queue.ts";
+import { LOW_PRIORITY, NORMAL_PRIORITY, type RunInfo, WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";
 import { type ShardGate, shardGates, type ShardTicket } from "./_controller/gate.ts";
 import { compareResourceVersions } from "./_controller/resource_version.ts";
+import {
+  changeCause,
+  endReconcileSpan,
+  runCause,
+  startReconcileSpan,
+  withSpan,
+} from "./_controller/tracing.ts";
 
 const log = getLogger(["kube", "controller"]);
+
+/** How the initial sync and resyncs queue their keys. */
+const LOW = { priority: LOW_PRIORITY } as const;
+/** How long a stopping controller waits for aborted runs to end before it stops without them. */
+const ABORT_WAIT_MS = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -85,7 +98,35 @@ export interface ReconcileAction {
   requeueAfter?: number;
   /** The run failed: counted and logged as an error, and retried. */
   error?: unknown;
+  /**
+   * The priority of this key's requeue or retry (higher runs first): see
+   * {@linkcode ReconcileContext.priority}. Default: the priority this run waited at, so a
+   * requeue or retry keeps its place (a change's is not demoted behind the initial sync, an
+   * initial sync's does not jump ahead of changes). Raise it for urgent work, lower it (below
+   * {@linkcode Priority.low}) for housekeeping.
+   */
+  priority?: number;
 }
+
+/**
+ * The priorities of the work queue (higher runs first; keys of one priority in the order they
+ * were queued). Keys queued by the initial sync, by a watch added while running and by
+ * {@linkcode Controller.prototype.reconcileAllOn} wait at `low`, behind keys queued by changes,
+ * requeues and retries (`normal`); so after a start or a leader change an edit is reconciled
+ * within a few reconciles, not after the whole initial wave.
+ *
+ * @example
+ * ```ts
+ * import { Priority } from "@denokube/kube";
+ * const action = { requeueAfter: 60_000, priority: Priority.low };
+ * ```
+ */
+export const Priority: {
+  /** Changes, requeues and retries: 0. */
+  readonly normal: number;
+  /** The initial sync and resyncs: -100 (as controller-runtime's `LowPriority`). */
+  readonly low: number;
+} = Object.freeze({ normal: NORMAL_PRIORITY, low: LOW_PRIORITY });
 
 /** The result of a reconcile function. */
 export type ReconcileResult = ReconcileAction | void | undefined;
@@ -190,6 +231,12 @@ export interface ReconcileContext {
   readonly reasons: readonly string[];
   /** 1 for the first run after a success; n for the (n-1)th retry after consecutive failures. */
   readonly attempt: number;
+  /**
+   * The priority this run waited at: {@linkcode Priority.normal} for changes, requeues and
+   * retries, {@linkcode Priority.low} for the initial sync and resyncs, or what an earlier run
+   * asked for in {@linkcode ReconcileAction.priority}.
+   */
+  readonly priority: number;
   /** A logger with `controller`, `key` and `attempt` properties. */
   readonly logger: Logger;
   /** Records events about the object. */
@@ -271,6 +318,14 @@ export interface ControllerOptions<T extends KubeObject> extends Selectors {
   /** How long a stopping controller lets reconciles in progress finish before aborting their signal. Default 30 000 ms. */
   gracePeriodMs?: number;
   /**
+   * Aborts a reconcile's `ctx.signal` after this many milliseconds (with a `TimeoutError`
+   * DOMException as its reason) and counts the run as an error, retried after the backoff (as
+   * controller-runtime's `ReconciliationTimeout`). A reconcile that ignores its signal is
+   * reported by key and still counts as in flight until it returns (its key does not run twice).
+   * Default: none.
+   */
+  reconcileTimeoutMs?: number;
+  /**
    * Batches bursts: a key queued by a change runs this many milliseconds after the first change
    * of the burst (later changes within the window join it). Default 0 (at once).
    */
@@ -314,6 +369,8 @@ export interface ReconcileOutcome {
   durationMs: number;
   /** The attempt (see {@linkcode ReconcileContext.attempt}). */
   attempt: number;
+  /** For `error`: the run exceeded `reconcileTimeoutMs` (its signal was aborted). */
+  timedOut?: boolean;
   /** The first reason of the run. */
   reason: string;
   /** The failure, for `error`, `terminal` and `aborted`. */
@@ -342,6 +399,8 @@ export interface ControllerStats {
   readYourWritesWaits: number;
   /** Of those, how many gave up after `readYourWritesTimeoutMs`. */
   readYourWritesTimeouts: number;
+  /** Runs whose `reconcileTimeoutMs` expired (their signal was aborted). */
+  timeouts: number;
 }
 
 /**
@@ -559,6 +618,28 @@ interface Related {
   /** How a change is described in ctx.reason. */
   label: (object: KubeObject) => string;
   source?: SharedSource<KubeObject>;
+  /** Unsubscribes from the source's changes. */
+  off?: () => void;
+  /** Added while the controller ran and not synced yet: its changes queue at low priority. */
+  syncing?: boolean;
+  /**
+   * Added while running: the versions of the objects its first sync queued, so that their
+   * ADDED changes (which may arrive after the sync) are not changes. Each entry goes with the
+   * object's first change; at most the collection's size.
+   */
+  initial?: Map<string, string | undefined>;
+}
+
+/** The identity of a watched collection (resource, namespace, selectors). */
+function relatedId(api: Api<KubeObject>, selectors: Selectors): string {
+  return JSON.stringify([
+    api.group,
+    api.version,
+    api.plural,
+    api.namespace ?? "",
+    selectors.labelSelector ?? "",
+    selectors.fieldSelector ?? "",
+  ]);
 }
 
 interface KeyState {
@@ -620,7 +701,8 @@ export class Controller<T extends KubeObject> {
   #primary: SharedSource<T> | undefined;
   #running = false;
   #stopping = false;
-  #inFlight = new Set<AbortController>();
+  /** The abort controller of each run in progress, with its key. */
+  #inFlight = new Map<AbortController, string>();
   #hooks = new Set<(outcome: ReconcileOutcome) => void>();
   #stats: ControllerStats = {
     reconciles: { success: 0, requeue: 0, error: 0, terminal: 0, gone: 0, aborted: 0 },
@@ -632,6 +714,7 @@ export class Controller<T extends KubeObject> {
     durationMsMax: 0,
     readYourWritesWaits: 0,
     readYourWritesTimeouts: 0,
+    timeouts: 0,
   };
   #warnedOpaque = false;
   #started = false;
@@ -675,11 +758,18 @@ export class Controller<T extends KubeObject> {
         `Controller ${this.name}: concurrency must be an integer ≥ 1, got ${concurrency}`,
       );
     }
+    const timeout = options.reconcileTimeoutMs;
+    if (timeout !== undefined && !(typeof timeout === "number" && timeout > 0)) {
+      throw new RangeError(
+        `Controller ${this.name}: reconcileTimeoutMs must be a number of milliseconds > 0 (or left out for none), got ${timeout}`,
+      );
+    }
   }
 
   /**
    * Reconciles the owner of every object of `api` whose controller owner reference points at a
-   * primary (same group and kind; other owners are ignored).
+   * primary (same group and kind; other owners are ignored). May be called while the controller
+   * runs (see {@linkcode Controller.prototype.watches}).
    *
    * @param api The owned resource (narrowed to the primary's namespace when it has none).
    * @param options Selectors and predicates for the owned objects.
@@ -717,6 +807,12 @@ export class Controller<T extends KubeObject> {
    * Reconciles the primaries a related object maps to, for objects that are not owned (a
    * Secret a Foo names, say). The mapper may read a {@linkcode sharedCache}'s index.
    *
+   * May be called while the controller runs: the watch starts at once (or joins the shared cache
+   * of the collection), and once it has synced every primary one of its objects maps to is
+   * queued at {@linkcode Priority.low} (reason `watch added: <Kind>`). A watch added while
+   * running that fails for good (403 Forbidden, an unknown resource) is logged and removed; the
+   * controller goes on. Remove it with {@linkcode Controller.prototype.unwatch}.
+   *
    * @param api The related resource.
    * @param map Maps an object (its old and new state both) to primary keys.
    * @param options Selectors and predicates.
@@ -743,6 +839,39 @@ export class Controller<T extends KubeObject> {
       label: (object) => `${api.kind} ${api.keyOf(object)} changed`,
     });
     return this;
+  }
+
+  /**
+   * Stops following a collection added with {@linkcode Controller.prototype.owns} or
+   * {@linkcode Controller.prototype.watches} (same resource, namespace and selectors), while the
+   * controller runs or before. Its shared cache is released: the watch stops when no other
+   * controller or {@linkcode sharedCache} holds it.
+   *
+   * @param api The resource given to `owns` or `watches`.
+   * @param selectors The selectors given with it.
+   * @returns How many registrations were removed (0 when none matched).
+   *
+   * @example
+   * ```ts ignore
+   * controller.watches(Api.v1Secret(), (s) => [s.metadata!.name!]);
+   * // … later, while it runs:
+   * await controller.unwatch(Api.v1Secret());
+   * ```
+   */
+  async unwatch<U extends KubeObject>(api: Api<U>, selectors: Selectors = {}): Promise<number> {
+    const wanted = new Set([
+      relatedId(api as Api<KubeObject>, selectors),
+      relatedId(this.#scope(api) as Api<KubeObject>, selectors),
+    ]);
+    const removed = this.#related.filter((r) => wanted.has(relatedId(r.api, r.selectors)));
+    if (removed.length === 0) return 0;
+    this.#related = this.#related.filter((r) => !removed.includes(r));
+    await Promise.all(removed.map((r) => this.#detach(r)));
+    log.info("Controller {controller} stopped watching {resource}", {
+      controller: this.name,
+      resource: api.plural,
+    });
+    return removed.length;
   }
 
   /**
@@ -822,7 +951,7 @@ export class Controller<T extends KubeObject> {
    * @param reason The abort reason.
    */
   abortInFlight(reason: unknown = new DOMException("Reconciles aborted", "AbortError")): void {
-    for (const controller of this.#inFlight) controller.abort(reason);
+    for (const controller of this.#inFlight.keys()) controller.abort(reason);
   }
 
   /**
@@ -844,7 +973,7 @@ export class Controller<T extends KubeObject> {
       concurrency: options.concurrency ?? 1,
       rateLimit: options.rateLimit,
       paused: true,
-      worker: (key, reasons) => this.#process(key, reasons),
+      worker: (key, reasons, info) => this.#process(key, reasons, info),
     });
     this.#queue = queue;
     const sources: SharedSource<KubeObject>[] = [];
@@ -859,18 +988,20 @@ export class Controller<T extends KubeObject> {
       this.#primary = primary;
       sources.push(primary as SharedSource<KubeObject>);
       unsubscribe.push(primary.subscribe((change) => this.#onPrimary(change)));
-      for (const related of this.#related) {
-        const source = acquireSource(this.#client, related.api, related.selectors, this.#clock);
-        related.source = source;
-        sources.push(source);
-        unsubscribe.push(source.subscribe((change) => this.#onRelated(related, change)));
-      }
+      for (const related of this.#related) sources.push(this.#attach(related));
       const stopped = new Promise<"stopped">((resolve) => {
         if (signal?.aborted) resolve("stopped");
         signal?.addEventListener("abort", () => resolve("stopped"), { once: true });
       });
       const failed = Promise.race(
-        sources.map((s) => s.failed.catch((e) => Promise.reject({ source: s, error: e }))),
+        sources.map((s) =>
+          s.failed.catch((e) =>
+            // A watch removed with unwatch() no longer stops the controller.
+            s === this.#primary || this.#related.some((r) => r.source === s)
+              ? Promise.reject({ source: s, error: e })
+              : new Promise<never>(() => {})
+          )
+        ),
       );
       failed.catch(() => {});
       // A permanent failure before the first sync rejects `ready` too: `failed` reports it.
@@ -882,7 +1013,7 @@ export class Controller<T extends KubeObject> {
         // The first sync's ADDED changes may arrive after these runs: they are not changes.
         for (const [key, object] of primary.read()) {
           this.#initial.set(key, object.metadata?.resourceVersion);
-          queue.add(key, "initial sync");
+          queue.add(key, "initial sync", { ...LOW, cause: changeCause(object) });
         }
         this.#started = true;
         queue.resume();
@@ -904,8 +1035,10 @@ export class Controller<T extends KubeObject> {
       queue.stop();
       await this.#drain(queue);
       for (const off of unsubscribe) off();
-      await Promise.all(sources.map((s) => s.release()));
-      for (const related of this.#related) related.source = undefined;
+      await Promise.all([
+        this.#primary?.release(),
+        ...this.#related.map((related) => this.#detach(related)),
+      ]);
       this.#primary = undefined;
       this.#gate = undefined;
       this.#keys.clear();
@@ -927,8 +1060,56 @@ export class Controller<T extends KubeObject> {
   }
 
   #addRelated(related: Related): void {
-    if (this.#running) throw new TypeError("owns() and watches() must be called before run()");
     this.#related.push(related);
+    if (this.#primary !== undefined && !this.#stopping) this.#startDynamic(related);
+  }
+
+  /** Acquires the related collection's shared source and follows its changes. */
+  #attach(related: Related): SharedSource<KubeObject> {
+    const source = acquireSource(this.#client, related.api, related.selectors, this.#clock);
+    related.source = source;
+    related.off = source.subscribe((change) => this.#onRelated(related, change));
+    return source;
+  }
+
+  /** Stops following a related collection and releases its source. */
+  async #detach(related: Related): Promise<void> {
+    const source = related.source;
+    related.off?.();
+    related.off = undefined;
+    related.source = undefined;
+    related.syncing = false;
+    related.initial = undefined;
+    if (!source) return;
+    // No reconcile waits for a cache it no longer holds.
+    for (const state of this.#keys.values()) state.writes.delete(source);
+    await source.release();
+  }
+
+  /** A watch added while running: attach, then queue what it maps to once it has synced. */
+  #startDynamic(related: Related): void {
+    const source = this.#attach(related);
+    related.syncing = true;
+    source.failed.catch((error) => {
+      if (related.source !== source) return;
+      this.#watchFailure(source, error, true); // logs it
+      this.#related = this.#related.filter((r) => r !== related);
+      this.#detach(related);
+    });
+    source.ready.then(() => {
+      const queue = this.#queue;
+      if (related.source !== source || !queue || this.#stopping) return;
+      related.syncing = false;
+      const reason = `watch added: ${related.api.kind}`;
+      const initial = related.initial = new Map();
+      for (const [id, object] of source.read()) {
+        initial.set(id, object.metadata?.resourceVersion);
+        for (const key of related.map(object)) {
+          if (this.#keys.get(key)?.terminalRv !== undefined) continue;
+          queue.add(key, reason, LOW);
+        }
+      }
+    }, () => {});
   }
 
   #state(key: string): KeyState {
@@ -983,28 +1164,39 @@ export class Controller<T extends KubeObject> {
       state.failures = 0;
     }
     if (!this.#started) {
-      queue.add(key, "initial sync");
+      queue.add(key, "initial sync", { ...LOW, cause: changeCause(change.object) });
       return;
     }
     this.#enqueue(
       key,
       change.type === "ADDED" ? "added" : change.type === "DELETED" ? "deleted" : "changed",
+      change.object,
     );
   }
 
-  /** Queues a key for a change: at once, or after the debounce window. */
-  #enqueue(key: string, reason: string): void {
+  /** Queues a key for a change of `object`: at once, or after the debounce window. */
+  #enqueue(key: string, reason: string, object: KubeObject): void {
+    const options = { cause: changeCause(object) };
     const debounce = this.#options.debounceMs ?? 0;
     if (debounce > 0 && !this.#queue!.isRunning(key)) {
-      this.#queue!.addAfter(key, reason, debounce, "requeue");
+      this.#queue!.addAfter(key, reason, debounce, "requeue", options);
     } else {
-      this.#queue!.add(key, reason);
+      this.#queue!.add(key, reason, options);
     }
   }
 
   #onRelated(related: Related, change: CacheChange<KubeObject>): void {
     const queue = this.#queue;
     if (!queue || this.#stopping) return;
+    const initial = related.initial;
+    if (initial !== undefined && initial.size > 0) {
+      const id = related.api.keyOf(change.object);
+      if (initial.has(id)) {
+        const rv = initial.get(id);
+        initial.delete(id);
+        if (change.type === "ADDED" && rv === change.object.metadata?.resourceVersion) return;
+      }
+    }
     if (change.type === "MODIFIED") {
       for (const p of related.predicates) if (!p(change)) return;
     }
@@ -1015,8 +1207,8 @@ export class Controller<T extends KubeObject> {
     for (const key of keys) {
       if (this.#keys.get(key)?.terminalRv !== undefined) continue;
       if (this.#gate && !this.#gate.owns(key)) continue; // another replica's shard
-      if (this.#started) this.#enqueue(key, reason);
-      else queue.add(key, reason);
+      if (this.#started && !related.syncing) this.#enqueue(key, reason, change.object);
+      else queue.add(key, reason, LOW);
     }
   }
 
@@ -1039,7 +1231,7 @@ export class Controller<T extends KubeObject> {
           if (state) {
             state.terminalRv = undefined;
           }
-          this.#queue.add(key, reason);
+          this.#queue.add(key, reason, LOW);
         }
       }
     } catch (e) {
@@ -1053,7 +1245,7 @@ export class Controller<T extends KubeObject> {
     }
   }
 
-  #watchFailure(source: SharedSource<KubeObject>, error: unknown): Error {
+  #watchFailure(source: SharedSource<KubeObject>, error: unknown, added = false): Error {
     const api = source.api;
     const resource = api.group ? `${api.plural}.${api.group}` : api.plural;
     const scope = api.namespaced
@@ -1063,8 +1255,9 @@ export class Controller<T extends KubeObject> {
     const hint = isForbidden(error)
       ? ` Grant the controller the verbs list and watch on ${resource} ${scope} (RBAC: a Role or ClusterRole rule with apiGroups: ["${api.group}"], resources: ["${api.plural}"], verbs: ["get", "list", "watch"]).`
       : "";
-    const message =
-      `Controller ${this.name} stopped: cannot list/watch ${source.description}: ${text}.${hint}`;
+    const message = added
+      ? `Controller ${this.name} removed the watch of ${source.description} added while it ran (it goes on without it): cannot list/watch: ${text}.${hint}`
+      : `Controller ${this.name} stopped: cannot list/watch ${source.description}: ${text}.${hint}`;
     log.error("{message}", { controller: this.name, message, resource, verb: "watch" });
     return new Error(message, { cause: error });
   }
@@ -1082,17 +1275,30 @@ export class Controller<T extends KubeObject> {
         { controller: this.name, count: queue.inFlight, grace },
       );
       this.abortInFlight(new DOMException("The controller is stopping", "AbortError"));
-      await queue.idle();
+      // A reconcile that ignores its signal must not hold the shutdown: wait a moment, then go.
+      const wait = new AbortController();
+      const ended = await Promise.race([
+        queue.idle().then(() => true),
+        this.#clock.sleep(ABORT_WAIT_MS, wait.signal).then(() => false, () => false),
+      ]);
+      wait.abort();
+      if (!ended) {
+        log.error(
+          "Controller {controller}: reconciles of {keys} ignore their aborted signal; stopping without them",
+          { controller: this.name, keys: [...this.#inFlight.values()] },
+        );
+      }
     }
   }
 
   /** One run of one key: the worker of the queue. Never rejects. */
-  async #process(key: string, reasons: string[]): Promise<void> {
+  async #process(key: string, reasons: string[], info: RunInfo): Promise<void> {
     const queue = this.#queue!;
     const primary = this.#primary!;
     const state = this.#state(key);
     const reason = reasons[0] ?? "requeue";
     const attempt = state.failures + 1;
+    const priority = info.priority;
     const abort = new AbortController();
     let ticket: ShardTicket | undefined;
     let offShard: (() => void) | undefined;
@@ -1112,7 +1318,9 @@ export class Controller<T extends KubeObject> {
         offShard = () => shardSignal.removeEventListener("abort", onLost);
       }
     }
-    this.#inFlight.add(abort);
+    this.#inFlight.set(abort, key);
+    const traced = startReconcileSpan(this.name, key, { reason, attempt, priority }, info.causes);
+    let outcome: ReconcileOutcome | undefined;
     try {
       await this.#awaitOwnWrites(key, state, abort.signal);
       const object = primary.get(key);
@@ -1120,7 +1328,7 @@ export class Controller<T extends KubeObject> {
         // Deleted (or never there): nothing to reconcile, nothing to retry.
         this.#keys.delete(key);
         queue.forget(key);
-        this.#emit({ key, result: "gone", durationMs: 0, attempt, reason });
+        outcome = this.#emit({ key, result: "gone", durationMs: 0, attempt, reason });
         return;
       }
       if (state.terminalRv !== undefined && !reasons.some((r) => r.startsWith("trigger: "))) {
@@ -1136,6 +1344,7 @@ export class Controller<T extends KubeObject> {
         reason,
         reasons,
         attempt,
+        priority,
         logger,
         controller: this.name,
         recorder: {
@@ -1153,16 +1362,31 @@ export class Controller<T extends KubeObject> {
         }, ticket && (() => ticket!.check())),
       };
       const started = this.#clock.now();
+      const deadline = this.#deadline(key, abort, logger);
       let result: ReconcileResult;
       let error: unknown;
       let threw = false;
       try {
-        result = await this.#reconcile(object, ctx);
+        result = await withSpan(traced, () => this.#reconcile(object, ctx));
       } catch (e) {
         error = e;
         threw = true;
+      } finally {
+        deadline.stop();
       }
       const durationMs = this.#clock.now() - started;
+      if (deadline.expired) {
+        // Counted as an error whatever it answered: it may not have finished its work.
+        if (!threw) error = abort.signal.reason;
+        threw = true;
+        result = undefined;
+        if (durationMs > this.#options.reconcileTimeoutMs! + ABORT_WAIT_MS) {
+          logger.warn(
+            "Reconcile of {key} ended {late} ms after its timeout: it ignored its aborted signal",
+            { key, late: Math.round(durationMs - this.#options.reconcileTimeoutMs!) },
+          );
+        }
+      }
       this.#rememberWrites(key, state, written);
       if (!threw && result !== undefined && (typeof result !== "object" || result === null)) {
         error = new TypeError(
@@ -1172,7 +1396,7 @@ export class Controller<T extends KubeObject> {
         );
         threw = true;
       }
-      const action = threw ? { error } : (result ?? {}) as ReconcileAction;
+      const action: ReconcileAction = threw ? { error } : (result ?? {}) as ReconcileAction;
       const failed = threw || action.error !== undefined;
       this.#runWrites.delete(key);
       // The echo of this run's own write to its object: after a success it queues the key as
@@ -1182,11 +1406,14 @@ export class Controller<T extends KubeObject> {
       // when the cache holds nothing newer than this failed run's own write, the retry covers it.
       const cachedRv = primary.get(key)?.metadata?.resourceVersion;
       if (failed && cachedRv !== undefined && ownWrites.has(cachedRv)) queue.clearDirty(key);
-      this.#settle(key, object, state, action, failed, {
+      outcome = this.#settle(key, object, state, action, failed, {
         attempt,
         reason,
         durationMs,
-        aborted: abort.signal.aborted,
+        aborted: abort.signal.aborted && !deadline.expired,
+        timedOut: deadline.expired,
+        priority,
+        span: traced.span,
         logger,
         written,
       });
@@ -1198,6 +1425,12 @@ export class Controller<T extends KubeObject> {
         error: e,
       });
     } finally {
+      endReconcileSpan(
+        traced,
+        outcome?.result ?? "skipped",
+        outcome?.error !== undefined ? describeError(outcome.error) : undefined,
+        outcome?.timedOut,
+      );
       this.#inFlight.delete(abort);
       this.#runWrites.delete(key);
       this.#echoes.delete(key);
@@ -1217,12 +1450,26 @@ export class Controller<T extends KubeObject> {
       reason: string;
       durationMs: number;
       aborted: boolean;
+      timedOut: boolean;
+      priority: number;
+      span: Span | undefined;
       logger: Logger;
       written: { api: Api<KubeObject>; object: KubeObject }[];
     },
-  ): void {
+  ): ReconcileOutcome {
     const queue = this.#queue!;
     const { attempt, reason, durationMs, logger } = run;
+    let priority = run.priority;
+    if (action.priority !== undefined) {
+      if (typeof action.priority === "number" && Number.isFinite(action.priority)) {
+        priority = action.priority;
+      } else {
+        logger.warn("Ignoring priority {priority}: it must be a finite number", {
+          priority: action.priority,
+        });
+      }
+    }
+    const next = { priority, cause: runCause(run.span) };
     const requeueAfter = action.requeueAfter;
     if (requeueAfter !== undefined && !(requeueAfter >= 0)) {
       logger.warn("Ignoring requeueAfter {requeueAfter}: it must be a number of milliseconds ≥ 0", {
@@ -1234,8 +1481,8 @@ export class Controller<T extends KubeObject> {
       state.failures = 0;
       if (state.writes.size === 0) this.#keys.delete(key);
       queue.cancelRetry(key);
-      if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue");
-      this.#emit({
+      if (explicit !== undefined) queue.addAfter(key, "requeue", explicit, "requeue", next);
+      return this.#emit({
         key,
         result: explicit !== undefined ? "requeue" : "success",
         durationMs,
@@ -1243,7 +1490,6 @@ export class Controller<T extends KubeObject> {
         reason,
         requeueAfterMs: explicit,
       });
-      return;
     }
     const error = action.error;
     if (run.aborted) {
@@ -1253,9 +1499,9 @@ export class Controller<T extends KubeObject> {
         key,
         error: describeError(error),
       });
-      this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
-      if (!this.#stopping) queue.add(key, "aborted run");
-      return;
+      const outcome = this.#emit({ key, result: "aborted", durationMs, attempt, reason, error });
+      if (!this.#stopping) queue.add(key, "aborted run", next);
+      return outcome;
     }
     state.failures++;
     const retryAfter = error instanceof ApiError && error.retryAfterSeconds !== undefined
@@ -1293,13 +1539,18 @@ export class Controller<T extends KubeObject> {
         "Reconcile of {key} failed with a terminal error (attempt {attempt}): {error}; not retried until the object changes",
         { key, attempt, error: describeError(error) },
       );
-      this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
-      return;
+      return this.#emit({ key, result: "terminal", durationMs, attempt, reason, error });
     }
     const delay = explicit ??
       (typeof decision === "number" && decision >= 0 ? decision : defaultDelayMs);
     this.#stats.retries++;
-    queue.addAfter(key, "retry after error", delay, "retry");
+    queue.addAfter(
+      key,
+      run.timedOut ? "retry after timeout" : "retry after error",
+      delay,
+      "retry",
+      next,
+    );
     const bug = !(error instanceof ApiError);
     logger[bug ? "error" : "warn"](
       "Reconcile of {key} failed (attempt {attempt}): {error}; retrying in {delayMs} ms",
@@ -1310,7 +1561,45 @@ export class Controller<T extends KubeObject> {
         error: bug ? error : describeError(error),
       },
     );
-    this.#emit({ key, result: "error", durationMs, attempt, reason, error, requeueAfterMs: delay });
+    return this.#emit({
+      key,
+      result: "error",
+      durationMs,
+      attempt,
+      reason,
+      error,
+      requeueAfterMs: delay,
+      ...(run.timedOut ? { timedOut: true } : {}),
+    });
+  }
+
+  /** Arms the reconcile timeout of one run: aborts its signal when it expires. */
+  #deadline(
+    key: string,
+    abort: AbortController,
+    logger: Logger,
+  ): { readonly expired: boolean; stop(): void } {
+    const timeoutMs = this.#options.reconcileTimeoutMs;
+    const state = { expired: false, stop: () => {} };
+    if (timeoutMs === undefined) return state;
+    const timer = new AbortController();
+    state.stop = () => timer.abort();
+    this.#clock.sleep(timeoutMs, timer.signal).then(() => {
+      if (abort.signal.aborted) return;
+      state.expired = true;
+      this.#stats.timeouts++;
+      logger.warn(
+        "Reconcile of {key} timed out after {timeoutMs} ms: its signal is aborted, the run counts as an error",
+        { key, timeoutMs },
+      );
+      abort.abort(
+        new DOMException(
+          `The reconcile of ${key} by ${this.name} exceeded reconcileTimeoutMs (${timeoutMs} ms)`,
+          "TimeoutError",
+        ),
+      );
+    }, () => {});
+    return state;
   }
 
   #backoff(failures: number): number {
@@ -1383,7 +1672,7 @@ export class Controller<T extends KubeObject> {
     state.writes.clear();
   }
 
-  #emit(partial: Omit<ReconcileOutcome, "controller">): void {
+  #emit(partial: Omit<ReconcileOutcome, "controller">): ReconcileOutcome {
     const outcome: ReconcileOutcome = { controller: this.name, ...partial };
     const s = this.#stats;
     s.reconciles[outcome.result]++;
@@ -1401,5 +1690,6 @@ export class Controller<T extends KubeObject> {
         });
       }
     }
+    return outcome;
   }
 }

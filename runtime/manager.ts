@@ -103,6 +103,8 @@ export interface ControllerStatsView {
   inFlight: number;
   /** Retries scheduled after failures, so far. */
   retries: number;
+  /** Runs whose reconcile timeout expired, so far (controllers without one leave it out). */
+  timeouts?: number;
 }
 
 /**
@@ -112,7 +114,8 @@ export interface ControllerStatsView {
  * `controller_runtime_reconcile_total{controller,result}`,
  * `controller_runtime_reconcile_errors_total{controller}`,
  * `controller_runtime_reconcile_time_seconds{controller}` (histogram),
- * `controller_runtime_active_workers{controller}`, `workqueue_depth{name}` and
+ * `controller_runtime_active_workers{controller}`,
+ * `controller_runtime_reconcile_timeouts_total{controller}`, `workqueue_depth{name}` and
  * `workqueue_retries_total{name}`.
  */
 export interface InstrumentedController {
@@ -175,7 +178,13 @@ function instrument(registry: Registry, controller: InstrumentedController): () 
     help: "Retries scheduled after failed reconciles, by controller.",
     labelNames: ["name"],
   });
+  const timeouts = registry.counter({
+    name: "controller_runtime_reconcile_timeouts_total",
+    help: "Reconciles whose reconcile timeout expired (their signal was aborted), by controller.",
+    labelNames: ["controller"],
+  });
   const name = controller.name;
+  timeouts.inc({ controller: name }, 0);
   for (const result of ["success", "requeue", "error", "terminal", "gone", "aborted"]) {
     total.inc({ controller: name, result }, 0);
   }
@@ -191,6 +200,8 @@ function instrument(registry: Registry, controller: InstrumentedController): () 
     depth.set({ name }, stats.queueDepth);
     const seen = retries.get({ name });
     retries.inc({ name }, Math.max(0, stats.retries - seen));
+    const expired = stats.timeouts ?? 0;
+    timeouts.inc({ controller: name }, Math.max(0, expired - timeouts.get({ controller: name })));
   });
   return () => {
     off();

@@ -45,6 +45,7 @@ export {
   ownerReference,
   type Predicate,
   predicates,
+  Priority,
   type ReconcileAction,
   type ReconcileContext,
   type ReconcileOutcome,

@@ -6,6 +6,14 @@
 // adds (requeues and retries) wait in a heap ordered by due time; one Clock sleep is armed for
 // the earliest of them, so a VirtualClock drives it exactly. An optional token bucket limits how
 // many runs start per second across all keys.
+//
+// Priority: every waiting key has a number (higher runs first; 0 for changes, LOW_PRIORITY for
+// the initial sync and resyncs). Keys of one priority run in the order they were queued. A key
+// queued again while it waits keeps the higher of the two priorities (raising it moves it to the
+// back of the higher level; it is never lowered while it waits). The ready keys are kept in one
+// FIFO per priority level; moving a key leaves a stale slot behind (told apart by a token) that
+// the head skips, and the arrays are compacted as the head advances, so memory stays bounded by
+// the keys queued.
 
 import type { Clock } from "../../clock.ts";
 
@@ -15,16 +23,44 @@ export type QueueReason = string;
 /** What kind of delayed add a timer is: a retry is moot after a success, a requeue is not. */
 export type TimerKind = "requeue" | "retry";
 
+/** The priority of keys queued by a change, a requeue or a retry (unless a reconcile says otherwise). */
+export const NORMAL_PRIORITY = 0;
+/** The priority of keys queued by the initial sync and by resyncs (`reconcileAllOn`). */
+export const LOW_PRIORITY = -100;
+
+/** How a key is queued: its priority and an opaque cause (the trace context of the change). */
+export interface AddOptions {
+  /** Higher runs first. Default {@link NORMAL_PRIORITY}. */
+  priority?: number;
+  /** Kept with the key (the first few of a burst) and handed to the worker. */
+  cause?: unknown;
+}
+
+/** What the worker gets besides the key and reasons. */
+export interface RunInfo {
+  /** The priority the key waited at. */
+  priority: number;
+  /** The causes collected while the key waited, oldest first (at most a few). */
+  causes: unknown[];
+}
+
 /** A pending timer of a key; `seq` tells a live heap node from a stale one. */
 interface Timer {
   at: number;
   seq: number;
   reason: QueueReason;
+  priority: number;
+  cause: unknown;
 }
 
 interface Entry {
   key: string;
   reasons: QueueReason[];
+  causes: unknown[];
+  /** The priority it waits at (meaningful while queued, or running and dirty). */
+  priority: number;
+  /** Tells its live ready slot from stale ones. */
+  token: number;
   queued: boolean;
   running: boolean;
   dirty: boolean;
@@ -45,6 +81,14 @@ function live(node: HeapNode): boolean {
   return node.entry[node.kind]?.seq === node.seq;
 }
 
+/** The FIFO of the keys waiting at one priority. */
+interface Level {
+  priority: number;
+  entries: Entry[];
+  tokens: number[];
+  head: number;
+}
+
 /** Settings of a {@link WorkQueue}. */
 export interface WorkQueueOptions {
   clock: Clock;
@@ -54,7 +98,7 @@ export interface WorkQueueOptions {
   /** Start paused: keys are collected, none runs until {@link WorkQueue.resume}. */
   paused?: boolean;
   /** Runs one key; the promise settles when the run is over (it must not reject). */
-  worker: (key: string, reasons: QueueReason[]) => Promise<void>;
+  worker: (key: string, reasons: QueueReason[], info: RunInfo) => Promise<void>;
 }
 
 /** How many distinct reasons a waiting key remembers. */
@@ -66,8 +110,9 @@ export class WorkQueue {
   #concurrency: number;
   #worker: WorkQueueOptions["worker"];
   #entries = new Map<string, Entry>();
-  #ready: Entry[] = [];
-  #head = 0;
+  /** Ready keys by priority, highest first. */
+  #levels: Level[] = [];
+  #token = 0;
   #heap: HeapNode[] = [];
   #seq = 0;
   #inFlight = 0;
@@ -136,13 +181,37 @@ export class WorkQueue {
     return this.#entries.get(key)?.retry !== undefined;
   }
 
-  /** Queues a key now. A waiting key is not queued twice; a running key runs again after. */
-  add(key: string, reason: QueueReason): void {
+  /** The priority a waiting key would run at (`undefined` when it does not wait). */
+  priorityOf(key: string): number | undefined {
+    const entry = this.#entries.get(key);
+    return entry && (entry.queued || (entry.running && entry.dirty)) ? entry.priority : undefined;
+  }
+
+  /**
+   * Queues a key now. A waiting key is not queued twice (it keeps the higher priority); a
+   * running key runs again after.
+   */
+  add(key: string, reason: QueueReason, options: AddOptions = {}): void {
     if (this.#stopped) return;
+    const priority = options.priority ?? NORMAL_PRIORITY;
     const entry = this.#entry(key);
-    if (!entry.reasons.includes(reason) && entry.reasons.length < MAX_REASONS) {
+    const waiting = entry.queued || (entry.running && entry.dirty);
+    const raised = waiting && priority > entry.priority;
+    const known = entry.reasons.indexOf(reason);
+    if (raised) {
+      // The reason that raised it comes first: it is why the key runs now.
+      if (known >= 0) entry.reasons.splice(known, 1);
+      entry.reasons.unshift(reason);
+      if (entry.reasons.length > MAX_REASONS) entry.reasons.length = MAX_REASONS;
+    } else if (known < 0 && entry.reasons.length < MAX_REASONS) {
       entry.reasons.push(reason);
     }
+    if (options.cause !== undefined && entry.causes.length < MAX_REASONS) {
+      if (raised) entry.causes.unshift(options.cause);
+      else entry.causes.push(options.cause);
+      if (entry.causes.length > MAX_REASONS) entry.causes.length = MAX_REASONS;
+    }
+    if (!waiting || raised) entry.priority = priority;
     if (entry.running) {
       entry.dirty = true;
       return;
@@ -150,7 +219,9 @@ export class WorkQueue {
     if (!entry.queued) {
       entry.queued = true;
       this.#depth++;
-      this.#ready.push(entry);
+      this.#push(entry);
+    } else if (raised) {
+      this.#push(entry); // its old slot goes stale
     }
     this.#pump();
   }
@@ -160,17 +231,29 @@ export class WorkQueue {
    * earliest time (a later one is ignored, an earlier one replaces it); the two are independent,
    * so a retry never replaces a pending requeue.
    */
-  addAfter(key: string, reason: QueueReason, delayMs: number, kind: TimerKind): void {
+  addAfter(
+    key: string,
+    reason: QueueReason,
+    delayMs: number,
+    kind: TimerKind,
+    options: AddOptions = {},
+  ): void {
     if (this.#stopped) return;
     if (!(delayMs > 0)) {
-      this.add(key, reason);
+      this.add(key, reason, options);
       return;
     }
     const entry = this.#entry(key);
     const at = this.#clock.now() + delayMs;
     const pending = entry[kind];
     if (pending !== undefined && pending.at <= at) return;
-    const timer: Timer = { at, seq: ++this.#seq, reason };
+    const timer: Timer = {
+      at,
+      seq: ++this.#seq,
+      reason,
+      priority: options.priority ?? NORMAL_PRIORITY,
+      cause: options.cause,
+    };
     entry[kind] = timer;
     heapPush(this.#heap, { at, seq: timer.seq, kind, entry });
     this.#arm();
@@ -182,6 +265,7 @@ export class WorkQueue {
     if (entry?.running) {
       entry.dirty = false;
       entry.reasons = [];
+      entry.causes = [];
     }
   }
 
@@ -201,6 +285,7 @@ export class WorkQueue {
     this.#clearTimer(entry);
     entry.dirty = false;
     entry.reasons = [];
+    entry.causes = [];
     if (entry.queued) {
       entry.queued = false; // skipped when it reaches the head
       this.#depth--;
@@ -236,6 +321,9 @@ export class WorkQueue {
       entry = {
         key,
         reasons: [],
+        causes: [],
+        priority: NORMAL_PRIORITY,
+        token: 0,
         queued: false,
         running: false,
         dirty: false,
@@ -258,36 +346,61 @@ export class WorkQueue {
     }
   }
 
-  #pump(): void {
-    while (
-      !this.#stopped && !this.#paused && this.#inFlight < this.#concurrency &&
-      this.#head < this.#ready.length
-    ) {
-      const entry = this.#ready[this.#head];
-      if (!entry.queued) {
-        this.#shift();
-        continue;
+  /** Puts a queued entry at the back of its priority's FIFO. */
+  #push(entry: Entry): void {
+    entry.token = ++this.#token;
+    const levels = this.#levels;
+    let i = 0;
+    while (i < levels.length && levels[i].priority > entry.priority) i++;
+    let level = levels[i];
+    if (level === undefined || level.priority !== entry.priority) {
+      level = { priority: entry.priority, entries: [], tokens: [], head: 0 };
+      levels.splice(i, 0, level);
+    }
+    level.entries.push(entry);
+    level.tokens.push(entry.token);
+  }
+
+  /** The first live ready entry (stale slots are dropped on the way), without taking it. */
+  #peek(): Entry | undefined {
+    const levels = this.#levels;
+    while (levels.length > 0) {
+      const level = levels[0];
+      while (level.head < level.entries.length) {
+        const entry = level.entries[level.head];
+        if (entry.queued && entry.token === level.tokens[level.head]) return entry;
+        level.head++;
       }
+      levels.shift();
+    }
+    return undefined;
+  }
+
+  /** Takes the entry {@link WorkQueue.#peek} answered. */
+  #take(): void {
+    const level = this.#levels[0];
+    level.head++;
+    if (level.head === level.entries.length) {
+      this.#levels.shift();
+    } else if (level.head > 1024 && level.head * 2 > level.entries.length) {
+      level.entries = level.entries.slice(level.head);
+      level.tokens = level.tokens.slice(level.head);
+      level.head = 0;
+    }
+  }
+
+  #pump(): void {
+    while (!this.#stopped && !this.#paused && this.#inFlight < this.#concurrency) {
+      const entry = this.#peek();
+      if (entry === undefined) break;
       const wait = this.#takeToken();
       if (wait > 0) {
         this.#pumpAt = this.#clock.now() + wait;
         this.#arm();
         return;
       }
-      this.#shift();
+      this.#take();
       this.#start(entry);
-    }
-    if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
-      this.#ready = this.#ready.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-
-  #shift(): void {
-    this.#head++;
-    if (this.#head === this.#ready.length) {
-      this.#ready = [];
-      this.#head = 0;
     }
   }
 
@@ -296,9 +409,11 @@ export class WorkQueue {
     this.#depth--;
     entry.running = true;
     const reasons = entry.reasons;
+    const info: RunInfo = { priority: entry.priority, causes: entry.causes };
     entry.reasons = [];
+    entry.causes = [];
     this.#inFlight++;
-    this.#worker(entry.key, reasons).finally(() => this.#finish(entry));
+    this.#worker(entry.key, reasons, info).finally(() => this.#finish(entry));
   }
 
   #finish(entry: Entry): void {
@@ -308,7 +423,7 @@ export class WorkQueue {
       entry.dirty = false;
       entry.queued = true;
       this.#depth++;
-      this.#ready.push(entry);
+      this.#push(entry);
     } else {
       entry.dirty = false;
       this.#maybeDrop(entry);
@@ -369,9 +484,9 @@ export class WorkQueue {
       const node = heapPop(this.#heap)!;
       if (!live(node)) continue;
       const entry = node.entry;
-      const reason = entry[node.kind]!.reason;
+      const timer = entry[node.kind]!;
       entry[node.kind] = undefined;
-      this.add(entry.key, reason);
+      this.add(entry.key, timer.reason, { priority: timer.priority, cause: timer.cause });
     }
     if (this.#pumpAt !== undefined && this.#pumpAt <= now) {
       this.#pumpAt = undefined;
