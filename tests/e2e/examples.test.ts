@@ -261,6 +261,23 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
       assert.match(output, /\(([1-9]\d*) pods went Pending → Running\)/);
       assert.match(output, /the garbage collector deleted ConfigMap web-settings/);
       assert.match(output, /the cache equals a fresh list \(0 pods\)/);
+      // Act 3: the admission webhooks, then the conversion webhook (examples/foo_conversion.ts):
+      // a Foo created as v1alpha1 with spec.size 3 is read by kubectl as v1 with spec.replicas 3,
+      // and back as v1alpha1 unchanged.
+      assert.match(output, /denied the request: spec\.replicas is 12, more than the 10/);
+      assert.match(output, /Foo small: spec\.replicas=1 \(defaulted\)/);
+      assert.match(
+        output,
+        /get foos\.v1\.clux\.dev old: clux\.dev\/v1 spec\.replicas=3 spec=\{"info":"written as v1alpha1","name":"old","replicas":3\}/,
+      );
+      assert.match(
+        output,
+        /get foos\.v1alpha1\.clux\.dev old: clux\.dev\/v1alpha1 spec\.size=3 .*\(round trip unchanged\)/,
+      );
+      assert.match(
+        output,
+        /Act 3 done: refused and defaulted as expected; v1alpha1 → v1 → v1alpha1 unchanged\./,
+      );
       assert.match(output, /Deleted namespace demo\./);
       // kubectl: the namespace the demo made is going away (or gone).
       const phase = await kubectl(
@@ -273,6 +290,12 @@ e2eTest("examples: each one follows the objects the test creates, and exits 0 on
         "jsonpath={.status.phase}",
       );
       assert.ok(phase === "" || phase === "Terminating", `namespace demo: ${phase}`);
+      // The Foo CRD is back as examples/foo.yaml has it: v1 only, no conversion webhook.
+      const crd = JSON.parse(
+        await kubectl(cp.kubeconfigPath, "get", "crd", "foos.clux.dev", "-o", "json"),
+      );
+      assert.deepEqual(crd.spec.versions.map((v: { name: string }) => v.name), ["v1"]);
+      assert.equal(crd.spec.conversion?.strategy ?? "None", "None");
     },
   );
 
