@@ -11,8 +11,10 @@
 // 0.0.0.0), WATCH_NAMESPACE (only Foos of this namespace; default all), LEASE_DURATION_MS,
 // RENEW_DEADLINE_MS, RETRY_PERIOD_MS (default client-go's 15 000, 10 000, 2 000),
 // WEBHOOK_SERVICE (`namespace/name` of the Service in examples/deploy/foo-webhook.yaml: serve the
-// Foo admission webhooks of examples/foo_webhooks.ts on :9443 on every replica, with a
-// certificate the operator makes and rotates in the Secret foo-webhook-certs; default off).
+// Foo admission webhooks of examples/foo_webhooks.ts and the v1alpha1 ↔ v1 conversion webhook of
+// examples/foo_conversion.ts on :9443 on every replica, with a certificate the operator makes and
+// rotates in the Secret foo-webhook-certs; the Foo CRD is then applied with both versions and
+// `conversion.strategy: Webhook` through that Service; default off).
 //
 // Outside this repository, import from "@denokube/kube" instead of "../../mod.ts".
 
@@ -20,6 +22,7 @@ import { configure, getConsoleSink, getJsonLinesFormatter } from "@logtape/logta
 import { Api, Client, Manager, shutdownSignal } from "../../mod.ts";
 import { fooOperator, FOOS } from "../foo_operator.ts";
 import { fooWebhooks } from "../foo_webhooks.ts";
+import { fooConversion } from "../foo_conversion.ts";
 import { SelfManagedCertificates, WebhookServer } from "../../webhook/mod.ts";
 
 await configure({
@@ -57,6 +60,7 @@ if (webhookService) {
   manager.add(
     new WebhookServer({
       webhooks: fooWebhooks(),
+      conversions: [fooConversion],
       certificates: new SelfManagedCertificates({
         client,
         namespace: serviceNamespace,
