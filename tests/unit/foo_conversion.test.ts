@@ -8,6 +8,8 @@ import { parse as parseYaml } from "yaml";
 import type { KubeObject } from "../../api.ts";
 import { HUB_ANNOTATION } from "../../webhook/mod.ts";
 import { fooConversion, FooV1, FooV1alpha1 } from "../../examples/foo_conversion.ts";
+import { readFile } from "node:fs/promises";
+import { ROOT_DIR } from "../fixtures/paths.ts";
 import { test } from "../_test.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -28,7 +30,7 @@ function comparable(node: Json): Json {
 
 test("Foo conversion: the v1 hub's CRD version is examples/foo.yaml's", async () => {
   const yaml = parseYaml(
-    await Deno.readTextFile(new URL("../../examples/foo.yaml", import.meta.url)),
+    await readFile(`${ROOT_DIR}examples/foo.yaml`, "utf8"),
   ) as Json;
   const fromYaml = yaml.spec.versions[0];
   const generated = FooV1.crd().spec.versions[0] as Json;
