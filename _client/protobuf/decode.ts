@@ -1074,6 +1074,29 @@ export interface RawWatchEvent {
  * @throws {TypeError} When the frame is malformed.
  */
 export function decodeWatchEvent(frame: Uint8Array): RawWatchEvent {
+  return decodeEventWith(
+    frame,
+    (_type, start, stop) =>
+      hasMagic(buf, start, stop)
+        ? decodeObject(buf.subarray(start, stop))
+        : embeddedJson(start, stop),
+  );
+}
+
+/**
+ * The one walk over a watch event's envelope (`k8s\0` + runtime.Unknown around a
+ * `metav1.WatchEvent`): its type and the byte range of its object, which `objectAt` decodes (in
+ * full, or compact). The decoder's state is saved and restored around it, and any failure is a
+ * `TypeError` starting "Malformed protobuf watch event" with the frame's size.
+ *
+ * @param frame One frame's bytes.
+ * @param objectAt Decodes the object at `buf[start, stop)` (a nested protobuf or JSON object).
+ * @returns The event.
+ */
+function decodeEventWith(
+  frame: Uint8Array,
+  objectAt: (type: string, start: number, stop: number) => unknown,
+): RawWatchEvent {
   const saved = buf, savedPos = pos;
   buf = frame;
   pos = 0;
@@ -1086,7 +1109,7 @@ export function decodeWatchEvent(frame: Uint8Array): RawWatchEvent {
       end = u.raw[1];
     }
     let type = "";
-    let object: unknown = undefined;
+    let range: [number, number] | undefined;
     while (pos < end) {
       const tag = varint32(end);
       if (tag === 10) {
@@ -1095,9 +1118,14 @@ export function decodeWatchEvent(frame: Uint8Array): RawWatchEvent {
         pos += n;
       } else if (tag === 18) {
         const n = length(end);
-        object = raw(pos + n);
+        const stop = pos + n;
+        range = rawBytes(stop);
+        pos = stop;
       } else skip(tag & 7, end);
     }
+    const object = range !== undefined && range[0] !== range[1]
+      ? objectAt(type, range[0], range[1])
+      : null;
     if (object === null || typeof object !== "object") {
       throw new TypeError("the event has no object");
     }
@@ -1477,61 +1505,18 @@ function lazyField(
  * @throws {TypeError} When the frame is malformed.
  */
 export function decodeWatchEventCompact(frame: Uint8Array, strip = false): RawWatchEvent {
-  const saved = buf, savedPos = pos;
-  buf = frame;
-  pos = 0;
-  let end = frame.length;
-  try {
-    if (hasMagic(frame)) {
-      pos = 4;
-      const u = unknown(end);
-      pos = u.raw[0];
-      end = u.raw[1];
+  return decodeEventWith(frame, (type, start, stop) => {
+    if (!hasMagic(buf, start, stop)) return embeddedJson(start, stop);
+    if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") {
+      pos = start + 4;
+      const u = unknown(stop);
+      const m = u.contentEncoding ? undefined : messageForKind(u.apiVersion, u.kind);
+      if (m !== undefined && metadataNumber(m) !== 0) {
+        return compactAt(m, u.apiVersion, u.kind, u.raw[0], u.raw[1], strip);
+      }
     }
-    let type = "";
-    let range: [number, number] | undefined;
-    while (pos < end) {
-      const tag = varint32(end);
-      if (tag === 10) {
-        const n = length(end);
-        type = string(pos, n);
-        pos += n;
-      } else if (tag === 18) {
-        const n = length(end);
-        const stop = pos + n;
-        range = rawBytes(stop);
-        pos = stop;
-      } else skip(tag & 7, end);
-    }
-    let object: unknown = null;
-    if (range !== undefined && range[0] !== range[1]) {
-      const [start, stop] = range;
-      const compactable = type === "ADDED" || type === "MODIFIED" || type === "DELETED";
-      if (compactable && hasMagic(buf, start, stop)) {
-        pos = start + 4;
-        const u = unknown(stop);
-        const m = u.contentEncoding ? undefined : messageForKind(u.apiVersion, u.kind);
-        object = m !== undefined && metadataNumber(m) !== 0
-          ? compactAt(m, u.apiVersion, u.kind, u.raw[0], u.raw[1], strip)
-          : decodeObject(buf.subarray(start, stop));
-      } else if (hasMagic(buf, start, stop)) object = decodeObject(buf.subarray(start, stop));
-      else object = embeddedJson(start, stop);
-    }
-    if (object === null || typeof object !== "object") {
-      throw new TypeError("the event has no object");
-    }
-    return { type, object: object as Record<string, unknown> };
-  } catch (e) {
-    if (e instanceof Error && !e.message.startsWith("Malformed")) {
-      throw new TypeError(`Malformed protobuf watch event (${frame.length} bytes): ${e.message}`, {
-        cause: e,
-      });
-    }
-    throw e;
-  } finally {
-    buf = saved;
-    pos = savedPos;
-  }
+    return decodeObject(buf.subarray(start, stop));
+  });
 }
 
 /**
