@@ -120,3 +120,47 @@ test("controller: a watch added while running that cannot list is removed; the c
   assert.deepEqual(runs.at(-1), "a:changed");
   assert.equal(await controller.unwatch(secrets), 0, "already removed");
 });
+
+test("controller: a watch removed with unwatch() whose shared cache later fails does not stop the controller", async () => {
+  await using server = new FakeApiServer();
+  seed(server, "ConfigMap", "a");
+  seed(server, "Secret", "s-a");
+  // The first Secrets watch ends after three events (its initial ADDED and bookmark, then the
+  // first patch below), so that its cache reconnects into the 403s.
+  server.inject({ on: "watch", resource: "secrets", after: 3, times: 1, fault: "close" });
+  await using h = new ControllerHarness(server);
+  const runs: string[] = [];
+  const controller = new Controller(h.client, configMaps, (cm, ctx) => {
+    runs.push(`${cm.metadata!.name}:${ctx.reason}`);
+  }, { clock: h.clock }).watches(secrets, bySecret);
+  const done = h.start(controller);
+  let ended: unknown = false;
+  done.then(() => ended = "resolved", (e) => ended = e);
+  await h.settle();
+  // Another holder keeps the Secrets cache (and its watch) alive after unwatch().
+  const shared = sharedCache(h.client, secrets, { clock: h.clock });
+  await shared.ready;
+  assert.equal(await controller.unwatch(secrets), 1);
+  await h.settle();
+  assert.equal(sourceCount(h.client), 2, "still held by sharedCache");
+
+  // The Secrets cache now fails permanently: its watch ends and every new request is forbidden.
+  const forbidden = server.inject({
+    on: ["list", "watch"],
+    resource: "secrets",
+    times: Infinity,
+    fault: { status: 403 },
+  });
+  let cacheFailed = false;
+  shared.failed.catch(() => cacheFailed = true);
+  await h.client.patch(secrets, "s-a", { metadata: { labels: { x: "1" } } });
+  await h.client.patch(secrets, "s-a", { metadata: { labels: { x: "2" } } });
+  await h.advance(60_000);
+  assert.ok(forbidden.hits > 0, "the cache reconnected and was refused");
+  assert.ok(cacheFailed, "the shared Secrets cache failed");
+  assert.equal(ended, false, "the controller did not stop with a watch it no longer has");
+  await h.client.patch(configMaps, "a", { data: { v: "1" } });
+  await h.settle();
+  assert.equal(runs.at(-1), "a:changed");
+  await shared.release();
+});
