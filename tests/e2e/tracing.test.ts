@@ -156,7 +156,7 @@ interface PodView {
 
 e2eTest(
   "tracing: on the full cluster, a Deployment reconcile's trace reaches a real OpenTelemetry Collector",
-  async ({ client }) => {
+  async ({ client, cp }) => {
     await using collector = await startCollector();
     const manager = new AsyncLocalStorageContextManager().enable();
     context.setGlobalContextManager(manager);
@@ -260,6 +260,37 @@ e2eTest(
       assert.equal(post.length, 1);
       assert.match(post[0].attributes["url.full"], new RegExp(`/namespaces/${ns}/deployments`));
       assert.equal(post[0].attributes["http.response.status_code"], "201");
+
+      // examples/trace_tree.ts, pointed at the Collector by the standard OTLP variable: it prints
+      // the tree, and the same trace reaches the Collector.
+      const example = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-env", "--allow-read", "--allow-net", "examples/trace_tree.ts", ns],
+        cwd: new URL("../../", import.meta.url),
+        env: {
+          KUBECONFIG: cp.kubeconfigPath,
+          NO_COLOR: "1",
+          OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: collector.tracesUrl,
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const printed = new TextDecoder().decode(example.stdout);
+      assert.equal(example.code, 0, `${printed}\n${new TextDecoder().decode(example.stderr)}`);
+      assert.match(printed, /^edit trace-demo\n└─ reconcile trace-demo-controller {2}key=/m);
+      await eventually("the example's trace reached the Collector", () => {
+        const all = collector.spans();
+        const edits = all.filter((s) => s.name === "edit trace-demo");
+        assert.equal(edits.length, 1);
+        const reconcile = all.find((s) =>
+          s.parentId === edits[0].id && s.name === "reconcile trace-demo-controller"
+        );
+        assert.ok(reconcile);
+        assert.deepEqual(
+          all.filter((s) => s.parentId === reconcile.id).map((s) => s.name).sort(),
+          ["GET", "PATCH"],
+        );
+      }, 15_000);
       await client.delete(Api.v1Namespace(), ns);
     } catch (e) {
       console.error(`Collector log:\n${collector.log()}`);
