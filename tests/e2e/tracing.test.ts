@@ -6,8 +6,10 @@
 // Deployments lists the Pods the cluster made and applies a ConfigMap; its spans go through the
 // SDK's BatchSpanProcessor to a real OpenTelemetry Collector (testenv/otelcol, built by
 // testenv/build.ts, run here as a child process), and the test reads them back from the
-// Collector's debug exporter. A second, faster test on the apiserver-only control plane sends
-// them to an OTLP/HTTP JSON endpoint served by the test itself.
+// Collector's debug exporter; examples/trace_tree.ts, pointed at the same Collector by
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, prints its tree and its trace arrives there too. A second,
+// faster test on the apiserver-only control plane sends its spans to an OTLP/HTTP JSON endpoint
+// served by the test itself.
 
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
