@@ -12,8 +12,11 @@
 //      └─ PATCH …/configmaps/trace-demo-out  201
 //
 // (reason=initial sync when the ConfigMap was created before the controller's cache had synced.)
-// It deletes both ConfigMaps at the end. With a real exporter (OTLP to a collector, Jaeger,
-// Tempo) in place of the in-memory one, the same spans go to your tracing backend.
+// It deletes both ConfigMaps at the end. With OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (or
+// OTEL_EXPORTER_OTLP_ENDPOINT) set, e.g. to an OpenTelemetry Collector's
+// http://localhost:4318/v1/traces, the same spans also go there over OTLP/HTTP, through the SDK's
+// BatchSpanProcessor (bounded queue; an unreachable endpoint delays nothing of the reconcile), and
+// on to your tracing backend (Jaeger, Tempo, …).
 //
 // Outside this repository, import from "@denokube/kube" (`deno add jsr:@denokube/kube`) instead
 // of "../mod.ts", and the SDK packages from npm.
@@ -22,10 +25,13 @@ import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import {
   BasicTracerProvider,
+  BatchSpanProcessor,
   InMemorySpanExporter,
   type ReadableSpan,
   SimpleSpanProcessor,
+  type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { Api, Controller } from "../mod.ts";
 import { startExample } from "./_example.ts";
 
@@ -33,10 +39,16 @@ await using example = await startExample({ namespaced: true });
 const { client, namespace } = example;
 
 const exporter = new InMemorySpanExporter();
+const spanProcessors: SpanProcessor[] = [new SimpleSpanProcessor(exporter)];
+// The exporter reads the endpoint from these variables itself.
+if (
+  Deno.env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+) {
+  spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+}
+const provider = new BasicTracerProvider({ spanProcessors });
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(
-  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }),
-);
+trace.setGlobalTracerProvider(provider);
 
 const configMaps = Api.v1ConfigMap().within(namespace);
 let done!: () => void;
@@ -70,7 +82,9 @@ await client.apply(configMaps, {
   data: { v: String(Date.now()) },
 }, { fieldManager: "trace-demo" });
 edit.end();
-await Promise.race([reconciled, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+let timer: ReturnType<typeof setTimeout> | undefined;
+await Promise.race([reconciled, new Promise((resolve) => timer = setTimeout(resolve, 30_000))]);
+clearTimeout(timer); // else the process lingers until it fires
 stop.abort();
 await running;
 await client.delete(configMaps, "trace-demo").catch(() => {});
@@ -100,5 +114,7 @@ const print = (s: ReadableSpan, prefix: string, last: boolean, root: boolean) =>
 const [rootSpan] = spans.filter((s) => s.spanContext().spanId === sc.spanId);
 if (rootSpan) print(rootSpan, "", true, true);
 else console.log("no trace recorded (did the reconcile run?)");
+// Sends what is still queued for OTLP (a failed export is the SDK's diag message, not ours).
+await provider.shutdown().catch(() => {});
 trace.disable();
 context.disable();

@@ -8,7 +8,11 @@
  * itself is pure TypeScript.
  *
  * Also builds `promlint` (testenv/promlint: client_golang's promlint, the code behind
- * `promtool check metrics`, built in seconds instead of compiling all of Prometheus).
+ * `promtool check metrics`, built in seconds instead of compiling all of Prometheus) and `otelcol`
+ * (testenv/otelcol: a minimal OpenTelemetry Collector, one release, with the OTLP receiver and the
+ * debug exporter only; the tracing e2e test sends its spans to it). Each tool has a cache
+ * directory of its own, named by a digest of its module's go.mod, go.sum and Go sources, so a
+ * change of one rebuilds only it.
  *
  * Run: `deno run --allow-all testenv/build.ts`. Without Go it prints why the real-cluster tests
  * will be skipped and exits 0 — unless `CI=true` or `KUBE_E2E=require`, then it fails.
@@ -275,9 +279,12 @@ export async function ensureBinaries(): Promise<ControlPlaneBinaries> {
 }
 
 /** A cached Go tool of testenv: the module directory, the package and the binary name. */
-interface ToolSpec {
+export interface ToolSpec {
+  /** The module's directory under `testenv/`. */
   module: string;
+  /** The package to build, relative to the module. */
   pkg: string;
+  /** The executable's name. */
   binary: string;
 }
 
@@ -287,9 +294,26 @@ interface ToolSpec {
  */
 export const PROMLINT: ToolSpec = { module: "promlint", pkg: ".", binary: "promlint" };
 
+/**
+ * A minimal OpenTelemetry Collector (testenv/otelcol/main.go: the release pinned in its go.mod,
+ * with the OTLP receiver and the debug exporter only): the real OTLP endpoint of the tracing e2e
+ * test. A cold build takes minutes (a few hundred CPU-seconds); later ones come from the cache.
+ */
+export const OTELCOL: ToolSpec = { module: "otelcol", pkg: ".", binary: "otelcol" };
+
+/** The files of a tool's module that decide its binary: go.mod, go.sum and its Go sources. */
+async function toolInputs(tool: ToolSpec): Promise<string[]> {
+  const sources: string[] = [];
+  for await (const entry of Deno.readDir(new URL(tool.module, here))) {
+    if (entry.isFile && entry.name.endsWith(".go")) sources.push(entry.name);
+  }
+  return ["go.mod", "go.sum", ...sources.sort()];
+}
+
 async function toolPath(tool: ToolSpec): Promise<string> {
   const parts: Uint8Array[] = [];
-  for (const file of ["go.mod", "go.sum"]) {
+  for (const file of await toolInputs(tool)) {
+    parts.push(new TextEncoder().encode(file));
     parts.push(await Deno.readFile(new URL(`${tool.module}/${file}`, here)));
   }
   parts.push(new TextEncoder().encode(Deno.build.os + Deno.build.arch + tool.pkg + BUILD_RECIPE));
@@ -345,14 +369,31 @@ if (import.meta.main) {
           cached ? "cached" : `built in ${Math.round((Date.now() - started) / 1000)} s`
         } in ${bins.dir}`,
     );
-    const lintStarted = Date.now();
-    const cachedLint = await findTool(PROMLINT);
-    const lint = cachedLint ?? await ensureTool(PROMLINT);
-    console.error(
-      `testenv: promlint (promtool check metrics) ${
-        cachedLint ? "cached" : `built in ${Math.round((Date.now() - lintStarted) / 1000)} s`
-      } at ${lint}`,
-    );
+    for (
+      const [tool, what] of [
+        [PROMLINT, "promlint (promtool check metrics)"],
+        [OTELCOL, "otelcol (OpenTelemetry Collector: OTLP receiver, debug exporter)"],
+      ] as const
+    ) {
+      const toolStarted = Date.now();
+      try {
+        const cachedTool = await findTool(tool);
+        const path = cachedTool ?? await ensureTool(tool);
+        console.error(
+          `testenv: ${what} ${
+            cachedTool ? "cached" : `built in ${Math.round((Date.now() - toolStarted) / 1000)} s`
+          } at ${path}`,
+        );
+      } catch (e) {
+        // The control plane is there: only the tests that use this tool are affected.
+        if (e2eRequired()) throw e;
+        console.error(
+          `testenv: ${tool.binary} not built (the e2e tests that use it will try again): ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+        );
+      }
+    }
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);
     if (e2eRequired()) {

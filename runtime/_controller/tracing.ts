@@ -9,7 +9,11 @@
 // links. A requeue or retry carries the span of the run that asked for it, as a link (a retry is
 // not a child of the failed run: its own trace would grow without end). The reconcile runs with
 // its span active, so the requests of `ctx.client` are its children when the program registered
-// a context manager (every OpenTelemetry SDK for Node, Deno and Bun does).
+// a context manager (every OpenTelemetry SDK for Node, Deno and Bun does). Ending a span only
+// hands it to the SDK's processor: no reconcile waits on an export (a batch processor bounds its
+// queue and counts what it drops; tests/unit/tracing.test.ts). tests/e2e/tracing.test.ts proves,
+// within `deno task test`, that a full-cluster reconcile's spans reach a real OpenTelemetry
+// Collector (testenv/otelcol).
 
 import {
   type Context,

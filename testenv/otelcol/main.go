@@ -1,7 +1,8 @@
 // Test infrastructure only: a minimal OpenTelemetry Collector (one release, pinned in go.mod)
 // with the OTLP receiver and the debug exporter, the OTLP endpoint the tracing e2e test sends
 // its spans to (tests/e2e/tracing.test.ts reads the spans back from the debug exporter's
-// detailed output). Built by testenv/build.ts --otelcol into the shared cache.
+// detailed output). Built by testenv/build.ts, with the other testenv tools, into the shared
+// cache.
 package main
 
 import (

@@ -1,15 +1,19 @@
 // OpenTelemetry tracing of reconciles and requests, with the SDK registered by the TEST (the
 // library only uses @opentelemetry/api): span per reconcile, its requests as children, the trace
-// context of the change carried through the work queue, and nothing at all without an SDK.
+// context of the change carried through the work queue, and nothing at all without an SDK. An
+// exporter that hangs or fails, behind the SDK's BatchSpanProcessor with a small queue, changes
+// nothing of the reconciles; the SDK drops what does not fit and reports the count through `diag`.
 
 import assert from "node:assert/strict";
-import { context, trace } from "@opentelemetry/api";
+import { context, diag, DiagLogLevel, trace } from "@opentelemetry/api";
 import {
   BasicTracerProvider,
+  BatchSpanProcessor,
   InMemorySpanExporter,
   type ReadableSpan,
   SimpleSpanProcessor,
   type SpanExporter,
+  type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { Api, Client, Controller } from "../../mod.ts";
@@ -29,13 +33,18 @@ function seed(server: FakeApiServer, name: string, annotations?: Record<string, 
 }
 
 /** Registers an SDK for the duration of `fn` (and unregisters it, whatever happens). */
-async function withSdk(
-  exporter: SpanExporter,
+function withSdk(exporter: SpanExporter, fn: () => Promise<void>): Promise<void> {
+  return withProcessors([new SimpleSpanProcessor(exporter)], fn);
+}
+
+/** Registers an SDK with these span processors for the duration of `fn`. */
+async function withProcessors(
+  spanProcessors: SpanProcessor[],
   fn: () => Promise<void>,
 ): Promise<void> {
   const manager = new AsyncLocalStorageContextManager().enable();
   context.setGlobalContextManager(manager);
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({ spanProcessors });
   trace.setGlobalTracerProvider(provider);
   try {
     await fn();
@@ -163,25 +172,161 @@ test("tracing: with an SDK every request carries its span's traceparent", async 
   assert.equal(missing.status.code, 2);
 });
 
-test("tracing: an exporter that never answers does not slow reconciles", async () => {
-  let exports = 0;
+/** Counts the spans that ended (whatever the other processors do with them). */
+function endedCounter(): SpanProcessor & { ended: number } {
+  return {
+    ended: 0,
+    onStart() {},
+    onEnd() {
+      this.ended++;
+    },
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The sum of the SDK's drop reports ("Dropped N spans because maxQueueSize reached", a `diag`
+ * warning), read through a diag logger the TEST registers, as README "Tracing" shows a program
+ * doing. The library registers none.
+ */
+function dropCounter(): { dropped: number; errors: number; queueFull: number } & Disposable {
+  const counts = { dropped: 0, errors: 0, queueFull: 0 };
+  const ignore = () => {};
+  diag.setLogger({
+    error: () => counts.errors++,
+    warn(message: string) {
+      const m = /^Dropped (\d+) spans because maxQueueSize reached/.exec(message);
+      if (m) counts.dropped += Number(m[1]);
+    },
+    info: ignore,
+    debug(message: string) {
+      if (message.startsWith("maxQueueSize reached")) counts.queueFull++;
+    },
+    verbose: ignore,
+  }, { logLevel: DiagLogLevel.DEBUG, suppressOverrideMessage: true });
+  return Object.assign(counts, { [Symbol.dispose]: () => diag.disable() });
+}
+
+const MANY = 200;
+
+/** What MANY reconciles did, through the harness: outcomes, counters, requests, virtual time. */
+async function manyReconciles(
+  more?: (h: ControllerHarness) => Promise<void>,
+): Promise<Record<string, unknown>> {
+  await using server = new FakeApiServer();
+  for (let i = 0; i < MANY; i++) seed(server, `cm-${i}`);
+  await using h = new ControllerHarness(server);
+  const controller = new Controller(h.client, configMaps, async (cm, ctx) => {
+    await ctx.client.get(configMaps, cm.metadata!.name!);
+  }, { clock: h.clock });
+  h.start(controller);
+  await h.settle();
+  const seen = {
+    outcomes: h.outcomes.map((o) => `${o.key} ${o.result} ${o.reason} ${o.attempt}`).sort(),
+    reconciles: controller.stats().reconciles,
+    requests: h.requests.length,
+    virtualMs: h.clock.now(),
+  };
+  await more?.(h);
+  await h.stop();
+  return seen;
+}
+
+test("tracing: an exporter that never answers changes nothing of the reconciles; the batch queue stays bounded and drops are counted", async () => {
+  const untraced = await manyReconciles();
+  assert.equal((untraced.reconciles as { success: number }).success, MANY);
+
+  // Never calls back, until the test releases it (so that no export timer outlives the test).
+  const pending: ((result: { code: number }) => void)[] = [];
+  let handed = 0;
   const hanging: SpanExporter = {
-    export() {
-      exports++; // never calls back
+    export(spans, done) {
+      handed += spans.length;
+      pending.push(done);
     },
     shutdown: () => Promise.resolve(),
   };
-  await withSdk(hanging, async () => {
-    await using server = new FakeApiServer();
-    for (let i = 0; i < 50; i++) seed(server, `cm-${i}`);
-    await using h = new ControllerHarness(server);
-    const controller = new Controller(h.client, configMaps, () => {}, { clock: h.clock });
-    h.start(controller);
-    await h.settle();
-    assert.equal(controller.stats().reconciles.success, 50);
-    await h.stop();
+  const release = () => pending.splice(0).forEach((done) => done({ code: 1 })); // FAILED
+  const maxQueueSize = 16;
+  const maxExportBatchSize = 8;
+  const batch = new BatchSpanProcessor(hanging, {
+    maxQueueSize,
+    maxExportBatchSize,
+    // Neither fires during the test: the batch is sent when full, the export is released.
+    scheduledDelayMillis: 3_600_000,
+    exportTimeoutMillis: 3_600_000,
   });
-  assert.ok(exports >= 50);
+  const counter = endedCounter();
+  using drops = dropCounter();
+  let traced: Record<string, unknown> = {};
+  let endedWhileHung = 0;
+  let handedWhileHung = 0;
+  await withProcessors([batch, counter], async () => {
+    traced = await manyReconciles(async (h) => {
+      endedWhileHung = counter.ended;
+      handedWhileHung = handed;
+      assert.equal(pending.length, 1, "one export in flight, never answered");
+      // Released: the export fails, the queue drains, and the next span that fits reports how
+      // many did not.
+      release();
+      await h.client.patch(configMaps, "cm-0", { data: { v: "1" } });
+      await h.settle();
+      release();
+    });
+    // Shutdown exports what is queued (to the exporter, which still never answers by itself).
+    const down = batch.shutdown();
+    for (let i = 0; i < 10 && pending.length === 0; i++) await Promise.resolve();
+    release();
+    // The SDK rejects a flush whose export failed: the program's shutdown sees it, no reconcile.
+    await assert.rejects(down, /span export failed/);
+  });
+  // Exactly as without tracing: every reconcile, its outcome, its requests, no virtual time.
+  assert.deepEqual(traced, untraced);
+  // Every reconcile and request made a span; the exporter got one batch; the queue held
+  // maxQueueSize more; the rest were dropped, and the SDK reported exactly that many.
+  assert.ok(endedWhileHung >= 2 * MANY, `${endedWhileHung} spans ended`);
+  assert.equal(handedWhileHung, maxExportBatchSize);
+  assert.ok(drops.queueFull >= 1);
+  assert.equal(drops.dropped, endedWhileHung - maxExportBatchSize - maxQueueSize);
+});
+
+test("tracing: an exporter that always fails changes nothing of the reconciles", async () => {
+  const untraced = await manyReconciles();
+  let handed = 0;
+  const failing: SpanExporter = {
+    export(spans, done) {
+      handed += spans.length;
+      done({ code: 1, error: new Error("collector unreachable") }); // FAILED
+    },
+    shutdown: () => Promise.resolve(),
+  };
+  const throwing: SpanExporter = {
+    export() {
+      throw new Error("exporter bug");
+    },
+    shutdown: () => Promise.resolve(),
+  };
+  for (const exporter of [failing, throwing]) {
+    const batch = new BatchSpanProcessor(exporter, {
+      maxQueueSize: 16,
+      maxExportBatchSize: 8,
+      scheduledDelayMillis: 3_600_000,
+      // The SDK keeps an export's timeout timer when the exporter throws: a short one, so that
+      // it does not keep Node alive after the tests.
+      exportTimeoutMillis: 1,
+    });
+    using drops = dropCounter();
+    let traced: Record<string, unknown> = {};
+    await withProcessors([batch], async () => {
+      traced = await manyReconciles();
+      await batch.shutdown().catch(() => {}); // rejects: its last export failed as well
+    });
+    assert.deepEqual(traced, untraced);
+    // Each failed export is reported to diag (the SDK's global error handler), never thrown.
+    assert.ok(drops.errors >= 1);
+  }
+  assert.ok(handed >= 2 * MANY, `${handed} spans handed to the failing exporter`);
 });
 
 test("tracing: an object's traceparent annotation is the parent of its initial-sync reconcile too", async () => {
