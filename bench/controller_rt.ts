@@ -38,14 +38,7 @@
  */
 
 import { parse as parseYaml } from "yaml";
-import {
-  Api,
-  Client,
-  conditions,
-  Config,
-  type KubeObject,
-  waitFor,
-} from "../mod.ts";
+import { Api, Client, conditions, Config, type KubeObject, waitFor } from "../mod.ts";
 import { apiServerPid, processCpuMs } from "./cluster.ts";
 
 const here = new URL(".", import.meta.url);
@@ -56,9 +49,7 @@ const flag = (name: string, fallback: string) => {
 };
 const n = Number(flag("n", "10000"));
 const scenario = flag("scenario", "wave");
-const edits = scenario === "leader"
-  ? 0
-  : Math.min(Number(flag("edits", "100")), n);
+const edits = scenario === "leader" ? 0 : Math.min(Number(flag("edits", "100")), n);
 const churnRate = scenario === "leader" ? 0 : Number(flag("churn-rate", "0"));
 const churnSeconds = Number(flag("churn-seconds", "60"));
 const churnTotal = churnRate > 0
@@ -148,9 +139,7 @@ async function buildControllerRuntime(): Promise<string> {
   }
   await Deno.rename(`${bin}.tmp`, bin);
   log(
-    `built controller-runtime program in ${
-      Math.round((performance.now() - started) / 1000)
-    } s`,
+    `built controller-runtime program in ${Math.round((performance.now() - started) / 1000)} s`,
   );
   return bin;
 }
@@ -194,7 +183,8 @@ interface LeaderResult {
 /** A contender process and the lines it printed (see controller_rt_kube.ts for the protocol). */
 class Contender {
   readonly child: Deno.ChildProcess;
-  readonly stderr: Promise<string>;
+  /** The last 4000 characters the process wrote to stderr (bounded at any scale). */
+  stderrTail = "";
   readonly marks = new Map<string, number[]>();
   readonly edits = new Map<string, number>();
   result: Record<string, number> | undefined;
@@ -209,16 +199,13 @@ class Contender {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    // Keep only the tail of stderr (bounded memory at any scale).
-    this.stderr = (async () => {
-      let tail = "";
+    (async () => {
       for await (
         const chunk of child.stderr.pipeThrough(new TextDecoderStream())
       ) {
-        tail = (tail + chunk).slice(-4000);
+        this.stderrTail = (this.stderrTail + chunk).slice(-4000);
       }
-      return tail;
-    })();
+    })().catch(() => {});
     this.done = this.#read();
   }
 
@@ -253,9 +240,7 @@ class Contender {
       }
       this.marks.set("PROGRESS", rest.map(Number));
       log(
-        `${this.label}: ${rest[0]}/${n} Widgets reconciled, ${
-          rest[1]
-        } reconciles`,
+        `${this.label}: ${rest[0]}/${n} Widgets reconciled, ${rest[1]} reconciles`,
       );
     } else if (/^[A-Z]+$/.test(word)) {
       this.lastActivity = Date.now();
@@ -364,9 +349,7 @@ async function seed(client: Client, ns: string): Promise<void> {
   }
   const ms = performance.now() - started;
   log(
-    `seeded ${n} Widgets in ${ns} in ${Math.round(ms)} ms (${
-      Math.round(n / (ms / 1000))
-    }/s)`,
+    `seeded ${n} Widgets in ${ns} in ${Math.round(ms)} ms (${Math.round(n / (ms / 1000))}/s)`,
   );
 }
 
@@ -395,9 +378,7 @@ async function empty(client: Client, ns: string): Promise<void> {
         await client.deleteCollection(api, { propagationPolicy: "Background" })
           .catch((e) =>
             log(
-              `deleteCollection in ${ns}: ${
-                e instanceof Error ? e.message : e
-              }`,
+              `deleteCollection in ${ns}: ${e instanceof Error ? e.message : e}`,
             )
           );
       }
@@ -451,9 +432,7 @@ async function edit(
     expected.set(`${name} ${editedAt}`, { name, editedAt, churn });
   } catch (e) {
     log(
-      `edit of ${name} failed (not counted): ${
-        e instanceof Error ? e.message : e
-      }`,
+      `edit of ${name} failed (not counted): ${e instanceof Error ? e.message : e}`,
     );
   }
 }
@@ -521,9 +500,7 @@ async function runWave(
     const now = Date.now();
     if (now - c.lastActivity > idleMs || now - started > timeoutMs) {
       log(
-        `${label}: ${
-          now - started > timeoutMs ? "timed out" : "no progress"
-        }; wave ${
+        `${label}: ${now - started > timeoutMs ? "timed out" : "no progress"}; wave ${
           c.marks.has("WAVE") ? "done" : "not done"
         }, ${missing.length} of ${expected.size} edits not seen`,
       );
@@ -536,9 +513,7 @@ async function runWave(
           }
           | undefined;
         log(
-          `  not seen: ${e.name} editedAt ${e.editedAt} (${
-            e.churn ? "churn" : "wave"
-          }): ` +
+          `  not seen: ${e.name} editedAt ${e.editedAt} (${e.churn ? "churn" : "wave"}): ` +
             JSON.stringify({
               generation: w?.metadata?.generation,
               spec: w?.spec,
@@ -554,21 +529,15 @@ async function runWave(
   const cpuAfter = await processCpuMs(apiPid);
   if (!c.result) {
     throw new Error(
-      `${label} exited ${status.code} without a RESULT:\n${
-        (await c.stderr).slice(-3000)
-      }`,
+      `${label} exited ${status.code} without a RESULT:\n${c.stderrTail.slice(-3000)}`,
     );
   }
   const latencies = (churn: boolean) =>
-    [...expected.entries()].filter(([id, e]) =>
-      e.churn === churn && c.edits.has(id)
-    )
+    [...expected.entries()].filter(([id, e]) => e.churn === churn && c.edits.has(id))
       .map(([id, e]) => c.edits.get(id)! - e.editedAt);
   const wave = latencies(false);
   const churn = latencies(true);
-  const churnEnds = [...expected.entries()].filter(([id, e]) =>
-    e.churn && c.edits.has(id)
-  )
+  const churnEnds = [...expected.entries()].filter(([id, e]) => e.churn && c.edits.has(id))
     .map(([id]) => c.edits.get(id)!);
   const churnLast = churnEnds.length ? Math.max(...churnEnds) : 0;
   return {
@@ -607,15 +576,25 @@ async function runLeader(
     "--leader",
     lease,
   ]);
-  const deadline = (what: string, p: Promise<void>, c: Contender) =>
-    Promise.race([
-      p,
-      sleep(timeoutMs).then(async () => {
-        throw new Error(
-          `${label}: ${what} timed out:\n${(await c.stderr).slice(-2000)}`,
-        );
-      }),
-    ]);
+  const deadline = async (what: string, p: Promise<void>, c: Contender) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            reject(
+              new Error(
+                `${label}: ${what} timed out:\n${c.stderrTail.slice(-2000)}`,
+              ),
+            );
+          }, timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const a = new Contender(`${label} A`, command, argsA);
   let b: Contender | undefined;
   try {
@@ -687,15 +666,12 @@ const LEADER_HEADING = "## 8c. Leader change with warm standbys";
 
 function waveSection(results: Record<string, RunResult[]>): string[] {
   const labels = ["kube", "controller-runtime"];
-  const m = (label: string, f: (r: RunResult) => number) =>
-    median(results[label].map(f));
+  const m = (label: string, f: (r: RunResult) => number) => median(results[label].map(f));
   const row = (label: string) => [
     label,
     `${(m(label, (r) => r.waveMs) / 1000).toFixed(1)} s`,
     `${Math.round(m(label, (r) => n / ((r.waveMs - r.syncMs) / 1000)))}/s`,
-    `${m(label, (r) => r.editP50Ms).toFixed(0)} / ${
-      m(label, (r) => r.editP99Ms).toFixed(0)
-    } ms`,
+    `${m(label, (r) => r.editP50Ms).toFixed(0)} / ${m(label, (r) => r.editP99Ms).toFixed(0)} ms`,
     `${(m(label, (r) => r.peakRssKiB) / 1024).toFixed(0)} MiB`,
     `${(m(label, (r) => r.heapBytes) / 1048576).toFixed(0)} MiB`,
     `${(m(label, (r) => r.apiServerCpuMs) / 1000).toFixed(1)} s`,
@@ -714,16 +690,12 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
     "load avg (1/5/15)",
   ];
   const missing = labels.flatMap((label) =>
-    results[label].filter((r) => r.missing > 0).map((r) =>
-      `${label}: ${r.missing}`
-    )
+    results[label].filter((r) => r.missing > 0).map((r) => `${label}: ${r.missing}`)
   );
   return [
     WAVE_HEADING + " with controller-runtime on the real control plane",
     "",
-    `\`bench/run.ts --only controller-rt\` (bench/controller_rt.ts): ${
-      n.toLocaleString("en")
-    } ` +
+    `\`bench/run.ts --only controller-rt\` (bench/controller_rt.ts): ${n.toLocaleString("en")} ` +
     `Widgets (a CRD with status), concurrency ${concurrency}, controller-runtime v0.25.3 ` +
     `(default priority queue, Widgets read from its cache), kube-apiserver + etcd from testenv ` +
     `on loopback; median of ${runs} run(s) each, alternated. "start" is the process start (Deno ` +
@@ -748,11 +720,9 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
         "| controller | offered | reconciled | edit → reconciled p50 / p99 |",
         "| --- | --- | --- | --- |",
         ...labels.map((label) =>
-          `| ${label} | ${churnRate}/s | ${
-            m(label, (r) => r.churnRate).toFixed(1)
-          }/s | ${m(label, (r) => r.churnP50Ms).toFixed(0)} / ${
-            m(label, (r) => r.churnP99Ms).toFixed(0)
-          } ms |`
+          `| ${label} | ${churnRate}/s | ${m(label, (r) => r.churnRate).toFixed(1)}/s | ${
+            m(label, (r) => r.churnP50Ms).toFixed(0)
+          } / ${m(label, (r) => r.churnP99Ms).toFixed(0)} ms |`
         ),
         "",
       ]
@@ -762,8 +732,7 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
 
 function leaderSection(results: Record<string, LeaderResult[]>): string[] {
   const labels = ["kube", "controller-runtime"];
-  const m = (label: string, f: (r: LeaderResult) => number) =>
-    median(results[label].map(f));
+  const m = (label: string, f: (r: LeaderResult) => number) => median(results[label].map(f));
   const ms = (x: number) => `${x.toFixed(0)} ms`;
   return [
     LEADER_HEADING + " (" + n.toLocaleString("en") + " Widgets)",
@@ -782,11 +751,9 @@ function leaderSection(results: Record<string, LeaderResult[]>): string[] {
     ...labels.map((label) =>
       `| ${label} | ${ms(m(label, (r) => r.stopToAcquireMs))} | ${
         ms(m(label, (r) => r.acquireToFirstMs))
-      } | ${ms(m(label, (r) => r.acquireToAllMs))} | ${
-        ms(m(label, (r) => r.oldLeaderStopMs))
-      } | ${(m(label, (r) => r.standbyPeakRssKiB) / 1024).toFixed(0)} MiB | ${
-        results[label].map((r) => r.load).join("; ")
-      } |`
+      } | ${ms(m(label, (r) => r.acquireToAllMs))} | ${ms(m(label, (r) => r.oldLeaderStopMs))} | ${
+        (m(label, (r) => r.standbyPeakRssKiB) / 1024).toFixed(0)
+      } MiB | ${results[label].map((r) => r.load).join("; ")} |`
     ),
     "",
   ];

@@ -151,9 +151,7 @@ if (lease) {
     name: "bench-acquired",
     run: async (signal) => {
       console.log(`ACQUIRED ${wallMs()}`);
-      await new Promise((resolve) =>
-        signal.addEventListener("abort", resolve, { once: true })
-      );
+      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
     },
   });
   manager.add(controller);
