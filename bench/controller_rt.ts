@@ -235,12 +235,14 @@ class Contender {
       this.edits.set(`${rest[0]} ${rest[1]}`, Number(rest[2]));
     } else if (word === "PROGRESS") {
       const key = `${rest[0]} ${rest[1]}`;
-      if (this.marks.get("PROGRESS")?.join(" ") !== key) {
+      if (this.marks.get("PROGRESS")?.slice(0, 2).join(" ") !== key) {
         this.lastActivity = Date.now();
       }
       this.marks.set("PROGRESS", rest.map(Number));
       log(
-        `${this.label}: ${rest[0]}/${n} Widgets reconciled, ${rest[1]} reconciles`,
+        `${this.label}: ${rest[0]}/${n} Widgets reconciled, ${rest[1]} reconciles, ${
+          rest[2]
+        } failed`,
       );
     } else if (/^[A-Z]+$/.test(word)) {
       this.lastActivity = Date.now();

@@ -11,7 +11,8 @@
  *   `--leader`: once since this replica leads);
  * - `EDIT <name> <editedAt> <wall ms>` the first time a reconcile ends that saw a Widget with that
  *   `spec.editedAt` (set by the driver);
- * - `PROGRESS <Widgets seen> <reconciles>` every 10 s;
+ * - `PROGRESS <Widgets seen> <reconciles> <failed reconciles>` every 10 s (the first failures'
+ *   messages go to stderr);
  * - with `--leader <lease>`: a {@linkcode Manager} with leader election on that Lease and both
  *   caches kept warm on every replica (`manager.cache`); `ACQUIRED <wall ms>` when a leader-only
  *   task starts, `FIRST <wall ms>` when the first reconcile starts;
@@ -69,6 +70,7 @@ const client = new Client(
 const seen = new Set<string>();
 const editSeen = new Set<string>();
 let reconciles = 0;
+let failures = 0;
 let waveMs = 0;
 let first = false;
 const stop = new AbortController();
@@ -80,20 +82,26 @@ const controller = new Controller(client, widgets, async (w, ctx) => {
   }
   const name = w.metadata!.name!;
   const value = w.spec.value;
-  await ctx.client.apply(configMaps, {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: {
-      name: `${name}-owned`,
-      namespace: ns,
-      labels: { role: "owned" },
-      ownerReferences: [ownerReference(w)],
-    },
-    data: { value },
-  }, { fieldManager: "bench-controller", force: true });
-  await ctx.client.patchStatus(widgets, name, {
-    status: { observedGeneration: w.metadata!.generation, value },
-  }, { type: "merge" });
+  try {
+    await ctx.client.apply(configMaps, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: {
+        name: `${name}-owned`,
+        namespace: ns,
+        labels: { role: "owned" },
+        ownerReferences: [ownerReference(w)],
+      },
+      data: { value },
+    }, { fieldManager: "bench-controller", force: true });
+    await ctx.client.patchStatus(widgets, name, {
+      status: { observedGeneration: w.metadata!.generation, value },
+    }, { type: "merge" });
+  } catch (e) {
+    // Retried with the controller's backoff, as on the Go side.
+    if (++failures <= 5) console.error(`reconcile failed: ${e instanceof Error ? e.message : e}`);
+    throw e;
+  }
   reconciles++;
   seen.add(ctx.key);
   if (seen.size === n && waveMs === 0) {
@@ -118,7 +126,7 @@ const controller = new Controller(client, widgets, async (w, ctx) => {
 }).owns(configMaps);
 
 const progress = setInterval(
-  () => console.log(`PROGRESS ${seen.size} ${reconciles}`),
+  () => console.log(`PROGRESS ${seen.size} ${reconciles} ${failures}`),
   10_000,
 );
 const timer = setTimeout(() => stop.abort(), timeoutMs);
@@ -132,6 +140,7 @@ stop.signal.addEventListener("abort", () => {
     JSON.stringify({
       waveMs,
       reconciles,
+      failures,
       peakRssKiB: hwm,
       heapBytes: Deno.memoryUsage().heapUsed,
     })

@@ -8,7 +8,8 @@
 //     once since this replica leads);
 //   - EDIT <name> <editedAt> <wall ms> the first time a reconcile ends that saw a Widget with
 //     that spec.editedAt (set by the driver), so the driver does the edit accounting itself;
-//   - PROGRESS <Widgets seen> <reconciles> every 10 s;
+//   - PROGRESS <Widgets seen> <reconciles> <failed reconciles> every 10 s (the first failures'
+//     messages go to stderr);
 //   - with --leader: ACQUIRED <wall ms> when this replica leads (a leader-election runnable
 //     starts) and FIRST <wall ms> when its first reconcile starts;
 //   - on SIGTERM: RESULT <json> (reconciles, peak RSS, heap), then a graceful stop (the lease is
@@ -55,8 +56,20 @@ type reconciler struct {
 	seen       map[types.NamespacedName]bool
 	editSeen   map[string]bool
 	reconciles int
+	failures   int
 	waveMs     float64
 	first      bool
+}
+
+// failed counts a failed reconcile (retried with the controller's backoff) and reports the first few.
+func (r *reconciler) failed(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failures++
+	if r.failures <= 5 {
+		fmt.Fprintf(os.Stderr, "reconcile failed: %v\n", err)
+	}
+	return err
 }
 
 func wallMs(t time.Time) float64 { return float64(t.UnixMicro()) / 1000 }
@@ -95,11 +108,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}}
 	//nolint:staticcheck // client.Apply with unstructured is the plain SSA path.
 	if err := r.Patch(ctx, cm, client.Apply, client.FieldOwner("bench-controller"), client.ForceOwnership); err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, r.failed(err)
 	}
 	status := fmt.Sprintf(`{"status":{"observedGeneration":%d,"value":%q}}`, w.GetGeneration(), value)
 	if err := r.Status().Patch(ctx, w, client.RawPatch(types.MergePatchType, []byte(status))); err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, r.failed(err)
 	}
 	now := time.Now()
 	r.mu.Lock()
@@ -223,7 +236,7 @@ func main() {
 			select {
 			case <-ticker.C:
 				r.mu.Lock()
-				fmt.Printf("PROGRESS %d %d\n", len(r.seen), r.reconciles)
+				fmt.Printf("PROGRESS %d %d %d\n", len(r.seen), r.reconciles, r.failures)
 				r.mu.Unlock()
 			case <-ctx.Done():
 				return
@@ -238,7 +251,7 @@ func main() {
 		case <-ctx.Done():
 		}
 		r.mu.Lock()
-		result := map[string]any{"waveMs": r.waveMs, "reconciles": r.reconciles}
+		result := map[string]any{"waveMs": r.waveMs, "reconciles": r.reconciles, "failures": r.failures}
 		r.mu.Unlock()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
