@@ -397,7 +397,12 @@ const quantile = (xs: number[], q: number) => {
   const sorted = xs.toSorted((a, b) => a - b);
   return sorted.length ? sorted[Math.floor(q * (sorted.length - 1))] : NaN;
 };
-const median = (xs: number[]) => quantile(xs, 0.5);
+/** The median (the mean of the two middle values of an even count). */
+const median = (xs: number[]) => {
+  const sorted = xs.toSorted((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 const loadAvg = async () =>
   (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
 
@@ -735,7 +740,7 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
 function leaderSection(results: Record<string, LeaderResult[]>): string[] {
   const labels = ["kube", "controller-runtime"];
   const m = (label: string, f: (r: LeaderResult) => number) => median(results[label].map(f));
-  const ms = (x: number) => `${x.toFixed(0)} ms`;
+  const ms = (x: number) => `${Math.round(x)} ms`;
   return [
     LEADER_HEADING + " (" + n.toLocaleString("en") + " Widgets)",
     "",
