@@ -750,6 +750,9 @@ function leaderSection(results: Record<string, LeaderResult[]>): string[] {
     "`leaderElection` and `manager.cache` for Widgets and ConfigMaps; controller-runtime " +
     "v0.25.3: `LeaderElectionReleaseOnCancel` and `EnableWarmup`). A leads and finishes its " +
     "wave, B starts and syncs as a standby, A gets SIGTERM (graceful stop, lease released). " +
+    "kube's standby watches the Lease while it campaigns and tries at once when it is released " +
+    "(`watchRelease`, the default); client-go's elector under controller-runtime polls every " +
+    "retry period × (1 + 1.2 × random). " +
     '"acquired" is when the replica\'s leader-only work starts (a leader-election runnable on ' +
     `both sides). Median of ${runs} run(s) each, alternated.`,
     "",
