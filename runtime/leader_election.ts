@@ -99,8 +99,9 @@ export interface LeaderElectorOptions {
   /**
    * While campaigning, watch the Lease and try at once when its holder releases it (an empty
    * holder) or it is deleted, instead of at the next retry. Default true. Best effort: one watch
-   * of one object per campaigning candidate; while it fails, the candidate polls as without it
-   * (and every retry period it tries to watch again).
+   * of one object per campaigning candidate (RBAC: `watch` on the Lease, which a `resourceNames`
+   * rule allows); while it fails, the candidate polls as without it (and every retry period it
+   * tries to watch again; after a 403 not for the rest of that campaign).
    */
   watchRelease?: boolean;
 }
@@ -399,6 +400,17 @@ export class LeaderElector {
         }
       } catch (e) {
         if (stop.aborted) return;
+        if (isForbidden(e) || isUnauthorized(e)) {
+          // RBAC will not change by retrying: poll for this campaign, and say so once.
+          log.info(
+            "{identity} may not watch lease {lease} (grant watch to hand over at once): polling",
+            {
+              identity: this.identity,
+              lease: this.#where(),
+            },
+          );
+          return;
+        }
         log.debug("{identity}: watch of lease {lease} failed, polling: {error}", {
           identity: this.identity,
           lease: this.#where(),

@@ -401,3 +401,25 @@ test("a release watch that fails falls back to polling and is retried once per r
   assert.equal((await lease(server)).spec?.holderIdentity, "b");
   await box.leadership!.release();
 });
+
+test("a candidate that may not watch the Lease (403) polls for the rest of its campaign without asking again", async () => {
+  await using server = new FakeApiServer();
+  const rule = server.inject({
+    on: "watch",
+    resource: "leases",
+    times: Infinity,
+    fault: { status: 403, message: 'cannot watch resource "leases"' },
+  });
+  const clock = new VirtualClock();
+  const a = replica(server, clock, "a");
+  const b = replica(server, clock, "b", { random: () => 0.5 });
+  const la = await a.elector.acquire();
+  const { box } = campaign(b);
+  await clock.advance(30_000);
+  assert.equal(rule.hits, 1, "asked to watch once");
+  await la.release();
+  const at = clock.now();
+  await clock.advance(3_200);
+  assert.ok(box.at !== undefined && box.at - at > 0 && box.at - at <= 3_200, `at ${box.at}`);
+  await box.leadership!.release();
+});
