@@ -668,8 +668,21 @@ async function writeSection(heading: string, lines: string[]): Promise<void> {
   log(`wrote "${heading}" in ${path.pathname}`);
 }
 
+/**
+ * The RESULTS.md sections, so that the runs the lead makes do not overwrite each other: the wave
+ * (8), the wave with steady churn after it (8b), the leader change (8c), the wave at 100,000
+ * Widgets or more (8d). A run replaces its own section.
+ */
 const WAVE_HEADING = "## 8. The controller runtime side by side";
+const CHURN_HEADING = "## 8b. Steady churn after the wave";
 const LEADER_HEADING = "## 8c. Leader change with warm standbys";
+const LARGE_HEADING = "## 8d. The initial wave at";
+const waveHeading = churnTotal > 0 ? CHURN_HEADING : n >= 100_000 ? LARGE_HEADING : WAVE_HEADING;
+const waveTitle = waveHeading === CHURN_HEADING
+  ? `${CHURN_HEADING} (${n.toLocaleString("en")} Widgets)`
+  : waveHeading === LARGE_HEADING
+  ? `${LARGE_HEADING} ${n.toLocaleString("en")} Widgets, side by side with controller-runtime`
+  : `${WAVE_HEADING} with controller-runtime on the real control plane`;
 
 function waveSection(results: Record<string, RunResult[]>): string[] {
   const labels = ["kube", "controller-runtime"];
@@ -700,7 +713,7 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
     results[label].filter((r) => r.missing > 0).map((r) => `${label}: ${r.missing}`)
   );
   return [
-    WAVE_HEADING + " with controller-runtime on the real control plane",
+    waveTitle,
     "",
     `\`bench/run.ts --only controller-rt\` (bench/controller_rt.ts): ${n.toLocaleString("en")} ` +
     `Widgets (a CRD with status), concurrency ${concurrency}, controller-runtime v0.25.3 ` +
@@ -832,7 +845,7 @@ export async function main(): Promise<void> {
   }
   if (scenario === "leader") {
     await writeSection(LEADER_HEADING, leaderSection(leaders));
-  } else await writeSection(WAVE_HEADING, waveSection(waves));
+  } else await writeSection(waveHeading, waveSection(waves));
 }
 
 if (import.meta.main) await main();
