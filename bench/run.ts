@@ -17,8 +17,10 @@
  * - `--only controller`: run only the controller runtime benchmark (`bench/controller.ts`) and
  *   replace its section (6) in the results file, keeping the rest as it is.
  * - `--only controller-rt`: the controller runtime side by side with controller-runtime on the
- *   real control plane (`bench/controller_rt.ts`: `--n`, `--edits`, `--concurrency`, `--runs`),
- *   section 8 of the results file.
+ *   real control plane (`bench/controller_rt.ts`: `--n`, `--edits`, `--churn-rate`,
+ *   `--churn-seconds`, `--concurrency`, `--runs`, `--seed-workers`, `--timeout-minutes`), section
+ *   8 of the results file; with `--scenario leader`, the leader change with warm standbys
+ *   (section 8c).
  *
  * Every measured client runs in a fresh `deno run --v8-flags=--expose-gc` process per run
  * (`bench/measure.ts`), and the runs alternate (a, b, c, …, a, b, c, …) so that drift affects all

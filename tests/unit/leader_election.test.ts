@@ -231,11 +231,11 @@ test("a leader that finds another holder stops at once and never writes back", a
   assert.equal((await lease(server)).spec?.holderIdentity, "x");
 });
 
-test("release hands over within one retry period and keeps leaseTransitions", async () => {
+test("release hands over within one retry period and keeps leaseTransitions (polling, no release watch)", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const a = replica(server, clock, "a");
-  const b = replica(server, clock, "b", { random: () => 0.5 });
+  const b = replica(server, clock, "b", { random: () => 0.5, watchRelease: false });
   const la = await a.elector.acquire();
   const { box } = campaign(b); // attempts every 2000 × (1 + 1.2 × 0.5) = 3200 ms
   await clock.advance(10_000);
@@ -354,4 +354,72 @@ test("a Lease the identity may not use (403) rejects acquire once, naming what t
   assert.match(outcome.message, /cannot get resource "leases"/);
   assert.match(outcome.message, /Grant get, create and update on leases/);
   assert.equal(rule.hits, 1, "not retried");
+});
+
+test("with the release watch (default), a candidate takes over at once when the holder releases", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const a = replica(server, clock, "a");
+  const b = replica(server, clock, "b", { random: () => 0.5 }); // polls every 3200 ms
+  const la = await a.elector.acquire();
+  assert.equal(a.link.requests, 2, "a candidate that leads at once never watches (get, create)");
+  const { box } = campaign(b);
+  await clock.advance(10_000);
+  assert.equal(box.at, undefined);
+  await la.release();
+  const at = clock.now();
+  await clock.flush();
+  assert.equal(box.at, at, "took over at the release, not at the next poll (12 800)");
+  assert.equal(box.leadership?.transitions, 1);
+  assert.equal((await lease(server)).spec?.holderIdentity, "b");
+  // The watch ended with the campaign: while B leads, only its renews reach the server.
+  const before = b.link.requests;
+  await clock.advance(20_000);
+  assert.equal(b.link.requests - before, 10, "one renew per retry period, nothing else");
+  await box.leadership!.release();
+});
+
+test("a release watch that fails falls back to polling and is retried once per retry period", async () => {
+  await using server = new FakeApiServer();
+  const rule = server.inject({
+    on: "watch",
+    resource: "leases",
+    times: Infinity,
+    fault: { status: 500, message: "watch broken" },
+  });
+  const clock = new VirtualClock();
+  const a = replica(server, clock, "a");
+  const b = replica(server, clock, "b", { random: () => 0.5 });
+  const la = await a.elector.acquire();
+  const { box } = campaign(b);
+  await clock.advance(10_000);
+  assert.ok(rule.hits >= 1 && rule.hits <= 6, `watch attempts bounded: ${rule.hits}`);
+  await la.release();
+  const at = clock.now();
+  await clock.advance(3_200);
+  assert.ok(box.at !== undefined && box.at - at > 0 && box.at - at <= 3_200, `at ${box.at}`);
+  assert.equal((await lease(server)).spec?.holderIdentity, "b");
+  await box.leadership!.release();
+});
+
+test("a candidate that may not watch the Lease (403) polls for the rest of its campaign without asking again", async () => {
+  await using server = new FakeApiServer();
+  const rule = server.inject({
+    on: "watch",
+    resource: "leases",
+    times: Infinity,
+    fault: { status: 403, message: 'cannot watch resource "leases"' },
+  });
+  const clock = new VirtualClock();
+  const a = replica(server, clock, "a");
+  const b = replica(server, clock, "b", { random: () => 0.5 });
+  const la = await a.elector.acquire();
+  const { box } = campaign(b);
+  await clock.advance(30_000);
+  assert.equal(rule.hits, 1, "asked to watch once");
+  await la.release();
+  const at = clock.now();
+  await clock.advance(3_200);
+  assert.ok(box.at !== undefined && box.at - at > 0 && box.at - at <= 3_200, `at ${box.at}`);
+  await box.leadership!.release();
 });

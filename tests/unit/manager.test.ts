@@ -14,6 +14,8 @@ const LEASES = Api.coordinationV1Lease().within("default");
 class Link {
   cut = false;
   leaseRequests = 0;
+  /** Requests for ConfigMaps (lists and watches: a streaming list is a watch). */
+  configMapRequests = 0;
   constructor(readonly server: FakeApiServer) {}
   client(): Client {
     return new Client(this.server.config(), {
@@ -21,6 +23,7 @@ class Link {
       fetch: (input, init) => {
         const url = input instanceof Request ? input.url : String(input);
         if (url.includes("/leases")) this.leaseRequests++;
+        if (url.includes("/configmaps")) this.configMapRequests++;
         if (this.cut) {
           const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
           return new Promise((_, reject) => {
@@ -102,7 +105,7 @@ test("without leader election: leader-only tasks run at once; shutdown stops the
   assert.equal(m.leading, false);
 });
 
-test("two managers on one lease: only the leader runs its controllers; a clean stop hands over within a retry period", async () => {
+test("two managers on one lease: only the leader runs its controllers; a clean stop hands over at once (the standby watches the lease)", async () => {
   await using server = new FakeApiServer();
   const clock = new VirtualClock();
   const log: string[] = [];
@@ -126,15 +129,15 @@ test("two managers on one lease: only the leader runs its controllers; a clean s
   stopA.abort();
   await clock.advance(500); // a-ctrl drains in 500 ms, then the lease is released
   await runA;
-  assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "");
-  await clock.advance(2_000); // B's next attempt
+  await clock.flush(); // B saw the release: it tries at once, not at its next retry (32 000)
+  assert.equal((await server.client().get(LEASES, "op")).spec?.holderIdentity, "b");
   assert.equal(b.m.leading, true);
   assert.deepEqual(log, [
     "30000 a-ctrl aborted",
     "30500 a-ctrl stopped",
     "30500 a-cache aborted",
     "30500 a-cache stopped",
-    "32000 b-ctrl start",
+    "30500 b-ctrl start",
   ]);
   stopB.abort();
   await clock.flush();
@@ -520,4 +523,59 @@ test("with the real Controller: losing the lease aborts the reconcile's ctx.sign
     await clock.advance(1_000);
   }
   await run;
+});
+
+test("a warm standby (manager.cache) that takes over reconciles every object from its cache at once, with no new list", async () => {
+  await using server = new FakeApiServer();
+  const clock = new VirtualClock();
+  const cms = Api.v1ConfigMap().within("default");
+  for (const name of ["x", "y", "z"]) {
+    server.seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "default" } });
+  }
+  const replicas = ["a", "b"].map((identity) => {
+    const r = manager(server, clock, identity);
+    const log: string[] = [];
+    const cache = r.m.cache(cms); // warm on every replica
+    r.m.add({
+      name: "acquired",
+      run: async (signal) => {
+        log.push(`${clock.now()} acquired`);
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      },
+    });
+    r.m.add(
+      new Controller(r.client, cms, (object) => {
+        log.push(`${clock.now()} reconcile ${object.metadata?.name}`);
+        return Promise.resolve();
+      }, { name: "cm", clock }),
+    );
+    return { ...r, log, cache, stop: new AbortController() };
+  });
+  const [a, b] = replicas;
+  const runA = a.m.run(a.stop.signal);
+  for (let i = 0; i < 50 && a.log.length < 4; i++) await clock.advance(10);
+  assert.equal(a.log.length, 4, `A leads and reconciles all three: ${a.log}`);
+  const runB = b.m.run(b.stop.signal);
+  let synced = false;
+  b.cache.ready.then(() => synced = true);
+  for (let i = 0; i < 50 && !synced; i++) await clock.advance(10);
+  assert.ok(synced, "B's cache synced while A leads");
+  await clock.advance(5_000);
+  assert.equal(b.log.length, 0, `the standby does not reconcile: ${b.log}`);
+  const requests = b.link.configMapRequests;
+  assert.ok(requests >= 1, "the standby's warm cache lists and watches");
+  a.stop.abort(); // graceful: A releases the lease
+  await runA;
+  for (let i = 0; i < 100 && b.log.length < 4; i++) await clock.advance(100);
+  const [acquired, ...reconciles] = b.log;
+  assert.match(acquired, / acquired$/);
+  const at = Number(acquired.split(" ")[0]);
+  assert.deepEqual(
+    reconciles.toSorted(),
+    ["x", "y", "z"].map((name) => `${at} reconcile ${name}`),
+    "every object reconciled at the acquire, from the warm cache",
+  );
+  assert.equal(b.link.configMapRequests, requests, "no new list or watch on takeover");
+  b.stop.abort();
+  await runB;
 });
