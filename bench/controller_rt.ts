@@ -1,7 +1,7 @@
 /**
  * The controller runtime side by side with controller-runtime v0.25.3 on the real control plane:
  * `deno task bench --only controller-rt [--n 10000] [--edits 100] [--churn-rate 0]
- * [--churn-seconds 60] [--concurrency 4] [--runs 1] [--scenario wave|leader]`
+ * [--churn-seconds 60] [--concurrency 4] [--runs 1] [--scenario wave|leader] [--kube-v8-flags F]`
  * (also `deno run -A bench/controller_rt.ts …`). Prints a table and splices it into
  * bench/RESULTS.md (section 8 for the wave, 8c for the leader change) unless `--no-write`.
  *
@@ -63,6 +63,17 @@ const timeoutMs = Number(flag("timeout-minutes", "0")) * 60_000 ||
   15 * 60_000 + n * 30;
 const idleMs = Number(flag("idle-minutes", "3")) * 60_000;
 const write = !args.includes("--no-write");
+/**
+ * `--kube-v8-flags F` adds a third contender: the kube program under `deno run --v8-flags=F`
+ * (e.g. `--max-semi-space-size=2`: a smaller young generation, the main term of a Deno process's
+ * peak RSS beyond its live heap), measured in the same alternation as the other two.
+ */
+const kubeV8Flags = flag("kube-v8-flags", "");
+const TUNED = `kube (--v8-flags=${kubeV8Flags})`;
+type Label = "kube" | "controller-runtime" | typeof TUNED;
+const LABELS: Label[] = kubeV8Flags
+  ? ["kube", "controller-runtime", TUNED]
+  : ["kube", "controller-runtime"];
 const log = (message: string) =>
   console.error(
     `bench controller-rt ${new Date().toISOString().slice(11, 19)}: ${message}`,
@@ -288,7 +299,7 @@ class Contender {
 }
 
 function contenderCommand(
-  label: "kube" | "controller-runtime",
+  label: Label,
   bin: string,
   kubeconfig: string,
   ns: string,
@@ -302,10 +313,11 @@ function contenderCommand(
     "--concurrency",
     String(concurrency),
   ];
-  return label === "kube"
+  return label !== "controller-runtime"
     ? [Deno.execPath(), [
       "run",
       "-A",
+      ...(label === TUNED ? [`--v8-flags=${kubeV8Flags}`] : []),
       new URL("controller_rt_kube.ts", here).pathname,
       "--kubeconfig",
       kubeconfig,
@@ -446,7 +458,7 @@ async function edit(
 
 /** One wave run of a contender (see the module documentation). */
 async function runWave(
-  label: "kube" | "controller-runtime",
+  label: Label,
   bin: string,
   kubeconfig: string,
   client: Client,
@@ -568,7 +580,7 @@ async function runWave(
 
 /** One leader-change run (see the module documentation). */
 async function runLeader(
-  label: "kube" | "controller-runtime",
+  label: Label,
   bin: string,
   kubeconfig: string,
   ns: string,
@@ -685,7 +697,7 @@ const waveTitle = waveHeading === CHURN_HEADING
   : `${WAVE_HEADING} with controller-runtime on the real control plane`;
 
 function waveSection(results: Record<string, RunResult[]>): string[] {
-  const labels = ["kube", "controller-runtime"];
+  const labels = LABELS;
   const m = (label: string, f: (r: RunResult) => number) => median(results[label].map(f));
   const row = (label: string) => [
     label,
@@ -722,7 +734,10 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
     "or Go runtime start included); Widgets/s counts the first wave after the caches synced; " +
     "each Widget is reconciled twice on both sides (the owned ConfigMap's creation queues its " +
     "owner again). Edits are matched by the driver to the contender's first reconcile that saw " +
-    "them. The machine was shared with other work (load in the last column).",
+    "them. The machine was shared with other work (load in the last column)." +
+    (kubeV8Flags
+      ? ` "${TUNED}" is the same kube program with that V8 flag (Go's GC runs with its defaults).`
+      : ""),
     "",
     `| ${header.join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,
@@ -751,7 +766,7 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
 }
 
 function leaderSection(results: Record<string, LeaderResult[]>): string[] {
-  const labels = ["kube", "controller-runtime"];
+  const labels = LABELS;
   const m = (label: string, f: (r: LeaderResult) => number) => median(results[label].map(f));
   const ms = (x: number) => `${Math.round(x)} ms`;
   return [
@@ -808,17 +823,15 @@ export async function main(): Promise<void> {
       timeout: 60_000,
     },
   );
-  const waves: Record<string, RunResult[]> = {
-    kube: [],
-    "controller-runtime": [],
-  };
-  const leaders: Record<string, LeaderResult[]> = {
-    kube: [],
-    "controller-runtime": [],
-  };
+  const waves: Record<string, RunResult[]> = Object.fromEntries(
+    LABELS.map((l) => [l, []]),
+  );
+  const leaders: Record<string, LeaderResult[]> = Object.fromEntries(
+    LABELS.map((l) => [l, []]),
+  );
   for (let r = 0; r < runs; r++) {
-    for (const label of ["kube", "controller-runtime"] as const) {
-      const ns = `ctl-${label === "kube" ? "kube" : "crt"}-${r}`;
+    for (const label of LABELS) {
+      const ns = `ctl-${label === "kube" ? "kube" : label === TUNED ? "tuned" : "crt"}-${r}`;
       await seed(client, ns);
       log(`run ${r + 1}/${runs}: ${label}`);
       try {
