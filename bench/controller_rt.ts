@@ -734,7 +734,8 @@ function waveSection(results: Record<string, RunResult[]>): string[] {
     "or Go runtime start included); Widgets/s counts the first wave after the caches synced; " +
     "each Widget is reconciled twice on both sides (the owned ConfigMap's creation queues its " +
     "owner again). Edits are matched by the driver to the contender's first reconcile that saw " +
-    "them. The machine was shared with other work (load in the last column)." +
+    "them. Load average in the last column (the benchmark's own plus any other work on the " +
+    "machine)." +
     (kubeV8Flags
       ? ` "${TUNED}" is the same kube program with that V8 flag (Go's GC runs with its defaults).`
       : ""),
