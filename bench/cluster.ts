@@ -96,12 +96,14 @@ export async function seedPods(kubeconfigPath: string, ns: string, n: number): P
 }
 
 /**
- * Builds bench/clientgo into the cache (once per version of its sources).
+ * Builds the Go program in `bench/<name>/` into `~/.cache/denokube/bench/<name>-<digest>` (once
+ * per version of its go.mod, go.sum and main.go).
  *
+ * @param name The program's folder under bench/, e.g. `clientgo`.
  * @returns The binary's path, or the reason it cannot be built here.
  */
-export async function buildClientGo(): Promise<string | { missing: string }> {
-  const dir = new URL("clientgo/", here);
+export async function buildBenchProgram(name: string): Promise<string | { missing: string }> {
+  const dir = new URL(`${name}/`, here);
   let digest = "";
   for (const file of ["go.mod", "go.sum", "main.go"]) {
     const bytes = await Deno.readFile(new URL(file, dir));
@@ -109,7 +111,7 @@ export async function buildClientGo(): Promise<string | { missing: string }> {
     digest += [...hash.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
   const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/denokube/bench`;
-  const bin = `${cache}/clientgo-${digest}`;
+  const bin = `${cache}/${name}-${digest}`;
   try {
     await Deno.stat(bin);
     return bin;
@@ -125,13 +127,22 @@ export async function buildClientGo(): Promise<string | { missing: string }> {
       stderr: "piped",
     }).output();
     if (!out.success) {
-      return { missing: `go build failed: ${new TextDecoder().decode(out.stderr).slice(-500)}` };
+      return { missing: `go build failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}` };
     }
   } catch {
     return { missing: "Go is not installed" };
   }
   await Deno.rename(`${bin}.tmp`, bin);
   return bin;
+}
+
+/**
+ * Builds bench/clientgo into the cache (once per version of its sources).
+ *
+ * @returns The binary's path, or the reason it cannot be built here.
+ */
+export function buildClientGo(): Promise<string | { missing: string }> {
+  return buildBenchProgram("clientgo");
 }
 
 /**

@@ -39,7 +39,7 @@
 
 import { parse as parseYaml } from "yaml";
 import { Api, Client, conditions, Config, type KubeObject, waitFor } from "../mod.ts";
-import { apiServerPid, processCpuMs } from "./cluster.ts";
+import { apiServerPid, buildBenchProgram, processCpuMs } from "./cluster.ts";
 
 const here = new URL(".", import.meta.url);
 const args = Deno.args;
@@ -122,36 +122,11 @@ const crds = Api.dynamic({
 
 /** Builds bench/controllerruntime into the cache (once per version of its sources). */
 async function buildControllerRuntime(): Promise<string> {
-  const dir = new URL("controllerruntime/", here);
-  let digest = "";
-  for (const file of ["go.mod", "go.sum", "main.go"]) {
-    const bytes = await Deno.readFile(new URL(file, dir));
-    const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-    digest += [...hash.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0"))
-      .join("");
-  }
-  const cache = `${Deno.env.get("HOME") ?? "/tmp"}/.cache/denokube/bench`;
-  const bin = `${cache}/controllerruntime-${digest}`;
-  if (await Deno.stat(bin).then(() => true, () => false)) return bin;
-  await Deno.mkdir(cache, { recursive: true });
   const started = performance.now();
-  const out = await new Deno.Command("go", {
-    args: ["build", "-o", `${bin}.tmp`, "."],
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `go build of bench/controllerruntime failed:\n${
-        new TextDecoder().decode(out.stderr).slice(-2000)
-      }`,
-    );
-  }
-  await Deno.rename(`${bin}.tmp`, bin);
-  log(
-    `built controller-runtime program in ${Math.round((performance.now() - started) / 1000)} s`,
-  );
+  const bin = await buildBenchProgram("controllerruntime");
+  if (typeof bin !== "string") throw new Error(`bench/controllerruntime: ${bin.missing}`);
+  const seconds = Math.round((performance.now() - started) / 1000);
+  if (seconds > 1) log(`built controller-runtime program in ${seconds} s`);
   return bin;
 }
 

@@ -39,7 +39,7 @@ import { ApiError, isForbidden } from "../errors.ts";
 import { type EventInit, EventRecorder } from "./events.ts";
 import type { CacheChange, IndexFunction } from "../reflector.ts";
 import type { OwnerReference } from "../generated/meta_v1.ts";
-import { acquireSource, type SharedSource } from "./_controller/cache.ts";
+import { acquireSource, collectionId, type SharedSource } from "./_controller/cache.ts";
 import { LOW_PRIORITY, NORMAL_PRIORITY, type RunInfo, WorkQueue } from "./_controller/queue.ts";
 import { trackingClient } from "./_controller/tracking.ts";
 import { type ShardGate, shardGates, type ShardTicket } from "./_controller/gate.ts";
@@ -630,18 +630,6 @@ interface Related {
   initial?: Map<string, string | undefined>;
 }
 
-/** The identity of a watched collection (resource, namespace, selectors). */
-function relatedId(api: Api<KubeObject>, selectors: Selectors): string {
-  return JSON.stringify([
-    api.group,
-    api.version,
-    api.plural,
-    api.namespace ?? "",
-    selectors.labelSelector ?? "",
-    selectors.fieldSelector ?? "",
-  ]);
-}
-
 interface KeyState {
   /** Consecutive failures. */
   failures: number;
@@ -860,10 +848,10 @@ export class Controller<T extends KubeObject> {
    */
   async unwatch<U extends KubeObject>(api: Api<U>, selectors: Selectors = {}): Promise<number> {
     const wanted = new Set([
-      relatedId(api as Api<KubeObject>, selectors),
-      relatedId(this.#scope(api) as Api<KubeObject>, selectors),
+      collectionId(api as Api<KubeObject>, selectors),
+      collectionId(this.#scope(api) as Api<KubeObject>, selectors),
     ]);
-    const removed = this.#related.filter((r) => wanted.has(relatedId(r.api, r.selectors)));
+    const removed = this.#related.filter((r) => wanted.has(collectionId(r.api, r.selectors)));
     if (removed.length === 0) return 0;
     this.#related = this.#related.filter((r) => !removed.includes(r));
     await Promise.all(removed.map((r) => this.#detach(r)));

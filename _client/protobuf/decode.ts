@@ -1351,12 +1351,7 @@ export function decodeCompact(object: CompactObject): Record<string, unknown> {
     }
     return out;
   } catch (e) {
-    throw new TypeError(
-      `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
-        (e as Error).message
-      }`,
-      { cause: e },
-    );
+    throw malformed(object, bytes.length, e);
   } finally {
     buf = saved;
     pos = savedPos;
@@ -1434,12 +1429,7 @@ export function decodeCompactLazy(
     for (const [f, start, end] of ranges) lazyField(out, f, bytes, start, end, object, fail);
     return out;
   } catch (e) {
-    throw new TypeError(
-      `Malformed protobuf ${object.apiVersion}/${object.kind} (${bytes.length} bytes): ${
-        (e as Error).message
-      }`,
-      { cause: e },
-    );
+    throw malformed(object, bytes.length, e);
   } finally {
     buf = saved;
     pos = savedPos;
@@ -1592,4 +1582,18 @@ export function decodeCompactList(
     buf = saved;
     pos = savedPos;
   }
+}
+
+/** The error of an object whose protobuf bytes do not decode: its kind, size and the cause. */
+function malformed(
+  object: { apiVersion?: string; kind?: string },
+  length: number,
+  cause: unknown,
+): TypeError {
+  return new TypeError(
+    `Malformed protobuf ${object.apiVersion}/${object.kind} (${length} bytes): ${
+      (cause as Error).message
+    }`,
+    { cause },
+  );
 }

@@ -77,8 +77,14 @@ interface Entry {
 
 const registries = new WeakMap<Client, Map<string, Entry>>();
 
-/** The identity of a collection: resource, namespace and selectors. */
-function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
+/**
+ * The identity of a watched collection: resource, namespace, label and field selectors (what a
+ * controller's related watch or a sharded view is keyed by).
+ */
+export function collectionId(
+  api: Api<KubeObject>,
+  selectors: { labelSelector?: string; fieldSelector?: string },
+): string {
   return JSON.stringify([
     api.group,
     api.version,
@@ -86,8 +92,15 @@ function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
     api.namespace ?? "",
     selectors.labelSelector ?? "",
     selectors.fieldSelector ?? "",
+  ]);
+}
+
+/** The identity of a shared source: its collection, shard selector and store mode. */
+function sourceId(api: Api<KubeObject>, selectors: SourceSelectors): string {
+  return JSON.stringify([
+    collectionId(api, selectors),
     selectors.shardSelector ?? "",
-    ...(selectors.store === "compact" ? ["compact"] : []),
+    selectors.store === "compact" ? "compact" : "",
   ]);
 }
 

@@ -20,6 +20,7 @@ import type { CacheChange, IndexFunction } from "../../reflector.ts";
 import {
   acquireSource,
   type ChangeListener,
+  collectionId,
   type SharedSource,
   type SourceSelectors,
 } from "../_controller/cache.ts";
@@ -214,14 +215,7 @@ export class Sharding {
     selectors: SourceSelectors,
     clock: Clock,
   ): ShardedSource {
-    const id = JSON.stringify([
-      api.group,
-      api.version,
-      api.plural,
-      api.namespace ?? "",
-      selectors.labelSelector ?? "",
-      selectors.fieldSelector ?? "",
-    ]);
+    const id = collectionId(api, selectors);
     let source = this.#sources.get(id);
     if (!source || source.closed) {
       source = new ShardedSource(this, client, api, selectors, clock, () => {
