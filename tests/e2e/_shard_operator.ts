@@ -4,8 +4,8 @@
 // ConfigMap's `data.want` is not yet in its annotation `shard-e2e/done`, merge-patches it.
 //
 // stdout: JSON lines. {"event":"ready"}, then per finished reconcile
-// {"event":"run", key, start, end, wrote, ok, fenced} (Date.now() times; `wrote` = when its patch
-// was answered, `ok` = it finished without an error, `fenced` = a write was refused because the
+// {"event":"run", key, start, end, sent, wrote, ok, fenced} (Date.now() times; `sent` = when its
+// patch was sent, `wrote` = when it was answered, `ok` = it finished without an error, `fenced` = a write was refused because the
 // shard was no longer proven held), and
 // {"event":"shards", held, members} whenever the set of held shards changed; {"event":"exit"}.
 //
@@ -54,11 +54,13 @@ const controller = new Controller(client, configmaps, async (cm, ctx) => {
   const start = Date.now();
   let ok = false;
   let fenced = false;
+  let sent: number | undefined;
   let wrote: number | undefined;
   try {
     await systemClock.sleep(reconcileMs, ctx.signal);
     const want = cm.data?.want ?? "";
     if (cm.metadata?.annotations?.["shard-e2e/done"] !== want) {
+      sent = Date.now();
       await ctx.client.patch(configmaps, cm.metadata!.name!, {
         metadata: {
           annotations: { "shard-e2e/done": want, "shard-e2e/by": identity },
@@ -76,6 +78,7 @@ const controller = new Controller(client, configmaps, async (cm, ctx) => {
       key: ctx.key,
       start,
       end: Date.now(),
+      sent,
       wrote,
       ok,
       fenced,
